@@ -1,0 +1,437 @@
+package c2s
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"runtime/debug"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"mellium.im/xmpp/jid"
+	"mellium.im/xmpp/stream"
+
+	"github.com/xmppd/xmppd/router"
+)
+
+// Namespaces of stream negotiation (RFC 6120 §5–7).
+const (
+	nsTLS     = "urn:ietf:params:xml:ns:xmpp-tls"
+	nsSASL    = "urn:ietf:params:xml:ns:xmpp-sasl"
+	nsBind    = "urn:ietf:params:xml:ns:xmpp-bind"
+	nsSession = "urn:ietf:params:xml:ns:xmpp-session"
+	nsStreams = "urn:ietf:params:xml:ns:xmpp-streams"
+	nsSASLCB  = "urn:xmpp:sasl-cb:0" // XEP-0440
+	nsPing    = "urn:xmpp:ping"
+)
+
+// writeTimeout bounds one write to a client; a client that does not read for
+// this long is treated as gone.
+const writeTimeout = 30 * time.Second
+
+// conn is one client connection, from accept to close. Before binding, its
+// reading goroutine negotiates and writes directly; once bound it is a
+// router.Session whose writes go through a bounded queue to a writer
+// goroutine.
+type conn struct {
+	srv       *Server
+	nc        net.Conn // the transport: TCP, or TLS over it
+	tls       *tls.Conn
+	leaf      *x509.Certificate // the certificate we presented
+	directTLS bool
+	ip        string
+	log       *slog.Logger
+	in        *router.Reader
+
+	// Negotiation state, touched by the reading goroutine only.
+	host         string // the served domain the client asked for
+	peer         string // the client's stream from, echoed as our to
+	headerSent   bool
+	authed       bool
+	user         string // local part, once authenticated
+	saslFailures int
+	bound        bool
+	deadline     time.Time // negotiation must finish by then
+	pinged       bool
+
+	// Session state.
+	jid        jid.JID
+	available  atomic.Bool
+	priority   atomic.Int32
+	out        chan *router.Stanza
+	writerDone chan struct{}
+
+	writeMu    sync.Mutex
+	closeOnce  sync.Once
+	finishOnce sync.Once
+	done       chan struct{} // closed by Close
+	cause      error         // why; set before done is closed
+}
+
+var _ router.Session = (*conn)(nil)
+
+func newConn(s *Server, nc net.Conn, directTLS bool) *conn {
+	ip, _, _ := net.SplitHostPort(nc.RemoteAddr().String())
+	return &conn{
+		srv:       s,
+		nc:        nc,
+		directTLS: directTLS,
+		ip:        ip,
+		log:       s.opts.Log.With(slog.String("remote", nc.RemoteAddr().String())),
+		done:      make(chan struct{}),
+	}
+}
+
+// run serves the connection until it ends. A panic here ends this
+// connection only.
+func (c *conn) run(ctx context.Context) {
+	defer func() {
+		if v := recover(); v != nil {
+			c.log.Error("c2s connection panicked", slog.Any("panic", v), slog.String("stack", string(debug.Stack())))
+			c.Close(stream.InternalServerError)
+			c.finish()
+		}
+	}()
+	c.deadline = time.Now().Add(NegotiationTimeout)
+	err := c.negotiate(ctx)
+	if err != nil || !c.bound {
+		c.Close(err)
+		c.finish()
+		c.logEnd(err)
+		return
+	}
+	err = c.readLoop(ctx)
+	c.Close(err)
+	<-c.writerDone
+	c.srv.opts.Router.Sessions().Unbind(c)
+	c.requeue(ctx)
+	if f := c.srv.opts.SessionEnded; f != nil {
+		f(ctx, c)
+	}
+	c.logEnd(c.cause)
+}
+
+func (c *conn) logEnd(err error) {
+	if err == nil || errors.Is(err, router.ErrStreamEnd) || errors.Is(err, io.EOF) {
+		c.log.Debug("c2s connection closed")
+		return
+	}
+	c.log.Info("c2s connection closed", slog.Any("reason", err))
+}
+
+// Close ends the connection with cause: a stream.Error is sent to the
+// client; other causes just close the stream. It may be called from any
+// goroutine, any number of times; the first cause wins.
+func (c *conn) Close(cause error) {
+	c.closeOnce.Do(func() {
+		c.cause = cause
+		close(c.done)
+		// Wake the reading goroutine if it is blocked in Read.
+		c.nc.SetReadDeadline(time.Now())
+	})
+}
+
+// finish writes the closing stream error (if any) and </stream:stream>,
+// then closes the transport. Runs once.
+func (c *conn) finish() {
+	c.finishOnce.Do(func() {
+		var se stream.Error
+		isStreamErr := errors.As(c.cause, &se)
+		var buf []byte
+		if !c.headerSent && isStreamErr {
+			buf = c.appendHeader(buf)
+		}
+		if isStreamErr {
+			buf = append(buf, `<stream:error><`...)
+			buf = append(buf, se.Err...)
+			buf = append(buf, ` xmlns="`+nsStreams+`"/></stream:error>`...)
+		}
+		if c.headerSent || isStreamErr {
+			buf = append(buf, `</stream:stream>`...)
+		}
+		if len(buf) > 0 {
+			c.nc.SetWriteDeadline(time.Now().Add(5 * time.Second))
+			c.writeMu.Lock()
+			c.nc.Write(buf)
+			c.writeMu.Unlock()
+		}
+		c.nc.Close()
+	})
+}
+
+// write sends raw bytes to the client.
+func (c *conn) write(b []byte) error {
+	c.writeMu.Lock()
+	defer c.writeMu.Unlock()
+	c.nc.SetWriteDeadline(time.Now().Add(writeTimeout))
+	_, err := c.nc.Write(b)
+	if err != nil {
+		return fmt.Errorf("write to client: %w", err)
+	}
+	return nil
+}
+
+// writeElement writes one element during negotiation.
+func (c *conn) writeElement(e *router.Element) error {
+	return c.write(e.AppendXML(nil, router.NSClient))
+}
+
+// appendHeader appends our stream header.
+func (c *conn) appendHeader(buf []byte) []byte {
+	buf = append(buf, `<?xml version='1.0'?><stream:stream xmlns="jabber:client" xmlns:stream="http://etherx.jabber.org/streams" version="1.0" xml:lang="en" id="`...)
+	buf = append(buf, router.NewID()...)
+	buf = append(buf, '"')
+	if c.host != "" {
+		buf = append(buf, ` from="`...)
+		buf = append(buf, c.host...)
+		buf = append(buf, '"')
+	}
+	if c.peer != "" {
+		buf = append(buf, ` to="`...)
+		buf = router.AppendEscaped(buf, c.peer)
+		buf = append(buf, '"')
+	}
+	c.headerSent = true
+	return append(buf, '>')
+}
+
+// idleReader is the transport as the XML decoder reads it. Timeouts are
+// handled here because the decoder treats any read error as final: before
+// binding, the negotiation deadline applies; after, a silent client is
+// pinged (XEP-0199) and dropped if it stays silent.
+type idleReader struct{ c *conn }
+
+func (r idleReader) Read(p []byte) (int, error) {
+	c := r.c
+	for {
+		var d time.Time
+		switch {
+		case !c.bound:
+			d = c.deadline
+		case c.pinged:
+			d = time.Now().Add(c.srv.limits.PingTimeout)
+		default:
+			d = time.Now().Add(c.srv.limits.PingInterval)
+		}
+		select {
+		case <-c.done:
+			return 0, errClosing
+		default:
+		}
+		c.nc.SetReadDeadline(d)
+		n, err := c.nc.Read(p)
+		if n > 0 {
+			c.pinged = false
+			return n, nil
+		}
+		var ne net.Error
+		if err == nil || !errors.As(err, &ne) || !ne.Timeout() {
+			return n, err
+		}
+		select {
+		case <-c.done:
+			return 0, errClosing
+		default:
+		}
+		if !c.bound || c.pinged {
+			return 0, stream.ConnectionTimeout
+		}
+		c.pinged = true
+		c.sendPing()
+	}
+}
+
+// errClosing tells the reading goroutine that Close was called.
+var errClosing = errors.New("connection closing")
+
+// sendPing asks an idle client to prove it is alive.
+func (c *conn) sendPing() {
+	iq := router.NewElement("", "iq", "type", "get", "id", "ping-"+router.NewID(), "from", c.host, "to", c.jid.String())
+	iq.Append(router.NewElement(nsPing, "ping"))
+	st, _ := router.NewStanza(iq)
+	c.Deliver(st)
+}
+
+// newReader starts reading a (re)started stream.
+func (c *conn) newReader() {
+	c.in = router.NewReader(idleReader{c}, router.NSClient, int64(c.srv.limits.MaxStanzaSize), c.srv.limits.MaxDepth)
+}
+
+// negotiate runs stream negotiation until a resource is bound.
+func (c *conn) negotiate(ctx context.Context) error {
+	if c.directTLS {
+		if err := c.handshake(ctx); err != nil {
+			return err
+		}
+	}
+	for !c.bound {
+		if err := c.openStream(); err != nil {
+			return err
+		}
+		if err := c.negotiateStream(ctx); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// openStream reads the client's stream header, checks it, and answers with
+// ours and the stream features.
+func (c *conn) openStream() error {
+	c.newReader()
+	c.headerSent = false
+	hdr, err := c.in.Header()
+	if err != nil {
+		return err
+	}
+	var to, from, version, ns string
+	for _, a := range hdr.Attr {
+		switch {
+		case a.Name.Space == "" && a.Name.Local == "to":
+			to = a.Value
+		case a.Name.Space == "" && a.Name.Local == "from":
+			from = a.Value
+		case a.Name.Space == "" && a.Name.Local == "version":
+			version = a.Value
+		case a.Name.Space == "" && a.Name.Local == "xmlns":
+			ns = a.Value
+		}
+	}
+	if ns != router.NSClient {
+		return stream.InvalidNamespace
+	}
+	domain, err := jid.Parse(to)
+	if err != nil || domain.Localpart() != "" || domain.Resourcepart() != "" || !c.srv.opts.Router.Serves(domain.Domainpart()) {
+		return stream.HostUnknown
+	}
+	if c.host != "" && c.host != domain.Domainpart() {
+		// A restarted stream must stay with the host it began with.
+		return stream.HostUnknown
+	}
+	c.host = domain.Domainpart()
+	if major, _, _ := strings.Cut(version, "."); major != "1" {
+		return stream.UnsupportedVersion
+	}
+	// RFC 6120 §4.7.2: echo the client's 'from' (when it is a valid JID)
+	// as our 'to'.
+	c.peer = ""
+	if j, err := jid.Parse(from); err == nil && from != "" {
+		c.peer = j.String()
+	}
+	buf := c.appendHeader(nil)
+	buf = c.features().AppendXML(buf, router.NSClient)
+	return c.write(buf)
+}
+
+// features lists what the client may negotiate next (RFC 6120 §4.3.2).
+func (c *conn) features() *router.Element {
+	f := router.NewElement(router.NSStream, "features")
+	switch {
+	case c.tls == nil:
+		f.Append(router.NewElement(nsTLS, "starttls").Append(router.NewElement(nsTLS, "required")))
+	case !c.authed:
+		mechs := router.NewElement(nsSASL, "mechanisms")
+		for _, m := range c.mechanisms() {
+			mechs.Append(router.NewElement(nsSASL, "mechanism").AppendText(m))
+		}
+		f.Append(mechs)
+		if types := c.binding().Types(); len(types) > 0 {
+			cb := router.NewElement(nsSASLCB, "sasl-channel-binding")
+			for _, t := range types {
+				cb.Append(router.NewElement(nsSASLCB, "channel-binding", "type", t))
+			}
+			f.Append(cb)
+		}
+	default:
+		f.Append(router.NewElement(nsBind, "bind"))
+		f.Append(router.NewElement(nsSession, "session").Append(router.NewElement(nsSession, "optional")))
+	}
+	return f
+}
+
+// negotiateStream handles elements on one stream until it must restart
+// (after TLS or SASL) or a resource is bound.
+func (c *conn) negotiateStream(ctx context.Context) error {
+	for {
+		e, err := c.in.Next()
+		if err != nil {
+			return err
+		}
+		switch {
+		case e.Name.Space == nsTLS && e.Name.Local == "starttls":
+			if c.tls != nil {
+				return stream.PolicyViolation
+			}
+			if err := c.writeElement(router.NewElement(nsTLS, "proceed")); err != nil {
+				return err
+			}
+			return c.handshake(ctx)
+		case e.Name.Space == nsSASL && e.Name.Local == "auth":
+			if c.authed {
+				return stream.PolicyViolation
+			}
+			if c.tls == nil {
+				// RFC 6120 §6.4.5: no SASL, and so no PLAIN, before TLS.
+				if err := c.saslFailure("encryption-required", ""); err != nil {
+					return err
+				}
+				continue
+			}
+			restart, err := c.authenticate(ctx, e)
+			if err != nil || restart {
+				return err
+			}
+		case e.Name.Space == "" && e.Name.Local == "iq" && c.authed:
+			if done, err := c.negotiateIQ(e); err != nil || done {
+				return err
+			}
+		default:
+			return stream.NotAuthorized
+		}
+	}
+}
+
+// handshake runs the TLS server handshake on the transport.
+func (c *conn) handshake(ctx context.Context) error {
+	cfg := c.srv.opts.Certs.ServerConfig("")
+	if c.directTLS {
+		cfg = c.srv.opts.Certs.ServerConfig("xmpp-client")
+	}
+	get := cfg.GetCertificate
+	cfg.GetCertificate = func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+		if hello.ServerName == "" && c.host != "" {
+			hello.ServerName = c.host
+		}
+		cert, err := get(hello)
+		if cert != nil {
+			c.leaf = cert.Leaf
+		}
+		return cert, err
+	}
+	tc := tls.Server(c.nc, cfg)
+	hctx, cancel := context.WithDeadline(ctx, c.deadline)
+	defer cancel()
+	if err := tc.HandshakeContext(hctx); err != nil {
+		return fmt.Errorf("tls handshake: %w", err)
+	}
+	c.nc, c.tls = tc, tc
+	return nil
+}
+
+// negotiateIQ handles the IQs allowed between SASL and binding.
+func (c *conn) negotiateIQ(e *router.Element) (bound bool, err error) {
+	st, _ := router.NewStanza(e)
+	payload := e.FirstChild()
+	if e.Get("type") == "set" && payload != nil && payload.Name.Space == nsBind && payload.Name.Local == "bind" {
+		return c.bind(st, payload)
+	}
+	// Anything else before binding has no sender address yet.
+	return false, stream.NotAuthorized
+}

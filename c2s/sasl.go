@@ -1,0 +1,251 @@
+package c2s
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"mellium.im/xmpp/jid"
+	"mellium.im/xmpp/stream"
+
+	"github.com/xmppd/xmppd/internal/scram"
+	"github.com/xmppd/xmppd/router"
+	"github.com/xmppd/xmppd/storage"
+)
+
+// maxSASLFailures is how many failed attempts one stream gets before it is
+// closed (RFC 6120 §6.4.5 asks for a configurable number between 2 and 5).
+const maxSASLFailures = 3
+
+// mechanisms lists the SASL mechanisms offered on this connection, strongest
+// first. Nothing is offered before TLS.
+func (c *conn) mechanisms() []string {
+	if c.tls == nil {
+		return nil
+	}
+	var m []string
+	if len(c.binding().Types()) > 0 {
+		m = append(m, scram.SHA256Plus, scram.SHA1Plus)
+	}
+	m = append(m, scram.SHA256, scram.SHA1)
+	if c.srv.opts.Config.Auth.AllowPlain {
+		m = append(m, "PLAIN")
+	}
+	return m
+}
+
+// binding is the channel binding of the TLS connection.
+func (c *conn) binding() scram.ChannelBinding {
+	if c.tls == nil {
+		return nil
+	}
+	cs := c.tls.ConnectionState()
+	return scram.TLSBinding(&cs, c.leaf)
+}
+
+// authenticate runs one SASL exchange that began with auth. restart is true
+// on success, when the stream must be restarted.
+func (c *conn) authenticate(ctx context.Context, auth *router.Element) (restart bool, err error) {
+	mech := auth.Get("mechanism")
+	offered := false
+	for _, m := range c.mechanisms() {
+		offered = offered || m == mech
+	}
+	if !offered {
+		return false, c.saslFailure("invalid-mechanism", "")
+	}
+	if c.srv.throttle.Blocked(c.ip) {
+		c.log.Warn("c2s login throttled", slog.String("ip", c.ip))
+		return false, c.saslFailure("temporary-auth-failure", "too many failed logins; try again later")
+	}
+	initial, err := decodeSASL(auth.Text())
+	if err != nil {
+		return false, c.saslFailure("incorrect-encoding", "")
+	}
+	var user string
+	var cond string
+	if mech == "PLAIN" {
+		user, cond = c.plain(ctx, initial)
+	} else {
+		user, cond, err = c.scram(ctx, mech, initial, auth.Text() != "")
+		if err != nil {
+			return false, err
+		}
+	}
+	if cond == "aborted" {
+		return false, c.saslFailure(cond, "")
+	}
+	if cond != "" {
+		c.srv.throttle.Fail(c.ip)
+		c.log.Info("c2s login failed", slog.String("mechanism", mech), slog.String("condition", cond), slog.String("host", c.host))
+		return false, c.saslFailure(cond, "")
+	}
+	c.authed, c.user = true, user
+	c.log.Info("c2s authenticated", slog.String("user", user+"@"+c.host), slog.String("mechanism", mech))
+	return true, nil
+}
+
+// saslFailure sends a SASL <failure/>; past the retry limit it returns the
+// stream error that closes the stream.
+func (c *conn) saslFailure(cond, text string) error {
+	f := router.NewElement(nsSASL, "failure").Append(router.NewElement(nsSASL, cond))
+	if text != "" {
+		f.Append(router.NewElement(nsSASL, "text").AppendText(text))
+	}
+	if err := c.writeElement(f); err != nil {
+		return err
+	}
+	if cond == "aborted" {
+		return nil
+	}
+	c.saslFailures++
+	if c.saslFailures >= maxSASLFailures {
+		return stream.PolicyViolation
+	}
+	return nil
+}
+
+// localpart normalises an authentication identity as the local part of an
+// account on this host.
+func (c *conn) localpart(authcid string) (string, error) {
+	j, err := jid.New(authcid, c.host, "")
+	if err != nil || j.Localpart() == "" {
+		return "", fmt.Errorf("invalid username %q: %w", authcid, storage.ErrNotFound)
+	}
+	return j.Localpart(), nil
+}
+
+// credential loads the stored credential of a user for one SCRAM family.
+func (c *conn) credential(ctx context.Context, authcid, family string) (storage.Credential, error) {
+	local, err := c.localpart(authcid)
+	if err != nil {
+		return storage.Credential{}, err
+	}
+	u, err := c.srv.opts.Users.Get(ctx, c.host, local)
+	if err != nil {
+		return storage.Credential{}, err
+	}
+	for _, cr := range u.Credentials {
+		if cr.Mechanism == family {
+			return cr, nil
+		}
+	}
+	return storage.Credential{}, fmt.Errorf("no %s credential: %w", family, storage.ErrNotFound)
+}
+
+// validAuthzid accepts an empty authorization identity or the user's own
+// bare JID: nobody may act as another account.
+func (c *conn) validAuthzid(authzid, local string) bool {
+	if authzid == "" {
+		return true
+	}
+	j, err := jid.Parse(authzid)
+	return err == nil && j.Resourcepart() == "" && j.Localpart() == local && j.Domainpart() == c.host
+}
+
+// plain checks a PLAIN login (RFC 4616) against the stored SCRAM keys.
+func (c *conn) plain(ctx context.Context, msg []byte) (user, cond string) {
+	authzid, authcid, password, err := scram.ParsePlain(msg)
+	if err != nil {
+		return "", "malformed-request"
+	}
+	cred, err := c.credential(ctx, authcid, scram.SHA256)
+	if err != nil && !errors.Is(err, storage.ErrNotFound) {
+		c.log.Error("c2s load credentials", slog.Any("err", err))
+		return "", "temporary-auth-failure"
+	}
+	if err != nil {
+		// Spend the same work as a real check so timing does not tell
+		// whether the account exists.
+		scram.VerifyPlain(scram.Decoy{}.Credential(scram.SHA256, authcid), password)
+		return "", "not-authorized"
+	}
+	if !scram.VerifyPlain(cred, password) {
+		return "", "not-authorized"
+	}
+	local, _ := c.localpart(authcid)
+	if !c.validAuthzid(authzid, local) {
+		return "", "invalid-authzid"
+	}
+	return local, ""
+}
+
+// scram runs a SCRAM exchange: challenges and responses until success or
+// failure. hasInitial says whether <auth/> carried an initial response.
+func (c *conn) scram(ctx context.Context, mech string, initial []byte, hasInitial bool) (user, cond string, err error) {
+	family := mech
+	if len(mech) > 5 && mech[len(mech)-5:] == "-PLUS" {
+		family = mech[:len(mech)-5]
+	}
+	srv, err := scram.NewServer(mech, func(authcid string) (storage.Credential, error) {
+		return c.credential(ctx, authcid, family)
+	}, c.binding())
+	if err != nil {
+		return "", "invalid-mechanism", nil
+	}
+	srv.PlusOffered = len(c.binding().Types()) > 0
+	msg := initial
+	if !hasInitial {
+		// No initial response: ask for it with an empty challenge.
+		if msg, cond, err = c.challenge(nil); cond != "" || err != nil {
+			return "", cond, err
+		}
+	}
+	for {
+		out, done, serr := srv.Step(msg)
+		if serr != nil {
+			if errors.Is(serr, scram.ErrTemporary) {
+				c.log.Error("c2s scram", slog.Any("err", serr))
+			}
+			return "", scram.Condition(serr), nil
+		}
+		if done {
+			local, lerr := c.localpart(srv.Username())
+			if lerr != nil || !c.validAuthzid(srv.Authzid(), local) {
+				return "", "invalid-authzid", nil
+			}
+			succ := router.NewElement(nsSASL, "success").AppendText(base64.StdEncoding.EncodeToString(out))
+			return local, "", c.writeElement(succ)
+		}
+		if msg, cond, err = c.challenge(out); cond != "" || err != nil {
+			return "", cond, err
+		}
+	}
+}
+
+// challenge sends a <challenge/> and reads the client's <response/>.
+func (c *conn) challenge(data []byte) (resp []byte, cond string, err error) {
+	ch := router.NewElement(nsSASL, "challenge")
+	if len(data) > 0 {
+		ch.AppendText(base64.StdEncoding.EncodeToString(data))
+	}
+	if err := c.writeElement(ch); err != nil {
+		return nil, "", err
+	}
+	e, err := c.in.Next()
+	if err != nil {
+		return nil, "", err
+	}
+	switch {
+	case e.Name.Space == nsSASL && e.Name.Local == "response":
+		resp, err := decodeSASL(e.Text())
+		if err != nil {
+			return nil, "incorrect-encoding", nil
+		}
+		return resp, "", nil
+	case e.Name.Space == nsSASL && e.Name.Local == "abort":
+		return nil, "aborted", nil
+	}
+	return nil, "", stream.NotAuthorized
+}
+
+// decodeSASL decodes a SASL payload; "=" is an empty response (RFC 6120
+// §6.4.2).
+func decodeSASL(s string) ([]byte, error) {
+	if s == "=" {
+		return []byte{}, nil
+	}
+	return base64.StdEncoding.DecodeString(s)
+}

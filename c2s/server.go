@@ -1,0 +1,145 @@
+// Package c2s serves client connections (RFC 6120): it accepts TCP with
+// STARTTLS and direct TLS (XEP-0368), negotiates the stream itself (TLS,
+// SASL SCRAM with channel binding, resource binding), and then runs one read
+// loop per connection that stamps 'from' and hands stanzas to the router,
+// plus one writer per session fed by a bounded queue.
+//
+// Stream negotiation is ours rather than mellium's ReceiveSession: xmppd must
+// check the stream's 'to' against its hosts, send the RFC's stream errors
+// itself, bound stanza sizes on the raw input, and do SCRAM from stored keys,
+// none of which the mellium negotiator allows (see shared/MELLIUM-NOTES.md).
+// mellium provides the JIDs (PRECIS), stanza and stream error values.
+package c2s
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"mellium.im/xmpp/stream"
+
+	"github.com/xmppd/xmppd/config"
+	"github.com/xmppd/xmppd/internal/certs"
+	"github.com/xmppd/xmppd/router"
+	"github.com/xmppd/xmppd/storage"
+)
+
+// Options are what a c2s Server needs.
+type Options struct {
+	Config *config.Config
+	Router *router.Router
+	Users  storage.Users
+	Certs  *certs.Store
+	Log    *slog.Logger
+	// SessionEnded, if set, is called after a bound session has been removed
+	// from the registry, e.g. to broadcast unavailable presence.
+	SessionEnded func(ctx context.Context, s router.Session)
+}
+
+// Server accepts client connections on any number of listeners.
+type Server struct {
+	opts     Options
+	limits   config.Limits
+	throttle *Throttle
+
+	mu     sync.Mutex
+	conns  map[*conn]struct{}
+	closed bool
+	wg     sync.WaitGroup
+}
+
+// NegotiationTimeout bounds how long a client may take from connecting to
+// binding a resource.
+const NegotiationTimeout = 60 * time.Second
+
+// New returns a Server.
+func New(opts Options) *Server {
+	return &Server{
+		opts:     opts,
+		limits:   opts.Config.Limits,
+		throttle: NewThrottle(opts.Config.Limits.LoginFailures, opts.Config.Limits.LoginWindow),
+		conns:    map[*conn]struct{}{},
+	}
+}
+
+// Serve accepts connections on ln until ctx is done or ln fails. directTLS
+// listeners start TLS at once (XEP-0368); the others require STARTTLS.
+func (s *Server) Serve(ctx context.Context, ln net.Listener, directTLS bool) error {
+	stop := context.AfterFunc(ctx, func() { ln.Close() })
+	defer stop()
+	var delay time.Duration
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				// Too many open files and the like: back off, as net/http does.
+				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+				s.opts.Log.Warn("c2s accept", slog.Any("err", err))
+				time.Sleep(delay)
+				continue
+			}
+			return err
+		}
+		delay = 0
+		c := newConn(s, nc, directTLS)
+		if !s.track(c) {
+			nc.Close()
+			return nil
+		}
+		go func() {
+			defer s.wg.Done()
+			defer s.untrack(c)
+			c.run(ctx)
+		}()
+	}
+}
+
+func (s *Server) track(c *conn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return false
+	}
+	s.conns[c] = struct{}{}
+	s.wg.Add(1)
+	return true
+}
+
+func (s *Server) untrack(c *conn) {
+	s.mu.Lock()
+	delete(s.conns, c)
+	s.mu.Unlock()
+}
+
+// Shutdown ends every connection with a system-shutdown stream error and
+// waits until all have finished or ctx is done.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.closed = true
+	for c := range s.conns {
+		c.Close(stream.SystemShutdown)
+	}
+	s.mu.Unlock()
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// ConnCount is the number of open client connections.
+func (s *Server) ConnCount() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.conns)
+}

@@ -1,0 +1,195 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestDefault(t *testing.T) {
+	c := Default()
+	want := &Config{
+		DataDir: "./xmppd-data",
+		Hosts:   []Host{{Domain: "localhost"}},
+		Listeners: []Listener{
+			{Type: ListenerC2SStartTLS, Address: ":5222"},
+			{Type: ListenerC2SDirectTLS, Address: ":5223"},
+		},
+		Storage: Storage{SQLite: filepath.Join("xmppd-data", "xmppd.db")},
+		Modules: []string{"disco", "ping", "version", "time", "roster"},
+		Auth:    Auth{ScramIterations: 4096, AllowPlain: true},
+		Limits: Limits{
+			MaxStanzaSize: 262144, MaxDepth: 64, MaxSessionsPerUser: 10,
+			OutboundQueue: 1024, LoginFailures: 5, LoginWindow: time.Minute,
+			PingInterval: 5 * time.Minute, PingTimeout: time.Minute,
+		},
+		Log: Log{Level: "info", Format: "text"},
+	}
+	if !reflect.DeepEqual(c, want) {
+		t.Errorf("Default() =\n%+v\nwant\n%+v", c, want)
+	}
+	if err := c.Validate(); err != nil {
+		t.Errorf("Default() is invalid: %v", err)
+	}
+	// Each call is a fresh config: changing one must not change the next.
+	c.Modules[0] = "changed"
+	if Default().Modules[0] != "disco" {
+		t.Error("Default() configs share their module list")
+	}
+}
+
+func TestApplyDefaults(t *testing.T) {
+	t.Run("zero config", func(t *testing.T) {
+		var c Config
+		c.ApplyDefaults()
+		want := Default()
+		want.Hosts = nil             // a file must name its domains
+		want.Auth.AllowPlain = false // false is a choice, not unset
+		if !reflect.DeepEqual(&c, want) {
+			t.Errorf("got\n%+v\nwant\n%+v", &c, want)
+		}
+	})
+	t.Run("set values are kept", func(t *testing.T) {
+		c := Config{
+			DataDir:   "/data",
+			Listeners: []Listener{},
+			Storage:   Storage{Postgres: "postgres://db"},
+			Modules:   []string{},
+			Limits:    Limits{MaxDepth: 7, PingTimeout: time.Second},
+			Log:       Log{Format: "json"},
+		}
+		c.ApplyDefaults()
+		if c.DataDir != "/data" || len(c.Listeners) != 0 || len(c.Modules) != 0 ||
+			c.Storage != (Storage{Postgres: "postgres://db"}) ||
+			c.Limits.MaxDepth != 7 || c.Limits.PingTimeout != time.Second ||
+			c.Log != (Log{Level: "info", Format: "json"}) {
+			t.Errorf("ApplyDefaults changed a set value: %+v", c)
+		}
+		if c.Limits.MaxStanzaSize != 262144 {
+			t.Errorf("MaxStanzaSize = %d, want the default", c.Limits.MaxStanzaSize)
+		}
+	})
+	t.Run("sqlite goes into the data dir", func(t *testing.T) {
+		c := Config{DataDir: "/data"}
+		c.ApplyDefaults()
+		if want := filepath.Join("/data", "xmppd.db"); c.Storage.SQLite != want {
+			t.Errorf("SQLite = %q, want %q", c.Storage.SQLite, want)
+		}
+	})
+}
+
+func TestValidate(t *testing.T) {
+	tests := []struct {
+		name   string
+		change func(c *Config)
+		want   string // "" for valid
+	}{
+		{"default", func(c *Config) {}, ""},
+		{"ip domain", func(c *Config) { c.Hosts[0].Domain = "192.0.2.1" }, ""},
+		{"no hosts", func(c *Config) { c.Hosts = nil }, "config: hosts: at least one host is required"},
+		{"empty domain", func(c *Config) { c.Hosts[0].Domain = "" }, "config: hosts[0].domain: a domain is required"},
+		{"domain with user", func(c *Config) { c.Hosts[0].Domain = "me@example.org" },
+			`config: hosts[0].domain: "me@example.org" is not a valid domain: it must have no user@ or /resource`},
+		{"trailing dot", func(c *Config) { c.Hosts[0].Domain = "example.org." },
+			`config: hosts[0].domain: "example.org." is not in normal form: write "example.org"`},
+		{"a-label", func(c *Config) { c.Hosts[0].Domain = "xn--bcher-kva.example" },
+			`config: hosts[0].domain: "xn--bcher-kva.example" is not in normal form: write "bücher.example"`},
+		{"key without cert", func(c *Config) { c.Hosts[0].Key = "k.pem" },
+			"config: hosts[0]: set both cert and key, or neither (for a self-signed certificate)"},
+		{"no listeners", func(c *Config) { c.Listeners = nil }, "config: listeners: at least one listener is required"},
+		{"port out of range", func(c *Config) { c.Listeners[0].Address = ":70000" },
+			`config: listeners[0].address: ":70000": port must be a number from 0 to 65535`},
+		{"named port", func(c *Config) { c.Listeners[0].Address = "[::1]:xmpp-client" },
+			`config: listeners[0].address: "[::1]:xmpp-client": port must be a number from 0 to 65535`},
+		{"same address twice", func(c *Config) { c.Listeners[1].Address = ":5222" },
+			`config: listeners[1].address: ":5222" is used by another listener`},
+		{"no storage", func(c *Config) { c.Storage = Storage{} }, "config: storage: set one of sqlite and postgres"},
+		{"scram too high", func(c *Config) { c.Auth.ScramIterations = 2_000_000 },
+			"config: auth.scram_iterations: 2000000 is out of range 4096 to 1000000 (RFC 7677 asks for at least 4096)"},
+		{"zero limit", func(c *Config) { c.Limits.OutboundQueue = 0 }, "config: limits.outbound_queue: must be positive, not 0"},
+		{"zero duration", func(c *Config) { c.Limits.LoginWindow = 0 }, "config: limits.login_window: must be positive, not 0s"},
+		{"several problems", func(c *Config) { c.Log.Level = "trace"; c.Modules = append(c.Modules, "") },
+			"config: modules[5]: empty module ID\n" +
+				`config: log.level: unknown level "trace" (want debug, info, warn or error)`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := Default()
+			tt.change(c)
+			err := c.Validate()
+			switch {
+			case tt.want == "" && err != nil:
+				t.Errorf("Validate() = %v, want nil", err)
+			case tt.want != "" && (err == nil || err.Error() != tt.want):
+				t.Errorf("Validate() = %v\nwant %s", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestHost(t *testing.T) {
+	c := Default()
+	c.Hosts = append(c.Hosts, Host{Domain: "example.org", Cert: "a.crt", Key: "a.key"})
+	if h, ok := c.Host("example.org"); !ok || h.Cert != "a.crt" {
+		t.Errorf("Host(example.org) = %+v, %v", h, ok)
+	}
+	if _, ok := c.Host("localhost"); !ok {
+		t.Error("Host(localhost) not found")
+	}
+	if h, ok := c.Host("example.net"); ok {
+		t.Errorf("Host(example.net) = %+v, want not found", h)
+	}
+}
+
+// TestExample checks that the example loads and is the development default,
+// apart from paths, which become relative to the file.
+func TestExample(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "xmppd.yaml")
+	if err := os.WriteFile(path, []byte(Example()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Load(path)
+	if err != nil {
+		t.Fatalf("Example() does not load:\n%v", err)
+	}
+	want := Default()
+	if got := c.DataDir; got != filepath.Join(dir, "xmppd-data") {
+		t.Errorf("data_dir = %q, want it in %s", got, dir)
+	}
+	if got := c.Storage.SQLite; got != filepath.Join(dir, "xmppd-data", "xmppd.db") {
+		t.Errorf("sqlite = %q, want it in %s", got, dir)
+	}
+	c.DataDir, c.Storage.SQLite = want.DataDir, want.Storage.SQLite
+	if !reflect.DeepEqual(c, want) {
+		t.Errorf("Example() loads as\n%+v\nwant Default()\n%+v", c, want)
+	}
+}
+
+// TestExampleCoversEveryKey checks that the example mentions every key of
+// every section, so a new field cannot be left undocumented.
+func TestExampleCoversEveryKey(t *testing.T) {
+	var missing []string
+	var visit func(t reflect.Type)
+	visit = func(typ reflect.Type) {
+		for key, f := range yamlFields(typ) {
+			if !strings.Contains(example, key+":") {
+				missing = append(missing, key)
+			}
+			ft := f.Type
+			if ft.Kind() == reflect.Slice {
+				ft = ft.Elem()
+			}
+			if ft.Kind() == reflect.Struct && ft != reflect.TypeOf(time.Duration(0)) {
+				visit(ft)
+			}
+		}
+	}
+	visit(reflect.TypeOf(Config{}))
+	if len(missing) > 0 {
+		t.Errorf("Example() does not mention: %v", missing)
+	}
+}

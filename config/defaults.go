@@ -1,0 +1,110 @@
+package config
+
+import (
+	"path/filepath"
+	"time"
+)
+
+// The defaults. Limits follow what ejabberd and Prosody ship with, so an
+// operator coming from either finds the same behaviour.
+const (
+	defaultDataDir         = "./xmppd-data"
+	defaultDomain          = "localhost"
+	defaultSQLiteFile      = "xmppd.db" // inside DataDir
+	defaultC2SAddress      = ":5222"
+	defaultC2STLSAddress   = ":5223"
+	defaultScramIterations = 4096 // the minimum RFC 7677 recommends
+	defaultAllowPlain      = true
+	defaultMaxStanzaSize   = 256 << 10
+	defaultMaxDepth        = 64
+	defaultMaxSessions     = 10
+	defaultOutboundQueue   = 1024
+	defaultLoginFailures   = 5
+	defaultLoginWindow     = time.Minute
+	defaultPingInterval    = 5 * time.Minute
+	defaultPingTimeout     = time.Minute
+	defaultLogLevel        = "info"
+	defaultLogFormat       = "text"
+)
+
+// defaultModules is a function, not a variable, so that no two configs
+// ever share (and mutate) one slice.
+func defaultModules() []string {
+	return []string{"disco", "ping", "version", "time", "roster"}
+}
+
+// Default is the development configuration that `xmppd serve` runs with when
+// it is given no file: it serves "localhost" with a self-signed certificate
+// and keeps everything in SQLite under ./xmppd-data, so that trying the
+// server takes no setup at all.
+func Default() *Config {
+	c := &Config{
+		Hosts: []Host{{Domain: defaultDomain}},
+		Auth:  Auth{AllowPlain: defaultAllowPlain},
+	}
+	c.ApplyDefaults()
+	return c
+}
+
+// ApplyDefaults fills every unset (zero) setting with its default, so that
+// the rest of the server never has to guess what an absent value means.
+//
+// Two things are deliberately not defaulted. Hosts: a file that names no
+// domain is a mistake, and silently serving "localhost" would hide it.
+// Auth.AllowPlain: false is a real choice that cannot be told apart from
+// unset, so Default and Load set it before anything else.
+//
+// A nil list (Listeners, Modules) is unset; an empty, non-nil one was
+// written as [] on purpose and is kept.
+func (c *Config) ApplyDefaults() {
+	if c.DataDir == "" {
+		c.DataDir = defaultDataDir
+	}
+	if c.Listeners == nil {
+		c.Listeners = []Listener{
+			{Type: ListenerC2SStartTLS, Address: defaultC2SAddress},
+			{Type: ListenerC2SDirectTLS, Address: defaultC2STLSAddress},
+		}
+	}
+	if c.Storage.SQLite == "" && c.Storage.Postgres == "" {
+		c.Storage.SQLite = filepath.Join(c.DataDir, defaultSQLiteFile)
+	}
+	if c.Modules == nil {
+		c.Modules = defaultModules()
+	}
+	setDefault(&c.Auth.ScramIterations, defaultScramIterations)
+	c.Limits.applyDefaults()
+	setDefault(&c.Log.Level, defaultLogLevel)
+	setDefault(&c.Log.Format, defaultLogFormat)
+}
+
+func (l *Limits) applyDefaults() {
+	setDefault(&l.MaxStanzaSize, defaultMaxStanzaSize)
+	setDefault(&l.MaxDepth, defaultMaxDepth)
+	setDefault(&l.MaxSessionsPerUser, defaultMaxSessions)
+	setDefault(&l.OutboundQueue, defaultOutboundQueue)
+	setDefault(&l.LoginFailures, defaultLoginFailures)
+	setDefault(&l.LoginWindow, defaultLoginWindow)
+	setDefault(&l.PingInterval, defaultPingInterval)
+	setDefault(&l.PingTimeout, defaultPingTimeout)
+}
+
+// setDefault sets *v to def when *v is the zero value.
+func setDefault[T comparable](v *T, def T) {
+	var zero T
+	if *v == zero {
+		*v = def
+	}
+}
+
+// Host returns the configuration of the served domain, and whether the
+// domain is served at all; the router asks it for every stanza's "to", so
+// domain must already be in normal form (as a parsed JID's domainpart is).
+func (c *Config) Host(domain string) (Host, bool) {
+	for _, h := range c.Hosts {
+		if h.Domain == domain {
+			return h, true
+		}
+	}
+	return Host{}, false
+}

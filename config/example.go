@@ -1,0 +1,57 @@
+package config
+
+// Example returns a commented xmppd.yaml with every option set to its
+// default, for `xmppd config example`: the documentation an operator edits
+// instead of reads. A test loads it, so it cannot drift from the code.
+func Example() string {
+	return example
+}
+
+const example = `# xmppd configuration. Every option is shown with its default value.
+# Unknown keys are errors. Relative paths are relative to this file's
+# directory. A value may read an environment variable as ${VAR} (an unset
+# one is an error); write $${ for a literal "${".
+
+# Holds the embedded database and generated certificates.
+data_dir: ./xmppd-data
+
+# The XMPP domains this server serves; at least one.
+hosts:
+  - domain: localhost   # lowercase, e.g. example.org; no user@ or /resource
+    cert: ""            # PEM certificate chain; empty with key for a self-signed one in data_dir
+    key: ""             # PEM private key of cert
+
+# Sockets that accept client connections.
+listeners:
+  - type: c2s           # plain TCP, STARTTLS required (RFC 6120)
+    address: ":5222"
+  - type: c2s_tls       # TLS from the first byte (XEP-0368)
+    address: ":5223"
+
+# The database: set one of sqlite and postgres; with neither, SQLite at
+# <data_dir>/xmppd.db.
+storage:
+  # sqlite: ./xmppd-data/xmppd.db   # file of the embedded SQLite database
+  # postgres: "postgres://xmppd:${XMPPD_DB_PASSWORD}@localhost/xmppd?sslmode=disable"   # lib/pq DSN
+
+# Enabled modules, by ID.
+modules: [disco, ping, version, time, roster]
+
+auth:
+  scram_iterations: 4096   # PBKDF2 rounds for new SCRAM credentials, 4096 to 1000000
+  allow_plain: true        # offer SASL PLAIN (never without TLS)
+
+limits:
+  max_stanza_size: 262144     # bytes in one stanza; a larger one closes the stream
+  max_depth: 64               # XML nesting depth of one stanza
+  max_sessions_per_user: 10   # resources one account may have bound at once
+  outbound_queue: 1024        # stanzas waiting for a slow client before it is dropped
+  login_failures: 5           # failed logins from one IP within login_window before it is refused
+  login_window: 1m            # durations are written like 30s, 5m, 1h
+  ping_interval: 5m           # client silence before the server pings it (XEP-0199)
+  ping_timeout: 1m            # how long the client then has to answer
+
+log:
+  level: info    # debug, info, warn or error
+  format: text   # text or json
+`

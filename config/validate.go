@@ -1,0 +1,207 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+
+	"mellium.im/xmpp/jid"
+)
+
+// SCRAM iteration bounds: RFC 7677 asks for at least 4096; the ceiling keeps
+// one login from costing the server seconds of CPU.
+const (
+	minScramIterations = 4096
+	maxScramIterations = 1_000_000
+)
+
+// problem is one invalid setting, named by its path in the file
+// ("hosts[1].domain") so that Load can point at the line.
+type problem struct {
+	path string
+	msg  string
+}
+
+type problems []problem
+
+func (ps *problems) add(path, format string, args ...any) {
+	*ps = append(*ps, problem{path: path, msg: fmt.Sprintf(format, args...)})
+}
+
+// Validate reports every invalid setting at once (not just the first), so
+// that `xmppd config check` shows an operator the whole list in one go. It
+// checks the values only and touches no file or socket: a missing
+// certificate is found when the server loads it.
+func (c *Config) Validate() error {
+	var errs []error
+	for _, p := range c.problems() {
+		errs = append(errs, fmt.Errorf("config: %s: %s", p.path, p.msg))
+	}
+	return errors.Join(errs...)
+}
+
+func (c *Config) problems() problems {
+	var ps problems
+	c.checkHosts(&ps)
+	c.checkListeners(&ps)
+	c.checkStorage(&ps)
+	c.checkModules(&ps)
+	c.checkAuth(&ps)
+	c.checkLimits(&ps)
+	c.checkLog(&ps)
+	return ps
+}
+
+func (c *Config) checkHosts(ps *problems) {
+	if len(c.Hosts) == 0 {
+		ps.add("hosts", "at least one host is required")
+	}
+	seen := make(map[string]bool)
+	for i, h := range c.Hosts {
+		path := fmt.Sprintf("hosts[%d]", i)
+		if msg := domainProblem(h.Domain); msg != "" {
+			ps.add(path+".domain", "%s", msg)
+		} else if seen[h.Domain] {
+			ps.add(path+".domain", "%q is listed twice", h.Domain)
+		}
+		seen[h.Domain] = true
+		if (h.Cert == "") != (h.Key == "") {
+			ps.add(path, "set both cert and key, or neither (for a self-signed certificate)")
+		}
+	}
+}
+
+// domainProblem says what is wrong with a host's domain, or "" if nothing.
+// The domain must already be in the normal form that JIDs compare in, so
+// that the router can match it against a JID's domainpart byte for byte.
+func domainProblem(domain string) string {
+	if domain == "" {
+		return "a domain is required"
+	}
+	j, err := jid.Parse(domain)
+	if err != nil {
+		return fmt.Sprintf("%q is not a valid domain: %v", domain, err)
+	}
+	if j.Localpart() != "" || j.Resourcepart() != "" {
+		return fmt.Sprintf("%q is not a valid domain: it must have no user@ or /resource", domain)
+	}
+	if j.Domainpart() != domain {
+		return fmt.Sprintf("%q is not in normal form: write %q", domain, j.Domainpart())
+	}
+	return ""
+}
+
+func (c *Config) checkListeners(ps *problems) {
+	if len(c.Listeners) == 0 {
+		ps.add("listeners", "at least one listener is required")
+	}
+	seen := make(map[string]bool)
+	for i, l := range c.Listeners {
+		path := fmt.Sprintf("listeners[%d]", i)
+		switch l.Type {
+		case ListenerC2SStartTLS, ListenerC2SDirectTLS:
+		default:
+			ps.add(path+".type", "unknown listener type %q (want %s or %s)",
+				l.Type, ListenerC2SStartTLS, ListenerC2SDirectTLS)
+		}
+		if msg := addressProblem(l.Address); msg != "" {
+			ps.add(path+".address", "%s", msg)
+		} else if seen[l.Address] && !strings.HasSuffix(l.Address, ":0") {
+			// Port 0 asks the system for a free port, different each time.
+			ps.add(path+".address", "%q is used by another listener", l.Address)
+		}
+		seen[l.Address] = true
+	}
+}
+
+// addressProblem accepts what net.Listen accepts for TCP, with a numeric
+// port; port 0 (any free port) is allowed because tests use it.
+func addressProblem(addr string) string {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Sprintf("%q is not a host:port address: %v", addr, err)
+	}
+	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+		return fmt.Sprintf("%q: port must be a number from 0 to 65535", addr)
+	}
+	return ""
+}
+
+func (c *Config) checkStorage(ps *problems) {
+	switch {
+	case c.Storage.SQLite != "" && c.Storage.Postgres != "":
+		ps.add("storage", "set only one of sqlite and postgres")
+	case c.Storage.SQLite == "" && c.Storage.Postgres == "":
+		ps.add("storage", "set one of sqlite and postgres")
+	}
+}
+
+// checkModules only rejects what is wrong whatever modules exist; whether
+// an ID names a module is for the module registry to say.
+func (c *Config) checkModules(ps *problems) {
+	seen := make(map[string]bool)
+	for i, m := range c.Modules {
+		path := fmt.Sprintf("modules[%d]", i)
+		switch {
+		case m == "":
+			ps.add(path, "empty module ID")
+		case seen[m]:
+			ps.add(path, "%q is listed twice", m)
+		}
+		seen[m] = true
+	}
+}
+
+func (c *Config) checkAuth(ps *problems) {
+	n := c.Auth.ScramIterations
+	if n < minScramIterations || n > maxScramIterations {
+		ps.add("auth.scram_iterations", "%d is out of range %d to %d (RFC 7677 asks for at least %d)",
+			n, minScramIterations, maxScramIterations, minScramIterations)
+	}
+}
+
+func (c *Config) checkLimits(ps *problems) {
+	l := c.Limits
+	for _, v := range []struct {
+		key string
+		n   int
+	}{
+		{"max_stanza_size", l.MaxStanzaSize},
+		{"max_depth", l.MaxDepth},
+		{"max_sessions_per_user", l.MaxSessionsPerUser},
+		{"outbound_queue", l.OutboundQueue},
+		{"login_failures", l.LoginFailures},
+	} {
+		if v.n <= 0 {
+			ps.add("limits."+v.key, "must be positive, not %d", v.n)
+		}
+	}
+	for _, v := range []struct {
+		key string
+		d   time.Duration
+	}{
+		{"login_window", l.LoginWindow},
+		{"ping_interval", l.PingInterval},
+		{"ping_timeout", l.PingTimeout},
+	} {
+		if v.d <= 0 {
+			ps.add("limits."+v.key, "must be positive, not %s", v.d)
+		}
+	}
+}
+
+func (c *Config) checkLog(ps *problems) {
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		ps.add("log.level", "unknown level %q (want debug, info, warn or error)", c.Log.Level)
+	}
+	switch c.Log.Format {
+	case "text", "json":
+	default:
+		ps.add("log.format", "unknown format %q (want text or json)", c.Log.Format)
+	}
+}

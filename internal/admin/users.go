@@ -1,0 +1,124 @@
+// Package admin holds the operator's operations (add a user, change a
+// password, …) defined once, with their input checks, so that the CLI and a
+// later admin API or in-band registration share one implementation.
+package admin
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"mellium.im/xmpp/jid"
+
+	"github.com/xmppd/xmppd/config"
+	"github.com/xmppd/xmppd/internal/scram"
+	"github.com/xmppd/xmppd/storage"
+)
+
+// Users performs account operations for the domains of one configuration.
+type Users struct {
+	Config *config.Config
+	Users  storage.Users
+}
+
+// ParseAccount parses and normalises an account JID (local@domain) and
+// checks that its domain is served.
+func (u Users) ParseAccount(s string) (jid.JID, error) {
+	j, err := jid.Parse(s)
+	if err != nil {
+		return jid.JID{}, fmt.Errorf("invalid JID %q: %w", s, err)
+	}
+	if j.Localpart() == "" || j.Resourcepart() != "" {
+		return jid.JID{}, fmt.Errorf("invalid account %q: want user@domain", s)
+	}
+	if _, ok := u.Config.Host(j.Domainpart()); !ok {
+		return jid.JID{}, fmt.Errorf("domain %q is not served by this server (see hosts in the config)", j.Domainpart())
+	}
+	return j, nil
+}
+
+func (u Users) credentials(password string) ([]storage.Credential, error) {
+	if password == "" {
+		return nil, errors.New("empty password")
+	}
+	creds, err := scram.NewCredentials(password, u.Config.Auth.ScramIterations)
+	if err != nil {
+		return nil, fmt.Errorf("derive credentials: %w", err)
+	}
+	return creds, nil
+}
+
+// Add creates an account.
+func (u Users) Add(ctx context.Context, account, password string) (jid.JID, error) {
+	j, err := u.ParseAccount(account)
+	if err != nil {
+		return j, err
+	}
+	creds, err := u.credentials(password)
+	if err != nil {
+		return j, err
+	}
+	err = u.Users.Create(ctx, storage.User{Local: j.Localpart(), Domain: j.Domainpart(), Created: time.Now(), Credentials: creds})
+	if errors.Is(err, storage.ErrExists) {
+		return j, fmt.Errorf("user %s already exists", j)
+	}
+	return j, err
+}
+
+// SetPassword replaces an account's credentials.
+func (u Users) SetPassword(ctx context.Context, account, password string) (jid.JID, error) {
+	j, err := u.ParseAccount(account)
+	if err != nil {
+		return j, err
+	}
+	creds, err := u.credentials(password)
+	if err != nil {
+		return j, err
+	}
+	err = u.Users.SetCredentials(ctx, j.Domainpart(), j.Localpart(), creds)
+	if errors.Is(err, storage.ErrNotFound) {
+		return j, fmt.Errorf("user %s does not exist", j)
+	}
+	return j, err
+}
+
+// Delete removes an account.
+func (u Users) Delete(ctx context.Context, account string) (jid.JID, error) {
+	j, err := u.ParseAccount(account)
+	if err != nil {
+		return j, err
+	}
+	err = u.Users.Delete(ctx, j.Domainpart(), j.Localpart())
+	if errors.Is(err, storage.ErrNotFound) {
+		return j, fmt.Errorf("user %s does not exist", j)
+	}
+	return j, err
+}
+
+// List returns the accounts of a served domain, or of all when domain is "".
+func (u Users) List(ctx context.Context, domain string) ([]jid.JID, error) {
+	if domain != "" {
+		d, err := jid.Parse(domain)
+		if err != nil || d.Localpart() != "" || d.Resourcepart() != "" {
+			return nil, fmt.Errorf("invalid domain %q", domain)
+		}
+		domain = d.Domainpart()
+		if _, ok := u.Config.Host(domain); !ok {
+			return nil, fmt.Errorf("domain %q is not served by this server (see hosts in the config)", domain)
+		}
+	}
+	list, err := u.Users.List(ctx, domain)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]jid.JID, 0, len(list))
+	for _, usr := range list {
+		j, err := jid.New(usr.Local, usr.Domain, "")
+		if err != nil {
+			return nil, fmt.Errorf("stored account %s@%s: %w", usr.Local, usr.Domain, err)
+		}
+		out = append(out, j)
+	}
+	return out, nil
+}

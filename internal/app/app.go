@@ -1,0 +1,147 @@
+// Package app assembles a running xmppd from a configuration: database,
+// router, modules and listeners. It is shared by the CLI's serve command and
+// the in-process test servers, so that tests exercise the same wiring that
+// operators run.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+
+	"mellium.im/xmpp/jid"
+
+	"github.com/xmppd/xmppd/c2s"
+	"github.com/xmppd/xmppd/config"
+	"github.com/xmppd/xmppd/internal/certs"
+	"github.com/xmppd/xmppd/modules"
+	_ "github.com/xmppd/xmppd/modules/standard" // the standard module set
+	"github.com/xmppd/xmppd/router"
+	"github.com/xmppd/xmppd/storage"
+	sqlstore "github.com/xmppd/xmppd/storage/sql"
+)
+
+// Server is a started xmppd.
+type Server struct {
+	Config  *config.Config
+	Router  *router.Router
+	Store   storage.Store
+	C2S     *c2s.Server
+	modules *modules.Set
+	log     *slog.Logger
+
+	listeners []boundListener
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
+}
+
+type boundListener struct {
+	cfg config.Listener
+	ln  net.Listener
+}
+
+// accounts answers the router's "does this account exist" from storage.
+type accounts struct{ users storage.Users }
+
+func (a accounts) Exists(ctx context.Context, bare jid.JID) (bool, error) {
+	_, err := a.users.Get(ctx, bare.Domainpart(), bare.Localpart())
+	if errors.Is(err, storage.ErrNotFound) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// Start opens the database, starts the modules and listens on every
+// configured listener. Listeners with port 0 get a free port; Addr tells
+// which.
+func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, error) {
+	db, err := sqlstore.Open(ctx, cfg.Storage)
+	if err != nil {
+		return nil, err
+	}
+	s, err := start(ctx, cfg, log, db)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func start(ctx context.Context, cfg *config.Config, log *slog.Logger, db storage.Store) (*Server, error) {
+	cs, err := certs.Load(cfg)
+	if err != nil {
+		return nil, err
+	}
+	domains := make([]string, 0, len(cfg.Hosts))
+	for _, h := range cfg.Hosts {
+		domains = append(domains, h.Domain)
+	}
+	r := router.New(log, router.NewLocalRegistry(), accounts{db.Users()}, domains)
+	mods, err := modules.Start(ctx, cfg.Modules, r, db, cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	srv := &Server{Config: cfg, Router: r, Store: db, modules: mods, log: log}
+	srv.C2S = c2s.New(c2s.Options{Config: cfg, Router: r, Users: db.Users(), Certs: cs, Log: log})
+	for _, l := range cfg.Listeners {
+		ln, err := net.Listen("tcp", l.Address)
+		if err != nil {
+			srv.closeListeners()
+			mods.Stop()
+			return nil, fmt.Errorf("listen %s on %s: %w", l.Type, l.Address, err)
+		}
+		srv.listeners = append(srv.listeners, boundListener{l, ln})
+	}
+	runCtx, cancel := context.WithCancel(context.Background())
+	srv.cancel = cancel
+	for _, bl := range srv.listeners {
+		log.Info("listening", slog.String("type", bl.cfg.Type), slog.String("address", bl.ln.Addr().String()), slog.Any("domains", domains))
+		srv.wg.Add(1)
+		go func() {
+			defer srv.wg.Done()
+			direct := bl.cfg.Type == config.ListenerC2SDirectTLS
+			if err := srv.C2S.Serve(runCtx, bl.ln, direct); err != nil {
+				log.Error("listener failed", slog.String("address", bl.ln.Addr().String()), slog.Any("err", err))
+			}
+		}()
+	}
+	return srv, nil
+}
+
+// Addr returns the bound address of the first listener of a type.
+func (s *Server) Addr(listenerType string) net.Addr {
+	for _, bl := range s.listeners {
+		if bl.cfg.Type == listenerType {
+			return bl.ln.Addr()
+		}
+	}
+	return nil
+}
+
+func (s *Server) closeListeners() {
+	for _, bl := range s.listeners {
+		bl.ln.Close()
+	}
+}
+
+// Shutdown stops accepting, closes every session with system-shutdown,
+// stops the modules and closes the database.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.cancel()
+	s.closeListeners()
+	s.wg.Wait()
+	var errs []error
+	if err := s.C2S.Shutdown(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("close sessions: %w", err))
+	}
+	if err := s.modules.Stop(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := s.Store.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("close database: %w", err))
+	}
+	return errors.Join(errs...)
+}

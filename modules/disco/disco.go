@@ -1,0 +1,153 @@
+// Package disco answers XEP-0030 service discovery for the server and for
+// accounts. Its feature lists are collected from the modules that are
+// enabled, so disco never advertises what this server does not run.
+package disco
+
+import (
+	"context"
+	"errors"
+
+	"mellium.im/xmpp/stanza"
+
+	"github.com/xmppd/xmppd/modules"
+	"github.com/xmppd/xmppd/router"
+	"github.com/xmppd/xmppd/storage"
+)
+
+// Namespaces of XEP-0030.
+const (
+	NSInfo  = "http://jabber.org/protocol/disco#info"
+	NSItems = "http://jabber.org/protocol/disco#items"
+)
+
+func init() {
+	modules.Register(modules.Info{ID: "disco", New: func() modules.Module { return new(Disco) }})
+}
+
+// Disco is the service discovery module.
+type Disco struct {
+	h *modules.Host
+}
+
+var (
+	_ modules.Module  = (*Disco)(nil)
+	_ modules.Starter = (*Disco)(nil)
+)
+
+// ModuleInfo implements modules.Module.
+func (*Disco) ModuleInfo() modules.Info {
+	return modules.Info{ID: "disco", New: func() modules.Module { return new(Disco) }}
+}
+
+// Start implements modules.Starter.
+func (d *Disco) Start(_ context.Context, h *modules.Host) error {
+	d.h = h
+	for _, t := range []router.Target{router.ToServer, router.ToAccount} {
+		h.AddFeature(t, NSInfo)
+		h.AddFeature(t, NSItems)
+	}
+	for _, reg := range []struct {
+		target router.Target
+		ns     string
+		fn     router.IQHandler
+	}{
+		{router.ToServer, NSInfo, d.serverInfo},
+		{router.ToServer, NSItems, d.serverItems},
+		{router.ToAccount, NSInfo, d.accountInfo},
+		{router.ToAccount, NSItems, d.accountItems},
+	} {
+		if err := h.HandleIQ(reg.target, stanza.GetIQ, reg.ns, reg.fn); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// query returns an empty answer payload echoing the request's node.
+func query(iq *router.Stanza, ns string) *router.Element {
+	q := router.NewElement(ns, "query")
+	if node := iq.FirstChild().Get("node"); node != "" {
+		q.SetAttr("node", node)
+	}
+	return q
+}
+
+// hasNode reports a request for a node; no module offers nodes yet, so any
+// node is item-not-found (XEP-0030 §3.1 and §4.1).
+func hasNode(iq *router.Stanza) bool { return iq.FirstChild().Get("node") != "" }
+
+func (d *Disco) info(iq *router.Stanza, target router.Target, category, typ string) *router.Stanza {
+	if hasNode(iq) {
+		return iq.ErrorReply(stanza.Cancel, stanza.ItemNotFound, "")
+	}
+	q := query(iq, NSInfo)
+	q.Append(router.NewElement(NSInfo, "identity", "category", category, "type", typ, "name", nameFor(category)))
+	for _, f := range d.h.Router().Features(target) {
+		q.Append(router.NewElement(NSInfo, "feature", "var", f))
+	}
+	return iq.Reply(q)
+}
+
+func nameFor(category string) string {
+	if category == "server" {
+		return "xmppd"
+	}
+	return ""
+}
+
+func (d *Disco) serverInfo(_ context.Context, iq *router.Stanza) *router.Stanza {
+	return d.info(iq, router.ToServer, "server", "im")
+}
+
+func (d *Disco) serverItems(_ context.Context, iq *router.Stanza) *router.Stanza {
+	if hasNode(iq) {
+		return iq.ErrorReply(stanza.Cancel, stanza.ItemNotFound, "")
+	}
+	return iq.Reply(query(iq, NSItems))
+}
+
+// allowed tells whether the requester may discover the account. Like
+// Prosody, only the account itself is answered for now (subscribed contacts
+// will be once rosters exist); anybody else gets service-unavailable, which
+// also hides whether the account exists (RFC 6121 §8.5.1).
+func (d *Disco) allowed(ctx context.Context, iq *router.Stanza) (bool, error) {
+	owner := iq.To
+	if owner.Domainpart() == "" {
+		owner = iq.From
+	}
+	if !owner.Bare().Equal(iq.From.Bare()) {
+		return false, nil
+	}
+	_, err := d.h.Store().Users().Get(ctx, owner.Domainpart(), owner.Localpart())
+	if errors.Is(err, storage.ErrNotFound) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+func (d *Disco) accountInfo(ctx context.Context, iq *router.Stanza) *router.Stanza {
+	ok, err := d.allowed(ctx, iq)
+	if err != nil {
+		d.h.Logger().Error("disco: look up account", "err", err)
+		return iq.ErrorReply(stanza.Wait, stanza.InternalServerError, "")
+	}
+	if !ok {
+		return iq.ErrorReply(stanza.Cancel, stanza.ServiceUnavailable, "")
+	}
+	return d.info(iq, router.ToAccount, "account", "registered")
+}
+
+func (d *Disco) accountItems(ctx context.Context, iq *router.Stanza) *router.Stanza {
+	ok, err := d.allowed(ctx, iq)
+	if err != nil {
+		d.h.Logger().Error("disco: look up account", "err", err)
+		return iq.ErrorReply(stanza.Wait, stanza.InternalServerError, "")
+	}
+	if !ok {
+		return iq.ErrorReply(stanza.Cancel, stanza.ServiceUnavailable, "")
+	}
+	if hasNode(iq) {
+		return iq.ErrorReply(stanza.Cancel, stanza.ItemNotFound, "")
+	}
+	return iq.Reply(query(iq, NSItems))
+}

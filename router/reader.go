@@ -1,0 +1,217 @@
+package router
+
+import (
+	"bytes"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"io"
+
+	"mellium.im/xmpp/stream"
+)
+
+// Namespaces of the stream layer.
+const (
+	NSClient = "jabber:client"
+	NSServer = "jabber:server"
+	NSStream = "http://etherx.jabber.org/streams"
+)
+
+// ErrStreamEnd is returned by Reader.Next when the peer closed its stream
+// with </stream:stream>.
+var ErrStreamEnd = errors.New("stream closed by peer")
+
+// Reader reads one top-level element at a time from an XML stream whose
+// header has already been consumed, enforcing the size and depth limits and
+// RFC 6120's restricted XML. Errors that the peer caused are mellium
+// stream.Error values, ready to be sent as the stream error.
+type Reader struct {
+	d         *xml.Decoder
+	lim       *limitedReader
+	contentNS string
+	maxSize   int64
+	maxDepth  int
+}
+
+// limitedReader fails reads once more than max bytes have been consumed
+// since the start of the current element; it stops a peer that sends one
+// endless token, which the decoder would otherwise buffer whole.
+type limitedReader struct {
+	r     io.Reader
+	n     int64 // bytes read in total
+	start int64 // value of n where the current element started
+	max   int64
+}
+
+// errTooLarge is returned by limitedReader and turned into policy-violation.
+var errTooLarge = errors.New("element exceeds the size limit")
+
+func (l *limitedReader) Read(p []byte) (int, error) {
+	if l.max > 0 && l.n-l.start > l.max {
+		return 0, errTooLarge
+	}
+	n, err := l.r.Read(p)
+	l.n += int64(n)
+	return n, err
+}
+
+// readSlack is how far the raw reader may run ahead of the decoder's
+// position: the decoder's own buffer.
+const readSlack = 8192
+
+// NewReader returns a Reader over r. contentNS is the namespace the stream
+// header declared as default (NSClient or NSServer); maxSize and maxDepth of
+// zero mean no limit.
+func NewReader(r io.Reader, contentNS string, maxSize int64, maxDepth int) *Reader {
+	lim := &limitedReader{r: r}
+	if maxSize > 0 {
+		lim.max = maxSize + readSlack
+	}
+	d := xml.NewDecoder(lim)
+	d.Strict = true
+	return &Reader{d: d, lim: lim, contentNS: contentNS, maxSize: maxSize, maxDepth: maxDepth}
+}
+
+// Header reads the stream header: the first start element, which must be
+// <stream:stream>. It returns the header for the caller to check (to, from,
+// version, the default namespace).
+func (r *Reader) Header() (xml.StartElement, error) {
+	for {
+		tok, err := r.token()
+		if err != nil {
+			return xml.StartElement{}, err
+		}
+		switch t := tok.(type) {
+		case xml.ProcInst:
+			if t.Target != "xml" {
+				return xml.StartElement{}, stream.RestrictedXML
+			}
+		case xml.CharData:
+			if !isSpace(t) {
+				return xml.StartElement{}, stream.NotWellFormed
+			}
+		case xml.StartElement:
+			if t.Name.Local != "stream" {
+				return t, stream.NotWellFormed
+			}
+			if t.Name.Space != NSStream {
+				return t, stream.InvalidNamespace
+			}
+			return t.Copy(), nil
+		default:
+			return xml.StartElement{}, stream.RestrictedXML
+		}
+	}
+}
+
+// Next returns the next top-level element. Whitespace between elements
+// (keepalives) is skipped. It returns ErrStreamEnd when the stream closes.
+func (r *Reader) Next() (*Element, error) {
+	r.lim.start = r.d.InputOffset()
+	for {
+		tok, err := r.token()
+		if err != nil {
+			return nil, err
+		}
+		switch t := tok.(type) {
+		case xml.CharData:
+			if !isSpace(t) {
+				return nil, stream.NotWellFormed
+			}
+			r.lim.start = r.d.InputOffset()
+		case xml.StartElement:
+			start := r.d.InputOffset()
+			return r.element(t, start, 1)
+		case xml.EndElement:
+			return nil, ErrStreamEnd
+		default:
+			return nil, stream.RestrictedXML
+		}
+	}
+}
+
+// element reads the rest of the element that start opened.
+func (r *Reader) element(start xml.StartElement, offset int64, depth int) (*Element, error) {
+	if r.maxDepth > 0 && depth > r.maxDepth {
+		return nil, stream.PolicyViolation
+	}
+	e := &Element{Name: r.name(start.Name)}
+	for _, a := range start.Attr {
+		if a.Name.Space == "xmlns" || (a.Name.Space == "" && a.Name.Local == "xmlns") {
+			continue // namespace declarations are regenerated on output
+		}
+		e.Attr = append(e.Attr, a)
+	}
+	for {
+		if r.maxSize > 0 && r.d.InputOffset()-offset > r.maxSize {
+			return nil, stream.PolicyViolation
+		}
+		tok, err := r.token()
+		if err != nil {
+			return nil, err
+		}
+		switch t := tok.(type) {
+		case xml.StartElement:
+			c, err := r.element(t, offset, depth+1)
+			if err != nil {
+				return nil, err
+			}
+			e.Children = append(e.Children, c)
+		case xml.EndElement:
+			if r.maxSize > 0 && r.d.InputOffset()-offset > r.maxSize {
+				return nil, stream.PolicyViolation
+			}
+			return e, nil
+		case xml.CharData:
+			e.Children = append(e.Children, Text(t))
+		default:
+			// Comments, processing instructions and DTDs are not allowed
+			// in XMPP (RFC 6120 §11.1).
+			return nil, stream.RestrictedXML
+		}
+	}
+}
+
+// name maps the stream's content namespace to "" (see Element).
+func (r *Reader) name(n xml.Name) xml.Name {
+	if n.Space == r.contentNS {
+		n.Space = ""
+	}
+	return n
+}
+
+// token reads one token, turning decoder failures into stream errors.
+func (r *Reader) token() (xml.Token, error) {
+	tok, err := r.d.Token()
+	if err == nil {
+		return tok, nil
+	}
+	var syn *xml.SyntaxError
+	switch {
+	case errors.Is(err, errTooLarge):
+		return nil, stream.PolicyViolation
+	case errors.As(err, &syn):
+		return nil, fmt.Errorf("%w: %v", stream.NotWellFormed, syn)
+	case errors.Is(err, io.EOF):
+		return nil, io.EOF
+	}
+	return nil, err
+}
+
+func isSpace(b []byte) bool {
+	for _, c := range b {
+		switch c {
+		case ' ', '\t', '\r', '\n':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// ParseElement parses one element from b, as if it had been read on a
+// stream whose content namespace is contentNS. Tests and tools use it to
+// build stanzas from their XML text.
+func ParseElement(b []byte, contentNS string) (*Element, error) {
+	return NewReader(bytes.NewReader(b), contentNS, 0, 0).Next()
+}

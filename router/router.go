@@ -1,0 +1,333 @@
+// Package router is the hub of xmppd: it holds the registry of bound
+// sessions and delivers every stanza by its 'to' address under the rules of
+// RFC 6120 §10 and RFC 6121 §8, calling the modules through the typed hooks
+// it defines. It imports neither the listeners nor the modules.
+package router
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+
+	"mellium.im/xmpp/jid"
+	"mellium.im/xmpp/stanza"
+)
+
+// Remote carries stanzas to domains this server does not serve (s2s).
+type Remote interface {
+	// Route sends st to its remote domain, or bounces it to the sender with
+	// the right error when that domain cannot be reached.
+	Route(ctx context.Context, st *Stanza)
+}
+
+// Accounts tells the router whether a local account exists, which decides
+// between "no such user" and "user offline" (RFC 6121 §8.5).
+type Accounts interface {
+	Exists(ctx context.Context, bare jid.JID) (bool, error)
+}
+
+// Router routes stanzas between sessions, local services and remote domains.
+type Router struct {
+	log      *slog.Logger
+	sessions Registry
+	accounts Accounts
+	hooks    hooks
+
+	mu      sync.RWMutex
+	domains map[string]bool
+	remote  Remote
+}
+
+// New returns a router serving the given domains.
+func New(log *slog.Logger, sessions Registry, accounts Accounts, domains []string) *Router {
+	r := &Router{log: log, sessions: sessions, accounts: accounts, domains: map[string]bool{}}
+	for _, d := range domains {
+		r.domains[d] = true
+	}
+	return r
+}
+
+// SetRemote sets where stanzas to other domains go.
+func (r *Router) SetRemote(rem Remote) {
+	r.mu.Lock()
+	r.remote = rem
+	r.mu.Unlock()
+}
+
+// Sessions returns the session registry.
+func (r *Router) Sessions() Registry { return r.sessions }
+
+// Logger returns the router's logger.
+func (r *Router) Logger() *slog.Logger { return r.log }
+
+// Serves tells whether domain is one of ours.
+func (r *Router) Serves(domain string) bool {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.domains[domain]
+}
+
+// Domains returns the served domains.
+func (r *Router) Domains() []string {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	out := make([]string, 0, len(r.domains))
+	for d := range r.domains {
+		out = append(out, d)
+	}
+	return out
+}
+
+// Route delivers st, whose 'from' the caller has already stamped or
+// checked. It never blocks on a receiver.
+func (r *Router) Route(ctx context.Context, st *Stanza) {
+	if p := r.hooks.filters.Load(); p != nil {
+		for _, f := range *p {
+			var out *Stanza
+			if r.guard(f.owner, st, func() { out = f.f(ctx, st) }) {
+				return
+			}
+			if out == nil {
+				return
+			}
+			st = out
+		}
+	}
+	r.deliver(ctx, st)
+}
+
+// deliver routes st by its 'to' address, without the filters.
+func (r *Router) deliver(ctx context.Context, st *Stanza) {
+	to := st.To
+	if to.Domainpart() == "" {
+		// No 'to': the stanza is for the sender's own account (RFC 6120
+		// §10.3); presence without 'to' is a broadcast, which the presence
+		// handlers of the account take.
+		r.toAccount(ctx, st, st.From.Bare())
+		return
+	}
+	if !r.Serves(to.Domainpart()) {
+		r.mu.RLock()
+		rem := r.remote
+		r.mu.RUnlock()
+		if rem == nil {
+			r.Bounce(ctx, st, stanza.RemoteServerNotFound, "")
+			return
+		}
+		rem.Route(ctx, st)
+		return
+	}
+	switch {
+	case to.Localpart() == "":
+		r.toServer(ctx, st)
+	case to.Resourcepart() == "":
+		r.toAccount(ctx, st, to)
+	default:
+		r.toFull(ctx, st)
+	}
+}
+
+// Bounce answers st with a stanza error, unless st is itself an error or an
+// IQ response, which are never answered (RFC 6120 §8.3.1).
+func (r *Router) Bounce(ctx context.Context, st *Stanza, cond stanza.Condition, text string) {
+	t := st.Type()
+	if t == "error" || (st.Kind() == KindIQ && t == "result") {
+		return
+	}
+	if st.From.Domainpart() == "" {
+		return
+	}
+	r.deliver(ctx, st.ErrorReply(DefaultErrorType(cond), cond, text))
+}
+
+// toServer handles stanzas addressed to a served domain itself.
+func (r *Router) toServer(ctx context.Context, st *Stanza) {
+	if st.Kind() == KindIQ {
+		r.handleIQ(ctx, ToServer, st)
+		return
+	}
+	if r.runStanzaHandlers(ctx, ToServer, st) {
+		return
+	}
+	if st.Kind() == KindMessage {
+		switch st.Type() {
+		case "", "normal", "chat":
+			r.Bounce(ctx, st, stanza.ServiceUnavailable, "")
+		}
+	}
+	// Presence to the server and other messages are dropped (RFC 6121 §8.5.1
+	// leaves ignoring them to the server).
+}
+
+// toAccount handles stanzas addressed to a local bare JID.
+func (r *Router) toAccount(ctx context.Context, st *Stanza, bare jid.JID) {
+	switch st.Kind() {
+	case KindIQ:
+		r.handleIQ(ctx, ToAccount, st)
+	case KindPresence:
+		if r.runStanzaHandlers(ctx, ToAccount, st) {
+			return
+		}
+		if st.To.Domainpart() == "" {
+			return // an undirected presence with no presence module: nothing to broadcast
+		}
+		// Without a presence module, presence goes to every available
+		// resource, as RFC 6121 §8.5.2.1.1 says for the common types.
+		for _, s := range r.sessions.Sessions(bare) {
+			if s.Available() {
+				r.deliverTo(ctx, s, st.Copy())
+			}
+		}
+	case KindMessage:
+		if r.runStanzaHandlers(ctx, ToAccount, st) {
+			return
+		}
+		r.messageToBare(ctx, st, bare)
+	default:
+		r.Bounce(ctx, st, stanza.BadRequest, "")
+	}
+}
+
+// messageToBare applies RFC 6121 §8.5.2 to a message for a local bare JID.
+func (r *Router) messageToBare(ctx context.Context, st *Stanza, bare jid.JID) {
+	typ := st.Type()
+	if typ == "error" {
+		// Errors for a bare JID have nobody to go to; answering them could
+		// loop.
+		return
+	}
+	if typ == "groupchat" {
+		r.Bounce(ctx, st, stanza.ServiceUnavailable, "")
+		return
+	}
+	var targets []Session
+	best := 0
+	for _, s := range r.sessions.Sessions(bare) {
+		if !s.Available() || s.Priority() < 0 {
+			continue
+		}
+		switch p := s.Priority(); {
+		case typ == "headline":
+			targets = append(targets, s)
+		case len(targets) == 0 || p > best:
+			targets, best = append(targets[:0], s), p
+		case p == best:
+			targets = append(targets, s)
+		}
+	}
+	delivered := false
+	for i, s := range targets {
+		out := st
+		if i < len(targets)-1 {
+			out = st.Copy()
+		}
+		if s.Deliver(out) {
+			delivered = true
+		}
+	}
+	if delivered {
+		return
+	}
+	r.undelivered(ctx, st, bare)
+}
+
+// undelivered gives a message nobody could take to the offline hooks, and
+// failing those answers the sender as RFC 6121 §8.5.2.2 and §8.5.1 say.
+func (r *Router) undelivered(ctx context.Context, st *Stanza, bare jid.JID) {
+	exists, err := r.accounts.Exists(ctx, bare)
+	if err != nil {
+		r.log.Error("look up account", slog.String("jid", bare.String()), slog.Any("err", err))
+		r.Bounce(ctx, st, stanza.InternalServerError, "")
+		return
+	}
+	if exists {
+		if p := r.hooks.undeliv.Load(); p != nil {
+			for _, e := range *p {
+				handled := false
+				if r.guard(e.owner, st, func() { handled = e.h(ctx, st) }) {
+					break
+				}
+				if handled {
+					return
+				}
+			}
+		}
+	}
+	switch st.Type() {
+	case "headline", "error":
+		return
+	}
+	r.Bounce(ctx, st, stanza.ServiceUnavailable, "")
+}
+
+// toFull handles stanzas addressed to a local full JID (RFC 6121 §8.5.3).
+func (r *Router) toFull(ctx context.Context, st *Stanza) {
+	if s := r.sessions.Lookup(st.To); s != nil {
+		if !s.Deliver(st) && st.Kind() == KindMessage {
+			r.undelivered(ctx, st, st.To.Bare())
+		}
+		return
+	}
+	switch st.Kind() {
+	case KindMessage:
+		switch st.Type() {
+		case "", "normal", "chat":
+			r.messageToBare(ctx, st, st.To.Bare())
+		case "groupchat":
+			r.Bounce(ctx, st, stanza.ServiceUnavailable, "")
+		}
+	case KindPresence:
+		switch st.Type() {
+		case "subscribe", "subscribed", "unsubscribe", "unsubscribed", "probe":
+			r.toAccount(ctx, st, st.To.Bare())
+		}
+	case KindIQ:
+		r.Bounce(ctx, st, stanza.ServiceUnavailable, "")
+	}
+}
+
+// deliverTo hands st to one session.
+func (r *Router) deliverTo(_ context.Context, s Session, st *Stanza) {
+	s.Deliver(st)
+}
+
+// runStanzaHandlers runs the message or presence handlers of target.
+func (r *Router) runStanzaHandlers(ctx context.Context, target Target, st *Stanza) bool {
+	for _, e := range loadMap(&r.hooks.stanza)[stanzaKey{target, st.Kind()}] {
+		handled := false
+		if r.guard(e.owner, st, func() { handled = e.h(ctx, st) }) {
+			return true
+		}
+		if handled {
+			return true
+		}
+	}
+	return false
+}
+
+// handleIQ dispatches an IQ for the server or an account to its handler.
+func (r *Router) handleIQ(ctx context.Context, target Target, st *Stanza) {
+	if !st.IsIQRequest() {
+		// Results and errors addressed to the server answer requests the
+		// server made (pings); nobody waits for them here.
+		return
+	}
+	payload := st.FirstChild()
+	if payload == nil {
+		r.Bounce(ctx, st, stanza.BadRequest, "")
+		return
+	}
+	e, ok := loadMap(&r.hooks.iq)[iqKey{target, st.Type(), payload.Name.Space}]
+	if !ok {
+		r.Bounce(ctx, st, stanza.ServiceUnavailable, "")
+		return
+	}
+	var resp *Stanza
+	if r.guard(e.owner, st, func() { resp = e.h(ctx, st) }) {
+		r.Bounce(ctx, st, stanza.InternalServerError, "")
+		return
+	}
+	if resp != nil {
+		r.deliver(ctx, resp)
+	}
+}

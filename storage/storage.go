@@ -1,0 +1,61 @@
+// Package storage declares what xmppd keeps on disk, one interface per kind
+// of data, so that the server and its modules depend on what they need and
+// not on a database. storage/sql implements every interface for PostgreSQL
+// and SQLite.
+package storage
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// ErrNotFound is returned (wrapped) when the record asked for does not exist.
+var ErrNotFound = errors.New("not found")
+
+// ErrExists is returned (wrapped) when a record to be created already exists.
+var ErrExists = errors.New("already exists")
+
+// Credential is what a SCRAM server needs to check one mechanism without
+// knowing the password (RFC 5802 §3). PLAIN logins are checked against it
+// too, so no password is ever stored.
+type Credential struct {
+	// Mechanism is the SCRAM family name without -PLUS, e.g. "SCRAM-SHA-256".
+	Mechanism  string
+	Salt       []byte
+	Iterations int
+	StoredKey  []byte
+	ServerKey  []byte
+}
+
+// User is one account of a served domain.
+type User struct {
+	Local   string
+	Domain  string
+	Created time.Time
+	// Credentials holds one entry per SCRAM mechanism the account can use.
+	Credentials []Credential
+}
+
+// Users holds accounts and their credentials. Local parts and domains are
+// passed already normalised (PRECIS), so the store compares them bytewise.
+type Users interface {
+	// Create adds an account; ErrExists if it is there already.
+	Create(ctx context.Context, u User) error
+	// Get returns an account with its credentials; ErrNotFound if absent.
+	Get(ctx context.Context, domain, local string) (User, error)
+	// SetCredentials replaces an account's credentials; ErrNotFound if absent.
+	SetCredentials(ctx context.Context, domain, local string, creds []Credential) error
+	// Delete removes an account and its credentials; ErrNotFound if absent.
+	Delete(ctx context.Context, domain, local string) error
+	// List returns the accounts of one domain, or of all domains when domain
+	// is empty, sorted by domain then local part. Credentials are not filled.
+	List(ctx context.Context, domain string) ([]User, error)
+}
+
+// Store is an open database with every kind of data xmppd keeps.
+type Store interface {
+	Users() Users
+	// Close releases the database connection(s).
+	Close() error
+}
