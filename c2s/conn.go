@@ -42,6 +42,7 @@ const writeTimeout = 30 * time.Second
 // goroutine.
 type conn struct {
 	srv       *Server
+	raw       net.Conn // the TCP connection, for deadlines set by other goroutines
 	nc        net.Conn // the transport: TCP, or TLS over it
 	tls       *tls.Conn
 	leaf      *x509.Certificate // the certificate we presented
@@ -61,9 +62,15 @@ type conn struct {
 	deadline     time.Time // negotiation must finish by then
 	pinged       bool
 
+	// In-band registration before SASL (register.go): the requests seen,
+	// and whether one created an account.
+	registerRequests int
+	registered       bool
+
 	// Session state.
 	jid        jid.JID
 	available  atomic.Bool
+	presence   atomic.Pointer[router.Stanza]
 	priority   atomic.Int32
 	out        chan *router.Stanza
 	writerDone chan struct{}
@@ -81,6 +88,7 @@ func newConn(s *Server, nc net.Conn, directTLS bool) *conn {
 	ip, _, _ := net.SplitHostPort(nc.RemoteAddr().String())
 	return &conn{
 		srv:       s,
+		raw:       nc,
 		nc:        nc,
 		directTLS: directTLS,
 		ip:        ip,
@@ -110,11 +118,11 @@ func (c *conn) run(ctx context.Context) {
 	err = c.readLoop(ctx)
 	c.Close(err)
 	<-c.writerDone
+	// Clean-up must run even when the server is shutting down.
+	ctx = context.WithoutCancel(ctx)
 	c.srv.opts.Router.Sessions().Unbind(c)
 	c.requeue(ctx)
-	if f := c.srv.opts.SessionEnded; f != nil {
-		f(ctx, c)
-	}
+	c.srv.opts.Router.SessionEnded(ctx, c)
 	c.logEnd(c.cause)
 }
 
@@ -133,8 +141,9 @@ func (c *conn) Close(cause error) {
 	c.closeOnce.Do(func() {
 		c.cause = cause
 		close(c.done)
-		// Wake the reading goroutine if it is blocked in Read.
-		c.nc.SetReadDeadline(time.Now())
+		// Wake the reading goroutine if it is blocked in Read. The TCP
+		// connection, not c.nc, which the reader may be replacing with TLS.
+		c.raw.SetReadDeadline(time.Now())
 	})
 }
 
@@ -149,6 +158,7 @@ func (c *conn) finish() {
 			buf = c.appendHeader(buf)
 		}
 		if isStreamErr {
+			buf = c.appendQueued(buf)
 			buf = append(buf, `<stream:error><`...)
 			buf = append(buf, se.Err...)
 			buf = append(buf, ` xmlns="`+nsStreams+`"/></stream:error>`...)
@@ -164,6 +174,37 @@ func (c *conn) finish() {
 		}
 		c.nc.Close()
 	})
+}
+
+// appendQueued appends the IQs and presences still queued when the server
+// closes the stream with an error, so that a reply queued just before Close
+// reaches the client before the error: the result of an account removal
+// comes before the not-authorized it causes (XEP-0077 §3.2). They go in the
+// one final write, whose deadline bounds them, up to maxBatch bytes; what
+// does not fit is dropped, as requeue would drop it. Messages are put back,
+// in order, for requeue to route again, which is safer than a last write.
+func (c *conn) appendQueued(buf []byte) []byte {
+	var messages []*router.Stanza
+	for drained := false; !drained; {
+		select {
+		case st := <-c.out:
+			switch {
+			case st.Kind() == router.KindMessage:
+				messages = append(messages, st)
+			case len(buf) < maxBatch:
+				buf = st.AppendXML(buf, router.NSClient)
+			}
+		default:
+			drained = true
+		}
+	}
+	for _, st := range messages {
+		select {
+		case c.out <- st:
+		default:
+		}
+	}
+	return buf
 }
 
 // write sends raw bytes to the client.
@@ -220,12 +261,15 @@ func (r idleReader) Read(p []byte) (int, error) {
 		default:
 			d = time.Now().Add(c.srv.limits.PingInterval)
 		}
+		c.nc.SetReadDeadline(d)
+		// Checked after setting the deadline: Close closes done before it
+		// sets its own deadline, so either we see done here or its
+		// deadline replaces ours and Read returns at once.
 		select {
 		case <-c.done:
 			return 0, errClosing
 		default:
 		}
-		c.nc.SetReadDeadline(d)
 		n, err := c.nc.Read(p)
 		if n > 0 {
 			c.pinged = false
@@ -349,9 +393,13 @@ func (c *conn) features() *router.Element {
 			}
 			f.Append(cb)
 		}
+		if c.srv.opts.Config.Registration.Enabled {
+			f.Append(router.NewElement(nsRegisterFeature, "register")) // XEP-0077 §8
+		}
 	default:
 		f.Append(router.NewElement(nsBind, "bind"))
 		f.Append(router.NewElement(nsSession, "session").Append(router.NewElement(nsSession, "optional")))
+		f.Append(c.srv.opts.Router.StreamFeatures()...)
 	}
 	return f
 }
@@ -386,6 +434,10 @@ func (c *conn) negotiateStream(ctx context.Context) error {
 			}
 			restart, err := c.authenticate(ctx, e)
 			if err != nil || restart {
+				return err
+			}
+		case c.tls != nil && !c.authed && isRegisterIQ(e):
+			if err := c.register(ctx, e); err != nil {
 				return err
 			}
 		case e.Name.Space == "" && e.Name.Local == "iq" && c.authed:

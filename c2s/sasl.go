@@ -82,6 +82,13 @@ func (c *conn) authenticate(ctx context.Context, auth *router.Element) (restart 
 		c.log.Info("c2s login failed", slog.String("mechanism", mech), slog.String("condition", cond), slog.String("host", c.host))
 		return false, c.saslFailure(cond, "")
 	}
+	if mech == "PLAIN" {
+		// SCRAM sends its <success/> itself, with the server signature;
+		// PLAIN has no additional data.
+		if err := c.writeElement(router.NewElement(nsSASL, "success")); err != nil {
+			return false, err
+		}
+	}
 	c.authed, c.user = true, user
 	c.log.Info("c2s authenticated", slog.String("user", user+"@"+c.host), slog.String("mechanism", mech))
 	return true, nil
@@ -135,6 +142,12 @@ func (c *conn) credential(ctx context.Context, authcid, family string) (storage.
 	return storage.Credential{}, fmt.Errorf("no %s credential: %w", family, storage.ErrNotFound)
 }
 
+// decoy makes unknown accounts look like real ones: same iteration count,
+// a salt fixed per name.
+func (c *conn) decoy() scram.Decoy {
+	return scram.Decoy{Iterations: c.srv.opts.Config.Auth.ScramIterations}
+}
+
 // validAuthzid accepts an empty authorization identity or the user's own
 // bare JID: nobody may act as another account.
 func (c *conn) validAuthzid(authzid, local string) bool {
@@ -159,7 +172,7 @@ func (c *conn) plain(ctx context.Context, msg []byte) (user, cond string) {
 	if err != nil {
 		// Spend the same work as a real check so timing does not tell
 		// whether the account exists.
-		scram.VerifyPlain(scram.Decoy{}.Credential(scram.SHA256, authcid), password)
+		scram.VerifyPlain(c.decoy().Credential(scram.SHA256, authcid), password)
 		return "", "not-authorized"
 	}
 	if !scram.VerifyPlain(cred, password) {
@@ -186,6 +199,7 @@ func (c *conn) scram(ctx context.Context, mech string, initial []byte, hasInitia
 		return "", "invalid-mechanism", nil
 	}
 	srv.PlusOffered = len(c.binding().Types()) > 0
+	srv.Decoy = c.decoy()
 	msg := initial
 	if !hasInitial {
 		// No initial response: ask for it with an empty challenge.

@@ -34,9 +34,6 @@ type Options struct {
 	Users  storage.Users
 	Certs  *certs.Store
 	Log    *slog.Logger
-	// SessionEnded, if set, is called after a bound session has been removed
-	// from the registry, e.g. to broadcast unavailable presence.
-	SessionEnded func(ctx context.Context, s router.Session)
 }
 
 // Server accepts client connections on any number of listeners.
@@ -44,6 +41,8 @@ type Server struct {
 	opts     Options
 	limits   config.Limits
 	throttle *Throttle
+	// registrations limits in-band account creation per IP (register.go).
+	registrations *registrationLimit
 
 	mu     sync.Mutex
 	conns  map[*conn]struct{}
@@ -58,10 +57,11 @@ const NegotiationTimeout = 60 * time.Second
 // New returns a Server.
 func New(opts Options) *Server {
 	return &Server{
-		opts:     opts,
-		limits:   opts.Config.Limits,
-		throttle: NewThrottle(opts.Config.Limits.LoginFailures, opts.Config.Limits.LoginWindow),
-		conns:    map[*conn]struct{}{},
+		opts:          opts,
+		limits:        opts.Config.Limits,
+		throttle:      NewThrottle(opts.Config.Limits.LoginFailures, opts.Config.Limits.LoginWindow),
+		registrations: newRegistrationLimit(opts.Config.Registration.PerIP, opts.Config.Registration.Window),
+		conns:         map[*conn]struct{}{},
 	}
 }
 

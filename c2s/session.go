@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -63,6 +64,9 @@ func (c *conn) Available() bool { return c.available.Load() }
 // Priority implements router.Session.
 func (c *conn) Priority() int { return int(c.priority.Load()) }
 
+// LastPresence implements router.Session.
+func (c *conn) LastPresence() *router.Stanza { return c.presence.Load() }
+
 // Deliver implements router.Session: it queues without blocking, and a full
 // queue means the client does not keep up, so the session is closed.
 func (c *conn) Deliver(st *router.Stanza) bool {
@@ -92,6 +96,12 @@ const maxBatch = 64 << 10
 func (c *conn) writeLoop() {
 	defer close(c.writerDone)
 	defer c.finish()
+	defer func() {
+		if v := recover(); v != nil {
+			c.log.Error("c2s writer panicked", slog.Any("panic", v), slog.String("stack", string(debug.Stack())))
+			c.Close(stream.InternalServerError)
+		}
+	}()
 	for {
 		select {
 		case st := <-c.out:
@@ -229,9 +239,11 @@ func (c *conn) local(st *router.Stanza) bool {
 				prio = n
 			}
 			c.priority.Store(int32(prio))
+			c.presence.Store(st.Copy())
 			c.available.Store(true)
 		case "unavailable":
 			c.available.Store(false)
+			c.presence.Store(nil)
 		}
 	}
 	return false

@@ -16,7 +16,9 @@ type Config struct {
 	Modules []string `yaml:"modules"`
 	Auth    Auth     `yaml:"auth"`
 	Limits  Limits   `yaml:"limits"`
-	Log     Log      `yaml:"log"`
+	// Registration configures in-band account creation.
+	Registration Registration `yaml:"registration"`
+	Log          Log          `yaml:"log"`
 }
 
 // Host is one served (virtual) domain with its certificate.
@@ -72,6 +74,23 @@ type Limits struct {
 	// pings it (XEP-0199); PingTimeout how long it then has to answer.
 	PingInterval time.Duration `yaml:"ping_interval"`
 	PingTimeout  time.Duration `yaml:"ping_timeout"`
+	// MaxRosterItems bounds one roster (RFC 6121 §2.3.3 not-allowed).
+	MaxRosterItems int `yaml:"max_roster_items"`
+	// MaxOfflineMessages bounds one account's offline queue (XEP-0160);
+	// over it, senders get service-unavailable.
+	MaxOfflineMessages int `yaml:"max_offline_messages"`
+	// MaxVCardSize bounds one vCard (XEP-0054), in bytes.
+	MaxVCardSize int `yaml:"max_vcard_size"`
+}
+
+// Registration configures in-band registration (XEP-0077).
+type Registration struct {
+	// Enabled lets anyone create an account over XMPP. Off by default:
+	// open registration invites spam accounts.
+	Enabled bool `yaml:"enabled"`
+	// PerIP accounts may be created from one IP address within Window.
+	PerIP  int           `yaml:"per_ip"`
+	Window time.Duration `yaml:"window"`
 }
 
 // Log configures log/slog output.

@@ -25,8 +25,10 @@ func TestDefault(t *testing.T) {
 			MaxStanzaSize: 262144, MaxDepth: 64, MaxSessionsPerUser: 10,
 			OutboundQueue: 1024, LoginFailures: 5, LoginWindow: time.Minute,
 			PingInterval: 5 * time.Minute, PingTimeout: time.Minute,
+			MaxRosterItems: 1000, MaxOfflineMessages: 1000, MaxVCardSize: 65536,
 		},
-		Log: Log{Level: "info", Format: "text"},
+		Registration: Registration{PerIP: 3, Window: time.Hour},
+		Log:          Log{Level: "info", Format: "text"},
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("Default() =\n%+v\nwant\n%+v", c, want)

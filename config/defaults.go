@@ -23,6 +23,11 @@ const (
 	defaultLoginWindow     = time.Minute
 	defaultPingInterval    = 5 * time.Minute
 	defaultPingTimeout     = time.Minute
+	defaultMaxRosterItems  = 1000
+	defaultMaxOffline      = 1000
+	defaultMaxVCardSize    = 64 << 10
+	defaultRegPerIP        = 3
+	defaultRegWindow       = time.Hour
 	defaultLogLevel        = "info"
 	defaultLogFormat       = "text"
 )
@@ -74,6 +79,8 @@ func (c *Config) ApplyDefaults() {
 	}
 	setDefault(&c.Auth.ScramIterations, defaultScramIterations)
 	c.Limits.applyDefaults()
+	setDefault(&c.Registration.PerIP, defaultRegPerIP)
+	setDefault(&c.Registration.Window, defaultRegWindow)
 	setDefault(&c.Log.Level, defaultLogLevel)
 	setDefault(&c.Log.Format, defaultLogFormat)
 }
@@ -87,6 +94,9 @@ func (l *Limits) applyDefaults() {
 	setDefault(&l.LoginWindow, defaultLoginWindow)
 	setDefault(&l.PingInterval, defaultPingInterval)
 	setDefault(&l.PingTimeout, defaultPingTimeout)
+	setDefault(&l.MaxRosterItems, defaultMaxRosterItems)
+	setDefault(&l.MaxOfflineMessages, defaultMaxOffline)
+	setDefault(&l.MaxVCardSize, defaultMaxVCardSize)
 }
 
 // setDefault sets *v to def when *v is the zero value.

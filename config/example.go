@@ -50,6 +50,16 @@ limits:
   login_window: 1m            # durations are written like 30s, 5m, 1h
   ping_interval: 5m           # client silence before the server pings it (XEP-0199)
   ping_timeout: 1m            # how long the client then has to answer
+  max_roster_items: 1000      # contacts in one roster
+  max_offline_messages: 1000  # messages kept for an offline account; more bounce
+  max_vcard_size: 65536       # bytes in one vCard (XEP-0054)
+
+# In-band registration (XEP-0077): account creation by anyone over XMPP.
+# Password change by logged-in users works even when this is off.
+registration:
+  enabled: false   # off by default: open registration invites spam
+  per_ip: 3        # accounts one IP address may create within window
+  window: 1h
 
 log:
   level: info    # debug, info, warn or error

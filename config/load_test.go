@@ -68,6 +68,10 @@ limits:
   login_window: 30s
   ping_interval: 2h
   ping_timeout: 90s
+  max_roster_items: 50
+  max_offline_messages: 20
+  max_vcard_size: 4096
+registration: {enabled: true, per_ip: 1, window: 10m}
 log: {level: debug, format: json}
 `,
 		check: func(t *testing.T, c *Config) {
@@ -85,8 +89,10 @@ log: {level: debug, format: json}
 					MaxStanzaSize: 65536, MaxDepth: 32, MaxSessionsPerUser: 3,
 					OutboundQueue: 100, LoginFailures: 3, LoginWindow: 30 * time.Second,
 					PingInterval: 2 * time.Hour, PingTimeout: 90 * time.Second,
+					MaxRosterItems: 50, MaxOfflineMessages: 20, MaxVCardSize: 4096,
 				},
-				Log: Log{Level: "debug", Format: "json"},
+				Registration: Registration{Enabled: true, PerIP: 1, Window: 10 * time.Minute},
+				Log:          Log{Level: "debug", Format: "json"},
 			}
 			if !reflect.DeepEqual(c, want) {
 				t.Errorf("got  %+v\nwant %+v", c, want)
@@ -178,11 +184,11 @@ func TestLoadErrors(t *testing.T) {
 	}{{
 		name: "unknown key at top level",
 		text: "hosts: [{domain: example.org}]\n\nlistner: []\n",
-		want: []string{`xmppd.yaml:3: unknown key "listner" at top level (known keys: auth, data_dir, hosts, limits, listeners, log, modules, storage)`},
+		want: []string{`xmppd.yaml:3: unknown key "listner" at top level (known keys: auth, data_dir, hosts, limits, listeners, log, modules, registration, storage)`},
 	}, {
 		name: "unknown nested key",
 		text: "hosts: [{domain: example.org}]\nlimits:\n  max_depth: 10\n  max_stanzas: 5\n",
-		want: []string{`xmppd.yaml:4: unknown key "max_stanzas" in limits (known keys: login_failures, login_window, max_depth, max_sessions_per_user, max_stanza_size, outbound_queue, ping_interval, ping_timeout)`},
+		want: []string{`xmppd.yaml:4: unknown key "max_stanzas" in limits (known keys: login_failures, login_window, max_depth, max_offline_messages, max_roster_items, max_sessions_per_user, max_stanza_size, max_vcard_size, outbound_queue, ping_interval, ping_timeout)`},
 	}, {
 		name: "unknown key in a list item",
 		text: "hosts:\n  - domain: example.org\n  - domain: example.net\n    certificate: x.pem\n",
@@ -191,7 +197,7 @@ func TestLoadErrors(t *testing.T) {
 		name: "every unknown key is reported",
 		text: "foo: 1\nhosts: [{domain: example.org}]\nlog: {colour: true}\n",
 		want: []string{
-			`xmppd.yaml:1: unknown key "foo" at top level (known keys: auth, data_dir, hosts, limits, listeners, log, modules, storage)`,
+			`xmppd.yaml:1: unknown key "foo" at top level (known keys: auth, data_dir, hosts, limits, listeners, log, modules, registration, storage)`,
 			`xmppd.yaml:3: unknown key "colour" in log (known keys: format, level)`,
 		},
 	}, {

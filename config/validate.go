@@ -174,6 +174,9 @@ func (c *Config) checkLimits(ps *problems) {
 		{"max_sessions_per_user", l.MaxSessionsPerUser},
 		{"outbound_queue", l.OutboundQueue},
 		{"login_failures", l.LoginFailures},
+		{"max_roster_items", l.MaxRosterItems},
+		{"max_offline_messages", l.MaxOfflineMessages},
+		{"max_vcard_size", l.MaxVCardSize},
 	} {
 		if v.n <= 0 {
 			ps.add("limits."+v.key, "must be positive, not %d", v.n)
@@ -190,6 +193,12 @@ func (c *Config) checkLimits(ps *problems) {
 		if v.d <= 0 {
 			ps.add("limits."+v.key, "must be positive, not %s", v.d)
 		}
+	}
+	if c.Registration.PerIP <= 0 {
+		ps.add("registration.per_ip", "must be positive, not %d", c.Registration.PerIP)
+	}
+	if c.Registration.Window <= 0 {
+		ps.add("registration.window", "must be positive, not %s", c.Registration.Window)
 	}
 }
 

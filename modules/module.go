@@ -134,6 +134,22 @@ func (h *Host) AddFeature(target router.Target, ns string) {
 	h.regs = append(h.regs, h.router.AddFeature(target, ns))
 }
 
+// AddStreamFeature advertises e to authenticated clients in the stream
+// features.
+func (h *Host) AddStreamFeature(e *router.Element) {
+	h.regs = append(h.regs, h.router.AddStreamFeature(e))
+}
+
+// OnSessionAvailable attaches fn to sessions that sent initial presence.
+func (h *Host) OnSessionAvailable(priority int, fn router.SessionHandler) {
+	h.regs = append(h.regs, h.router.OnSessionAvailable(h.id, priority, fn))
+}
+
+// OnSessionEnd attaches fn to sessions that ended.
+func (h *Host) OnSessionEnd(priority int, fn router.SessionHandler) {
+	h.regs = append(h.regs, h.router.OnSessionEnd(h.id, priority, fn))
+}
+
 // Route sends a stanza the module made.
 func (h *Host) Route(ctx context.Context, st *router.Stanza) { h.router.Route(ctx, st) }
 

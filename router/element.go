@@ -2,6 +2,7 @@ package router
 
 import (
 	"encoding/xml"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 )
@@ -182,15 +183,15 @@ func (e *Element) appendXML(buf []byte, parentNS, contentNS string) []byte {
 			buf = append(buf, "xml:"...)
 		default:
 			// A namespaced attribute other than xml:*: declare a prefix
-			// for it on this element.
+			// for it on this element, a1, a2, …, each one unique, since a
+			// prefix declared twice on one element is not well-formed.
 			prefixes++
-			p := "a" + string(rune('0'+prefixes%10))
-			buf = append(buf, "xmlns:"...)
-			buf = append(buf, p...)
+			buf = append(buf, "xmlns:a"...)
+			buf = strconv.AppendInt(buf, int64(prefixes), 10)
 			buf = append(buf, `="`...)
 			buf = appendEscaped(buf, a.Name.Space, true)
-			buf = append(buf, `" `...)
-			buf = append(buf, p...)
+			buf = append(buf, `" a`...)
+			buf = strconv.AppendInt(buf, int64(prefixes), 10)
 			buf = append(buf, ':')
 		}
 		buf = append(buf, a.Name.Local...)

@@ -281,6 +281,18 @@ func withoutSeq(list []stanzaEntry, seq int) []stanzaEntry {
 	return out
 }
 
+// guardSession runs a session event handler, logging a panic with the
+// handler's owner instead of crashing.
+func (r *Router) guardSession(owner string, fn func()) {
+	defer func() {
+		if v := recover(); v != nil {
+			r.log.Error("session handler panicked", slog.String("module", owner),
+				slog.Any("panic", v), slog.String("stack", string(debug.Stack())))
+		}
+	}()
+	fn()
+}
+
 // guard runs fn, turning a panic into an error logged with the handler's
 // owner: a crash in one module must not take the server down.
 func (r *Router) guard(owner string, st *Stanza, fn func()) (panicked bool) {

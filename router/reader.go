@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
+	"unicode/utf8"
 
 	"mellium.im/xmpp/stream"
 )
@@ -135,6 +137,9 @@ func (r *Reader) element(start xml.StartElement, offset int64, depth int) (*Elem
 	if r.maxDepth > 0 && depth > r.maxDepth {
 		return nil, stream.PolicyViolation
 	}
+	if hasDuplicateAttr(start.Attr) || hasBadName(start) {
+		return nil, stream.NotWellFormed
+	}
 	e := &Element{Name: r.name(start.Name)}
 	for _, a := range start.Attr {
 		if a.Name.Space == "xmlns" || (a.Name.Space == "" && a.Name.Local == "xmlns") {
@@ -163,6 +168,15 @@ func (r *Reader) element(start xml.StartElement, offset int64, depth int) (*Elem
 			}
 			return e, nil
 		case xml.CharData:
+			// The decoder splits text at CDATA sections; join the pieces so
+			// that the tree does not depend on how the sender quoted it
+			// (written out, it is one run of text either way).
+			if n := len(e.Children); n > 0 {
+				if prev, ok := e.Children[n-1].(Text); ok {
+					e.Children[n-1] = prev + Text(t)
+					continue
+				}
+			}
 			e.Children = append(e.Children, Text(t))
 		default:
 			// Comments, processing instructions and DTDs are not allowed
@@ -196,6 +210,68 @@ func (r *Reader) token() (xml.Token, error) {
 		return nil, io.EOF
 	}
 	return nil, err
+}
+
+// hasDuplicateAttr reports an attribute given twice on one element, which
+// encoding/xml accepts but XML forbids (Unique Att Spec, and its namespace
+// form): relayed, a second 'from' after the one c2s stamps would show a
+// forged sender to parsers that keep the last value, and break the
+// receiver's stream for parsers that check.
+func hasDuplicateAttr(attrs []xml.Attr) bool {
+	if len(attrs) <= 8 {
+		for i := range attrs {
+			for j := range i {
+				if attrs[i].Name == attrs[j].Name {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	seen := make(map[xml.Name]bool, len(attrs))
+	for _, a := range attrs {
+		if seen[a.Name] {
+			return true
+		}
+		seen[a.Name] = true
+	}
+	return false
+}
+
+// hasBadName reports an element or attribute whose local name is not an
+// NCName (Namespaces in XML §3). encoding/xml checks only the qualified name,
+// so it accepts <p:0 xmlns:p='urn:x'/> or <:a/>; written out without the
+// prefix, as <0 xmlns='urn:x'/>, such an element would not be well-formed
+// and would break the stream of whoever receives it.
+func hasBadName(start xml.StartElement) bool {
+	if !isNCName(start.Name.Local) {
+		return true
+	}
+	for _, a := range start.Attr {
+		if a.Name.Space != "xmlns" && !isNCName(a.Name.Local) {
+			return true
+		}
+	}
+	return false
+}
+
+// isNCName tells whether s, which encoding/xml has read as (part of) a
+// name, is a name without a colon that may also stand first in a name.
+func isNCName(s string) bool {
+	if s == "" || strings.IndexByte(s, ':') >= 0 {
+		return false
+	}
+	switch c := s[0]; {
+	case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', c == '_':
+		return true
+	case c < utf8.RuneSelf:
+		return false
+	}
+	// A name that starts with a non-ASCII character (rare): let
+	// encoding/xml, which decides what the receiving end accepts, judge it
+	// as a whole name.
+	_, err := xml.NewDecoder(strings.NewReader("<" + s + "/>")).RawToken()
+	return err == nil
 }
 
 func isSpace(b []byte) bool {

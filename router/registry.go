@@ -21,6 +21,10 @@ type Session interface {
 	// Priority is the priority it gave (RFC 6121 §4.7.2.3).
 	Available() bool
 	Priority() int
+	// LastPresence is the session's last available presence as it sent it
+	// (nil while unavailable): what probes and newly subscribed contacts
+	// are answered with (RFC 6121 §4.3.2). Callers must not change it.
+	LastPresence() *Stanza
 	// Close ends the session with a stream error (e.g. conflict when a new
 	// session binds the same full JID).
 	Close(cause error)

@@ -7,7 +7,7 @@ package router
 import (
 	"context"
 	"log/slog"
-	"sync"
+	"sync/atomic"
 
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stanza"
@@ -32,10 +32,12 @@ type Router struct {
 	sessions Registry
 	accounts Accounts
 	hooks    hooks
-
-	mu      sync.RWMutex
+	// sessionEvents holds the session event handlers.
+	sessionEvents sessionHooks
+	features      streamFeatures
+	// domains is never changed after New, so reading it takes no lock.
 	domains map[string]bool
-	remote  Remote
+	remote  atomic.Pointer[Remote]
 }
 
 // New returns a router serving the given domains.
@@ -49,9 +51,7 @@ func New(log *slog.Logger, sessions Registry, accounts Accounts, domains []strin
 
 // SetRemote sets where stanzas to other domains go.
 func (r *Router) SetRemote(rem Remote) {
-	r.mu.Lock()
-	r.remote = rem
-	r.mu.Unlock()
+	r.remote.Store(&rem)
 }
 
 // Sessions returns the session registry.
@@ -62,15 +62,11 @@ func (r *Router) Logger() *slog.Logger { return r.log }
 
 // Serves tells whether domain is one of ours.
 func (r *Router) Serves(domain string) bool {
-	r.mu.RLock()
-	defer r.mu.RUnlock()
 	return r.domains[domain]
 }
 
 // Domains returns the served domains.
 func (r *Router) Domains() []string {
-	r.mu.RLock()
-	defer r.mu.RUnlock()
 	out := make([]string, 0, len(r.domains))
 	for d := range r.domains {
 		out = append(out, d)
@@ -107,14 +103,12 @@ func (r *Router) deliver(ctx context.Context, st *Stanza) {
 		return
 	}
 	if !r.Serves(to.Domainpart()) {
-		r.mu.RLock()
-		rem := r.remote
-		r.mu.RUnlock()
-		if rem == nil {
+		rem := r.remote.Load()
+		if rem == nil || *rem == nil {
 			r.Bounce(ctx, st, stanza.RemoteServerNotFound, "")
 			return
 		}
-		rem.Route(ctx, st)
+		(*rem).Route(ctx, st)
 		return
 	}
 	switch {
@@ -317,7 +311,13 @@ func (r *Router) handleIQ(ctx context.Context, target Target, st *Stanza) {
 		r.Bounce(ctx, st, stanza.BadRequest, "")
 		return
 	}
-	e, ok := loadMap(&r.hooks.iq)[iqKey{target, st.Type(), payload.Name.Space}]
+	handlers := loadMap(&r.hooks.iq)
+	e, ok := handlers[iqKey{target, st.Type(), payload.Name.Space}]
+	if !ok && target == ToAccount && st.To.Domainpart() == "" {
+		// An IQ without 'to' is for the server acting for the account (RFC
+		// 6120 §10.3.3); server-wide services such as ping answer it too.
+		e, ok = handlers[iqKey{ToServer, st.Type(), payload.Name.Space}]
+	}
 	if !ok {
 		r.Bounce(ctx, st, stanza.ServiceUnavailable, "")
 		return

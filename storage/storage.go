@@ -46,7 +46,9 @@ type Users interface {
 	Get(ctx context.Context, domain, local string) (User, error)
 	// SetCredentials replaces an account's credentials; ErrNotFound if absent.
 	SetCredentials(ctx context.Context, domain, local string, creds []Credential) error
-	// Delete removes an account and its credentials; ErrNotFound if absent.
+	// Delete removes an account and all its data (credentials, roster,
+	// pending subscription requests, offline messages, vCard, private XML,
+	// blocklist, last activity); ErrNotFound if absent.
 	Delete(ctx context.Context, domain, local string) error
 	// List returns the accounts of one domain, or of all domains when domain
 	// is empty, sorted by domain then local part. Credentials are not filled.
@@ -56,6 +58,13 @@ type Users interface {
 // Store is an open database with every kind of data xmppd keeps.
 type Store interface {
 	Users() Users
+	Rosters() Rosters
+	SubscriptionRequests() SubscriptionRequests
+	Offline() Offline
+	Blocklists() Blocklists
+	VCards() VCards
+	PrivateXML() PrivateXML
+	LastActivity() LastActivity
 	// Close releases the database connection(s).
 	Close() error
 }

@@ -27,7 +27,7 @@ func (c *cli) withUsers(ctx context.Context, fn func(u admin.Users) error) error
 		return err
 	}
 	defer db.Close()
-	return fn(admin.Users{Config: cfg, Users: db.Users()})
+	return fn(admin.Users{Config: cfg, Users: db.Users(), Store: db})
 }
 
 func (c *cli) userCmd() *cobra.Command {

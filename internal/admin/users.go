@@ -20,6 +20,10 @@ import (
 type Users struct {
 	Config *config.Config
 	Users  storage.Users
+	// Store, when set, lets Delete also cancel the account's subscriptions
+	// in local contacts' rosters; without it Delete removes only the
+	// account's own data.
+	Store storage.Store
 }
 
 // ParseAccount parses and normalises an account JID (local@domain) and
@@ -83,11 +87,19 @@ func (u Users) SetPassword(ctx context.Context, account, password string) (jid.J
 	return j, err
 }
 
-// Delete removes an account.
+// Delete removes an account and all its data. With Store set, local
+// contacts' roster items for the account first lose their subscriptions, as
+// an unsubscribe and unsubscribed would have done (RFC 6121 §2.5.2), so
+// that nobody keeps a subscription to an account that no longer exists.
 func (u Users) Delete(ctx context.Context, account string) (jid.JID, error) {
 	j, err := u.ParseAccount(account)
 	if err != nil {
 		return j, err
+	}
+	if u.Store != nil {
+		if err := (Rosters{Users: u, Store: u.Store}).cancelAll(ctx, j); err != nil {
+			return j, fmt.Errorf("cancel subscriptions of %s: %w", j, err)
+		}
 	}
 	err = u.Users.Delete(ctx, j.Domainpart(), j.Localpart())
 	if errors.Is(err, storage.ErrNotFound) {

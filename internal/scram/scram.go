@@ -81,9 +81,9 @@ func familyOf(mechanism string) (f family, plus bool, ok bool) {
 // Derive computes the stored form of password for one SCRAM family
 // (SCRAM-SHA-1 or SCRAM-SHA-256), with the given salt and iteration count.
 // It is what account creation and password changes store, and what
-// VerifyPlain recomputes. The password is prepared with the OpaqueString
-// profile (RFC 8265, which replaced SASLprep) first, so that clients which
-// prepare it the same way derive the same keys.
+// VerifyPlain recomputes. The password is first prepared with the PRECIS
+// OpaqueString profile (RFC 8265 §4.2, successor of RFC 7613 and SASLprep),
+// so that equivalent Unicode spellings of one password give the same keys.
 func Derive(mechanism, password string, salt []byte, iterations int) (storage.Credential, error) {
 	f, plus, ok := familyOf(mechanism)
 	if !ok || plus {

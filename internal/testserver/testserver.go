@@ -1,20 +1,24 @@
 // Package testserver starts a real xmppd in-process on random loopback ports
 // and logs real clients (mellium.im/xmpp) in to it, so that integration tests
-// drive the server exactly as an XMPP client would.
+// drive the server exactly as an XMPP client would. For what no client
+// library sends (input before TLS, broken XML, chosen channel bindings,
+// silence), Raw drives a connection by hand.
 package testserver
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/xml"
 	"errors"
+	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -39,6 +43,9 @@ type Server struct {
 	t testing.TB
 	// Roots trusts the server's self-signed certificate.
 	Roots *x509.CertPool
+
+	shutdownOnce sync.Once
+	shutdownErr  error
 }
 
 // Start starts a server on SQLite in a temporary directory. mutate, if not
@@ -75,7 +82,7 @@ func StartOn(t testing.TB, b storetest.Backend, mutate func(*config.Config)) *Se
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		if err := srv.Shutdown(ctx); err != nil {
+		if err := s.Shutdown(ctx); err != nil {
 			t.Errorf("shutdown: %v", err)
 		}
 	})
@@ -86,6 +93,14 @@ func StartOn(t testing.TB, b storetest.Backend, mutate func(*config.Config)) *Se
 		}
 	}
 	return s
+}
+
+// Shutdown shuts the server down as an operator would: every connected
+// client gets a system-shutdown stream error. It runs once; the test's
+// cleanup calls it too, and later calls return the first result.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.shutdownOnce.Do(func() { s.shutdownErr = s.Server.Shutdown(ctx) })
+	return s.shutdownErr
 }
 
 // testWriter sends server logs to the test log, so they show only when a
@@ -127,18 +142,43 @@ type Client struct {
 	// Done is closed when the session ends; Err says why.
 	Done chan struct{}
 	Err  error
+
+	log     *streamLog
+	mu      sync.Mutex
+	backlog []*router.Element // read from In but not yet matched by Next
 }
 
 // LoginOptions choose how a client logs in.
 type LoginOptions struct {
+	// Resource, if set, is requested when binding; else the server picks one.
 	Resource  string
 	Mechanism sasl.Mechanism // default SCRAM-SHA-256
 	DirectTLS bool
 	TLS       *tls.Config // default TLSConfig()
 }
 
+// LoginError is why Dial failed, with what the server said about it.
+type LoginError struct {
+	Err error
+	// SASLFailure is the condition of the server's last SASL <failure/>,
+	// StreamError that of its stream error and StanzaError that of its last
+	// stanza error (e.g. to the bind request); each "" if none was sent.
+	SASLFailure string
+	StreamError string
+	StanzaError string
+}
+
+// Error implements error.
+func (e *LoginError) Error() string {
+	return fmt.Sprintf("login: %v (sasl failure %q, stream error %q, stanza error %q)", e.Err, e.SASLFailure, e.StreamError, e.StanzaError)
+}
+
+// Unwrap returns mellium's error.
+func (e *LoginError) Unwrap() error { return e.Err }
+
 // Dial connects and negotiates a session; it does not fail the test, so
-// tests of failed logins can check the error.
+// tests of failed logins can check the error, a *LoginError once the
+// connection was made.
 func (s *Server) Dial(local, password string, o LoginOptions) (*Client, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -149,34 +189,61 @@ func (s *Server) Dial(local, password string, o LoginOptions) (*Client, error) {
 		o.TLS = s.TLSConfig()
 	}
 	origin := jid.MustParse(local + "@" + Domain)
+	log := &streamLog{}
+	bind := xmpp.BindResource()
 	if o.Resource != "" {
-		origin, _ = origin.WithResource(o.Resource)
+		bind = bindResource(o.Resource)
 	}
-	var conn net.Conn
-	var err error
-	features := []xmpp.StreamFeature{xmpp.SASL("", password, o.Mechanism), xmpp.BindResource()}
+	features := []xmpp.StreamFeature{xmpp.SASL("", password, o.Mechanism), bind}
+	var rw net.Conn
+	var state xmpp.SessionState
 	if o.DirectTLS {
 		cfg := o.TLS.Clone()
 		cfg.NextProtos = []string{"xmpp-client"}
-		conn, err = tls.Dial("tcp", s.DirectTLSAddr(), cfg)
+		tc, err := tls.Dial("tcp", s.DirectTLSAddr(), cfg)
+		if err != nil {
+			return nil, err
+		}
+		rw, state = recordConn{tc, log}, xmpp.Secure
 	} else {
-		conn, err = net.Dial("tcp", s.StartTLSAddr())
-		features = append([]xmpp.StreamFeature{xmpp.StartTLS(o.TLS)}, features...)
+		nc, err := net.Dial("tcp", s.StartTLSAddr())
+		if err != nil {
+			return nil, err
+		}
+		rw = nc
+		features = append([]xmpp.StreamFeature{startTLS(o.TLS, log)}, features...)
 	}
+	sess, err := xmpp.NewSession(ctx, origin.Domain(), origin, rw, state, xmpp.NewNegotiator(func(*xmpp.Session, *xmpp.StreamConfig) xmpp.StreamConfig {
+		return xmpp.StreamConfig{Features: features}
+	}))
 	if err != nil {
-		return nil, err
+		rw.Close()
+		if sess != nil {
+			sess.Conn().Close()
+		}
+		f := scan(log.bytes())
+		return nil, &LoginError{Err: err, SASLFailure: f.SASLFailure, StreamError: f.StreamError, StanzaError: f.StanzaError}
 	}
-	sess, err := xmpp.NewClientSession(ctx, origin, conn, features...)
-	if err != nil {
-		conn.Close()
-		return nil, err
-	}
-	c := &Client{Session: sess, t: s.t, In: make(chan *router.Element, 100), Done: make(chan struct{})}
+	c := &Client{Session: sess, t: s.t, In: make(chan *router.Element, 100), Done: make(chan struct{}), log: log}
 	go func() {
 		defer close(c.Done)
 		c.Err = sess.Serve(xmpp.HandlerFunc(c.handle))
 	}()
 	return c, nil
+}
+
+// startTLS is mellium's STARTTLS feature with the TLS connection recorded.
+func startTLS(cfg *tls.Config, log *streamLog) xmpp.StreamFeature {
+	f := xmpp.StartTLS(cfg)
+	negotiate := f.Negotiate
+	f.Negotiate = func(ctx context.Context, session *xmpp.Session, data any) (xmpp.SessionState, io.ReadWriter, error) {
+		mask, rw, err := negotiate(ctx, session, data)
+		if tc, ok := rw.(*tls.Conn); ok {
+			rw = recordConn{tc, log}
+		}
+		return mask, rw, err
+	}
+	return f
 }
 
 // Login is Dial that fails the test on error and closes the client at the
@@ -191,21 +258,11 @@ func (s *Server) Login(local, password string, o LoginOptions) *Client {
 	return c
 }
 
-// handle re-serialises each incoming top-level element and parses it into
-// a router.Element for the test to inspect.
+// handle parses each incoming top-level element into a router.Element for
+// the test to inspect, and answers IQ requests like a real client would, so
+// that the server's pings get their answer.
 func (c *Client) handle(t xmlstream.TokenReadEncoder, start *xml.StartElement) error {
-	var buf bytes.Buffer
-	enc := xml.NewEncoder(&buf)
-	if err := enc.EncodeToken(*start); err != nil {
-		return err
-	}
-	if _, err := xmlstream.Copy(enc, t); err != nil {
-		return err
-	}
-	if err := enc.Flush(); err != nil {
-		return err
-	}
-	e, err := router.ParseElement(buf.Bytes(), router.NSClient)
+	e, err := readElement(*start, t)
 	if err != nil {
 		return err
 	}
@@ -215,7 +272,6 @@ func (c *Client) handle(t xmlstream.TokenReadEncoder, start *xml.StartElement) e
 		c.t.Errorf("client inbox full; dropped %s", e)
 	}
 	if e.Name.Local == "iq" && (e.Get("type") == "get" || e.Get("type") == "set") {
-		// Answer like a real client so the server sees a response.
 		resp := router.NewElement("", "iq", "type", "result", "id", e.Get("id"), "to", e.Get("from"))
 		_, err := xmlstream.Copy(t, xml.NewDecoder(strings.NewReader(resp.String())))
 		return err
@@ -223,9 +279,11 @@ func (c *Client) handle(t xmlstream.TokenReadEncoder, start *xml.StartElement) e
 	return nil
 }
 
-// SendRaw writes XML text to the stream as it is.
+// SendRaw writes XML text to the stream exactly as given: mellium adds
+// nothing (no id, no from) and checks nothing, so tests can send what a
+// careless or hostile client would.
 func (c *Client) SendRaw(s string) error {
-	return c.Send(context.Background(), xml.NewDecoder(strings.NewReader(s)))
+	return writeRaw(c.TokenWriter(), c.Conn(), s)
 }
 
 // Close ends the session with </stream:stream>.
@@ -238,9 +296,18 @@ func (c *Client) Close() error {
 // ErrTimeout is returned by Next when nothing matching arrived in time.
 var ErrTimeout = errors.New("timed out waiting for a stanza")
 
-// Next returns the next incoming element that match accepts (others are
-// dropped), waiting at most 10 s. Use it with t.Fatal on error.
+// Next returns the first incoming element that match accepts (nil accepts
+// any), waiting at most 10 s. Elements it passes over are kept, in order,
+// for later calls. Use it with t.Fatal on error.
 func (c *Client) Next(match func(*router.Element) bool) (*router.Element, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for i, e := range c.backlog {
+		if match == nil || match(e) {
+			c.backlog = append(c.backlog[:i], c.backlog[i+1:]...)
+			return e, nil
+		}
+	}
 	timeout := time.After(10 * time.Second)
 	for {
 		select {
@@ -248,10 +315,76 @@ func (c *Client) Next(match func(*router.Element) bool) (*router.Element, error)
 			if match == nil || match(e) {
 				return e, nil
 			}
+			c.backlog = append(c.backlog, e)
 		case <-c.Done:
+			// The session may have ended right after the element came.
+			select {
+			case e := <-c.In:
+				if match == nil || match(e) {
+					return e, nil
+				}
+				c.backlog = append(c.backlog, e)
+				continue
+			default:
+			}
 			return nil, errors.Join(errors.New("session ended"), c.Err)
 		case <-timeout:
 			return nil, ErrTimeout
 		}
+	}
+}
+
+// Request sends an IQ request given as XML text, which must have an id, and
+// returns the result or error that answers it.
+func (c *Client) Request(iq string) (*router.Element, error) {
+	req, err := router.ParseElement([]byte(iq), router.NSClient)
+	if err != nil {
+		return nil, fmt.Errorf("request %s: %w", iq, err)
+	}
+	id := req.Get("id")
+	if err := c.SendRaw(iq); err != nil {
+		return nil, err
+	}
+	return c.Next(func(e *router.Element) bool {
+		t := e.Get("type")
+		return e.Name.Local == "iq" && e.Get("id") == id && (t == "result" || t == "error")
+	})
+}
+
+// Sync makes a round trip to the server (an XEP-0199 ping; an error answer
+// will do as well), so that everything this client sent before has been
+// processed: the server handles one connection's stanzas in order.
+func (c *Client) Sync() error {
+	id := "sync-" + router.NewID()
+	_, err := c.Request(`<iq type="get" id="` + id + `" to="` + Domain + `"><ping xmlns="` + nsPing + `"/></iq>`)
+	return err
+}
+
+// WaitClosed waits until the server has ended the session and returns the
+// condition of the stream error it sent, "" if it sent none.
+func (c *Client) WaitClosed() (string, error) {
+	select {
+	case <-c.Done:
+	case <-time.After(20 * time.Second):
+		return "", errors.New("session still open")
+	}
+	return scan(c.log.bytes()).StreamError, nil
+}
+
+// Pending returns, without waiting, the elements that have arrived and not
+// been taken by Next, oldest first; they stay available to Next. After a
+// Sync, everything the server queued for this client before answering the
+// sync is among them.
+func (c *Client) Pending() []*router.Element {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for {
+		select {
+		case e := <-c.In:
+			c.backlog = append(c.backlog, e)
+			continue
+		default:
+		}
+		return append([]*router.Element(nil), c.backlog...)
 	}
 }

@@ -1,11 +1,15 @@
-// Package roster is a placeholder for jabber:iq:roster (RFC 6121 §2) until
-// the full roster module lands: it answers a roster get with an empty roster,
-// because clients wait for the roster before they go online, and refuses
-// changes with feature-not-implemented instead of pretending to store them.
+// Package roster implements RFC 6121 for local accounts: the roster
+// (jabber:iq:roster with XEP-0237 versioning), presence subscriptions and
+// their state machine, and presence broadcast, probes and directed presence.
+// They live in one module because every subscription change is a roster
+// change pushed to the resources whose presence this module tracks. Remote
+// contacts go through the router like local ones, so federation needs
+// nothing more from this module.
 package roster
 
 import (
 	"context"
+	"sync"
 
 	"mellium.im/xmpp/stanza"
 
@@ -13,15 +17,26 @@ import (
 	"github.com/xmppd/xmppd/router"
 )
 
-// NS is the roster namespace.
-const NS = "jabber:iq:roster"
+// Namespaces.
+const (
+	NS            = "jabber:iq:roster"
+	NSVer         = "urn:xmpp:features:rosterver"    // XEP-0237 stream feature
+	NSPreApproval = "urn:xmpp:features:pre-approval" // RFC 6121 §3.4 stream feature
+)
 
 func init() {
 	modules.Register(modules.Info{ID: "roster", New: func() modules.Module { return new(Roster) }})
 }
 
-// Roster is the placeholder roster module.
-type Roster struct{}
+// Roster is the roster and presence module.
+type Roster struct {
+	h        *modules.Host
+	maxItems int
+	sessions sync.Map // router.Session → *sessionState
+	// locks order the availability changes of one account's sessions,
+	// striped by bare JID (see ended).
+	locks [64]sync.Mutex
+}
 
 var (
 	_ modules.Module  = (*Roster)(nil)
@@ -34,22 +49,19 @@ func (*Roster) ModuleInfo() modules.Info {
 }
 
 // Start implements modules.Starter.
-func (*Roster) Start(_ context.Context, h *modules.Host) error {
-	own := func(iq *router.Stanza) bool {
-		return iq.To.Domainpart() == "" || iq.To.Bare().Equal(iq.From.Bare())
-	}
-	if err := h.HandleIQ(router.ToAccount, stanza.GetIQ, NS, func(_ context.Context, iq *router.Stanza) *router.Stanza {
-		if !own(iq) {
-			return iq.ErrorReply(stanza.Auth, stanza.Forbidden, "")
-		}
-		return iq.Reply(router.NewElement(NS, "query"))
-	}); err != nil {
+func (r *Roster) Start(_ context.Context, h *modules.Host) error {
+	r.h = h
+	r.maxItems = h.Config().Limits.MaxRosterItems
+	if err := h.HandleIQ(router.ToAccount, stanza.GetIQ, NS, r.get); err != nil {
 		return err
 	}
-	return h.HandleIQ(router.ToAccount, stanza.SetIQ, NS, func(_ context.Context, iq *router.Stanza) *router.Stanza {
-		if !own(iq) {
-			return iq.ErrorReply(stanza.Auth, stanza.Forbidden, "")
-		}
-		return iq.ErrorReply(stanza.Cancel, stanza.FeatureNotImplemented, "roster changes are not supported yet")
-	})
+	if err := h.HandleIQ(router.ToAccount, stanza.SetIQ, NS, r.set); err != nil {
+		return err
+	}
+	h.AddStreamFeature(router.NewElement(NSVer, "ver"))
+	h.AddStreamFeature(router.NewElement(NSPreApproval, "sub"))
+	h.AddFilter(router.PriorityDefault, r.outbound)
+	h.HandleStanza(router.ToAccount, router.KindPresence, router.PriorityDefault, r.toAccount)
+	h.OnSessionEnd(router.PriorityDefault, r.ended)
+	return nil
 }

@@ -159,6 +159,27 @@ func isBusy(err error) bool {
 // Users returns the accounts and their credentials.
 func (db *DB) Users() storage.Users { return users{db} }
 
+// Rosters returns the rosters and their versions.
+func (db *DB) Rosters() storage.Rosters { return rosters{db} }
+
+// SubscriptionRequests returns the unanswered subscription requests.
+func (db *DB) SubscriptionRequests() storage.SubscriptionRequests { return subscriptionRequests{db} }
+
+// Offline returns the offline message queues.
+func (db *DB) Offline() storage.Offline { return offline{db} }
+
+// Blocklists returns the blocklists.
+func (db *DB) Blocklists() storage.Blocklists { return blocklists{db} }
+
+// VCards returns the vCards.
+func (db *DB) VCards() storage.VCards { return vcards{db} }
+
+// PrivateXML returns the private XML storage.
+func (db *DB) PrivateXML() storage.PrivateXML { return privateXML{db} }
+
+// LastActivity returns the last logouts.
+func (db *DB) LastActivity() storage.LastActivity { return lastActivity{db} }
+
 // Close closes the database's connections.
 func (db *DB) Close() error {
 	if err := db.sql.Close(); err != nil {

@@ -1,6 +1,13 @@
 package sqlstore
 
-import "strings"
+import (
+	"errors"
+	"strings"
+
+	"github.com/lib/pq"
+	sqlitedriver "modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+)
 
 // dialect is what differs between PostgreSQL and SQLite. Everything else,
 // the schema and every query, is the same text for both: placeholders are
@@ -14,6 +21,8 @@ type dialect struct {
 	//	{{TEXT}}  text compared and sorted bytewise (JIDs arrive normalised,
 	//	          and List must sort the same on both databases)
 	//	{{BLOB}}  binary data
+	//	{{ID}}    a column that is the table's primary key and numbers its
+	//	          rows in the order they were inserted, never reusing a number
 	types *strings.Replacer
 	// lockMigrations runs first in each migration transaction so that
 	// processes starting at once apply every migration once. Empty when the
@@ -30,6 +39,9 @@ var sqlite = dialect{
 	types: strings.NewReplacer(
 		"{{TEXT}}", "TEXT",
 		"{{BLOB}}", "BLOB",
+		// AUTOINCREMENT: without it SQLite reuses the number of the
+		// last row once that row is deleted.
+		"{{ID}}", "INTEGER PRIMARY KEY AUTOINCREMENT",
 	),
 	// Transactions are BEGIN IMMEDIATE (see sqliteParams).
 	lockMigrations: "",
@@ -46,7 +58,23 @@ var postgres = dialect{
 		// Without COLLATE "C", PostgreSQL sorts by the database's locale.
 		"{{TEXT}}", `TEXT COLLATE "C"`,
 		"{{BLOB}}", "BYTEA",
+		"{{ID}}", "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY",
 	),
 	lockMigrations: "SELECT pg_advisory_xact_lock(" + migrationLockKey + ")",
 	forUpdate:      " FOR UPDATE",
+}
+
+// pqForeignKeyViolation is PostgreSQL's SQLSTATE for foreign_key_violation.
+const pqForeignKeyViolation = "23503"
+
+// isForeignKeyViolation reports whether err says that a row refers to one
+// that does not exist, in either dialect: for per-account data, that the
+// account does not exist.
+func isForeignKeyViolation(err error) bool {
+	var pqErr *pq.Error
+	if errors.As(err, &pqErr) {
+		return pqErr.Code == pqForeignKeyViolation
+	}
+	var sqliteErr *sqlitedriver.Error
+	return errors.As(err, &sqliteErr) && sqliteErr.Code() == sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY
 }

@@ -174,8 +174,8 @@ func insertCredentials(ctx context.Context, tx *sql.Tx, domain, local string, cr
 	return nil
 }
 
-// fromMicro turns a stored created_at into a time. UTC, so that a time
-// reads the same from both databases.
+// fromMicro turns stored Unix microseconds into a time. UTC, so that a
+// time reads the same from both databases.
 func fromMicro(us int64) time.Time { return time.UnixMicro(us).UTC() }
 
 // oneRow checks the outcome of a statement that changes at most one row:

@@ -1,0 +1,97 @@
+package c2s
+
+import (
+	"io"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"mellium.im/xmpp/stream"
+
+	"github.com/xmppd/xmppd/router"
+)
+
+func TestRegistrationLimit(t *testing.T) {
+	now := time.Unix(1000, 0)
+	l := newRegistrationLimit(2, time.Hour)
+	l.now = func() time.Time { return now }
+	for i, want := range []bool{true, true, false} {
+		if got := l.reserve("192.0.2.1"); got != want {
+			t.Fatalf("reservation %d: %v, want %v", i, got, want)
+		}
+	}
+	if !l.reserve("192.0.2.2") {
+		t.Error("another address is limited too")
+	}
+	// A released reservation can be taken again.
+	l.release("192.0.2.1")
+	if !l.reserve("192.0.2.1") || l.reserve("192.0.2.1") {
+		t.Error("release did not give exactly one back")
+	}
+	// The window slides: the first reservations expire first.
+	now = now.Add(30 * time.Minute)
+	if l.reserve("192.0.2.1") {
+		t.Error("limit lifted before the window passed")
+	}
+	now = now.Add(31 * time.Minute)
+	if !l.reserve("192.0.2.1") {
+		t.Error("limit not lifted after the window")
+	}
+}
+
+func stanzaOf(t *testing.T, s string) *router.Stanza {
+	t.Helper()
+	e, err := router.ParseElement([]byte(s), router.NSClient)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := router.NewStanza(e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+// TestFinishWritesQueued checks that closing a stream with an error writes
+// the IQs and presences queued before the error, so a result queued just
+// before Close is not lost, and leaves messages queued, in order, for
+// requeue.
+func TestFinishWritesQueued(t *testing.T) {
+	server, client := net.Pipe()
+	c := &conn{raw: server, nc: server, headerSent: true, out: make(chan *router.Stanza, 8), done: make(chan struct{})}
+	for _, s := range []string{
+		`<message id='m1' to='a@localhost/r'><body>1</body></message>`,
+		`<iq type='result' id='unreg1' to='a@localhost/r'/>`,
+		`<message id='m2' to='a@localhost/r'><body>2</body></message>`,
+		`<presence id='p1' from='b@localhost/r' to='a@localhost/r'/>`,
+	} {
+		c.out <- stanzaOf(t, s)
+	}
+	c.cause = stream.NotAuthorized
+	close(c.done)
+	written := make(chan string)
+	go func() {
+		b, _ := io.ReadAll(client)
+		written <- string(b)
+	}()
+	c.finish()
+	got := <-written
+	iq, p, se := strings.Index(got, `id="unreg1"`), strings.Index(got, `id="p1"`), strings.Index(got, "<stream:error>")
+	if iq < 0 || p < 0 || se < 0 || iq > p || p > se || !strings.Contains(got, "<not-authorized") {
+		t.Errorf("written %q; want the IQ, then the presence, then the not-authorized stream error", got)
+	}
+	if strings.Contains(got, "<message") {
+		t.Errorf("messages written: %q", got)
+	}
+	for _, id := range []string{"m1", "m2"} {
+		select {
+		case st := <-c.out:
+			if st.ID() != id {
+				t.Errorf("requeued %s, want %s", st.ID(), id)
+			}
+		default:
+			t.Fatalf("message %s not left queued", id)
+		}
+	}
+}

@@ -1,0 +1,77 @@
+package loadtest_test
+
+import (
+	"context"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/xmppd/xmppd/internal/loadtest"
+	"github.com/xmppd/xmppd/internal/testserver"
+)
+
+// TestMain lets the memory test run its load client as a child process of
+// this very test binary (see startClient): with XMPPD_LOADTEST_CHILD set, the
+// binary is xmppd-load.
+func TestMain(m *testing.M) {
+	if os.Getenv("XMPPD_LOADTEST_CHILD") == "1" {
+		os.Exit(loadtest.Main(context.Background(), os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+	}
+	os.Exit(m.Run())
+}
+
+// TestOpen checks the load client against a real server: sessions bind, the
+// server counts them, and closing them ends them on the server.
+func TestOpen(t *testing.T) {
+	srv := testserver.Start(t, nil)
+	srv.AddUser("alice", "pencil")
+	for _, direct := range []bool{false, true} {
+		addr := srv.StartTLSAddr()
+		if direct {
+			addr = srv.DirectTLSAddr()
+		}
+		p := loadtest.Plan{
+			Options:  loadtest.Options{Addr: addr, Domain: testserver.Domain, TLS: srv.TLSConfig(), DirectTLS: direct, Presence: true},
+			Sessions: 3,
+			User:     "alice",
+			Password: "pencil",
+			Resource: "r%d",
+		}
+		sessions, err := loadtest.Open(context.Background(), p)
+		if err != nil {
+			t.Fatalf("direct TLS %v: %v", direct, err)
+		}
+		if got, want := sessions[1].JID, "alice@localhost/r1"; got != want {
+			t.Errorf("bound %q, want %q", got, want)
+		}
+		if n := srv.Router.Sessions().Count(); n != 3 {
+			t.Errorf("server has %d sessions, want 3", n)
+		}
+		loadtest.CloseAll(sessions)
+		waitFor(t, func() bool { return srv.Router.Sessions().Count() == 0 }, "sessions to end")
+	}
+}
+
+// TestOpenBadPassword checks that a failed login is reported, not hidden.
+func TestOpenBadPassword(t *testing.T) {
+	srv := testserver.Start(t, nil)
+	srv.AddUser("alice", "pencil")
+	p := loadtest.Plan{
+		Options:  loadtest.Options{Addr: srv.StartTLSAddr(), Domain: testserver.Domain, TLS: srv.TLSConfig()},
+		Sessions: 1, User: "alice", Password: "wrong",
+	}
+	if _, err := loadtest.Open(context.Background(), p); err == nil {
+		t.Fatal("login with a wrong password succeeded")
+	}
+}
+
+func waitFor(t testing.TB, cond func() bool, what string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

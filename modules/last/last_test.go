@@ -1,0 +1,190 @@
+package last_test
+
+import (
+	"context"
+	"strconv"
+	"testing"
+	"time"
+
+	"mellium.im/xmpp/jid"
+
+	"github.com/xmppd/xmppd/config"
+	"github.com/xmppd/xmppd/internal/storetest"
+	"github.com/xmppd/xmppd/internal/testserver"
+	"github.com/xmppd/xmppd/router"
+	"github.com/xmppd/xmppd/storage"
+)
+
+const pw = "secret"
+
+const ns = "jabber:iq:last"
+
+// request sends an IQ and returns its answer or fails the test.
+func request(t *testing.T, c *testserver.Client, iq string) *router.Element {
+	t.Helper()
+	e, err := c.Request(iq)
+	if err != nil {
+		t.Fatalf("%s: %v", c.LocalAddr(), err)
+	}
+	return e
+}
+
+// wantError checks that e is an IQ error with the condition and type.
+func wantError(t *testing.T, e *router.Element, cond, typ string) {
+	t.Helper()
+	if e.Get("type") != "error" {
+		t.Fatalf("got %s, want a %s error", e, cond)
+	}
+	if c, ty := testserver.ErrorCondition(e); c != cond || ty != typ {
+		t.Fatalf("error %s (type %s), want %s (type %s): %s", c, ty, cond, typ, e)
+	}
+}
+
+// wantLast checks that e is a result and returns its seconds and text.
+func wantLast(t *testing.T, e *router.Element) (int64, string) {
+	t.Helper()
+	if e.Get("type") != "result" {
+		t.Fatalf("got %s, want a result", e)
+	}
+	q := e.Child(ns, "query")
+	if q == nil {
+		t.Fatalf("result without query: %s", e)
+	}
+	secs, err := strconv.ParseInt(q.Get("seconds"), 10, 64)
+	if err != nil {
+		t.Fatalf("seconds %q: %v", q.Get("seconds"), err)
+	}
+	return secs, q.Text()
+}
+
+func query(to string) string {
+	if to != "" {
+		to = ` to='` + to + `'`
+	}
+	return `<iq type='get' id='last-` + router.NewID() + `'` + to + `><query xmlns='jabber:iq:last'/></iq>`
+}
+
+// subscribe puts contact in owner's roster with the subscription given.
+func subscribe(t *testing.T, s *testserver.Server, owner, contact, sub string) {
+	t.Helper()
+	_, err := s.Store.Rosters().Put(context.Background(), jid.MustParse(owner), storage.RosterItem{
+		Contact: jid.MustParse(contact), Subscription: sub,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestLast(t *testing.T) {
+	storetest.Run(t, func(t *testing.T, b storetest.Backend) {
+		s := testserver.StartOn(t, b, func(c *config.Config) { c.Modules = append(c.Modules, "last") })
+		for _, u := range []string{"alice", "bob", "carol", "dave", "erin"} {
+			s.AddUser(u, pw)
+		}
+		// dave never logs in in this test, so that the last activity
+		// set here is not replaced by a presence module recording a
+		// logout.
+		logout := time.Now().Add(-100 * time.Second)
+		if err := s.Store.LastActivity().Set(context.Background(), jid.MustParse("dave@localhost"), logout, "Heading Home"); err != nil {
+			t.Fatal(err)
+		}
+		subscribe(t, s, "alice@localhost", "bob@localhost", storage.SubFrom)
+		subscribe(t, s, "dave@localhost", "bob@localhost", storage.SubBoth)
+		subscribe(t, s, "erin@localhost", "bob@localhost", storage.SubFrom)
+		subscribe(t, s, "dave@localhost", "carol@localhost", storage.SubTo) // carol does not see dave
+		alice := s.Login("alice", pw, testserver.LoginOptions{})
+		bob := s.Login("bob", pw, testserver.LoginOptions{})
+		carol := s.Login("carol", pw, testserver.LoginOptions{})
+
+		t.Run("server uptime", func(t *testing.T) {
+			secs, text := wantLast(t, request(t, bob, query("localhost")))
+			if secs < 0 || secs > 600 || text != "" {
+				t.Errorf("uptime %d s, text %q", secs, text)
+			}
+		})
+
+		t.Run("online contact is 0", func(t *testing.T) {
+			// XEP-0012 §3: a connected resource makes it 0.
+			secs, text := wantLast(t, request(t, bob, query("alice@localhost")))
+			if secs != 0 || text != "" {
+				t.Errorf("got %d %q, want 0 and no text", secs, text)
+			}
+		})
+
+		t.Run("offline contact", func(t *testing.T) {
+			secs, text := wantLast(t, request(t, bob, query("dave@localhost")))
+			if secs < 100 || secs > 160 || text != "Heading Home" {
+				t.Errorf("got %d %q, want about 100 s and the status", secs, text)
+			}
+		})
+
+		t.Run("own account", func(t *testing.T) {
+			for _, to := range []string{"", "alice@localhost"} {
+				if secs, _ := wantLast(t, request(t, alice, query(to))); secs != 0 {
+					t.Errorf("to %q: %d, want 0 (online)", to, secs)
+				}
+			}
+		})
+
+		t.Run("not subscribed is forbidden", func(t *testing.T) {
+			// carol is in no roster of alice; dave has her as 'to' only.
+			wantError(t, request(t, carol, query("alice@localhost")), "forbidden", "auth")
+			wantError(t, request(t, carol, query("dave@localhost")), "forbidden", "auth")
+			// alice is not in bob's... nor in dave's roster.
+			wantError(t, request(t, alice, query("dave@localhost")), "forbidden", "auth")
+		})
+
+		t.Run("never logged out", func(t *testing.T) {
+			wantError(t, request(t, bob, query("erin@localhost")), "item-not-found", "cancel")
+		})
+
+		t.Run("unknown account", func(t *testing.T) {
+			wantError(t, request(t, bob, query("nobody@localhost")), "service-unavailable", "cancel")
+		})
+
+		t.Run("full JID", func(t *testing.T) {
+			full := alice.LocalAddr().String()
+			// XEP-0012 §4: not passed on to the client when the sender
+			// may not see the account's presence.
+			wantError(t, request(t, carol, query(full)), "forbidden", "auth")
+			// A contact's query reaches the client, which answers it
+			// (the test client answers every request with an empty
+			// result).
+			e := request(t, bob, query(full))
+			if e.Get("type") != "result" || e.Get("from") != full {
+				t.Fatalf("answer %s, want alice's client's result", e)
+			}
+			if _, err := alice.Next(func(e *router.Element) bool {
+				return e.Name.Local == "iq" && e.Child(ns, "query") != nil && e.Get("from") == bob.LocalAddr().String()
+			}); err != nil {
+				t.Fatalf("alice did not get bob's query: %v", err)
+			}
+			// carol's query never reached alice: it would have come
+			// before the answer to a ping alice sends now.
+			id := "after-" + router.NewID()
+			if err := alice.SendRaw(`<iq type='get' id='` + id + `' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>`); err != nil {
+				t.Fatal(err)
+			}
+			e, err := alice.Next(func(e *router.Element) bool {
+				return e.Get("id") == id || (e.Child(ns, "query") != nil && e.Get("from") == carol.LocalAddr().String())
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if e.Get("id") != id {
+				t.Errorf("alice got carol's query: %s", e)
+			}
+		})
+
+		t.Run("disco advertises jabber:iq:last", func(t *testing.T) {
+			e := request(t, bob, `<iq type='get' id='d1' to='localhost'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>`)
+			found := false
+			for _, f := range e.Child("http://jabber.org/protocol/disco#info", "query").Elements() {
+				found = found || f.Get("var") == ns
+			}
+			if !found {
+				t.Errorf("server features lack %s: %s", ns, e)
+			}
+		})
+	})
+}

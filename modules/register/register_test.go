@@ -1,0 +1,212 @@
+package register_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+
+	"mellium.im/xmpp/jid"
+
+	"github.com/xmppd/xmppd/config"
+	"github.com/xmppd/xmppd/internal/storetest"
+	"github.com/xmppd/xmppd/internal/testserver"
+	"github.com/xmppd/xmppd/router"
+	"github.com/xmppd/xmppd/storage"
+)
+
+const ns = "jabber:iq:register"
+
+// start starts a server with the register module and, for the removal
+// test, modules that store data. Registration stays disabled, as by
+// default: what this module does must work without it.
+func start(t *testing.T, b storetest.Backend) *testserver.Server {
+	t.Helper()
+	s := testserver.StartOn(t, b, func(c *config.Config) {
+		c.Modules = append(c.Modules, "register", "vcard", "private")
+	})
+	if s.Config.Registration.Enabled {
+		t.Fatal("registration enabled by default")
+	}
+	return s
+}
+
+// request sends an IQ and returns its answer or fails the test.
+func request(t *testing.T, c *testserver.Client, iq string) *router.Element {
+	t.Helper()
+	e, err := c.Request(iq)
+	if err != nil {
+		t.Fatalf("%s: %v", c.LocalAddr(), err)
+	}
+	return e
+}
+
+// wantResult fails the test unless e is an IQ result.
+func wantResult(t *testing.T, e *router.Element) {
+	t.Helper()
+	if e.Get("type") != "result" {
+		t.Fatalf("got %s, want a result", e)
+	}
+}
+
+// wantError checks that e is an IQ error with the condition and type.
+func wantError(t *testing.T, e *router.Element, cond, typ string) {
+	t.Helper()
+	if e.Get("type") != "error" {
+		t.Fatalf("got %s, want a %s error", e, cond)
+	}
+	if c, ty := testserver.ErrorCondition(e); c != cond || ty != typ {
+		t.Fatalf("error %s (type %s), want %s (type %s): %s", c, ty, cond, typ, e)
+	}
+}
+
+// canLogin tells whether local can log in with password, failing the test
+// if the login fails for another reason than a refused password.
+func canLogin(t *testing.T, s *testserver.Server, local, password string) bool {
+	t.Helper()
+	c, err := s.Dial(local, password, testserver.LoginOptions{})
+	if err == nil {
+		c.Close()
+		return true
+	}
+	var le *testserver.LoginError
+	if !errors.As(err, &le) || le.SASLFailure != "not-authorized" {
+		t.Fatalf("login %s: %v, want success or not-authorized", local, err)
+	}
+	return false
+}
+
+func TestRegistered(t *testing.T) {
+	storetest.Run(t, func(t *testing.T, b storetest.Backend) {
+		s := start(t, b)
+		s.AddUser("alice", "old")
+		alice := s.Login("alice", "old", testserver.LoginOptions{})
+		for _, to := range []string{"", " to='localhost'"} {
+			e := request(t, alice, `<iq type='get' id='r1'`+to+`><query xmlns='jabber:iq:register'/></iq>`)
+			wantResult(t, e)
+			q := e.Child(ns, "query")
+			if q == nil || q.Child(ns, "registered") == nil || q.Child(ns, "username") == nil || q.Child(ns, "username").Text() != "alice" {
+				t.Fatalf("got %s, want <registered/> and username alice (XEP-0077 §3.1)", e)
+			}
+		}
+		e := request(t, alice, `<iq type='get' id='d1' to='localhost'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>`)
+		found := false
+		for _, f := range e.Child("http://jabber.org/protocol/disco#info", "query").Elements() {
+			found = found || f.Get("var") == ns
+		}
+		if !found {
+			t.Errorf("server features lack %s: %s", ns, e)
+		}
+	})
+}
+
+func TestChangePassword(t *testing.T) {
+	storetest.Run(t, func(t *testing.T, b storetest.Backend) {
+		s := start(t, b)
+		s.AddUser("alice", "old")
+		s.AddUser("bob", "bobs")
+		alice := s.Login("alice", "old", testserver.LoginOptions{})
+
+		for _, tc := range []struct {
+			name, query, cond, typ string
+		}{
+			{"empty password", `<username>alice</username><password/>`, "bad-request", "modify"},
+			{"no username", `<password>new</password>`, "bad-request", "modify"},
+			{"no password", `<username>alice</username>`, "bad-request", "modify"},
+			{"another account", `<username>bob</username><password>new</password>`, "forbidden", "auth"},
+			{"another account's JID", `<username>bob@localhost</username><password>new</password>`, "forbidden", "auth"},
+			{"remove with more", `<remove/><username>alice</username>`, "bad-request", "modify"},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				e := request(t, alice, `<iq type='set' id='c1'><query xmlns='jabber:iq:register'>`+tc.query+`</query></iq>`)
+				wantError(t, e, tc.cond, tc.typ)
+			})
+		}
+		if !canLogin(t, s, "alice", "old") || !canLogin(t, s, "bob", "bobs") {
+			t.Fatal("a refused change changed a password")
+		}
+
+		wantResult(t, request(t, alice, `<iq type='set' id='c2' to='localhost'><query xmlns='jabber:iq:register'><username>alice</username><password>new</password></query></iq>`))
+		if canLogin(t, s, "alice", "old") {
+			t.Error("old password still works")
+		}
+		if !canLogin(t, s, "alice", "new") {
+			t.Error("new password does not work")
+		}
+		// The bare JID as username, as in the XEP's data form example.
+		wantResult(t, request(t, alice, `<iq type='set' id='c3'><query xmlns='jabber:iq:register'><username>alice@localhost</username><password>newer</password></query></iq>`))
+		if !canLogin(t, s, "alice", "newer") {
+			t.Error("newer password does not work")
+		}
+		// The session that changed the password goes on.
+		if err := alice.Sync(); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+func TestRemove(t *testing.T) {
+	storetest.Run(t, func(t *testing.T, b storetest.Backend) {
+		s := start(t, b)
+		s.AddUser("alice", "pw")
+		s.AddUser("bob", "pw")
+		ctx := context.Background()
+		aliceJID := jid.MustParse("alice@localhost")
+		first := s.Login("alice", "pw", testserver.LoginOptions{Resource: "one"})
+		second := s.Login("alice", "pw", testserver.LoginOptions{Resource: "two"})
+		bob := s.Login("bob", "pw", testserver.LoginOptions{})
+
+		wantResult(t, request(t, first, `<iq type='set' id='v'><vCard xmlns='vcard-temp'><FN>Alice</FN></vCard></iq>`))
+		wantResult(t, request(t, first, `<iq type='set' id='p'><query xmlns='jabber:iq:private'><exodus xmlns='exodus:prefs'/></query></iq>`))
+		if _, err := s.Store.Rosters().Put(ctx, aliceJID, storage.RosterItem{Contact: jid.MustParse("bob@localhost"), Subscription: storage.SubBoth}); err != nil {
+			t.Fatal(err)
+		}
+
+		e := request(t, first, `<iq type='set' id='unreg1'><query xmlns='jabber:iq:register'><remove/></query></iq>`)
+		wantResult(t, e)
+		// XEP-0077 §3.2: every session of the account ends with
+		// not-authorized, the one that asked after its result.
+		for _, c := range []*testserver.Client{first, second} {
+			cond, err := c.WaitClosed()
+			if err != nil || cond != "not-authorized" {
+				t.Errorf("%s: stream error %q, %v; want not-authorized", c.LocalAddr(), cond, err)
+			}
+		}
+
+		if _, err := s.Store.Users().Get(ctx, "localhost", "alice"); !errors.Is(err, storage.ErrNotFound) {
+			t.Errorf("account: %v, want not found", err)
+		}
+		if _, err := s.Store.VCards().Get(ctx, aliceJID); !errors.Is(err, storage.ErrNotFound) {
+			t.Errorf("vCard: %v, want not found", err)
+		}
+		if _, err := s.Store.PrivateXML().Get(ctx, aliceJID, "exodus:prefs"); !errors.Is(err, storage.ErrNotFound) {
+			t.Errorf("private XML: %v, want not found", err)
+		}
+		if items, _, err := s.Store.Rosters().Get(ctx, aliceJID); err != nil || len(items) != 0 {
+			t.Errorf("roster: %v, %v; want empty", items, err)
+		}
+		if canLogin(t, s, "alice", "pw") {
+			t.Error("removed account can log in")
+		}
+		// Others are not affected.
+		if err := bob.Sync(); err != nil {
+			t.Fatal(err)
+		}
+		// The name is free again.
+		s.AddUser("alice", "again")
+	})
+}
+
+// TestNotOffered checks that only a local account's registration with its
+// own domain is handled.
+func TestNotOffered(t *testing.T) {
+	s := testserver.Start(t, func(c *config.Config) {
+		c.Modules = append(c.Modules, "register")
+		c.Hosts = append(c.Hosts, config.Host{Domain: "other.localhost"})
+	})
+	s.AddUser("alice", "pw")
+	alice := s.Login("alice", "pw", testserver.LoginOptions{})
+	for _, typ := range []string{"get", "set"} {
+		e := request(t, alice, `<iq type='`+typ+`' id='o1' to='other.localhost'><query xmlns='jabber:iq:register'><username>alice</username><password>x</password></query></iq>`)
+		wantError(t, e, "service-unavailable", "cancel")
+	}
+}

@@ -1,0 +1,518 @@
+package roster
+
+import (
+	"context"
+	"errors"
+	"hash/fnv"
+	"log/slog"
+	"sync"
+	"time"
+
+	"mellium.im/xmpp/jid"
+	"mellium.im/xmpp/stanza"
+
+	"github.com/xmppd/xmppd/internal/subscription"
+	"github.com/xmppd/xmppd/router"
+	"github.com/xmppd/xmppd/storage"
+)
+
+// sessionState is what this module knows of one local session.
+type sessionState struct {
+	mu         sync.Mutex
+	available  bool
+	interested bool               // asked for the roster, so gets pushes
+	directed   map[string]jid.JID // directed presence sent outside the roster
+}
+
+func (s *sessionState) setInterested() {
+	s.mu.Lock()
+	s.interested = true
+	s.mu.Unlock()
+}
+
+func (s *sessionState) isInterested() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.interested
+}
+
+// lock returns the lock that orders the availability changes of owner's
+// sessions. It is held while they are broadcast, and never while running
+// other modules' session handlers.
+func (r *Roster) lock(owner jid.JID) *sync.Mutex {
+	h := fnv.New32a()
+	h.Write([]byte(owner.Bare().String()))
+	return &r.locks[h.Sum32()%uint32(len(r.locks))]
+}
+
+// hasDirected tells whether the session sent directed presence to a JID.
+func (s *sessionState) hasDirected(to string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, ok := s.directed[to]
+	return ok
+}
+
+// state returns the state of a session, creating it.
+func (r *Roster) state(s router.Session) *sessionState {
+	if v, ok := r.sessions.Load(s); ok {
+		return v.(*sessionState)
+	}
+	v, _ := r.sessions.LoadOrStore(s, &sessionState{})
+	return v.(*sessionState)
+}
+
+// isSubscriptionType tells the four subscription presence types apart.
+func isSubscriptionType(t string) bool {
+	switch t {
+	case "subscribe", "subscribed", "unsubscribe", "unsubscribed":
+		return true
+	}
+	return false
+}
+
+// outbound is a filter on presence sent by local clients: subscription
+// stanzas change the sender's roster before they leave (RFC 6121 §3, A.2),
+// and directed presence is remembered so that it can be withdrawn at
+// logout (§4.6).
+func (r *Roster) outbound(ctx context.Context, st *router.Stanza) *router.Stanza {
+	if st.Kind() != router.KindPresence || st.From.Resourcepart() == "" || !r.h.Router().Serves(st.From.Domainpart()) || st.To.Domainpart() == "" {
+		return st
+	}
+	typ := st.Type()
+	switch {
+	case isSubscriptionType(typ):
+		r.outboundSubscription(ctx, st)
+		return nil
+	case typ == "" || typ == "unavailable":
+		r.directed(ctx, st)
+	}
+	return st
+}
+
+// outboundSubscription applies a subscription stanza from the user.
+func (r *Roster) outboundSubscription(ctx context.Context, st *router.Stanza) {
+	owner, contact := st.From.Bare(), st.To.Bare()
+	if owner.Equal(contact) {
+		return // subscriptions to oneself are implicit
+	}
+	rosters := r.h.Store().Rosters()
+	cur, err := rosters.Item(ctx, owner, contact)
+	exists := err == nil
+	if err != nil && !errors.Is(err, storage.ErrNotFound) {
+		r.h.Logger().Error("load roster item", slog.String("owner", owner.String()), slog.Any("err", err))
+		return
+	}
+	if !exists {
+		cur = storage.RosterItem{Contact: contact, Subscription: storage.SubNone, PendingIn: r.pending(ctx, owner, contact)}
+	}
+	res := subscription.Outbound(cur, exists, st.Type())
+	if res.Create && r.maxItems > 0 {
+		// The item limit holds for items a subscription adds as for a
+		// roster set (RFC 6121 §2.3.3).
+		n, err := rosters.Count(ctx, owner)
+		if err != nil {
+			r.h.Logger().Error("count roster", slog.String("owner", owner.String()), slog.Any("err", err))
+			return
+		}
+		if n >= r.maxItems {
+			r.h.Router().Bounce(ctx, st, stanza.NotAllowed, "roster is full")
+			return
+		}
+	}
+	if res.Changed || res.Create {
+		ver, err := rosters.Put(ctx, owner, res.Item)
+		if err != nil {
+			r.h.Logger().Error("store roster item", slog.String("owner", owner.String()), slog.Any("err", err))
+			return
+		}
+		r.push(ctx, owner, itemElement(res.Item), ver)
+	}
+	if res.RemoveRequest {
+		// The request is answered: do not deliver it again.
+		if err := r.h.Store().SubscriptionRequests().Remove(ctx, owner, contact); err != nil {
+			r.h.Logger().Error("remove subscription request", slog.Any("err", err))
+		}
+	}
+	if res.SendUnavailable {
+		// §3.2.2: the contact no longer sees the user's presence; tell it
+		// while it still accepts presence from the user.
+		r.sendUnavailable(ctx, owner, contact)
+	}
+	if res.Route {
+		out := st.Copy()
+		// RFC 6121 §3.1.2: the user's bare JID is the sender.
+		out.SetFrom(owner)
+		out.SetTo(contact)
+		r.h.Route(ctx, out)
+	}
+	if res.SendPresence {
+		// §3.1.5: the contact now sees the user's presence.
+		r.sendPresences(ctx, owner, contact)
+	}
+}
+
+// pending tells whether a contact outside the roster has an unanswered
+// subscription request stored for owner.
+func (r *Roster) pending(ctx context.Context, owner, contact jid.JID) bool {
+	reqs, err := r.h.Store().SubscriptionRequests().List(ctx, owner)
+	if err != nil {
+		r.h.Logger().Error("load subscription requests", slog.String("owner", owner.String()), slog.Any("err", err))
+		return false
+	}
+	for _, req := range reqs {
+		if req.From.Equal(contact) {
+			return true
+		}
+	}
+	return false
+}
+
+// directed remembers directed presence to someone who does not get the
+// user's broadcasts anyway.
+func (r *Roster) directed(ctx context.Context, st *router.Stanza) {
+	s := r.h.Router().Sessions().Lookup(st.From)
+	if s == nil {
+		return
+	}
+	if item, err := r.h.Store().Rosters().Item(ctx, st.From.Bare(), st.To.Bare()); err == nil &&
+		(item.Subscription == storage.SubFrom || item.Subscription == storage.SubBoth) {
+		return
+	}
+	ss := r.state(s)
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	if st.Type() == "unavailable" {
+		delete(ss.directed, st.To.String())
+		return
+	}
+	if ss.directed == nil {
+		ss.directed = map[string]jid.JID{}
+	}
+	ss.directed[st.To.String()] = st.To
+}
+
+// toAccount handles presence addressed to a local account, or sent with no
+// 'to' (a broadcast, RFC 6121 §4.2–4.5).
+func (r *Roster) toAccount(ctx context.Context, st *router.Stanza) bool {
+	if st.To.Domainpart() == "" {
+		r.broadcast(ctx, st)
+		return true
+	}
+	switch typ := st.Type(); {
+	case isSubscriptionType(typ):
+		r.inboundSubscription(ctx, st)
+		return true
+	case typ == "probe":
+		r.probe(ctx, st)
+		return true
+	}
+	// Available, unavailable and error presence go to the available
+	// resources by the router's default rule.
+	return false
+}
+
+// inboundSubscription applies a subscription stanza from a contact to a
+// local user (RFC 6121 §3, A.3).
+func (r *Roster) inboundSubscription(ctx context.Context, st *router.Stanza) {
+	owner, contact := st.To.Bare(), st.From.Bare()
+	exists, err := r.h.Router().AccountExists(ctx, owner)
+	if err != nil || !exists {
+		return // RFC 6121 §8.5.1: presence to nobody is ignored
+	}
+	rosters := r.h.Store().Rosters()
+	cur, err := rosters.Item(ctx, owner, contact)
+	inRoster := err == nil
+	if err != nil && !errors.Is(err, storage.ErrNotFound) {
+		r.h.Logger().Error("load roster item", slog.String("owner", owner.String()), slog.Any("err", err))
+		return
+	}
+	if !inRoster {
+		cur = storage.RosterItem{Contact: contact, Subscription: storage.SubNone, PendingIn: r.pending(ctx, owner, contact)}
+	}
+	res := subscription.Inbound(cur, inRoster, st.Type())
+	if res.Changed && inRoster {
+		ver, err := rosters.Put(ctx, owner, res.Item)
+		if err != nil {
+			r.h.Logger().Error("store roster item", slog.String("owner", owner.String()), slog.Any("err", err))
+			return
+		}
+		r.push(ctx, owner, itemElement(res.Item), ver)
+	}
+	reqs := r.h.Store().SubscriptionRequests()
+	switch {
+	case res.StoreRequest:
+		in := st.Copy()
+		in.SetFrom(contact)
+		if err := reqs.Add(ctx, owner, storage.SubscriptionRequest{From: contact, Stanza: in.AppendXML(nil, router.NSClient)}); err != nil {
+			r.h.Logger().Error("store subscription request", slog.Any("err", err))
+		}
+	case res.RemoveRequest:
+		if err := reqs.Remove(ctx, owner, contact); err != nil {
+			r.h.Logger().Error("remove subscription request", slog.Any("err", err))
+		}
+	}
+	if res.Deliver {
+		for _, s := range r.h.Router().Sessions().Sessions(owner) {
+			if s.Available() {
+				s.Deliver(st.Copy())
+			}
+		}
+	}
+	if res.AutoReply != "" {
+		reply := &router.Stanza{Element: router.NewElement("", "presence", "type", res.AutoReply)}
+		reply.SetFrom(owner)
+		reply.SetTo(contact)
+		r.h.Route(ctx, reply)
+	}
+	if res.SendPresence {
+		r.sendPresences(ctx, owner, contact)
+	}
+	if res.SendUnavailable {
+		r.sendUnavailable(ctx, owner, contact)
+	}
+}
+
+// probe answers a presence probe: the last presence of each available
+// resource to a subscribed contact (RFC 6121 §4.3.2).
+func (r *Roster) probe(ctx context.Context, st *router.Stanza) {
+	owner, from := st.To.Bare(), st.From
+	item, err := r.h.Store().Rosters().Item(ctx, owner, from.Bare())
+	if err != nil && !errors.Is(err, storage.ErrNotFound) {
+		r.h.Logger().Error("load roster item", slog.Any("err", err))
+		return
+	}
+	if err != nil || (item.Subscription != storage.SubFrom && item.Subscription != storage.SubBoth) {
+		if exists, _ := r.h.Router().AccountExists(ctx, owner); exists {
+			r.send(ctx, owner, from, "unsubscribed")
+		}
+		return
+	}
+	sent := false
+	for _, s := range r.h.Router().Sessions().Sessions(owner) {
+		last := s.LastPresence()
+		if last == nil {
+			continue
+		}
+		p := last.Copy()
+		p.SetFrom(s.JID())
+		p.SetTo(from)
+		r.h.Route(ctx, p)
+		sent = true
+	}
+	if !sent {
+		p := &router.Stanza{Element: router.NewElement("", "presence", "type", "unavailable")}
+		if at, status, err := r.h.Store().LastActivity().Get(ctx, owner); err == nil {
+			if status != "" {
+				p.Append(router.NewElement("", "status").AppendText(status))
+			}
+			p.Append(router.NewElement("urn:xmpp:delay", "delay", "from", owner.Domainpart(), "stamp", at.UTC().Format(time.RFC3339)))
+		}
+		p.SetFrom(owner)
+		p.SetTo(from)
+		r.h.Route(ctx, p)
+	}
+}
+
+// send routes a bare presence of type typ from owner to contact.
+func (r *Roster) send(ctx context.Context, owner, contact jid.JID, typ string) {
+	p := &router.Stanza{Element: router.NewElement("", "presence", "type", typ)}
+	p.SetFrom(owner)
+	p.SetTo(contact)
+	r.h.Route(ctx, p)
+}
+
+// sendPresences sends the presence of each available resource of owner to
+// contact.
+func (r *Roster) sendPresences(ctx context.Context, owner, contact jid.JID) {
+	for _, s := range r.h.Router().Sessions().Sessions(owner) {
+		last := s.LastPresence()
+		if last == nil {
+			continue
+		}
+		p := last.Copy()
+		p.SetFrom(s.JID())
+		p.SetTo(contact)
+		r.h.Route(ctx, p)
+	}
+}
+
+// sendUnavailable sends unavailable presence from each available resource
+// of owner to contact.
+func (r *Roster) sendUnavailable(ctx context.Context, owner, contact jid.JID) {
+	for _, s := range r.h.Router().Sessions().Sessions(owner) {
+		if !s.Available() {
+			continue
+		}
+		p := &router.Stanza{Element: router.NewElement("", "presence", "type", "unavailable")}
+		p.SetFrom(s.JID())
+		p.SetTo(contact)
+		r.h.Route(ctx, p)
+	}
+}
+
+// broadcast handles presence a local session sent without 'to': its
+// availability (RFC 6121 §4.2, §4.4, §4.5).
+func (r *Roster) broadcast(ctx context.Context, st *router.Stanza) {
+	s := r.h.Router().Sessions().Lookup(st.From)
+	if s == nil {
+		return
+	}
+	mu := r.lock(st.From)
+	mu.Lock()
+	initial := false
+	switch st.Type() {
+	case "":
+		ss := r.state(s)
+		ss.mu.Lock()
+		initial = !ss.available
+		ss.available = true
+		ss.mu.Unlock()
+		r.broadcastToContacts(ctx, st, initial)
+		if initial {
+			r.initial(ctx, s)
+		}
+	case "unavailable":
+		r.unavailable(ctx, s, st, nil)
+	}
+	mu.Unlock()
+	if initial {
+		// The modules that wait for available sessions (offline) hear of
+		// it, outside the lock.
+		r.h.Router().SessionAvailable(ctx, s)
+	}
+}
+
+// broadcastToContacts sends st to the contacts subscribed to the user and
+// to the user's own available resources; on initial presence it also probes
+// the contacts the user is subscribed to (RFC 6121 §4.2.2).
+func (r *Roster) broadcastToContacts(ctx context.Context, st *router.Stanza, initial bool) {
+	owner := st.From.Bare()
+	items, _, err := r.h.Store().Rosters().Get(ctx, owner)
+	if err != nil {
+		r.h.Logger().Error("load roster", slog.String("owner", owner.String()), slog.Any("err", err))
+	}
+	for _, it := range items {
+		if it.Subscription == storage.SubFrom || it.Subscription == storage.SubBoth {
+			p := st.Copy()
+			p.SetTo(it.Contact)
+			r.h.Route(ctx, p)
+		}
+		if initial && (it.Subscription == storage.SubTo || it.Subscription == storage.SubBoth) {
+			r.send(ctx, owner, it.Contact, "probe")
+		}
+	}
+	for _, s := range r.h.Router().Sessions().Sessions(owner) {
+		if s.Available() {
+			p := st.Copy()
+			p.SetTo(s.JID())
+			s.Deliver(p)
+		}
+	}
+}
+
+// initial completes a session's initial presence: it gets the presence of
+// the user's other resources and the pending subscription requests.
+func (r *Roster) initial(ctx context.Context, s router.Session) {
+	owner := s.JID().Bare()
+	for _, other := range r.h.Router().Sessions().Sessions(owner) {
+		if other == s {
+			continue
+		}
+		if last := other.LastPresence(); last != nil {
+			p := last.Copy()
+			p.SetFrom(other.JID())
+			p.SetTo(s.JID())
+			s.Deliver(p)
+		}
+	}
+	reqs, err := r.h.Store().SubscriptionRequests().List(ctx, owner)
+	if err != nil {
+		r.h.Logger().Error("load subscription requests", slog.String("owner", owner.String()), slog.Any("err", err))
+	}
+	for _, req := range reqs {
+		e, err := router.ParseElement(req.Stanza, router.NSClient)
+		if err != nil {
+			r.h.Logger().Error("stored subscription request", slog.Any("err", err))
+			continue
+		}
+		st, err := router.NewStanza(e)
+		if err != nil {
+			continue
+		}
+		st.SetTo(owner)
+		s.Deliver(st)
+	}
+}
+
+// unavailable ends a session's availability: unavailable presence to the
+// subscribed contacts, the user's resources and everyone who got directed
+// presence (RFC 6121 §4.5.2, §4.6.3). A session replaced by an available
+// one with the same full JID leaves the broadcast, and the directed
+// presence the new one sent, to the new one: see ended.
+func (r *Roster) unavailable(ctx context.Context, s router.Session, st *router.Stanza, replacement router.Session) {
+	ss := r.state(s)
+	ss.mu.Lock()
+	was := ss.available
+	ss.available = false
+	directed := ss.directed
+	ss.directed = nil
+	ss.mu.Unlock()
+	if st == nil {
+		st = &router.Stanza{Element: router.NewElement("", "presence", "type", "unavailable")}
+		st.SetFrom(s.JID())
+	}
+	var next *sessionState
+	if replacement != nil && replacement.Available() {
+		next = r.state(replacement)
+	}
+	if was && next == nil {
+		r.broadcastToContacts(ctx, st, false)
+	}
+	for key, to := range directed {
+		if next != nil && next.hasDirected(key) {
+			continue
+		}
+		p := st.Copy()
+		p.SetTo(to)
+		r.h.Route(ctx, p)
+	}
+	if !was {
+		return
+	}
+	owner := s.JID().Bare()
+	for _, other := range r.h.Router().Sessions().Sessions(owner) {
+		if other != s && other.Available() {
+			return
+		}
+	}
+	status := ""
+	if e := st.Child("", "status"); e != nil {
+		status = e.Text()
+	}
+	if err := r.h.Store().LastActivity().Set(ctx, owner, time.Now(), status); err != nil {
+		r.h.Logger().Error("store last activity", slog.String("owner", owner.String()), slog.Any("err", err))
+	}
+}
+
+// ended forgets a session that closed, after broadcasting its unavailable
+// presence if it was available.
+//
+// A client that reconnects with the same resource replaces its old
+// session (RFC 6120 §7.7.2.2), whose end comes later, in the background.
+// By then the new session may have sent its presence: the old one's
+// unavailable presence, from the same full JID, would tell the contacts
+// that the resource is offline while it is online. So an available
+// replacement silences it, and the account's lock keeps the old session's
+// end and the new session's presence from crossing.
+func (r *Roster) ended(ctx context.Context, s router.Session) {
+	mu := r.lock(s.JID())
+	mu.Lock()
+	defer mu.Unlock()
+	replacement := r.h.Router().Sessions().Lookup(s.JID())
+	if replacement == s {
+		replacement = nil
+	}
+	r.unavailable(ctx, s, nil, replacement)
+	r.sessions.Delete(s)
+}

@@ -1,0 +1,112 @@
+// Package vcard stores and serves each account's vcard-temp (XEP-0054), the
+// vCard that clients also use for avatars (XEP-0153). The server answers for
+// the account: a vCard is world-readable, and only its owner may change it.
+//
+// XEP-0153 needs nothing more from the server: the client puts the avatar
+// hash in its presence, which is routed untouched, and contacts fetch the
+// vCard from here.
+package vcard
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"mellium.im/xmpp/jid"
+	"mellium.im/xmpp/stanza"
+
+	"github.com/xmppd/xmppd/modules"
+	"github.com/xmppd/xmppd/router"
+	"github.com/xmppd/xmppd/storage"
+)
+
+// NS is the vcard-temp namespace.
+const NS = "vcard-temp"
+
+func init() {
+	modules.Register(modules.Info{ID: "vcard", New: func() modules.Module { return new(VCard) }})
+}
+
+// VCard is the vcard-temp module.
+type VCard struct {
+	h *modules.Host
+}
+
+var (
+	_ modules.Module  = (*VCard)(nil)
+	_ modules.Starter = (*VCard)(nil)
+)
+
+// ModuleInfo implements modules.Module.
+func (*VCard) ModuleInfo() modules.Info {
+	return modules.Info{ID: "vcard", New: func() modules.Module { return new(VCard) }}
+}
+
+// Start implements modules.Starter.
+func (v *VCard) Start(_ context.Context, h *modules.Host) error {
+	v.h = h
+	// XEP-0054 §3: the server advertises vcard-temp.
+	h.AddFeature(router.ToServer, NS)
+	if err := h.HandleIQ(router.ToAccount, stanza.GetIQ, NS, v.get); err != nil {
+		return err
+	}
+	return h.HandleIQ(router.ToAccount, stanza.SetIQ, NS, v.set)
+}
+
+// owner is the account an IQ to an account is about: its 'to', or the
+// sender's own account when there is none (RFC 6120 §10.3.3).
+func owner(iq *router.Stanza) jid.JID {
+	if iq.To.Domainpart() == "" {
+		return iq.From.Bare()
+	}
+	return iq.To.Bare()
+}
+
+// get returns a vCard (XEP-0054 §2.1 and §2.3).
+func (v *VCard) get(ctx context.Context, iq *router.Stanza) *router.Stanza {
+	acct := owner(iq)
+	own := acct.Equal(iq.From.Bare())
+	data, err := v.h.Store().VCards().Get(ctx, acct)
+	switch {
+	case errors.Is(err, storage.ErrNotFound) && own:
+		// §2.1 allows item-not-found or an empty vCard; the empty vCard
+		// is what clients expect before they publish their first one.
+		return iq.Reply(router.NewElement(NS, "vCard"))
+	case errors.Is(err, storage.ErrNotFound):
+		// §2.3: the same error whether the account or only its vCard is
+		// missing, so that nobody can harvest account names.
+		return iq.ErrorReply(stanza.Cancel, stanza.ServiceUnavailable, "")
+	case err != nil:
+		v.h.Logger().Error("vcard: load", "account", acct.String(), "err", err)
+		return iq.ErrorReply(stanza.Wait, stanza.InternalServerError, "")
+	}
+	card, err := router.ParseElement(data, router.NSClient)
+	if err != nil {
+		v.h.Logger().Error("vcard: stored vCard unreadable", "account", acct.String(), "err", err)
+		return iq.ErrorReply(stanza.Wait, stanza.InternalServerError, "")
+	}
+	return iq.Reply(card)
+}
+
+// set stores the sender's vCard, replacing the whole of it (XEP-0054 §2.2).
+func (v *VCard) set(ctx context.Context, iq *router.Stanza) *router.Stanza {
+	acct := owner(iq)
+	if !acct.Equal(iq.From.Bare()) {
+		return iq.ErrorReply(stanza.Auth, stanza.Forbidden, "")
+	}
+	card := iq.FirstChild()
+	if card.Name.Local != "vCard" {
+		return iq.ErrorReply(stanza.Modify, stanza.BadRequest, "the payload must be <vCard xmlns='vcard-temp'/>")
+	}
+	data := card.AppendXML(nil, router.NSClient)
+	if max := v.h.Config().Limits.MaxVCardSize; len(data) > max {
+		// Like an oversized pubsub item (XEP-0060 §7.1.3.4) or upload
+		// (XEP-0363): the request does not meet the server's criteria.
+		return iq.ErrorReply(stanza.Modify, stanza.NotAcceptable, fmt.Sprintf("the vCard is too large: %d bytes, at most %d allowed", len(data), max))
+	}
+	if err := v.h.Store().VCards().Set(ctx, acct, data); err != nil {
+		v.h.Logger().Error("vcard: store", "account", acct.String(), "err", err)
+		return iq.ErrorReply(stanza.Wait, stanza.InternalServerError, "")
+	}
+	return iq.Reply()
+}

@@ -1,0 +1,203 @@
+package vcard_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+
+	"mellium.im/xmpp/jid"
+
+	"github.com/xmppd/xmppd/config"
+	"github.com/xmppd/xmppd/internal/storetest"
+	"github.com/xmppd/xmppd/internal/testserver"
+	"github.com/xmppd/xmppd/router"
+	"github.com/xmppd/xmppd/storage"
+)
+
+const pw = "secret"
+
+// maxSize is the vCard limit of the test servers.
+const maxSize = 2048
+
+func start(t *testing.T, b storetest.Backend) *testserver.Server {
+	t.Helper()
+	return testserver.StartOn(t, b, func(c *config.Config) {
+		c.Modules = append(c.Modules, "vcard")
+		c.Limits.MaxVCardSize = maxSize
+	})
+}
+
+// request sends an IQ and returns its answer or fails the test.
+func request(t *testing.T, c *testserver.Client, iq string) *router.Element {
+	t.Helper()
+	e, err := c.Request(iq)
+	if err != nil {
+		t.Fatalf("%s: %v", c.LocalAddr(), err)
+	}
+	return e
+}
+
+// wantError checks that e is an IQ error with the condition and type.
+func wantError(t *testing.T, e *router.Element, cond, typ string) {
+	t.Helper()
+	if e.Get("type") != "error" {
+		t.Fatalf("got %s, want a %s error", e, cond)
+	}
+	if c, ty := testserver.ErrorCondition(e); c != cond || ty != typ {
+		t.Fatalf("error %s (type %s), want %s (type %s): %s", c, ty, cond, typ, e)
+	}
+}
+
+// wantResult checks that e is an IQ result and returns its vCard, nil if it
+// has none.
+func wantResult(t *testing.T, e *router.Element) *router.Element {
+	t.Helper()
+	if e.Get("type") != "result" {
+		t.Fatalf("got %s, want a result", e)
+	}
+	return e.Child("vcard-temp", "vCard")
+}
+
+// fn is the formatted name of a vCard.
+func fn(card *router.Element) string {
+	if f := card.Child("vcard-temp", "FN"); f != nil {
+		return f.Text()
+	}
+	return ""
+}
+
+const aliceCard = `<vCard xmlns='vcard-temp'><FN>Alice Liddell</FN><NICKNAME>alice</NICKNAME>` +
+	`<PHOTO><TYPE>image/png</TYPE><BINVAL>iVBORw0KGgo=</BINVAL></PHOTO><X-EXT xmlns='urn:example:ext' a='1'>kept</X-EXT></vCard>`
+
+func TestVCard(t *testing.T) {
+	storetest.Run(t, func(t *testing.T, b storetest.Backend) {
+		s := start(t, b)
+		s.AddUser("alice", pw)
+		s.AddUser("bob", pw)
+		s.AddUser("carol", pw) // has no vCard
+		alice := s.Login("alice", pw, testserver.LoginOptions{})
+		bob := s.Login("bob", pw, testserver.LoginOptions{})
+
+		t.Run("own vCard before any was stored is empty", func(t *testing.T) {
+			card := wantResult(t, request(t, alice, `<iq type='get' id='v1'><vCard xmlns='vcard-temp'/></iq>`))
+			if card == nil || len(card.Children) != 0 {
+				t.Fatalf("vCard %v, want an empty <vCard/> (XEP-0054 §2.1)", card)
+			}
+		})
+
+		t.Run("set and get own", func(t *testing.T) {
+			wantResult(t, request(t, alice, `<iq type='set' id='v2'>`+aliceCard+`</iq>`))
+			card := wantResult(t, request(t, alice, `<iq type='get' id='v3'><vCard xmlns='vcard-temp'/></iq>`))
+			if card == nil || fn(card) != "Alice Liddell" {
+				t.Fatalf("own vCard %v, want FN Alice Liddell", card)
+			}
+			ext := card.Child("urn:example:ext", "X-EXT")
+			if ext == nil || ext.Get("a") != "1" || ext.Text() != "kept" {
+				t.Errorf("foreign element not kept as sent: %s", card)
+			}
+			// Addressed to the own bare JID is the same as no 'to'.
+			wantResult(t, request(t, alice, `<iq type='set' id='v4' to='alice@localhost'>`+aliceCard+`</iq>`))
+		})
+
+		t.Run("anyone reads another account's vCard", func(t *testing.T) {
+			e := request(t, bob, `<iq type='get' id='v5' to='alice@localhost'><vCard xmlns='vcard-temp'/></iq>`)
+			card := wantResult(t, e)
+			if card == nil || fn(card) != "Alice Liddell" {
+				t.Fatalf("alice's vCard as bob sees it: %s", e)
+			}
+			if e.Get("from") != "alice@localhost" {
+				t.Errorf("answer from %q, want alice@localhost (the server answers for the account)", e.Get("from"))
+			}
+		})
+
+		t.Run("no vCard and no account get the same error", func(t *testing.T) {
+			// XEP-0054 §2.3 (v1.3): service-unavailable in both cases.
+			for _, to := range []string{"carol@localhost", "nobody@localhost"} {
+				e := request(t, bob, `<iq type='get' id='v6' to='`+to+`'><vCard xmlns='vcard-temp'/></iq>`)
+				wantError(t, e, "service-unavailable", "cancel")
+			}
+		})
+
+		t.Run("setting another's vCard is forbidden", func(t *testing.T) {
+			e := request(t, bob, `<iq type='set' id='v7' to='alice@localhost'><vCard xmlns='vcard-temp'><FN>Mallory</FN></vCard></iq>`)
+			wantError(t, e, "forbidden", "auth")
+			card := wantResult(t, request(t, bob, `<iq type='get' id='v8' to='alice@localhost'><vCard xmlns='vcard-temp'/></iq>`))
+			if fn(card) != "Alice Liddell" {
+				t.Errorf("alice's vCard changed by bob: %s", card)
+			}
+		})
+
+		t.Run("too large", func(t *testing.T) {
+			big := `<vCard xmlns='vcard-temp'><FN>Big</FN><DESC>` + strings.Repeat("x", maxSize) + `</DESC></vCard>`
+			wantError(t, request(t, alice, `<iq type='set' id='v9'>`+big+`</iq>`), "not-acceptable", "modify")
+			card := wantResult(t, request(t, alice, `<iq type='get' id='v10'><vCard xmlns='vcard-temp'/></iq>`))
+			if fn(card) != "Alice Liddell" {
+				t.Errorf("vCard after a refused set: %s", card)
+			}
+		})
+
+		t.Run("stored", func(t *testing.T) {
+			data, err := s.Store.VCards().Get(context.Background(), jid.MustParse("alice@localhost"))
+			if err != nil || !strings.Contains(string(data), "Alice Liddell") {
+				t.Errorf("stored vCard %q, %v", data, err)
+			}
+			if _, err := s.Store.VCards().Get(context.Background(), jid.MustParse("carol@localhost")); !errors.Is(err, storage.ErrNotFound) {
+				t.Errorf("carol's vCard: %v, want not found", err)
+			}
+		})
+
+		t.Run("disco advertises vcard-temp", func(t *testing.T) {
+			e := request(t, bob, `<iq type='get' id='d1' to='localhost'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>`)
+			if !hasFeature(e, "vcard-temp") {
+				t.Errorf("server features lack vcard-temp: %s", e)
+			}
+		})
+	})
+}
+
+func hasFeature(e *router.Element, ns string) bool {
+	q := e.Child("http://jabber.org/protocol/disco#info", "query")
+	if q == nil {
+		return false
+	}
+	for _, f := range q.Elements() {
+		if f.Name.Local == "feature" && f.Get("var") == ns {
+			return true
+		}
+	}
+	return false
+}
+
+// TestAvatarHashInPresence checks that the XEP-0153 avatar hash a client
+// puts in its presence reaches the receiver untouched.
+func TestAvatarHashInPresence(t *testing.T) {
+	storetest.Run(t, func(t *testing.T, b storetest.Backend) {
+		s := start(t, b)
+		s.AddUser("alice", pw)
+		s.AddUser("bob", pw)
+		alice := s.Login("alice", pw, testserver.LoginOptions{})
+		bob := s.Login("bob", pw, testserver.LoginOptions{})
+		if err := bob.SendRaw(`<presence/>`); err != nil {
+			t.Fatal(err)
+		}
+		if err := bob.Sync(); err != nil {
+			t.Fatal(err)
+		}
+		const hash = "01b87fcd030b72895ff8e88db57ec525450f000d"
+		err := alice.SendRaw(`<presence to='bob@localhost'><x xmlns='vcard-temp:x:update'><photo>` + hash + `</photo></x></presence>`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := bob.Next(func(e *router.Element) bool {
+			return e.Name.Local == "presence" && strings.HasPrefix(e.Get("from"), "alice@localhost/")
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		x := p.Child("vcard-temp:x:update", "x")
+		if x == nil || x.Child("vcard-temp:x:update", "photo") == nil || x.Child("vcard-temp:x:update", "photo").Text() != hash {
+			t.Errorf("presence as bob got it: %s, want the photo hash untouched", p)
+		}
+	})
+}

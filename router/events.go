@@ -1,0 +1,145 @@
+package router
+
+import (
+	"context"
+	"sync/atomic"
+
+	"mellium.im/xmpp/jid"
+)
+
+// SessionHandler hears about a session: that it became available, or that
+// it ended.
+type SessionHandler func(ctx context.Context, s Session)
+
+// sessionHooks holds the handlers of session events, read without a lock.
+type sessionHooks struct {
+	available atomic.Pointer[[]sessionEntry]
+	ended     atomic.Pointer[[]sessionEntry]
+}
+
+type sessionEntry struct {
+	owner    string
+	priority int
+	seq      int
+	h        SessionHandler
+}
+
+func (r *Router) addSessionHandler(list *atomic.Pointer[[]sessionEntry], owner string, priority int, h SessionHandler) Registration {
+	r.hooks.mu.Lock()
+	defer r.hooks.mu.Unlock()
+	r.hooks.seq++
+	seq := r.hooks.seq
+	var old []sessionEntry
+	if p := list.Load(); p != nil {
+		old = *p
+	}
+	next := append(append([]sessionEntry(nil), old...), sessionEntry{owner, priority, seq, h})
+	for i := len(next) - 1; i > 0 && next[i].priority > next[i-1].priority; i-- {
+		next[i], next[i-1] = next[i-1], next[i]
+	}
+	list.Store(&next)
+	return removeFunc(func() {
+		r.hooks.mu.Lock()
+		defer r.hooks.mu.Unlock()
+		var kept []sessionEntry
+		for _, e := range *list.Load() {
+			if e.seq != seq {
+				kept = append(kept, e)
+			}
+		}
+		list.Store(&kept)
+	})
+}
+
+// OnSessionAvailable registers h for sessions that sent their initial
+// available presence (offline messages are delivered then, XEP-0160).
+func (r *Router) OnSessionAvailable(owner string, priority int, h SessionHandler) Registration {
+	return r.addSessionHandler(&r.sessionEvents.available, owner, priority, h)
+}
+
+// OnSessionEnd registers h for sessions that ended, after they were removed
+// from the registry (unavailable presence is broadcast then, RFC 6121
+// §4.5.2).
+func (r *Router) OnSessionEnd(owner string, priority int, h SessionHandler) Registration {
+	return r.addSessionHandler(&r.sessionEvents.ended, owner, priority, h)
+}
+
+// SessionAvailable runs the OnSessionAvailable handlers; the module that
+// tracks presence calls it for a session's initial presence.
+func (r *Router) SessionAvailable(ctx context.Context, s Session) {
+	r.runSession(ctx, &r.sessionEvents.available, s)
+}
+
+// SessionEnded runs the OnSessionEnd handlers; the listener that owned the
+// session calls it once the session is unbound.
+func (r *Router) SessionEnded(ctx context.Context, s Session) {
+	r.runSession(ctx, &r.sessionEvents.ended, s)
+}
+
+func (r *Router) runSession(ctx context.Context, list *atomic.Pointer[[]sessionEntry], s Session) {
+	p := list.Load()
+	if p == nil {
+		return
+	}
+	for _, e := range *p {
+		r.guardSession(e.owner, func() { e.h(ctx, s) })
+	}
+}
+
+// streamFeatures holds the elements modules add to the client stream
+// features after authentication (e.g. XEP-0237 roster versioning).
+type streamFeatures struct {
+	list atomic.Pointer[[]featureElement]
+}
+
+type featureElement struct {
+	seq int
+	e   *Element
+}
+
+// AddStreamFeature advertises e in the stream features offered to
+// authenticated clients, for as long as the registration lasts.
+func (r *Router) AddStreamFeature(e *Element) Registration {
+	r.hooks.mu.Lock()
+	defer r.hooks.mu.Unlock()
+	r.hooks.seq++
+	seq := r.hooks.seq
+	var old []featureElement
+	if p := r.features.list.Load(); p != nil {
+		old = *p
+	}
+	next := append(append([]featureElement(nil), old...), featureElement{seq, e})
+	r.features.list.Store(&next)
+	return removeFunc(func() {
+		r.hooks.mu.Lock()
+		defer r.hooks.mu.Unlock()
+		var kept []featureElement
+		for _, f := range *r.features.list.Load() {
+			if f.seq != seq {
+				kept = append(kept, f)
+			}
+		}
+		r.features.list.Store(&kept)
+	})
+}
+
+// StreamFeatures returns copies of the module stream features.
+func (r *Router) StreamFeatures() []*Element {
+	p := r.features.list.Load()
+	if p == nil {
+		return nil
+	}
+	out := make([]*Element, 0, len(*p))
+	for _, f := range *p {
+		out = append(out, f.e.Copy())
+	}
+	return out
+}
+
+// AccountExists tells whether a local account exists.
+func (r *Router) AccountExists(ctx context.Context, bare jid.JID) (bool, error) {
+	if !r.Serves(bare.Domainpart()) || bare.Localpart() == "" {
+		return false, nil
+	}
+	return r.accounts.Exists(ctx, bare.Bare())
+}
