@@ -18,7 +18,9 @@ type Config struct {
 	Limits  Limits   `yaml:"limits"`
 	// Registration configures in-band account creation.
 	Registration Registration `yaml:"registration"`
-	Log          Log          `yaml:"log"`
+	// S2S configures federation with other domains.
+	S2S S2S `yaml:"s2s"`
+	Log Log `yaml:"log"`
 }
 
 // Host is one served (virtual) domain with its certificate.
@@ -34,6 +36,8 @@ type Host struct {
 const (
 	ListenerC2SStartTLS  = "c2s"     // plain TCP, STARTTLS required
 	ListenerC2SDirectTLS = "c2s_tls" // TLS from the first byte, ALPN xmpp-client
+	ListenerS2SStartTLS  = "s2s"     // server-to-server, STARTTLS
+	ListenerS2SDirectTLS = "s2s_tls" // server-to-server, TLS first, ALPN xmpp-server
 )
 
 // Listener is one socket the server accepts connections on.
@@ -97,4 +101,45 @@ type Registration struct {
 type Log struct {
 	Level  string `yaml:"level"`  // debug, info, warn, error
 	Format string `yaml:"format"` // text or json
+}
+
+// S2S authentication policies for a remote domain.
+const (
+	// S2SAuthAllowDialback accepts a valid certificate (SASL EXTERNAL) and
+	// falls back to Server Dialback (XEP-0220) when the certificate cannot
+	// be validated: what most of the federated network needs today.
+	S2SAuthAllowDialback = "allow_dialback"
+	// S2SAuthRequireCert accepts only a certificate that validates for
+	// the domain.
+	S2SAuthRequireCert = "require_cert"
+)
+
+// S2S configures server-to-server connections (federation).
+type S2S struct {
+	// Enabled lets local users reach other domains; when false, stanzas to
+	// other domains bounce with remote-server-not-found.
+	Enabled bool `yaml:"enabled"`
+	// Routes maps a remote domain to a "host:port" to connect to instead of
+	// what DNS says: private networks and tests.
+	Routes map[string]string `yaml:"routes"`
+	// DNSServer is the "host:port" of the DNS server asked for SRV and
+	// address records; empty uses the system resolver.
+	DNSServer string `yaml:"dns_server"`
+	// CAFile is a PEM bundle of CAs trusted for peer certificates in
+	// addition to the system roots.
+	CAFile string `yaml:"ca_file"`
+	// Auth is the default policy: allow_dialback or require_cert.
+	Auth string `yaml:"auth"`
+	// DomainAuth overrides Auth for single remote domains.
+	DomainAuth map[string]string `yaml:"domain_auth"`
+	// DialbackSecret keys dialback (XEP-0185); empty means a random secret
+	// at each start. Set it when several nodes serve one domain.
+	DialbackSecret string `yaml:"dialback_secret"`
+	// PlaintextDomains may be reached and accepted without TLS. Only for
+	// tests: their traffic and their authentication are unprotected.
+	PlaintextDomains []string `yaml:"plaintext_domains"`
+	// ConnectTimeout bounds connecting and authenticating to a remote
+	// server; IdleTimeout closes a stream that carried nothing that long.
+	ConnectTimeout time.Duration `yaml:"connect_timeout"`
+	IdleTimeout    time.Duration `yaml:"idle_timeout"`
 }

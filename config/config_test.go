@@ -19,7 +19,7 @@ func TestDefault(t *testing.T) {
 			{Type: ListenerC2SDirectTLS, Address: ":5223"},
 		},
 		Storage: Storage{SQLite: filepath.Join("xmppd-data", "xmppd.db")},
-		Modules: []string{"disco", "ping", "version", "time", "roster"},
+		Modules: []string{"disco", "ping", "version", "time", "roster", "offline", "blocking", "vcard", "private", "last", "register"},
 		Auth:    Auth{ScramIterations: 4096, AllowPlain: true},
 		Limits: Limits{
 			MaxStanzaSize: 262144, MaxDepth: 64, MaxSessionsPerUser: 10,
@@ -28,7 +28,9 @@ func TestDefault(t *testing.T) {
 			MaxRosterItems: 1000, MaxOfflineMessages: 1000, MaxVCardSize: 65536,
 		},
 		Registration: Registration{PerIP: 3, Window: time.Hour},
-		Log:          Log{Level: "info", Format: "text"},
+		S2S: S2S{Enabled: true, Auth: S2SAuthAllowDialback,
+			ConnectTimeout: 30 * time.Second, IdleTimeout: 10 * time.Minute},
+		Log: Log{Level: "info", Format: "text"},
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("Default() =\n%+v\nwant\n%+v", c, want)
@@ -50,6 +52,7 @@ func TestApplyDefaults(t *testing.T) {
 		want := Default()
 		want.Hosts = nil             // a file must name its domains
 		want.Auth.AllowPlain = false // false is a choice, not unset
+		want.S2S.Enabled = false     // likewise
 		if !reflect.DeepEqual(&c, want) {
 			t.Errorf("got\n%+v\nwant\n%+v", &c, want)
 		}
@@ -114,7 +117,7 @@ func TestValidate(t *testing.T) {
 		{"zero limit", func(c *Config) { c.Limits.OutboundQueue = 0 }, "config: limits.outbound_queue: must be positive, not 0"},
 		{"zero duration", func(c *Config) { c.Limits.LoginWindow = 0 }, "config: limits.login_window: must be positive, not 0s"},
 		{"several problems", func(c *Config) { c.Log.Level = "trace"; c.Modules = append(c.Modules, "") },
-			"config: modules[5]: empty module ID\n" +
+			"config: modules[11]: empty module ID\n" +
 				`config: log.level: unknown level "trace" (want debug, info, warn or error)`},
 	}
 	for _, tt := range tests {

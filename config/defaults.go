@@ -28,6 +28,8 @@ const (
 	defaultMaxVCardSize    = 64 << 10
 	defaultRegPerIP        = 3
 	defaultRegWindow       = time.Hour
+	defaultS2SConnect      = 30 * time.Second
+	defaultS2SIdle         = 10 * time.Minute
 	defaultLogLevel        = "info"
 	defaultLogFormat       = "text"
 )
@@ -35,7 +37,7 @@ const (
 // defaultModules is a function, not a variable, so that no two configs
 // ever share (and mutate) one slice.
 func defaultModules() []string {
-	return []string{"disco", "ping", "version", "time", "roster"}
+	return []string{"disco", "ping", "version", "time", "roster", "offline", "blocking", "vcard", "private", "last", "register"}
 }
 
 // Default is the development configuration that `xmppd serve` runs with when
@@ -46,6 +48,7 @@ func Default() *Config {
 	c := &Config{
 		Hosts: []Host{{Domain: defaultDomain}},
 		Auth:  Auth{AllowPlain: defaultAllowPlain},
+		S2S:   S2S{Enabled: true},
 	}
 	c.ApplyDefaults()
 	return c
@@ -81,6 +84,19 @@ func (c *Config) ApplyDefaults() {
 	c.Limits.applyDefaults()
 	setDefault(&c.Registration.PerIP, defaultRegPerIP)
 	setDefault(&c.Registration.Window, defaultRegWindow)
+	// Empty and absent mean the same for these, so keep one form.
+	if len(c.S2S.Routes) == 0 {
+		c.S2S.Routes = nil
+	}
+	if len(c.S2S.DomainAuth) == 0 {
+		c.S2S.DomainAuth = nil
+	}
+	if len(c.S2S.PlaintextDomains) == 0 {
+		c.S2S.PlaintextDomains = nil
+	}
+	setDefault(&c.S2S.Auth, S2SAuthAllowDialback)
+	setDefault(&c.S2S.ConnectTimeout, defaultS2SConnect)
+	setDefault(&c.S2S.IdleTimeout, defaultS2SIdle)
 	setDefault(&c.Log.Level, defaultLogLevel)
 	setDefault(&c.Log.Format, defaultLogFormat)
 }

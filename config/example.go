@@ -35,7 +35,7 @@ storage:
   # postgres: "postgres://xmppd:${XMPPD_DB_PASSWORD}@localhost/xmppd?sslmode=disable"   # lib/pq DSN
 
 # Enabled modules, by ID.
-modules: [disco, ping, version, time, roster]
+modules: [disco, ping, version, time, roster, offline, blocking, vcard, private, last, register]
 
 auth:
   scram_iterations: 4096   # PBKDF2 rounds for new SCRAM credentials, 4096 to 1000000
@@ -53,6 +53,21 @@ limits:
   max_roster_items: 1000      # contacts in one roster
   max_offline_messages: 1000  # messages kept for an offline account; more bounce
   max_vcard_size: 65536       # bytes in one vCard (XEP-0054)
+
+# Federation with other domains (server-to-server). Add listeners of type
+# s2s (STARTTLS, port 5269) and s2s_tls (direct TLS, ALPN xmpp-server, port
+# 5270) to accept connections from other servers.
+s2s:
+  enabled: true             # reach other domains; false bounces their stanzas
+  routes: {}                # remote domain -> "host:port", bypassing DNS
+  dns_server: ""            # "host:port" of the DNS server for SRV lookups; empty = system
+  ca_file: ""               # extra CAs (PEM) trusted for peer certificates
+  auth: allow_dialback      # allow_dialback or require_cert
+  domain_auth: {}           # per remote domain: allow_dialback or require_cert
+  dialback_secret: ""       # XEP-0185 key secret; empty = random at each start
+  plaintext_domains: []     # domains allowed without TLS: tests only
+  connect_timeout: 30s      # connecting and authenticating to a remote server
+  idle_timeout: 10m         # close a stream that carried nothing this long
 
 # In-band registration (XEP-0077): account creation by anyone over XMPP.
 # Password change by logged-in users works even when this is off.

@@ -98,7 +98,7 @@ func (f *file) lineOf(path string) int {
 func (f *file) decode(data []byte) (*Config, error) {
 	// A bool's zero value is a choice, so its default goes in before
 	// decoding; an absent key then leaves it alone.
-	c := &Config{Auth: Auth{AllowPlain: defaultAllowPlain}}
+	c := &Config{Auth: Auth{AllowPlain: defaultAllowPlain}, S2S: S2S{Enabled: true}}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var doc yaml.Node
 	switch err := dec.Decode(&doc); {
@@ -343,4 +343,5 @@ func (c *Config) resolvePaths(dir string) {
 		c.Hosts[i].Cert = rel(c.Hosts[i].Cert)
 		c.Hosts[i].Key = rel(c.Hosts[i].Key)
 	}
+	c.S2S.CAFile = rel(c.S2S.CAFile)
 }

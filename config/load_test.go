@@ -72,6 +72,17 @@ limits:
   max_offline_messages: 20
   max_vcard_size: 4096
 registration: {enabled: true, per_ip: 1, window: 10m}
+s2s:
+  enabled: false
+  routes: {example.net: "127.0.0.2:5269"}
+  dns_server: "127.0.0.53:53"
+  ca_file: /etc/xmppd/ca.pem
+  auth: require_cert
+  domain_auth: {legacy.example: allow_dialback}
+  dialback_secret: s3cret
+  plaintext_domains: [test.example]
+  connect_timeout: 5s
+  idle_timeout: 1m
 log: {level: debug, format: json}
 `,
 		check: func(t *testing.T, c *Config) {
@@ -92,7 +103,14 @@ log: {level: debug, format: json}
 					MaxRosterItems: 50, MaxOfflineMessages: 20, MaxVCardSize: 4096,
 				},
 				Registration: Registration{Enabled: true, PerIP: 1, Window: 10 * time.Minute},
-				Log:          Log{Level: "debug", Format: "json"},
+				S2S: S2S{
+					Routes: map[string]string{"example.net": "127.0.0.2:5269"}, DNSServer: "127.0.0.53:53",
+					CAFile: "/etc/xmppd/ca.pem", Auth: S2SAuthRequireCert,
+					DomainAuth:     map[string]string{"legacy.example": S2SAuthAllowDialback},
+					DialbackSecret: "s3cret", PlaintextDomains: []string{"test.example"},
+					ConnectTimeout: 5 * time.Second, IdleTimeout: time.Minute,
+				},
+				Log: Log{Level: "debug", Format: "json"},
 			}
 			if !reflect.DeepEqual(c, want) {
 				t.Errorf("got  %+v\nwant %+v", c, want)
@@ -184,7 +202,7 @@ func TestLoadErrors(t *testing.T) {
 	}{{
 		name: "unknown key at top level",
 		text: "hosts: [{domain: example.org}]\n\nlistner: []\n",
-		want: []string{`xmppd.yaml:3: unknown key "listner" at top level (known keys: auth, data_dir, hosts, limits, listeners, log, modules, registration, storage)`},
+		want: []string{`xmppd.yaml:3: unknown key "listner" at top level (known keys: auth, data_dir, hosts, limits, listeners, log, modules, registration, s2s, storage)`},
 	}, {
 		name: "unknown nested key",
 		text: "hosts: [{domain: example.org}]\nlimits:\n  max_depth: 10\n  max_stanzas: 5\n",
@@ -197,7 +215,7 @@ func TestLoadErrors(t *testing.T) {
 		name: "every unknown key is reported",
 		text: "foo: 1\nhosts: [{domain: example.org}]\nlog: {colour: true}\n",
 		want: []string{
-			`xmppd.yaml:1: unknown key "foo" at top level (known keys: auth, data_dir, hosts, limits, listeners, log, modules, registration, storage)`,
+			`xmppd.yaml:1: unknown key "foo" at top level (known keys: auth, data_dir, hosts, limits, listeners, log, modules, registration, s2s, storage)`,
 			`xmppd.yaml:3: unknown key "colour" in log (known keys: format, level)`,
 		},
 	}, {
@@ -226,8 +244,8 @@ func TestLoadErrors(t *testing.T) {
 		want: []string{`xmppd.yaml: hosts: at least one host is required`},
 	}, {
 		name: "bad listener type",
-		text: "hosts: [{domain: example.org}]\nlisteners:\n  - type: c2s\n    address: \":5222\"\n  - type: s2s\n    address: \":5269\"\n",
-		want: []string{`xmppd.yaml:5: listeners[1].type: unknown listener type "s2s" (want c2s or c2s_tls)`},
+		text: "hosts: [{domain: example.org}]\nlisteners:\n  - type: c2s\n    address: \":5222\"\n  - type: bosh\n    address: \":5269\"\n",
+		want: []string{`xmppd.yaml:5: listeners[1].type: unknown listener type "bosh" (want c2s, c2s_tls, s2s or s2s_tls)`},
 	}, {
 		name: "bad listener address",
 		text: "hosts: [{domain: example.org}]\nlisteners:\n  - type: c2s\n    address: 5222\n",

@@ -102,10 +102,10 @@ func (c *Config) checkListeners(ps *problems) {
 	for i, l := range c.Listeners {
 		path := fmt.Sprintf("listeners[%d]", i)
 		switch l.Type {
-		case ListenerC2SStartTLS, ListenerC2SDirectTLS:
+		case ListenerC2SStartTLS, ListenerC2SDirectTLS, ListenerS2SStartTLS, ListenerS2SDirectTLS:
 		default:
-			ps.add(path+".type", "unknown listener type %q (want %s or %s)",
-				l.Type, ListenerC2SStartTLS, ListenerC2SDirectTLS)
+			ps.add(path+".type", "unknown listener type %q (want %s, %s, %s or %s)",
+				l.Type, ListenerC2SStartTLS, ListenerC2SDirectTLS, ListenerS2SStartTLS, ListenerS2SDirectTLS)
 		}
 		if msg := addressProblem(l.Address); msg != "" {
 			ps.add(path+".address", "%s", msg)
@@ -194,6 +194,7 @@ func (c *Config) checkLimits(ps *problems) {
 			ps.add("limits."+v.key, "must be positive, not %s", v.d)
 		}
 	}
+	c.checkS2S(ps)
 	if c.Registration.PerIP <= 0 {
 		ps.add("registration.per_ip", "must be positive, not %d", c.Registration.PerIP)
 	}
@@ -212,5 +213,34 @@ func (c *Config) checkLog(ps *problems) {
 	case "text", "json":
 	default:
 		ps.add("log.format", "unknown format %q (want text or json)", c.Log.Format)
+	}
+}
+
+func (c *Config) checkS2S(ps *problems) {
+	s := c.S2S
+	policy := func(key, v string) {
+		if v != S2SAuthAllowDialback && v != S2SAuthRequireCert {
+			ps.add(key, "unknown policy %q (want %s or %s)", v, S2SAuthAllowDialback, S2SAuthRequireCert)
+		}
+	}
+	policy("s2s.auth", s.Auth)
+	for _, d := range sortedKeys(s.DomainAuth) {
+		policy("s2s.domain_auth."+d, s.DomainAuth[d])
+	}
+	for _, d := range sortedKeys(s.Routes) {
+		if msg := addressProblem(s.Routes[d]); msg != "" {
+			ps.add("s2s.routes."+d, "%s", msg)
+		}
+	}
+	if s.DNSServer != "" {
+		if msg := addressProblem(s.DNSServer); msg != "" {
+			ps.add("s2s.dns_server", "%s", msg)
+		}
+	}
+	if s.ConnectTimeout <= 0 {
+		ps.add("s2s.connect_timeout", "must be positive, not %s", s.ConnectTimeout)
+	}
+	if s.IdleTimeout <= 0 {
+		ps.add("s2s.idle_timeout", "must be positive, not %s", s.IdleTimeout)
 	}
 }

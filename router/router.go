@@ -256,6 +256,15 @@ func (r *Router) undelivered(ctx context.Context, st *Stanza, bare jid.JID) {
 
 // toFull handles stanzas addressed to a local full JID (RFC 6121 §8.5.3).
 func (r *Router) toFull(ctx context.Context, st *Stanza) {
+	if st.Kind() == KindPresence {
+		switch st.Type() {
+		case "subscribe", "subscribed", "unsubscribe", "unsubscribed", "probe":
+			// Handled by the server for the account, whatever the
+			// resource (RFC 6121 §3, §4.3, §8.5.3.1).
+			r.toAccount(ctx, st, st.To.Bare())
+			return
+		}
+	}
 	if s := r.sessions.Lookup(st.To); s != nil {
 		if !s.Deliver(st) && st.Kind() == KindMessage {
 			r.undelivered(ctx, st, st.To.Bare())
@@ -269,11 +278,6 @@ func (r *Router) toFull(ctx context.Context, st *Stanza) {
 			r.messageToBare(ctx, st, st.To.Bare())
 		case "groupchat":
 			r.Bounce(ctx, st, stanza.ServiceUnavailable, "")
-		}
-	case KindPresence:
-		switch st.Type() {
-		case "subscribe", "subscribed", "unsubscribe", "unsubscribed", "probe":
-			r.toAccount(ctx, st, st.To.Bare())
 		}
 	case KindIQ:
 		r.Bounce(ctx, st, stanza.ServiceUnavailable, "")

@@ -20,18 +20,25 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// TestOpen checks the load client against a real server: sessions bind, the
-// server counts them, and closing them ends them on the server.
+// TestOpen checks the load client against a real server with each way in
+// that it supports: sessions bind, the server counts them, and closing them
+// ends them on the server.
 func TestOpen(t *testing.T) {
 	srv := testserver.Start(t, nil)
 	srv.AddUser("alice", "pencil")
-	for _, direct := range []bool{false, true} {
+	for _, tc := range []struct {
+		direct bool
+		mech   string
+	}{
+		{false, ""}, {true, ""}, {false, "SCRAM-SHA-1"}, {false, "PLAIN"},
+	} {
 		addr := srv.StartTLSAddr()
-		if direct {
+		if tc.direct {
 			addr = srv.DirectTLSAddr()
 		}
 		p := loadtest.Plan{
-			Options:  loadtest.Options{Addr: addr, Domain: testserver.Domain, TLS: srv.TLSConfig(), DirectTLS: direct, Presence: true},
+			Options: loadtest.Options{Addr: addr, Domain: testserver.Domain, TLS: srv.TLSConfig(),
+				DirectTLS: tc.direct, Mechanism: tc.mech, Presence: true, Timeout: 10 * time.Second},
 			Sessions: 3,
 			User:     "alice",
 			Password: "pencil",
@@ -39,7 +46,7 @@ func TestOpen(t *testing.T) {
 		}
 		sessions, err := loadtest.Open(context.Background(), p)
 		if err != nil {
-			t.Fatalf("direct TLS %v: %v", direct, err)
+			t.Fatalf("direct TLS %v, mechanism %q: %v", tc.direct, tc.mech, err)
 		}
 		if got, want := sessions[1].JID, "alice@localhost/r1"; got != want {
 			t.Errorf("bound %q, want %q", got, want)

@@ -17,6 +17,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -386,5 +387,15 @@ func (c *Client) Pending() []*router.Element {
 		default:
 		}
 		return append([]*router.Element(nil), c.backlog...)
+	}
+}
+
+// EnableModules adds module IDs to the configuration unless they are
+// enabled already, so tests keep working whatever the default list holds.
+func EnableModules(c *config.Config, ids ...string) {
+	for _, id := range ids {
+		if !slices.Contains(c.Modules, id) {
+			c.Modules = append(c.Modules, id)
+		}
 	}
 }

@@ -25,7 +25,7 @@ const pw = "password"
 // enable adds the blocking module to the configuration.
 func enable(c *config.Config) {
 	if !slices.Contains(c.Modules, "blocking") {
-		c.Modules = append(c.Modules, "blocking")
+		testserver.EnableModules(c, "blocking")
 	}
 }
 
@@ -395,7 +395,7 @@ func TestBlockedBeforeLogin(t *testing.T) {
 		s := testserver.StartOn(t, b, func(c *config.Config) {
 			enable(c)
 			if !slices.Contains(c.Modules, "offline") {
-				c.Modules = append(c.Modules, "offline")
+				testserver.EnableModules(c, "offline")
 			}
 		})
 		for _, u := range []string{"alice", "bob", "carol"} {

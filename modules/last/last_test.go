@@ -77,7 +77,7 @@ func subscribe(t *testing.T, s *testserver.Server, owner, contact, sub string) {
 
 func TestLast(t *testing.T) {
 	storetest.Run(t, func(t *testing.T, b storetest.Backend) {
-		s := testserver.StartOn(t, b, func(c *config.Config) { c.Modules = append(c.Modules, "last") })
+		s := testserver.StartOn(t, b, func(c *config.Config) { testserver.EnableModules(c, "last") })
 		for _, u := range []string{"alice", "bob", "carol", "dave", "erin"} {
 			s.AddUser(u, pw)
 		}

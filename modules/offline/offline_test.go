@@ -28,7 +28,7 @@ func start(t *testing.T, b storetest.Backend, mutate func(*config.Config)) *test
 	t.Helper()
 	s := testserver.StartOn(t, b, func(c *config.Config) {
 		if !slices.Contains(c.Modules, "offline") {
-			c.Modules = append(c.Modules, "offline")
+			testserver.EnableModules(c, "offline")
 		}
 		if mutate != nil {
 			mutate(c)

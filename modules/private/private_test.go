@@ -63,7 +63,7 @@ func set(children string) string {
 
 func TestPrivate(t *testing.T) {
 	storetest.Run(t, func(t *testing.T, b storetest.Backend) {
-		s := testserver.StartOn(t, b, func(c *config.Config) { c.Modules = append(c.Modules, "private") })
+		s := testserver.StartOn(t, b, func(c *config.Config) { testserver.EnableModules(c, "private") })
 		s.AddUser("alice", pw)
 		s.AddUser("bob", pw)
 		alice := s.Login("alice", pw, testserver.LoginOptions{})

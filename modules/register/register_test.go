@@ -22,7 +22,7 @@ const ns = "jabber:iq:register"
 func start(t *testing.T, b storetest.Backend) *testserver.Server {
 	t.Helper()
 	s := testserver.StartOn(t, b, func(c *config.Config) {
-		c.Modules = append(c.Modules, "register", "vcard", "private")
+		testserver.EnableModules(c, "register", "vcard", "private")
 	})
 	if s.Config.Registration.Enabled {
 		t.Fatal("registration enabled by default")
@@ -200,7 +200,7 @@ func TestRemove(t *testing.T) {
 // own domain is handled.
 func TestNotOffered(t *testing.T) {
 	s := testserver.Start(t, func(c *config.Config) {
-		c.Modules = append(c.Modules, "register")
+		testserver.EnableModules(c, "register")
 		c.Hosts = append(c.Hosts, config.Host{Domain: "other.localhost"})
 	})
 	s.AddUser("alice", "pw")

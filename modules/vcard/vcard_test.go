@@ -23,7 +23,7 @@ const maxSize = 2048
 func start(t *testing.T, b storetest.Backend) *testserver.Server {
 	t.Helper()
 	return testserver.StartOn(t, b, func(c *config.Config) {
-		c.Modules = append(c.Modules, "vcard")
+		testserver.EnableModules(c, "vcard")
 		c.Limits.MaxVCardSize = maxSize
 	})
 }

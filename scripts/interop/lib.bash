@@ -1,0 +1,246 @@
+# shellcheck shell=bash
+# Shared code of the scripts/interop/*.sh scripts: sourced, never run. The
+# name does not end in .sh on purpose: .ci/run runs every scripts/interop/*.sh.
+#
+#   INTEROP_NAME=my-test.sh          # log prefix and temporary directory name
+#   . "$(dirname "${BASH_SOURCE[0]}")/lib.bash"
+#   interop_init                     # traps, python3-slixmpp, temp dir, xmppd binary
+#   interop_write_config "disco, ping"   # the modules list
+#   interop_config_check || die "..."
+#   interop_start_server             # sets SERVER_PID, PORT (c2s/STARTTLS), CERT
+#   interop_add_user alice "$PW"
+#   ... run clients, with stderr to "$TMP/client.stderr" ...
+#   interop_stop_server              # clean SIGTERM shutdown, or die
+#   FAILED=0                         # success: the EXIT trap prints no logs
+#
+# The EXIT trap always stops the server (SIGTERM, then SIGKILL after 5 s),
+# prints the server log and the client stderr unless FAILED=0 and the exit
+# status is 0, and removes the temporary directory (kept with
+# INTEROP_KEEP=1).
+#
+# Environment understood here:
+#   XMPPD_BIN=PATH       use this xmppd binary instead of building one
+#   INTEROP_KEEP=1       keep the temporary directory (printed) afterwards
+
+INTEROP_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO=$(cd "$INTEROP_DIR/../.." && pwd)
+: "${INTEROP_NAME:=$(basename "$0")}"
+DOMAIN=interop.test
+POLICY=/usr/sbin/policy-rc.d # blocks service starts by package post-install scripts
+PY=/usr/bin/python3          # not the first python3 on PATH: that one may lack Debian's modules
+# The python scripts import each other; keep __pycache__ out of the tree.
+export PYTHONDONTWRITEBYTECODE=1
+
+TMP=""
+DATA=""
+CFG=""
+BIN=""
+PORT=""
+CERT=""
+SERVER_PID=""
+CREATED_POLICY=""
+SUDO=""
+FAILED=1
+
+log() { printf '[%s %s] %s\n' "$INTEROP_NAME" "$(date +%H:%M:%S)" "$*"; }
+
+die() {
+	log "FAIL: $*"
+	exit 1
+}
+
+# interop_kill_server: stop the server if it runs; SIGKILL after 5 s.
+interop_kill_server() {
+	if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
+		kill -TERM "$SERVER_PID" 2>/dev/null || true
+		for _ in $(seq 50); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
+		if kill -0 "$SERVER_PID" 2>/dev/null; then
+			log "server did not stop on SIGTERM within 5 s; killing it"
+			kill -KILL "$SERVER_PID" 2>/dev/null || true
+		fi
+		wait "$SERVER_PID" 2>/dev/null || true
+	fi
+	SERVER_PID=""
+}
+
+interop_cleanup() {
+	local rc=$?
+	trap - EXIT INT TERM
+	interop_kill_server
+	if [ -n "$CREATED_POLICY" ]; then
+		$SUDO rm -f "$POLICY" || true
+	fi
+	if [ "$FAILED" = 1 ] || [ "$rc" != 0 ]; then
+		if [ -n "$TMP" ] && [ -s "$TMP/server.log" ]; then
+			echo "----- xmppd server log ($TMP/server.log) -----"
+			cat "$TMP/server.log"
+			echo "----- end of server log -----"
+		fi
+		if [ -n "$TMP" ] && [ -s "$TMP/client.stderr" ]; then
+			echo "----- client stderr -----"
+			cat "$TMP/client.stderr"
+			echo "----- end of client stderr -----"
+		fi
+		[ "$rc" != 0 ] || rc=1
+		log "FAIL (exit $rc)"
+	fi
+	if [ -n "$TMP" ]; then
+		if [ "${INTEROP_KEEP:-}" = 1 ]; then
+			log "kept $TMP"
+		else
+			rm -rf "$TMP"
+		fi
+	fi
+	exit "$rc"
+}
+
+# ensure_slixmpp: install Debian's python3-slixmpp if $PY cannot import it.
+ensure_slixmpp() {
+	if "$PY" -c 'import slixmpp' 2>/dev/null; then
+		log "python3-slixmpp is installed"
+		return
+	fi
+	command -v apt-get >/dev/null || die "slixmpp is missing for $PY and there is no apt-get to install python3-slixmpp"
+	if [ "$(id -u)" != 0 ]; then
+		sudo -n true 2>/dev/null || die "slixmpp is missing: install python3-slixmpp (needs root or passwordless sudo)"
+		SUDO="sudo -n"
+	fi
+	# Post-install scripts must not start services (they would grab ports).
+	if [ ! -e "$POLICY" ]; then
+		log "creating $POLICY (exit 101) for the install; removed afterwards"
+		printf '#!/bin/sh\nexit 101\n' | $SUDO tee "$POLICY" >/dev/null
+		$SUDO chmod 755 "$POLICY"
+		CREATED_POLICY=1
+	fi
+	local apt=($SUDO env DEBIAN_FRONTEND=noninteractive apt-get -q -o DPkg::Lock::Timeout=120)
+	if ! apt-cache show python3-slixmpp >/dev/null 2>&1; then
+		log "apt-get update (python3-slixmpp not in the package lists)"
+		timeout 300 "${apt[@]}" update
+	fi
+	log "apt-get install python3-slixmpp"
+	if ! timeout 600 "${apt[@]}" install -y --no-install-recommends python3-slixmpp; then
+		log "install failed; apt-get update and retry"
+		timeout 300 "${apt[@]}" update
+		timeout 600 "${apt[@]}" install -y --no-install-recommends python3-slixmpp
+	fi
+	if [ -n "$CREATED_POLICY" ]; then
+		$SUDO rm -f "$POLICY"
+		CREATED_POLICY=""
+	fi
+	"$PY" -c 'import slixmpp' 2>/dev/null || die "python3-slixmpp installed but $PY cannot import slixmpp"
+}
+
+# interop_init: traps, python3-slixmpp, the temporary directory (TMP, DATA,
+# CFG) and the xmppd binary (BIN).
+interop_init() {
+	trap interop_cleanup EXIT
+	trap 'log "interrupted"; exit 130' INT
+	trap 'log "terminated"; exit 143' TERM
+
+	ensure_slixmpp
+	log "slixmpp $("$PY" -c 'import slixmpp; print(slixmpp.__version__)' 2>/dev/null), $("$PY" --version 2>&1)"
+
+	TMP=$(mktemp -d "${TMPDIR:-/tmp}/xmppd-interop-${INTEROP_NAME%.sh}.XXXXXX")
+	DATA="$TMP/data"
+	CFG="$TMP/xmppd.yaml"
+	mkdir -p "$DATA"
+
+	if [ -n "${XMPPD_BIN:-}" ]; then
+		BIN=$XMPPD_BIN
+		[ -x "$BIN" ] || die "XMPPD_BIN=$BIN is not executable"
+		log "using xmppd binary $BIN"
+	else
+		BIN="$TMP/xmppd"
+		log "building xmppd (go build ./cmd/xmppd)"
+		(cd "$REPO" && go build -o "$BIN" ./cmd/xmppd) || die "go build failed"
+	fi
+}
+
+# interop_write_config MODULES: write $CFG for $DOMAIN (self-signed
+# certificate), loopback c2s and c2s_tls listeners on kernel-picked ports,
+# SQLite in $DATA, the given modules (a YAML flow list's contents, e.g.
+# "disco, ping") and debug logging.
+interop_write_config() {
+	cat >"$CFG" <<EOF
+data_dir: $DATA
+hosts:
+  - domain: $DOMAIN   # empty cert/key: self-signed, written to data_dir
+    cert: ""
+    key: ""
+listeners:
+  - type: c2s
+    address: "127.0.0.1:0"
+  - type: c2s_tls
+    address: "127.0.0.1:0"
+storage:
+  sqlite: $DATA/xmppd.db
+modules: [$1]
+log:
+  level: debug
+  format: text
+EOF
+}
+
+# interop_config_check: `xmppd config check`; its error output is left in
+# $TMP/config-check.err (and shown) on failure.
+interop_config_check() {
+	if "$BIN" config check --config "$CFG" >/dev/null 2>"$TMP/config-check.err"; then
+		log "config $CFG ok (domain $DOMAIN, data $DATA)"
+		return 0
+	fi
+	log "xmppd config check rejected $CFG: $(cat "$TMP/config-check.err")"
+	return 1
+}
+
+# interop_start_server: start `xmppd serve` and wait (30 s at most) for its
+# listeners; sets SERVER_PID, PORT (c2s, STARTTLS) and CERT (the generated
+# self-signed certificate).
+interop_start_server() {
+	"$BIN" serve --config "$CFG" >"$TMP/server.stdout" 2>"$TMP/server.log" &
+	SERVER_PID=$!
+	log "started xmppd serve (pid $SERVER_PID)"
+
+	PORT=""
+	for _ in $(seq 300); do # 30 s
+		kill -0 "$SERVER_PID" 2>/dev/null || die "xmppd exited during start-up"
+		PORT=$(sed -n 's/.*msg=listening type=c2s address=[^ ]*:\([0-9][0-9]*\)\( .*\)\{0,1\}$/\1/p' "$TMP/server.log" | head -n1)
+		if [ -n "$PORT" ] && grep -q 'msg=listening type=c2s_tls ' "$TMP/server.log"; then
+			break
+		fi
+		PORT=""
+		sleep 0.1
+	done
+	[ -n "$PORT" ] || die "xmppd did not log its c2s listener within 30 s"
+	[ "$PORT" != 0 ] || die "xmppd logged port 0 instead of the bound port"
+	log "xmppd listening: c2s (STARTTLS) on 127.0.0.1:$PORT"
+	CERT="$DATA/$DOMAIN.crt"
+	[ -s "$CERT" ] || die "no generated certificate at $CERT"
+}
+
+# interop_rand: a random hex string (passwords).
+interop_rand() { od -An -tx1 -N12 /dev/urandom | tr -d ' \n'; }
+
+# interop_add_user NAME PASSWORD: add NAME@$DOMAIN.
+interop_add_user() {
+	printf '%s\n' "$2" | timeout 30 "$BIN" user add "$1@$DOMAIN" --password-stdin --config "$CFG" >/dev/null ||
+		die "xmppd user add $1@$DOMAIN failed"
+	log "added user $1@$DOMAIN"
+}
+
+# interop_stop_server: SIGTERM; the server must exit with status 0 within
+# 10 s.
+interop_stop_server() {
+	kill -TERM "$SERVER_PID"
+	set +e
+	for _ in $(seq 100); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
+	if kill -0 "$SERVER_PID" 2>/dev/null; then
+		set -e
+		die "xmppd did not exit within 10 s of SIGTERM"
+	fi
+	wait "$SERVER_PID"
+	local src=$?
+	set -e
+	SERVER_PID=""
+	[ "$src" = 0 ] || die "xmppd exited with status $src after SIGTERM"
+	log "xmppd stopped cleanly on SIGTERM"
+}
