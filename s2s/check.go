@@ -1,5 +1,3 @@
-//go:build xmppd_wip
-
 package s2s
 
 import (
@@ -7,7 +5,6 @@ import (
 	"crypto/tls"
 	"fmt"
 	"io"
-	"log/slog"
 )
 
 // Report is what `xmppd s2s check` found out about a remote domain.
@@ -92,5 +89,3 @@ func yesNo(b bool) string {
 	}
 	return "no"
 }
-
-var _ = slog.Info

@@ -132,6 +132,11 @@ func (r *Resolver) Targets(ctx context.Context, domain string) ([]Target, error)
 		}
 		return []Target{route.target}, nil
 	}
+	// A JID's domainpart may be an IP address (RFC 7622 §3.2), IPv6 in
+	// brackets: it has no SRV records and no name to qualify.
+	if ip := net.ParseIP(strings.Trim(domain, "[]")); ip != nil {
+		return []Target{{Host: ip.String(), Port: DefaultPort}}, nil
+	}
 	fqdn := strings.TrimSuffix(domain, ".") + "."
 	var direct, starttls srvAnswer
 	var wg sync.WaitGroup

@@ -296,6 +296,16 @@ func TestTargets(t *testing.T) {
 		domain: "Example.TEST.",
 		want:   groups{{tcp("a.example.test.", 5269)}},
 	}, {
+		name:   "IPv4 domain: no SRV lookup",
+		zone:   zone(srvRR("_xmpp-server._tcp.127.0.0.1.", 0, 0, 5999, "a.example.test.")),
+		domain: "127.0.0.1",
+		want:   groups{{tcp("127.0.0.1", 5269)}},
+	}, {
+		name:   "IPv6 domain",
+		zone:   zone(),
+		domain: "[::1]",
+		want:   groups{{tcp("::1", 5269)}},
+	}, {
 		name:   "static route wins over DNS",
 		zone:   zone(srvRR(xmpp, 0, 0, 5269, "a.example.test.")),
 		routes: map[string]string{"Example.test": "127.0.0.1:15269"},

@@ -1,5 +1,3 @@
-//go:build xmppd_wip
-
 package s2s
 
 import (
@@ -152,8 +150,10 @@ func (in *inStream) stream(ctx context.Context) (restart bool, err error) {
 	}
 	if hdr.from != "" {
 		if from, err := jid.Parse(hdr.from); err == nil && from.Localpart() == "" && from.Resourcepart() == "" {
+			if in.peerFrom == "" {
+				in.log = in.log.With(slog.String("remote", from.Domainpart()))
+			}
 			in.peerFrom = from.Domainpart()
-			in.log = in.log.With(slog.String("remote", in.peerFrom))
 		}
 	}
 	in.c.streamID = newID()
@@ -266,7 +266,7 @@ func (in *inStream) saslExternal(auth *router.Element) (bool, error) {
 		return fail("not-authorized")
 	}
 	if err := in.certValid(domain); err != nil {
-		in.log.Info("s2s SASL EXTERNAL refused", slog.String("remote", domain), slog.Any("reason", err))
+		in.log.Info("s2s SASL EXTERNAL refused", slog.Any("reason", err))
 		return fail("not-authorized")
 	}
 	if err := in.c.writeElement(router.NewElement(nsSASL, "success")); err != nil {
@@ -276,7 +276,7 @@ func (in *inStream) saslExternal(auth *router.Element) (bool, error) {
 	in.externalDomain = domain
 	in.mu.Unlock()
 	in.c.nc.SetDeadline(time.Now().Add(idleTimeoutIn))
-	in.log.Info("s2s inbound stream authenticated", slog.String("remote", domain), slog.String("auth", authExternal))
+	in.log.Info("s2s inbound stream authenticated", slog.String("auth", authExternal))
 	return true, nil
 }
 

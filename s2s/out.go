@@ -1,16 +1,12 @@
-//go:build xmppd_wip
-
 package s2s
 
 import (
 	"context"
 	"crypto/tls"
 	"encoding/base64"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
-	"slices"
 	"sync"
 	"time"
 
@@ -143,6 +139,15 @@ func (o *outStream) run() {
 			return // idle or shutdown: finished cleanly
 		}
 		o.log.Info("s2s stream lost", slog.Any("err", err))
+		o.mu.Lock()
+		if len(o.queue) == 0 {
+			// Nothing waits: connect again when something does.
+			o.running = false
+			o.mu.Unlock()
+			o.s.forget(o)
+			return
+		}
+		o.mu.Unlock()
 		if attempt >= 1 {
 			o.fail(stanza.RemoteServerTimeout)
 			return
@@ -483,6 +488,3 @@ func (s *Server) external(c *conn, local string) (bool, error) {
 		}
 	}
 }
-
-var _ = errors.New
-var _ = slices.Contains[[]string]

@@ -1,5 +1,3 @@
-//go:build xmppd_wip
-
 // Package s2s federates xmppd with other XMPP servers (RFC 6120): it
 // accepts server-to-server streams (STARTTLS and direct TLS, XEP-0368),
 // opens one outbound stream per pair of local and remote domain, and

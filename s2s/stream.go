@@ -1,5 +1,3 @@
-//go:build xmppd_wip
-
 package s2s
 
 import (

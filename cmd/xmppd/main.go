@@ -37,7 +37,7 @@ func newRoot() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.PersistentFlags().StringVarP(&c.configPath, "config", "c", "", "configuration file (default: the development default, data in ./xmppd-data)")
-	root.AddCommand(c.serveCmd(), c.userCmd(), c.rosterCmd(), c.configCmd(), c.dbCmd(), versionCmd())
+	root.AddCommand(c.serveCmd(), c.userCmd(), c.rosterCmd(), c.s2sCmd(), c.configCmd(), c.dbCmd(), versionCmd())
 	return root
 }
 

@@ -20,6 +20,7 @@ import (
 	"github.com/xmppd/xmppd/modules"
 	_ "github.com/xmppd/xmppd/modules/standard" // the standard module set
 	"github.com/xmppd/xmppd/router"
+	"github.com/xmppd/xmppd/s2s"
 	"github.com/xmppd/xmppd/storage"
 	sqlstore "github.com/xmppd/xmppd/storage/sql"
 )
@@ -30,6 +31,7 @@ type Server struct {
 	Router  *router.Router
 	Store   storage.Store
 	C2S     *c2s.Server
+	S2S     *s2s.Server
 	modules *modules.Set
 	log     *slog.Logger
 
@@ -86,6 +88,12 @@ func start(ctx context.Context, cfg *config.Config, log *slog.Logger, db storage
 	}
 	srv := &Server{Config: cfg, Router: r, Store: db, modules: mods, log: log}
 	srv.C2S = c2s.New(c2s.Options{Config: cfg, Router: r, Users: db.Users(), Certs: cs, Log: log})
+	srv.S2S, err = s2s.New(s2s.Options{Config: cfg, Router: r, Certs: cs, Log: log})
+	if err != nil {
+		mods.Stop()
+		return nil, err
+	}
+	r.SetRemote(srv.S2S)
 	for _, l := range cfg.Listeners {
 		ln, err := net.Listen("tcp", l.Address)
 		if err != nil {
@@ -102,8 +110,14 @@ func start(ctx context.Context, cfg *config.Config, log *slog.Logger, db storage
 		srv.wg.Add(1)
 		go func() {
 			defer srv.wg.Done()
-			direct := bl.cfg.Type == config.ListenerC2SDirectTLS
-			if err := srv.C2S.Serve(runCtx, bl.ln, direct); err != nil {
+			var err error
+			switch bl.cfg.Type {
+			case config.ListenerS2SStartTLS, config.ListenerS2SDirectTLS:
+				err = srv.S2S.Serve(runCtx, bl.ln, bl.cfg.Type == config.ListenerS2SDirectTLS)
+			default:
+				err = srv.C2S.Serve(runCtx, bl.ln, bl.cfg.Type == config.ListenerC2SDirectTLS)
+			}
+			if err != nil {
 				log.Error("listener failed", slog.String("address", bl.ln.Addr().String()), slog.Any("err", err))
 			}
 		}()
@@ -136,6 +150,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	var errs []error
 	if err := s.C2S.Shutdown(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("close sessions: %w", err))
+	}
+	if err := s.S2S.Shutdown(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("close server streams: %w", err))
 	}
 	if err := s.modules.Stop(); err != nil {
 		errs = append(errs, err)

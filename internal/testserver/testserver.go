@@ -56,6 +56,10 @@ func Start(t testing.TB, mutate func(*config.Config)) *Server {
 	return StartOn(t, storetest.Backend{Name: "sqlite"}, mutate)
 }
 
+// Domain is the server's first (usually only) domain: Domain unless the
+// test configured others.
+func (s *Server) Domain() string { return s.Config.Hosts[0].Domain }
+
 // StartOn starts a server on the given storage backend.
 func StartOn(t testing.TB, b storetest.Backend, mutate func(*config.Config)) *Server {
 	t.Helper()
@@ -117,7 +121,7 @@ func (w testWriter) Write(p []byte) (int, error) {
 func (s *Server) AddUser(local, password string) jid.JID {
 	s.t.Helper()
 	u := admin.Users{Config: s.Config, Users: s.Store.Users()}
-	j, err := u.Add(context.Background(), local+"@"+Domain, password)
+	j, err := u.Add(context.Background(), local+"@"+s.Domain(), password)
 	if err != nil {
 		s.t.Fatalf("add user %s: %v", local, err)
 	}
@@ -132,7 +136,7 @@ func (s *Server) DirectTLSAddr() string { return s.Addr(config.ListenerC2SDirect
 
 // TLSConfig is a client TLS configuration that trusts the test server.
 func (s *Server) TLSConfig() *tls.Config {
-	return &tls.Config{ServerName: Domain, RootCAs: s.Roots, MinVersion: tls.VersionTLS12}
+	return &tls.Config{ServerName: s.Domain(), RootCAs: s.Roots, MinVersion: tls.VersionTLS12}
 }
 
 // Client is a logged-in mellium client whose incoming stanzas arrive on In.
@@ -189,7 +193,7 @@ func (s *Server) Dial(local, password string, o LoginOptions) (*Client, error) {
 	if o.TLS == nil {
 		o.TLS = s.TLSConfig()
 	}
-	origin := jid.MustParse(local + "@" + Domain)
+	origin := jid.MustParse(local + "@" + s.Domain())
 	log := &streamLog{}
 	bind := xmpp.BindResource()
 	if o.Resource != "" {
@@ -357,7 +361,7 @@ func (c *Client) Request(iq string) (*router.Element, error) {
 // processed: the server handles one connection's stanzas in order.
 func (c *Client) Sync() error {
 	id := "sync-" + router.NewID()
-	_, err := c.Request(`<iq type="get" id="` + id + `" to="` + Domain + `"><ping xmlns="` + nsPing + `"/></iq>`)
+	_, err := c.Request(`<iq type="get" id="` + id + `" to="` + c.LocalAddr().Domainpart() + `"><ping xmlns="` + nsPing + `"/></iq>`)
 	return err
 }
 

@@ -23,6 +23,7 @@ import (
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stanza"
 
+	"github.com/xmppd/xmppd/internal/keylock"
 	"github.com/xmppd/xmppd/modules"
 	"github.com/xmppd/xmppd/router"
 )
@@ -53,7 +54,7 @@ type Blocking struct {
 	// changes serialises the changes of one account's list, so that what
 	// a change reads first (the list, for the limit and for whom to send
 	// presence) still holds when it writes.
-	changes ownerLocks
+	changes keylock.Map
 
 	// lists holds the lists of accounts with bound sessions: for each
 	// served domain (fixed when the router is made), a map from localpart

@@ -112,7 +112,7 @@ func parseItems(cmd *router.Element) ([]jid.JID, stanza.Condition) {
 // answered and the interested sessions pushed to.
 func (b *Blocking) block(ctx context.Context, iq *router.Stanza, items []jid.JID) *router.Stanza {
 	owner := iq.From.Bare()
-	unlock := b.changes.lock(owner.String())
+	unlock := b.changes.Lock(owner.String())
 	defer unlock()
 	current, err := b.h.Store().Blocklists().List(ctx, owner)
 	if err != nil {
@@ -150,7 +150,7 @@ func (b *Blocking) block(ctx context.Context, iq *router.Stanza, items []jid.JID
 // unblocked contacts that receive it.
 func (b *Blocking) unblock(ctx context.Context, iq *router.Stanza, items []jid.JID) *router.Stanza {
 	owner := iq.From.Bare()
-	unlock := b.changes.lock(owner.String())
+	unlock := b.changes.Lock(owner.String())
 	defer unlock()
 	current, err := b.h.Store().Blocklists().List(ctx, owner)
 	if err != nil {

@@ -19,6 +19,7 @@ import (
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stanza"
 
+	"github.com/xmppd/xmppd/internal/keylock"
 	"github.com/xmppd/xmppd/modules"
 	"github.com/xmppd/xmppd/router"
 	"github.com/xmppd/xmppd/storage"
@@ -37,7 +38,7 @@ type Offline struct {
 	// delivering serialises the deliveries of one account, so that two
 	// sessions that become available at once cannot both deliver (and then
 	// both delete) the same messages.
-	delivering ownerLocks
+	delivering keylock.Map
 
 	mu sync.Mutex
 	// waiting holds the sessions that became available with a negative
@@ -174,7 +175,7 @@ func (o *Offline) forget(s router.Session) {
 // did not take stay stored for the next login.
 func (o *Offline) deliver(ctx context.Context, s router.Session) {
 	owner := s.JID().Bare()
-	unlock := o.delivering.lock(owner.String())
+	unlock := o.delivering.Lock(owner.String())
 	defer unlock()
 	store := o.h.Store().Offline()
 	msgs, err := store.List(ctx, owner)

@@ -1,0 +1,372 @@
+#!/usr/bin/python3
+"""Two slixmpp clients on two federated servers: chat and mutual subscription.
+
+Run by scripts/interop/federation.sh with Debian's /usr/bin/python3 (the first
+python3 on PATH may lack Debian's python3-slixmpp). User A logs in to server A
+and user B to server B; each server is reached at its own loopback address
+(never through DNS), over STARTTLS with a certificate that must verify against
+--ca-file for the JID's domain, with one given SASL mechanism. Then, with one
+log line per step and a time limit on each:
+
+  1. both fetch their roster and send initial presence (a ping answered by
+     their own server proves it was read);
+  2. A sends B's bare JID a chat message, B must receive exactly that body
+     from A's bare JID; B answers, A must receive exactly that;
+  3. A subscribes to B's presence, B must receive the request and approves
+     it, A must receive 'subscribed'; then B subscribes to A, A approves, B
+     must receive 'subscribed' (every hop crosses the s2s link);
+  4. each must end with the other in its roster (fetched again from its
+     server) with subscription 'both' and no pending ask, and must have
+     received the other's available presence.
+
+An error stanza (message or presence) from anywhere is a failure, reported
+with its condition and text. Passwords come from the environment
+(XMPP_PASSWORD_A, XMPP_PASSWORD_B) so that they do not show in the process
+list. Exit status 0 only if everything went right.
+"""
+
+import argparse
+import asyncio
+import logging
+import os
+import ssl
+import sys
+import time
+
+import slixmpp
+
+START = time.monotonic()
+LAST_STEP = "start"
+LABEL = ""
+
+
+def step(msg):
+    global LAST_STEP
+    LAST_STEP = msg
+    print(f"[federation.py {LABEL} {time.monotonic() - START:6.2f}s] {msg}", flush=True)
+
+
+class Failure(Exception):
+    pass
+
+
+def describe_error(stanza):
+    err = stanza["error"]
+    return f"{err['type']}/{err['condition']}" + (f" ({err['text']})" if err["text"] else "")
+
+
+class Client(slixmpp.ClientXMPP):
+    """A ClientXMPP pinned to one address, one mechanism and one CA file."""
+
+    def __init__(self, name, jid, password, addr, port, mech, ca_file):
+        super().__init__(jid, password, sasl_mech=mech)
+        self.name = name
+        self.addr = addr
+        self.port = port
+        self.mech = mech
+        # Only this CA is trusted, for the JID's domain (slixmpp passes the
+        # JID's domain as server_hostname).
+        self.ca_certs = ca_file
+        self.ssl_context = ssl.create_default_context(cafile=ca_file)
+        self.ssl_context.check_hostname = True
+        self.ssl_context.verify_mode = ssl.CERT_REQUIRED
+        # slixmpp offers SCRAM channel binding (tls-unique) whenever the
+        # socket is TLS; on a non-PLUS mechanism it then sends the gs2 flag
+        # "y", which a server that offers -PLUS must refuse (RFC 5802 §6).
+        # We force one non-PLUS mechanism: say "n" (no channel binding).
+        mechs = self["feature_mechanisms"]
+        default_cb = mechs.sasl_callback
+
+        def credentials(required, optional):
+            creds = default_cb(required, optional)
+            if "channel_binding" in creds:
+                creds["channel_binding"] = None
+            return creds
+
+        mechs.sasl_callback = credentials
+        self.register_plugin("xep_0199", {"keepalive": False})
+        self.whitespace_keepalive = False
+        # No automatic answers to subscription requests: the test sends
+        # every subscription stanza itself.
+        self.auto_authorize = None
+        self.auto_subscribe = False
+
+        loop = asyncio.get_running_loop()
+        self.started = loop.create_future()
+        self.messages = asyncio.Queue()
+        self.presences = []  # every presence received, in order
+        self.presence_event = asyncio.Event()
+        self.tls_done = False
+
+        self.add_event_handler("session_start", self._on_start)
+        self.add_event_handler("message", self._on_message)
+        self.add_event_handler("message_error", self._on_message)
+        self.add_event_handler("presence", self._on_presence)
+        self.add_event_handler("tls_success", self._on_tls)
+        for ev in ("failed_auth", "failed_all_auth", "no_auth", "ssl_invalid_chain",
+                   "connection_failed", "stream_error", "disconnected"):
+            self.add_event_handler(ev, self._make_fail(ev))
+
+    # Never ask a resolver: the test domains need not exist in DNS.
+    async def get_dns_records(self, domain, port=None):
+        return [(domain, self.addr, self.port)]
+
+    def _make_fail(self, event):
+        def handler(arg=None):
+            detail = arg
+            if event == "stream_error" and arg is not None:
+                detail = f"{arg['condition']} {arg['text']}"
+            elif event in ("failed_auth", "failed_all_auth") and arg is not None:
+                try:
+                    detail = f"{arg['condition']} {arg['text']}"
+                except Exception:
+                    pass
+            if not self.started.done():
+                self.started.set_exception(
+                    Failure(f"{self.name}: {event} before session start: {detail!r}"))
+            elif event != "disconnected" or not getattr(self, "closing", False):
+                step(f"{self.name}: {event} after session start: {detail!r}")
+        return handler
+
+    def _on_tls(self, _):
+        self.tls_done = True
+
+    def _on_start(self, _):
+        if not self.started.done():
+            self.started.set_result(True)
+
+    def _on_message(self, msg):
+        self.messages.put_nowait(msg)
+
+    def _on_presence(self, pres):
+        self.presences.append((time.monotonic(), pres))
+        self.presence_event.set()
+
+    def check_security(self):
+        """Raise unless TLS is up and verified and self.mech was used."""
+        mech = self["feature_mechanisms"].mech
+        used = mech.name if mech is not None else None
+        if used != self.mech:
+            raise Failure(f"{self.name}: SASL mechanism used was {used!r}, want {self.mech}")
+        if not self.tls_done or "starttls" not in self.features:
+            raise Failure(f"{self.name}: STARTTLS was not negotiated "
+                          f"(tls_success={self.tls_done}, features={sorted(self.features)})")
+        sslobj = self.transport.get_extra_info("ssl_object") if self.transport else None
+        if sslobj is None:
+            raise Failure(f"{self.name}: the transport is not TLS")
+        ctx = sslobj.context
+        if ctx.verify_mode != ssl.CERT_REQUIRED or not ctx.check_hostname:
+            raise Failure(f"{self.name}: certificate was not verified")
+        return used, sslobj.version(), sslobj.cipher()[0]
+
+    async def wait_presence(self, pred, what, timeout, since=0.0):
+        """The first presence received after `since` that satisfies pred.
+
+        A presence error from the peer's domain fails at once."""
+        deadline = time.monotonic() + timeout
+        seen = 0
+        while True:
+            for t, p in self.presences[seen:]:
+                seen += 1
+                if t < since:
+                    continue
+                if p["type"] == "error":
+                    raise Failure(f"{self.name}: presence error from {p['from']} while waiting "
+                                  f"for {what}: {describe_error(p)}: {p}")
+                if pred(p):
+                    return p
+            left = deadline - time.monotonic()
+            if left <= 0:
+                got = [f"{p['from']} type={p['type'] or 'available'}" for _, p in self.presences]
+                raise Failure(f"{self.name}: no {what} within {timeout:.0f}s "
+                              f"(presences received: {got or 'none'})")
+            self.presence_event.clear()
+            try:
+                await asyncio.wait_for(self.presence_event.wait(), left)
+            except asyncio.TimeoutError:
+                pass
+
+
+async def expect_message(client, body, from_bare, timeout):
+    """Wait for one chat message from from_bare with exactly body."""
+    deadline = time.monotonic() + timeout
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise Failure(f"{client.name}: no message {body!r} from {from_bare} within {timeout:.0f}s")
+        try:
+            msg = await asyncio.wait_for(client.messages.get(), left)
+        except asyncio.TimeoutError:
+            continue
+        if msg["type"] == "error":
+            raise Failure(f"{client.name}: got a message error from {msg['from']}: "
+                          f"{describe_error(msg)}: {msg}")
+        if msg["from"].bare != from_bare:
+            raise Failure(f"{client.name}: message from {msg['from']}, want {from_bare}: {msg}")
+        if msg["body"] != body:
+            raise Failure(f"{client.name}: body {msg['body']!r}, want {body!r}")
+        if msg["type"] not in ("chat", "normal"):
+            raise Failure(f"{client.name}: message type {msg['type']!r}, want chat")
+        return msg
+
+
+async def roster_item(client, other_bare, timeout):
+    """The server's roster item for other_bare, fetched again until it says
+    'both' with no pending ask or until timeout; returns (subscription, ask)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        iq = await client.get_roster(timeout=timeout)
+        items = iq["roster"]["items"]
+        item = items.get(slixmpp.JID(other_bare))
+        if item is None:
+            for k, v in items.items():
+                if slixmpp.JID(k).bare == other_bare:
+                    item = v
+        sub = item["subscription"] if item is not None else None
+        ask = (item.get("ask") or None) if item is not None else None
+        if sub == "both" and not ask:
+            return sub, ask
+        if time.monotonic() >= deadline:
+            return sub, ask
+        await asyncio.sleep(0.5)
+
+
+async def run(args):
+    a = Client("A", args.jid_a, os.environ["XMPP_PASSWORD_A"], args.addr_a, args.port_a,
+               args.mech_a, args.ca_file)
+    b = Client("B", args.jid_b, os.environ["XMPP_PASSWORD_B"], args.addr_b, args.port_b,
+               args.mech_b, args.ca_file)
+    clients = (a, b)
+    T = args.step_timeout
+    try:
+        for c in clients:
+            step(f"{c.name}: connecting as {c.boundjid.bare} to {c.addr}:{c.port} "
+                 f"(STARTTLS required, SASL {c.mech} only, CA {args.ca_file})")
+            c.connect(address=(c.addr, c.port), force_starttls=True,
+                      disable_starttls=False, use_ssl=False)
+        for c in clients:
+            try:
+                await asyncio.wait_for(asyncio.shield(c.started), T)
+            except asyncio.TimeoutError:
+                raise Failure(f"{c.name}: no session within {T:.0f}s "
+                              f"(TLS done: {c.tls_done}, features: {sorted(c.features)})")
+            used, version, cipher = c.check_security()
+            step(f"{c.name}: session started as {c.boundjid.full}: {version} {cipher}, "
+                 f"certificate verified, SASL {used}")
+
+        for c in clients:
+            await c.get_roster(timeout=T)
+            c.send_presence()
+            rtt = await c["xep_0199"].ping(jid=slixmpp.JID(c.boundjid.domain), timeout=T)
+            step(f"{c.name}: roster fetched, initial presence sent "
+                 f"(own server answered a ping in {rtt * 1000:.1f} ms)")
+
+        a_bare, b_bare = a.boundjid.bare, b.boundjid.bare
+        tag = f"{os.getpid()}-{LABEL}"
+        # --- messages both ways --------------------------------------------
+        body_ab = f"hello {b_bare} from {a_bare}: ünïcödé & <xml/> {tag}"
+        t0 = time.monotonic()
+        a.send_message(mto=slixmpp.JID(b_bare), mbody=body_ab, mtype="chat")
+        step(f"A: sent chat to {b_bare}: {body_ab!r}")
+        msg = await expect_message(b, body_ab, a_bare, T)
+        step(f"B: received from {msg['from']} (exact body) after {time.monotonic() - t0:.2f}s")
+
+        body_ba = f"hi {a_bare}, {b_bare} here — reply {tag}"
+        t0 = time.monotonic()
+        b.send_message(mto=slixmpp.JID(a_bare), mbody=body_ba, mtype="chat")
+        step(f"B: sent chat to {a_bare}: {body_ba!r}")
+        msg = await expect_message(a, body_ba, b_bare, T)
+        step(f"A: received from {msg['from']} (exact body) after {time.monotonic() - t0:.2f}s")
+
+        # --- mutual subscription -------------------------------------------
+        def typed(ptype, from_bare):
+            return lambda p: p["type"] == ptype and p["from"].bare == from_bare
+
+        def available(from_bare):
+            return lambda p: p["type"] in ("", "available") and p["from"].bare == from_bare
+
+        t_a_sub = time.monotonic()
+        a.send_presence(pto=b_bare, ptype="subscribe")
+        step(f"A: sent subscribe to {b_bare}")
+        await b.wait_presence(typed("subscribe", a_bare), f"subscribe from {a_bare}", T)
+        step(f"B: received subscribe from {a_bare}")
+
+        b.send_presence(pto=a_bare, ptype="subscribed")
+        step(f"B: sent subscribed to {a_bare}")
+        await a.wait_presence(typed("subscribed", b_bare), f"subscribed from {b_bare}", T)
+        step(f"A: received subscribed from {b_bare}")
+
+        t_b_sub = time.monotonic()
+        b.send_presence(pto=a_bare, ptype="subscribe")
+        step(f"B: sent subscribe to {a_bare}")
+        await a.wait_presence(typed("subscribe", b_bare), f"subscribe from {b_bare}", T)
+        step(f"A: received subscribe from {b_bare}")
+
+        a.send_presence(pto=b_bare, ptype="subscribed")
+        step(f"A: sent subscribed to {b_bare}")
+        await b.wait_presence(typed("subscribed", a_bare), f"subscribed from {a_bare}", T)
+        step(f"B: received subscribed from {a_bare}")
+
+        # --- end state -----------------------------------------------------
+        for c, other in ((a, b_bare), (b, a_bare)):
+            sub, ask = await roster_item(c, other, T)
+            if sub != "both" or ask:
+                raise Failure(f"{c.name}: roster item for {other} has subscription={sub!r} "
+                              f"ask={ask!r} after {T:.0f}s, want 'both' and no ask")
+            step(f"{c.name}: server roster has {other} with subscription 'both', no pending ask")
+        for c, other, since in ((a, b_bare, t_a_sub), (b, a_bare, t_b_sub)):
+            p = await c.wait_presence(available(other), f"available presence from {other}", T,
+                                      since=since)
+            step(f"{c.name}: received available presence from {p['from']}")
+    finally:
+        for c in clients:
+            c.closing = True
+            try:
+                await asyncio.wait_for(c.disconnect(wait=2.0), 5)
+            except Exception:
+                c.abort()
+            if c.started.done() and not c.started.cancelled():
+                c.started.exception()  # retrieved: no "never retrieved" noise
+    step("both clients disconnected")
+
+
+def main():
+    global LABEL
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    for s in ("a", "b"):
+        p.add_argument(f"--jid-{s}", required=True)
+        p.add_argument(f"--addr-{s}", required=True, help="c2s (STARTTLS) address of its server")
+        p.add_argument(f"--port-{s}", type=int, required=True)
+        p.add_argument(f"--mech-{s}", required=True, help="the only SASL mechanism to use")
+    p.add_argument("--ca-file", required=True, help="PEM CA certificate(s) to trust")
+    p.add_argument("--label", default="")
+    p.add_argument("--step-timeout", type=float, default=20)
+    p.add_argument("--timeout", type=float, default=120, help="for the whole run")
+    p.add_argument("--debug", action="store_true", help="slixmpp debug log (XML) to stderr")
+    args = p.parse_args()
+    LABEL = args.label
+    logging.basicConfig(level=logging.DEBUG if args.debug else logging.ERROR,
+                        format="%(asctime)s %(levelname)-8s %(name)s: %(message)s", stream=sys.stderr)
+    step(f"slixmpp {slixmpp.__version__}, Python {sys.version.split()[0]}, {ssl.OPENSSL_VERSION}")
+
+    async def bounded():
+        await asyncio.wait_for(run(args), args.timeout)
+
+    try:
+        asyncio.run(bounded())
+    except Failure as e:
+        print(f"FAIL [{LABEL}]: {e}", flush=True)
+        return 1
+    except asyncio.TimeoutError:
+        print(f"FAIL [{LABEL}]: timed out after {args.timeout:.0f}s in total; last step: {LAST_STEP}",
+              flush=True)
+        return 1
+    except Exception as e:  # an unexpected error is still a failure with a message
+        print(f"FAIL [{LABEL}]: {type(e).__name__}: {e} (last step: {LAST_STEP})", flush=True)
+        return 1
+    step("OK")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
