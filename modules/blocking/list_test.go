@@ -2,9 +2,7 @@ package blocking
 
 import (
 	"fmt"
-	"sync"
 	"testing"
-	"time"
 
 	"mellium.im/xmpp/jid"
 

@@ -3,7 +3,6 @@ package offline
 import (
 	"fmt"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 

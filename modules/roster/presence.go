@@ -3,7 +3,6 @@ package roster
 import (
 	"context"
 	"errors"
-	"hash/fnv"
 	"log/slog"
 	"sync"
 	"time"
@@ -36,13 +35,11 @@ func (s *sessionState) isInterested() bool {
 	return s.interested
 }
 
-// lock returns the lock that orders the availability changes of owner's
-// sessions. It is held while they are broadcast, and never while running
-// other modules' session handlers.
-func (r *Roster) lock(owner jid.JID) *sync.Mutex {
-	h := fnv.New32a()
-	h.Write([]byte(owner.Bare().String()))
-	return &r.locks[h.Sum32()%uint32(len(r.locks))]
+// lock locks the lock that orders the availability changes of owner's
+// sessions and returns the function that unlocks it. It is held while they
+// are broadcast, and never while running other modules' session handlers.
+func (r *Roster) lock(owner jid.JID) (unlock func()) {
+	return r.locks.Lock(owner.Bare().String())
 }
 
 // hasDirected tells whether the session sent directed presence to a JID.
@@ -358,8 +355,7 @@ func (r *Roster) broadcast(ctx context.Context, st *router.Stanza) {
 	if s == nil {
 		return
 	}
-	mu := r.lock(st.From)
-	mu.Lock()
+	unlock := r.lock(st.From)
 	initial := false
 	switch st.Type() {
 	case "":
@@ -375,7 +371,7 @@ func (r *Roster) broadcast(ctx context.Context, st *router.Stanza) {
 	case "unavailable":
 		r.unavailable(ctx, s, st, nil)
 	}
-	mu.Unlock()
+	unlock()
 	if initial {
 		// The modules that wait for available sessions (offline) hear of
 		// it, outside the lock.
@@ -506,9 +502,8 @@ func (r *Roster) unavailable(ctx context.Context, s router.Session, st *router.S
 // replacement silences it, and the account's lock keeps the old session's
 // end and the new session's presence from crossing.
 func (r *Roster) ended(ctx context.Context, s router.Session) {
-	mu := r.lock(s.JID())
-	mu.Lock()
-	defer mu.Unlock()
+	unlock := r.lock(s.JID())
+	defer unlock()
 	replacement := r.h.Router().Sessions().Lookup(s.JID())
 	if replacement == s {
 		replacement = nil

@@ -13,6 +13,7 @@ import (
 
 	"mellium.im/xmpp/stanza"
 
+	"github.com/xmppd/xmppd/internal/keylock"
 	"github.com/xmppd/xmppd/modules"
 	"github.com/xmppd/xmppd/router"
 )
@@ -34,8 +35,8 @@ type Roster struct {
 	maxItems int
 	sessions sync.Map // router.Session → *sessionState
 	// locks order the availability changes of one account's sessions,
-	// striped by bare JID (see ended).
-	locks [64]sync.Mutex
+	// one lock per bare JID (see ended).
+	locks keylock.Map
 }
 
 var (
