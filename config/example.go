@@ -59,7 +59,7 @@ limits:
 # 5270) to accept connections from other servers.
 s2s:
   enabled: true             # reach other domains; false bounces their stanzas
-  routes: {}                # remote domain -> "host:port", bypassing DNS
+  routes: {}                # remote domain -> "host:port" (or "tls://host:port" for direct TLS), bypassing DNS
   dns_server: ""            # "host:port" of the DNS server for SRV lookups; empty = system
   ca_file: ""               # extra CAs (PEM) trusted for peer certificates
   auth: allow_dialback      # allow_dialback or require_cert

@@ -228,7 +228,12 @@ func (c *Config) checkS2S(ps *problems) {
 		policy("s2s.domain_auth."+d, s.DomainAuth[d])
 	}
 	for _, d := range sortedKeys(s.Routes) {
-		if msg := addressProblem(s.Routes[d]); msg != "" {
+		// "tls://host:port" asks for direct TLS (XEP-0368).
+		route := s.Routes[d]
+		if len(route) > 6 && strings.EqualFold(route[:6], "tls://") {
+			route = route[6:]
+		}
+		if msg := addressProblem(route); msg != "" {
 			ps.add("s2s.routes."+d, "%s", msg)
 		}
 	}

@@ -64,7 +64,7 @@ func (r Report) Print(w io.Writer) {
 		mode = "direct TLS"
 	}
 	fmt.Fprintf(w, "remote:       %s\n", r.Remote)
-	fmt.Fprintf(w, "connected to: %s:%d (%s)\n", r.Target.Host, r.Target.Port, mode)
+	fmt.Fprintf(w, "connected to: %s (%s)\n", r.Target, mode)
 	if r.TLS {
 		fmt.Fprintf(w, "tls:          %s\n", r.Version)
 	} else {
