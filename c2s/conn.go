@@ -72,7 +72,7 @@ type conn struct {
 	available  atomic.Bool
 	presence   atomic.Pointer[router.Stanza]
 	priority   atomic.Int32
-	out        chan *router.Stanza
+	out        *outQueue
 	writerDone chan struct{}
 
 	writeMu    sync.Mutex
@@ -184,26 +184,19 @@ func (c *conn) finish() {
 // does not fit is dropped, as requeue would drop it. Messages are put back,
 // in order, for requeue to route again, which is safer than a last write.
 func (c *conn) appendQueued(buf []byte) []byte {
+	if c.out == nil {
+		return buf
+	}
 	var messages []*router.Stanza
-	for drained := false; !drained; {
-		select {
-		case st := <-c.out:
-			switch {
-			case st.Kind() == router.KindMessage:
-				messages = append(messages, st)
-			case len(buf) < maxBatch:
-				buf = st.AppendXML(buf, router.NSClient)
-			}
-		default:
-			drained = true
+	for _, st := range c.out.take() {
+		switch {
+		case st.Kind() == router.KindMessage:
+			messages = append(messages, st)
+		case len(buf) < maxBatch:
+			buf = st.AppendXML(buf, router.NSClient)
 		}
 	}
-	for _, st := range messages {
-		select {
-		case c.out <- st:
-		default:
-		}
-	}
+	c.out.putBack(messages)
 	return buf
 }
 

@@ -23,49 +23,13 @@ func isMessage(id string) func(*router.Element) bool {
 	}
 }
 
-// send writes XML text to a client's stream or fails the test.
-func send(t *testing.T, c *testserver.Client, s string) {
-	t.Helper()
-	if err := c.SendRaw(s); err != nil {
-		t.Fatalf("send: %v", err)
-	}
-}
-
-// next waits for the next element that match accepts or fails the test.
-func next(t *testing.T, c *testserver.Client, match func(*router.Element) bool) *router.Element {
-	t.Helper()
-	e, err := c.Next(match)
-	if err != nil {
-		t.Fatalf("%s: %v", c.LocalAddr(), err)
-	}
-	return e
-}
-
-// sync makes a round trip to the server or fails the test.
-func sync(t *testing.T, c *testserver.Client) {
-	t.Helper()
-	if err := c.Sync(); err != nil {
-		t.Fatalf("%s: sync: %v", c.LocalAddr(), err)
-	}
-}
-
-// request sends an IQ and returns its answer or fails the test.
-func request(t *testing.T, c *testserver.Client, iq string) *router.Element {
-	t.Helper()
-	e, err := c.Request(iq)
-	if err != nil {
-		t.Fatalf("%s: %v", c.LocalAddr(), err)
-	}
-	return e
-}
-
 // chat checks that a message from one client reaches another's full JID,
 // which shows that the server still serves both.
 func chat(t *testing.T, from, to *testserver.Client) {
 	t.Helper()
 	id := "chat-" + router.NewID()
-	send(t, from, `<message type="chat" id="`+id+`" to="`+to.LocalAddr().String()+`"><body>still there?</body></message>`)
-	m := next(t, to, isMessage(id))
+	from.MustSend(t, `<message type="chat" id="`+id+`" to="`+to.LocalAddr().String()+`"><body>still there?</body></message>`)
+	m := to.MustNext(t, "message "+id, isMessage(id))
 	if m.Get("from") != from.LocalAddr().String() {
 		t.Errorf("message from %q, want %q", m.Get("from"), from.LocalAddr())
 	}

@@ -86,14 +86,8 @@ func TestChannelBinding(t *testing.T) {
 			cfg.MaxVersion = tc.version
 			open := func(t *testing.T) *testserver.Raw {
 				t.Helper()
-				c, err := s.DialRaw()
+				c, err := s.DialRawStartTLS(cfg)
 				if err != nil {
-					t.Fatal(err)
-				}
-				if _, err := c.Open(testserver.Header); err != nil {
-					t.Fatal(err)
-				}
-				if err := c.StartTLS(cfg); err != nil {
 					t.Fatal(err)
 				}
 				return c
@@ -260,14 +254,8 @@ func TestNoAuthBeforeTLS(t *testing.T) {
 func TestStanzaBeforeBind(t *testing.T) {
 	s := testserver.Start(t, nil)
 	s.AddUser("alice", "pw")
-	c, err := s.DialRaw()
+	c, err := s.DialRawStartTLS(nil)
 	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.Open(testserver.Header); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.StartTLS(nil); err != nil {
 		t.Fatal(err)
 	}
 	if cond, err := c.AuthPlain("alice", "pw"); err != nil || cond != "" {
@@ -318,14 +306,8 @@ func TestLoginThrottle(t *testing.T) {
 		}
 	}
 	// Hand-written SCRAM, too: the throttle is checked before any work.
-	c, err := s.DialRaw()
+	c, err := s.DialRawStartTLS(nil)
 	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.Open(testserver.Header); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.StartTLS(nil); err != nil {
 		t.Fatal(err)
 	}
 	if cond, err := c.AuthSCRAM("alice", "right", testserver.SCRAM{Mechanism: "SCRAM-SHA-1"}); err != nil || cond != "temporary-auth-failure" {

@@ -28,7 +28,7 @@ func baseModules() []string { return []string{"disco", "ping", "version", "time"
 // discoInfo asks to for disco#info and returns the answer.
 func discoInfo(t *testing.T, c *testserver.Client, to, id string) *router.Element {
 	t.Helper()
-	return request(t, c, `<iq type="get" id="`+id+`" to="`+to+`"><query xmlns="`+nsDiscoInfo+`"/></iq>`)
+	return c.MustRequest(t, `<iq type="get" id="`+id+`" to="`+to+`"><query xmlns="`+nsDiscoInfo+`"/></iq>`)
 }
 
 // identitiesAndFeatures lists a disco#info result's identities as
@@ -75,12 +75,12 @@ func TestServerDisco(t *testing.T) {
 			if !slices.Equal(features, want) {
 				t.Errorf("features %v; want exactly %v", features, want)
 			}
-			items := request(t, alice, `<iq type="get" id="d2" to="localhost"><query xmlns="`+nsDiscoItems+`"/></iq>`)
+			items := alice.MustRequest(t, `<iq type="get" id="d2" to="localhost"><query xmlns="`+nsDiscoItems+`"/></iq>`)
 			if items.Get("type") != "result" || items.Child(nsDiscoItems, "query") == nil {
 				t.Errorf("disco#items: got %s", items)
 			}
 			// A module that is not enabled does not answer either.
-			ping := request(t, alice, `<iq type="get" id="p1" to="localhost"><ping xmlns="`+nsPing+`"/></iq>`)
+			ping := alice.MustRequest(t, `<iq type="get" id="p1" to="localhost"><ping xmlns="`+nsPing+`"/></iq>`)
 			pingEnabled := slices.Contains(tc.modules, "ping")
 			switch cond, _ := testserver.ErrorCondition(ping); {
 			case pingEnabled && ping.Get("type") != "result":
@@ -100,13 +100,13 @@ func TestServerIQs(t *testing.T) {
 	alice := s.Login("alice", "pw", testserver.LoginOptions{})
 
 	t.Run("ping", func(t *testing.T) {
-		e := request(t, alice, `<iq type="get" id="p1" to="localhost"><ping xmlns="`+nsPing+`"/></iq>`)
+		e := alice.MustRequest(t, `<iq type="get" id="p1" to="localhost"><ping xmlns="`+nsPing+`"/></iq>`)
 		if e.Get("type") != "result" || e.Get("from") != "localhost" || e.Get("to") != alice.LocalAddr().String() {
 			t.Errorf("ping: got %s", e)
 		}
 	})
 	t.Run("version", func(t *testing.T) {
-		e := request(t, alice, `<iq type="get" id="v1" to="localhost"><query xmlns="`+nsVersion+`"/></iq>`)
+		e := alice.MustRequest(t, `<iq type="get" id="v1" to="localhost"><query xmlns="`+nsVersion+`"/></iq>`)
 		q := e.Child(nsVersion, "query")
 		if e.Get("type") != "result" || q == nil {
 			t.Fatalf("version: got %s", e)
@@ -119,7 +119,7 @@ func TestServerIQs(t *testing.T) {
 		}
 	})
 	t.Run("time", func(t *testing.T) {
-		e := request(t, alice, `<iq type="get" id="t1" to="localhost"><time xmlns="`+nsTime+`"/></iq>`)
+		e := alice.MustRequest(t, `<iq type="get" id="t1" to="localhost"><time xmlns="`+nsTime+`"/></iq>`)
 		tm := e.Child(nsTime, "time")
 		if e.Get("type") != "result" || tm == nil {
 			t.Fatalf("time: got %s", e)
@@ -142,7 +142,7 @@ func TestServerIQs(t *testing.T) {
 		{"unknown namespace to own account", `<iq type="get" id="u4"><query xmlns="urn:example:unknown"/></iq>`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			e := request(t, alice, tc.iq)
+			e := alice.MustRequest(t, tc.iq)
 			if cond, typ := testserver.ErrorCondition(e); e.Get("type") != "error" || cond != "service-unavailable" || typ != "cancel" {
 				t.Errorf("got %s; want a service-unavailable error of type cancel", e)
 			}
@@ -159,7 +159,7 @@ func TestAccountIQs(t *testing.T) {
 	alice := s.Login("alice", "pw", testserver.LoginOptions{})
 
 	t.Run("roster", func(t *testing.T) {
-		e := request(t, alice, `<iq type="get" id="r1"><query xmlns="`+nsRoster+`"/></iq>`)
+		e := alice.MustRequest(t, `<iq type="get" id="r1"><query xmlns="`+nsRoster+`"/></iq>`)
 		q := e.Child(nsRoster, "query")
 		if e.Get("type") != "result" || q == nil {
 			t.Fatalf("roster get: %s", e)
@@ -174,7 +174,7 @@ func TestAccountIQs(t *testing.T) {
 			if to != "" {
 				iq = `<iq type="get" id="a1" to="` + to + `"><query xmlns="` + nsDiscoInfo + `"/></iq>`
 			}
-			ids, features := identitiesAndFeatures(t, request(t, alice, iq))
+			ids, features := identitiesAndFeatures(t, alice.MustRequest(t, iq))
 			if !slices.Equal(ids, []string{"account/registered"}) {
 				t.Errorf("identities %v; want [account/registered]", ids)
 			}

@@ -9,7 +9,7 @@ import (
 
 	"mellium.im/xmpp/stream"
 
-	"github.com/xmppd/xmppd/router"
+	"github.com/xmppd/xmppd/internal/routertest"
 )
 
 func TestRegistrationLimit(t *testing.T) {
@@ -40,33 +40,20 @@ func TestRegistrationLimit(t *testing.T) {
 	}
 }
 
-func stanzaOf(t *testing.T, s string) *router.Stanza {
-	t.Helper()
-	e, err := router.ParseElement([]byte(s), router.NSClient)
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := router.NewStanza(e)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return st
-}
-
 // TestFinishWritesQueued checks that closing a stream with an error writes
 // the IQs and presences queued before the error, so a result queued just
 // before Close is not lost, and leaves messages queued, in order, for
 // requeue.
 func TestFinishWritesQueued(t *testing.T) {
 	server, client := net.Pipe()
-	c := &conn{raw: server, nc: server, headerSent: true, out: make(chan *router.Stanza, 8), done: make(chan struct{})}
+	c := &conn{raw: server, nc: server, headerSent: true, out: newOutQueue(8), done: make(chan struct{})}
 	for _, s := range []string{
 		`<message id='m1' to='a@localhost/r'><body>1</body></message>`,
 		`<iq type='result' id='unreg1' to='a@localhost/r'/>`,
 		`<message id='m2' to='a@localhost/r'><body>2</body></message>`,
 		`<presence id='p1' from='b@localhost/r' to='a@localhost/r'/>`,
 	} {
-		c.out <- stanzaOf(t, s)
+		c.out.push(routertest.Stanza(t, s))
 	}
 	c.cause = stream.NotAuthorized
 	close(c.done)
@@ -84,14 +71,13 @@ func TestFinishWritesQueued(t *testing.T) {
 	if strings.Contains(got, "<message") {
 		t.Errorf("messages written: %q", got)
 	}
-	for _, id := range []string{"m1", "m2"} {
-		select {
-		case st := <-c.out:
-			if st.ID() != id {
-				t.Errorf("requeued %s, want %s", st.ID(), id)
-			}
-		default:
+	left := c.out.take()
+	for i, id := range []string{"m1", "m2"} {
+		if i >= len(left) {
 			t.Fatalf("message %s not left queued", id)
+		}
+		if left[i].ID() != id {
+			t.Errorf("requeued %s, want %s", left[i].ID(), id)
 		}
 	}
 }

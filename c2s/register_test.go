@@ -33,14 +33,8 @@ func openRegistration(t *testing.T, b storetest.Backend, perIP int) *testserver.
 // then stands where a client registering would: after TLS, before SASL.
 func dialTLS(t *testing.T, s *testserver.Server) *testserver.Raw {
 	t.Helper()
-	c, err := s.DialRaw()
+	c, err := s.DialRawStartTLS(nil)
 	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.Open(testserver.Header); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.StartTLS(nil); err != nil {
 		t.Fatal(err)
 	}
 	return c
@@ -65,16 +59,6 @@ func registerIQ(id, content string) string {
 	return `<iq type='set' id='` + id + `'><query xmlns='jabber:iq:register'>` + content + `</query></iq>`
 }
 
-func wantIQError(t *testing.T, e *router.Element, cond, typ string) {
-	t.Helper()
-	if e.Get("type") != "error" {
-		t.Fatalf("got %s, want a %s error", e, cond)
-	}
-	if c, ty := testserver.ErrorCondition(e); c != cond || ty != typ {
-		t.Fatalf("error %s (type %s), want %s (type %s): %s", c, ty, cond, typ, e)
-	}
-}
-
 func accountExists(t *testing.T, s *testserver.Server, local string) bool {
 	t.Helper()
 	_, err := s.Store.Users().Get(context.Background(), testserver.Domain, local)
@@ -96,9 +80,9 @@ func TestRegistrationDisabled(t *testing.T) {
 			t.Errorf("registration offered while disabled: %s", c.Features)
 		}
 		e := rawRequest(t, c, `<iq type='get' id='reg1'><query xmlns='jabber:iq:register'/></iq>`)
-		wantIQError(t, e, "service-unavailable", "cancel")
+		testserver.WantIQError(t, e, "service-unavailable", "cancel")
 		e = rawRequest(t, c, registerIQ("reg2", `<username>mallory</username><password>pw</password>`))
-		wantIQError(t, e, "service-unavailable", "cancel")
+		testserver.WantIQError(t, e, "service-unavailable", "cancel")
 		if accountExists(t, s, "mallory") {
 			t.Error("account created while registration is disabled")
 		}
@@ -153,7 +137,7 @@ func TestRegister(t *testing.T) {
 		}
 		// §3.1.1: one account per stream.
 		e = rawRequest(t, raw, registerIQ("reg3", `<username>romeo</username><password>pw</password>`))
-		wantIQError(t, e, "not-acceptable", "modify")
+		testserver.WantIQError(t, e, "not-acceptable", "modify")
 
 		if cond, err := raw.AuthPlain("juliet", "R0m30"); err != nil || cond != "" {
 			t.Fatalf("login on the registering stream: %q %v", cond, err)
@@ -191,7 +175,7 @@ func TestRegisterErrors(t *testing.T) {
 			{"remove before auth", `<remove/>`, "unexpected-request", "wait"},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
-				wantIQError(t, rawRequest(t, c, registerIQ("e1", tc.query)), tc.cond, tc.typ)
+				testserver.WantIQError(t, rawRequest(t, c, registerIQ("e1", tc.query)), tc.cond, tc.typ)
 			})
 		}
 		if !accountExists(t, s, "alice") || accountExists(t, s, "bob") {
@@ -235,7 +219,7 @@ func TestRegisterLimit(t *testing.T) {
 		s := openRegistration(t, b, 2)
 		s.AddUser("taken", "pw")
 		// A refused registration uses none of the allowance.
-		wantIQError(t, rawRequest(t, dialTLS(t, s), registerIQ("r0", `<username>taken</username><password>pw</password>`)), "conflict", "cancel")
+		testserver.WantIQError(t, rawRequest(t, dialTLS(t, s), registerIQ("r0", `<username>taken</username><password>pw</password>`)), "conflict", "cancel")
 		for _, name := range []string{"u1", "u2"} {
 			e := rawRequest(t, dialTLS(t, s), registerIQ("r1", `<username>`+name+`</username><password>pw</password>`))
 			if e.Get("type") != "result" {
@@ -243,7 +227,7 @@ func TestRegisterLimit(t *testing.T) {
 			}
 		}
 		e := rawRequest(t, dialTLS(t, s), registerIQ("r2", `<username>u3</username><password>pw</password>`))
-		wantIQError(t, e, "policy-violation", "wait")
+		testserver.WantIQError(t, e, "policy-violation", "wait")
 		if accountExists(t, s, "u3") {
 			t.Error("account created over the limit")
 		}

@@ -32,7 +32,7 @@ func (c *conn) bind(iq *router.Stanza, payload *router.Element) (bool, error) {
 		return false, c.writeElement(iq.ErrorReply(stanza.Modify, stanza.BadRequest, "invalid resource").Element)
 	}
 	c.jid = full
-	c.out = make(chan *router.Stanza, c.srv.limits.OutboundQueue)
+	c.out = newOutQueue(c.srv.limits.OutboundQueue)
 	c.writerDone = make(chan struct{})
 	old, err := c.srv.opts.Router.Sessions().Bind(c, c.srv.limits.MaxSessionsPerUser)
 	if errors.Is(err, router.ErrTooManySessions) {
@@ -75,14 +75,12 @@ func (c *conn) Deliver(st *router.Stanza) bool {
 		return false
 	default:
 	}
-	select {
-	case c.out <- st:
+	if c.out.push(st) {
 		return true
-	default:
-		c.log.Warn("c2s outbound queue full; closing session")
-		c.Close(stream.ResourceConstraint)
-		return false
 	}
+	c.log.Warn("c2s outbound queue full; closing session")
+	c.Close(stream.ResourceConstraint)
+	return false
 }
 
 // writeBufs pools serialisation buffers, so an idle session holds none.
@@ -104,18 +102,8 @@ func (c *conn) writeLoop() {
 	}()
 	for {
 		select {
-		case st := <-c.out:
-			bp := writeBufs.Get().(*[]byte)
-			buf := st.AppendXML((*bp)[:0], router.NSClient)
-			for len(buf) < maxBatch && len(c.out) > 0 {
-				buf = (<-c.out).AppendXML(buf, router.NSClient)
-			}
-			err := c.write(buf)
-			*bp = buf[:0]
-			if cap(buf) <= maxBatch*2 {
-				writeBufs.Put(bp)
-			}
-			if err != nil {
+		case <-c.out.ready:
+			if err := c.writeQueued(); err != nil {
 				c.Close(err)
 				return
 			}
@@ -125,18 +113,42 @@ func (c *conn) writeLoop() {
 	}
 }
 
+// writeQueued writes everything queued, in writes of about maxBatch bytes.
+func (c *conn) writeQueued() error {
+	items := c.out.take()
+	bp := writeBufs.Get().(*[]byte)
+	defer func() {
+		if cap(*bp) <= maxBatch*2 {
+			writeBufs.Put(bp)
+		}
+	}()
+	for i := 0; i < len(items); {
+		buf := (*bp)[:0]
+		for ; i < len(items) && len(buf) < maxBatch; i++ {
+			buf = items[i].AppendXML(buf, router.NSClient)
+		}
+		*bp = buf[:0]
+		if err := c.write(buf); err != nil {
+			return err
+		}
+		select {
+		case <-c.done:
+			// Closing: leave the rest for finish and requeue.
+			c.out.putBack(items[i:])
+			return nil
+		default:
+		}
+	}
+	return nil
+}
+
 // requeue routes again what was still queued when the session ended: after
 // Unbind the router delivers it to the account's other resources or treats
 // it as undelivered, so nothing queued is silently lost.
 func (c *conn) requeue(ctx context.Context) {
-	for {
-		select {
-		case st := <-c.out:
-			if st.Kind() == router.KindMessage {
-				c.srv.opts.Router.Route(ctx, st)
-			}
-		default:
-			return
+	for _, st := range c.out.take() {
+		if st.Kind() == router.KindMessage {
+			c.srv.opts.Router.Route(ctx, st)
 		}
 	}
 }

@@ -20,7 +20,7 @@ func TestBindConflict(t *testing.T) {
 	if got := old.LocalAddr().String(); got != "alice@localhost/phone" {
 		t.Fatalf("bound %s, want the requested resource alice@localhost/phone", got)
 	}
-	sync(t, old)
+	old.MustSync(t)
 	// Another resource of the same account is not in conflict.
 	other := s.Login("alice", "pw", testserver.LoginOptions{Resource: "laptop"})
 	// The new session comes over direct TLS: the transport does not matter.
@@ -39,7 +39,7 @@ func TestBindConflict(t *testing.T) {
 	chat(t, bob, repl)
 	chat(t, repl, bob)
 	chat(t, bob, other)
-	sync(t, other)
+	other.MustSync(t)
 }
 
 // TestMaxSessions checks limits.max_sessions_per_user: binding one resource
@@ -62,8 +62,8 @@ func TestMaxSessions(t *testing.T) {
 		}
 	}
 	// The refused binds left the two sessions alone.
-	sync(t, first)
-	sync(t, second)
+	first.MustSync(t)
+	second.MustSync(t)
 	// Replacing a resource is not one session more.
 	s.Login("alice", "pw", testserver.LoginOptions{Resource: "one"})
 	if cond, err := first.WaitClosed(); err != nil || cond != "conflict" {
@@ -81,22 +81,22 @@ func TestChat(t *testing.T) {
 	bob := s.Login("bob", "pw", testserver.LoginOptions{Resource: "desk"})
 
 	// To a full JID: delivered whether or not the resource is available.
-	send(t, alice, `<message type="chat" id="full" to="bob@localhost/desk"><body>hello, full JID</body></message>`)
-	m := next(t, bob, isMessage("full"))
+	alice.MustSend(t, `<message type="chat" id="full" to="bob@localhost/desk"><body>hello, full JID</body></message>`)
+	m := bob.MustNext(t, "message full", isMessage("full"))
 	checkMessage(t, m, alice.LocalAddr().String(), "bob@localhost/desk", "hello, full JID")
 
 	// To the bare JID once bob is available. The server handles a
 	// connection's stanzas in order, so after the round trip bob's
 	// presence has been processed.
-	send(t, bob, `<presence/>`)
-	sync(t, bob)
-	send(t, alice, `<message type="chat" id="bare" to="bob@localhost"><body>hello, bare JID</body></message>`)
-	m = next(t, bob, isMessage("bare"))
+	bob.MustSend(t, `<presence/>`)
+	bob.MustSync(t)
+	alice.MustSend(t, `<message type="chat" id="bare" to="bob@localhost"><body>hello, bare JID</body></message>`)
+	m = bob.MustNext(t, "message bare", isMessage("bare"))
 	checkMessage(t, m, alice.LocalAddr().String(), "bob@localhost", "hello, bare JID")
 
 	// And back, to the full JID the message came from.
-	send(t, bob, `<message type="chat" id="back" to="`+m.Get("from")+`"><body>hi alice</body></message>`)
-	checkMessage(t, next(t, alice, isMessage("back")), "bob@localhost/desk", alice.LocalAddr().String(), "hi alice")
+	bob.MustSend(t, `<message type="chat" id="back" to="`+m.Get("from")+`"><body>hi alice</body></message>`)
+	checkMessage(t, alice.MustNext(t, "message back", isMessage("back")), "bob@localhost/desk", alice.LocalAddr().String(), "hi alice")
 }
 
 func checkMessage(t *testing.T, m *router.Element, from, to, body string) {
@@ -120,7 +120,7 @@ func TestDeliveryErrors(t *testing.T) {
 	s.AddUser("dave", "pw")  // logs in, never sends presence
 	alice := s.Login("alice", "pw", testserver.LoginOptions{})
 	dave := s.Login("dave", "pw", testserver.LoginOptions{Resource: "r"})
-	sync(t, dave)
+	dave.MustSync(t)
 	for _, tc := range []struct {
 		name, stanza  string
 		from          string // the error's from; "" means none expected
@@ -154,8 +154,8 @@ func TestDeliveryErrors(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			send(t, alice, tc.stanza)
-			e := next(t, alice, func(e *router.Element) bool {
+			alice.MustSend(t, tc.stanza)
+			e := alice.MustNext(t, "the answer", func(e *router.Element) bool {
 				return e.Name.Local == req.Name.Local && e.Get("id") == req.Get("id")
 			})
 			if e.Get("type") != "error" {
@@ -174,12 +174,7 @@ func TestDeliveryErrors(t *testing.T) {
 		})
 	}
 	// Nothing of it reached dave.
-	sync(t, dave)
-	for _, e := range dave.Pending() {
-		if e.Name.Local == "message" {
-			t.Errorf("dave, who is not available, got %s", e)
-		}
-	}
+	dave.ExpectNone(t, "a message while not available", isMessage(""))
 }
 
 // TestSpoofedFrom checks RFC 6120 §8.1.2.1: whatever 'from' a client
@@ -194,22 +189,19 @@ func TestSpoofedFrom(t *testing.T) {
 	carol := s.Login("carol", "pw", testserver.LoginOptions{})
 	for i, from := range []string{"bob@localhost/x", "bob@localhost", "localhost", "alice@localhost", "alice@localhost/other", "nobody@remote.example/r"} {
 		id := "spoof-" + string(rune('a'+i))
-		send(t, alice, `<message type="chat" id="`+id+`" from="`+from+`" to="`+carol.LocalAddr().String()+`"><body>from me</body></message>`)
-		m := next(t, carol, isMessage(id))
+		alice.MustSend(t, `<message type="chat" id="`+id+`" from="`+from+`" to="`+carol.LocalAddr().String()+`"><body>from me</body></message>`)
+		m := carol.MustNext(t, "message "+id, isMessage(id))
 		if got := m.Get("from"); got != alice.LocalAddr().String() {
 			t.Errorf("sent with from=%q: carol sees from %q; want %q", from, got, alice.LocalAddr())
 		}
 	}
 	// An IQ with a spoofed from is answered to the real sender, and the
 	// server's answer does not go to the spoofed address.
-	e := request(t, alice, `<iq type="get" id="spoof-iq" from="bob@localhost/x" to="localhost"><ping xmlns="urn:xmpp:ping"/></iq>`)
+	e := alice.MustRequest(t, `<iq type="get" id="spoof-iq" from="bob@localhost/x" to="localhost"><ping xmlns="urn:xmpp:ping"/></iq>`)
 	if e.Get("type") != "result" {
 		t.Errorf("ping with spoofed from: %s", e)
 	}
-	sync(t, bob)
-	for _, e := range bob.Pending() {
-		if e.Get("id") == "spoof-iq" || e.Name.Local == "message" {
-			t.Errorf("bob got %s, sent by alice with bob's address as from", e)
-		}
-	}
+	bob.ExpectNone(t, "what alice sent with bob's address as from", func(e *router.Element) bool {
+		return e.Get("id") == "spoof-iq" || e.Name.Local == "message"
+	})
 }

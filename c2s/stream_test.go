@@ -173,8 +173,8 @@ func TestHostileInput(t *testing.T) {
 	}
 	// A stanza just within the limit goes through.
 	id := "big"
-	send(t, alice, `<message type="chat" id="`+id+`" to="`+bob.LocalAddr().String()+`"><body>`+body(maxSize-200)+`</body></message>`)
-	next(t, bob, isMessage(id))
+	alice.MustSend(t, `<message type="chat" id="`+id+`" to="`+bob.LocalAddr().String()+`"><body>`+body(maxSize-200)+`</body></message>`)
+	bob.MustNext(t, "message "+id, isMessage(id))
 }
 
 // TestIdlePing checks XEP-0199 keepalive: a client that answers the
@@ -199,7 +199,7 @@ func TestIdlePing(t *testing.T) {
 	// alice answered several pings (the client helper answers every IQ
 	// request) and is still there.
 	for i := range 3 {
-		p := next(t, alice, func(e *router.Element) bool {
+		p := alice.MustNext(t, "a ping", func(e *router.Element) bool {
 			return e.Name.Local == "iq" && e.Get("type") == "get" && e.Child("urn:xmpp:ping", "ping") != nil
 		})
 		if p.Get("from") != "localhost" {
@@ -227,8 +227,8 @@ func TestShutdown(t *testing.T) {
 	if _, err := early.Open(testserver.Header); err != nil {
 		t.Fatal(err)
 	}
-	sync(t, alice)
-	sync(t, bob)
+	alice.MustSync(t)
+	bob.MustSync(t)
 
 	ctx, cancel := context.WithTimeout(context.Background(), rawWait)
 	defer cancel()

@@ -13,6 +13,7 @@ import (
 	"mellium.im/xmpp/stanza"
 
 	"github.com/xmppd/xmppd/config"
+	"github.com/xmppd/xmppd/internal/routertest"
 	"github.com/xmppd/xmppd/modules"
 	_ "github.com/xmppd/xmppd/modules/ping" // a real module, registered by its init
 	"github.com/xmppd/xmppd/router"
@@ -153,14 +154,7 @@ func start(t *testing.T, r *router.Router, ids ...string) (*modules.Set, error) 
 // sent back to them go nowhere.
 func route(t *testing.T, r *router.Router, s string) {
 	t.Helper()
-	e, err := router.ParseElement([]byte(s), router.NSClient)
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := router.NewStanza(e)
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := routertest.Stanza(t, s)
 	st.SetFrom(jid.MustParse("someone@localhost/r"))
 	r.Route(context.Background(), st)
 }

@@ -1,6 +1,7 @@
 package router
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/xml"
 	"errors"
@@ -57,6 +58,9 @@ func (l *limitedReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// readBufferSize is the decoder's read buffer.
+const readBufferSize = 512
+
 // readSlack is how far the raw reader may run ahead of the decoder's
 // position: the decoder's own buffer.
 const readSlack = 8192
@@ -69,7 +73,10 @@ func NewReader(r io.Reader, contentNS string, maxSize int64, maxDepth int) *Read
 	if maxSize > 0 {
 		lim.max = maxSize + readSlack
 	}
-	d := xml.NewDecoder(lim)
+	// A small read buffer: the decoder keeps it for the life of the
+	// stream, and TLS already buffers whole records below it, so a larger
+	// one only costs memory per idle session (docs/PERFORMANCE.md).
+	d := xml.NewDecoder(bufio.NewReaderSize(lim, readBufferSize))
 	d.Strict = true
 	return &Reader{d: d, lim: lim, contentNS: contentNS, maxSize: maxSize, maxDepth: maxDepth}
 }

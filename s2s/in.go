@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -18,6 +19,11 @@ import (
 
 	"github.com/xmppd/xmppd/router"
 )
+
+// errKeyInvalid ends a stream whose dialback key the Authoritative
+// Server refused (inbound), or says that the Receiving Server refused
+// ours (outbound).
+var errKeyInvalid = errors.New("dialback key invalid")
 
 // negotiationTimeout bounds how long a peer may take to authenticate.
 const negotiationTimeout = 60 * time.Second
@@ -32,6 +38,9 @@ type inStream struct {
 	c         *conn
 	directTLS bool
 	log       *slog.Logger
+	// addr is the peer's address, kept apart from c.nc, which the
+	// reading goroutine replaces on STARTTLS while describe runs.
+	addr string
 
 	// Touched by the reading goroutine only.
 	local          string // the served domain the peer's header named
@@ -48,6 +57,7 @@ func newInStream(s *Server, nc net.Conn, directTLS bool) *inStream {
 		c:         &conn{nc: nc, maxSize: int64(s.opts.Config.Limits.MaxStanzaSize), maxDepth: s.opts.Config.Limits.MaxDepth},
 		directTLS: directTLS,
 		log:       s.log.With(slog.String("direction", "in"), slog.String("peer", nc.RemoteAddr().String())),
+		addr:      nc.RemoteAddr().String(),
 		authed:    map[pair]bool{},
 	}
 }
@@ -62,7 +72,8 @@ func (in *inStream) describe() string {
 	for p := range in.authed {
 		doms = append(doms, p.remote+"→"+p.local+" ("+authDialback+")")
 	}
-	return in.c.nc.RemoteAddr().String() + " " + strings.Join(doms, ", ")
+	slices.Sort(doms)
+	return in.addr + " " + strings.Join(doms, ", ")
 }
 
 // run serves the connection until it ends; a panic ends only it.
@@ -92,7 +103,7 @@ func (in *inStream) run(ctx context.Context) {
 // (RFC 6120 §4.9.1.2).
 func (in *inStream) closeWithHeader(se stream.Error) {
 	if !in.c.headerSent {
-		in.c.write(header(in.local, "", newID()))
+		in.c.write(header(in.local, "", newID(), false))
 		in.c.headerSent = true
 	}
 	in.c.close(se)
@@ -129,7 +140,11 @@ func (in *inStream) serverTLS(ctx context.Context, alpn string) error {
 	if err := tc.HandshakeContext(ctx); err != nil {
 		return fmt.Errorf("tls handshake: %w", err)
 	}
+	// Under the write lock: Shutdown closes the stream from another
+	// goroutine.
+	in.c.writeMu.Lock()
 	in.c.nc, in.c.tls = tc, tc
+	in.c.writeMu.Unlock()
 	return nil
 }
 
@@ -157,7 +172,7 @@ func (in *inStream) stream(ctx context.Context) (restart bool, err error) {
 		}
 	}
 	in.c.streamID = newID()
-	buf := header(in.local, in.peerFrom, in.c.streamID)
+	buf := header(in.local, in.peerFrom, in.c.streamID, in.dialbackOffered())
 	in.c.headerSent = true
 	if hdr.version != "" {
 		buf = in.features().AppendXML(buf, router.NSServer)
@@ -223,10 +238,16 @@ func (in *inStream) features() *router.Element {
 	if in.externalDomain == "" && in.c.tls != nil && in.peerFrom != "" && in.certValid(in.peerFrom) == nil {
 		f.Append(router.NewElement(nsSASL, "mechanisms").Append(router.NewElement(nsSASL, "mechanism").AppendText("EXTERNAL")))
 	}
-	if in.externalDomain == "" && (in.peerFrom == "" || in.s.dialbackAllowed(in.peerFrom)) {
+	if in.externalDomain == "" && in.dialbackOffered() {
 		f.Append(router.NewElement(nsDialbackFea, "dialback").Append(router.NewElement(nsDialbackFea, "errors")))
 	}
 	return f
+}
+
+// dialbackOffered tells whether the peer may authenticate by dialback:
+// unless its header named a domain whose policy requires a certificate.
+func (in *inStream) dialbackOffered() bool {
+	return in.peerFrom == "" || in.s.dialbackAllowed(in.peerFrom)
 }
 
 // certValid checks the peer's certificate for a domain.
@@ -298,7 +319,7 @@ func (in *inStream) dialbackResult(ctx context.Context, e *router.Element) error
 		if cond != "" {
 			r.Append(router.NewElement("", "error", "type", "cancel").Append(router.NewElement(nsStanzas, cond)))
 		}
-		return in.c.writeElement(r)
+		return in.c.writeDialback(r)
 	}
 	if !in.s.opts.Router.Serves(local) {
 		return reply("error", "item-not-found")
@@ -316,7 +337,19 @@ func (in *inStream) dialbackResult(ctx context.Context, e *router.Element) error
 	}
 	if !valid {
 		in.log.Info("s2s dialback key invalid", slog.String("remote", remote))
-		return reply("invalid", "")
+		in.mu.Lock()
+		others := in.externalDomain != "" || len(in.authed) > 0
+		in.mu.Unlock()
+		if others {
+			// XEP-0220 §2.2.1: the peer may only be misconfigured for this
+			// domain; keep the stream and the pairs it has.
+			return reply("error", "forbidden")
+		}
+		// §2.2.1: with no other pair, answer invalid and close the stream.
+		if err := reply("invalid", ""); err != nil {
+			return err
+		}
+		return errKeyInvalid
 	}
 	in.mu.Lock()
 	in.authed[pair{local, remote}] = true
@@ -340,7 +373,7 @@ func (in *inStream) dialbackVerify(e *router.Element) error {
 	}
 	in.log.Debug("s2s dialback verify answered", slog.String("receiving", receiving), slog.String("type", typ))
 	r := router.NewElement(nsDialback, "verify", "from", originating, "to", receiving, "id", id, "type", typ)
-	return in.c.writeElement(r)
+	return in.c.writeDialback(r)
 }
 
 // stanza checks a stanza's addresses against what the stream authenticated
@@ -380,7 +413,7 @@ func (s *Server) verifyKey(ctx context.Context, local, remote, id, key string) (
 	stop := context.AfterFunc(ctx, func() { c.nc.SetDeadline(time.Now()) })
 	defer stop()
 	v := router.NewElement(nsDialback, "verify", "from", local, "to", remote, "id", id).AppendText(key)
-	if err := c.writeElement(v); err != nil {
+	if err := c.writeDialback(v); err != nil {
 		return false, err
 	}
 	for {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -26,6 +27,22 @@ const (
 	minBackoff = time.Second
 	maxBackoff = 5 * time.Minute
 )
+
+// errDialbackError says that the Receiving Server answered our dialback
+// request with a dialback error (XEP-0220 §2.5).
+var errDialbackError = errors.New("dialback error")
+
+// dialbackCondition is the condition of a dialback error.
+func dialbackCondition(e *router.Element) string {
+	if errEl := e.Child("", "error"); errEl != nil {
+		for _, c := range errEl.Elements() {
+			if c.Name.Space == nsStanzas && c.Name.Local != "text" {
+				return c.Name.Local
+			}
+		}
+	}
+	return "no condition"
+}
 
 // Authentication methods, as logged and reported.
 const (
@@ -120,8 +137,13 @@ func (o *outStream) run() {
 	for attempt := 0; ; attempt++ {
 		c, err := o.connect()
 		if err != nil {
+			// XEP-0220 §2.1.1 names the errors for a refused key and a
+			// dialback error; RFC 6120 §8.3.3 the others.
 			cond := stanza.RemoteServerNotFound
-			if isTimeout(err) {
+			switch {
+			case errors.Is(err, errKeyInvalid):
+				cond = stanza.InternalServerError
+			case errors.Is(err, errDialbackError) || isTimeout(err):
 				cond = stanza.RemoteServerTimeout
 			}
 			o.log.Warn("s2s connection failed", slog.Any("err", err))
@@ -180,6 +202,15 @@ func (o *outStream) serve(c *conn) (again bool, err error) {
 	idle := time.NewTimer(o.s.cfg.IdleTimeout)
 	defer idle.Stop()
 	for {
+		// A stream the peer has closed takes no more: what is queued
+		// waits for the next connection rather than go where nobody
+		// reads it.
+		select {
+		case err := <-readErr:
+			c.nc.Close()
+			return true, fmt.Errorf("peer closed the stream: %w", err)
+		default:
+		}
 		o.mu.Lock()
 		batch := o.queue
 		o.queue = nil
@@ -361,7 +392,7 @@ func (s *Server) open(ctx context.Context, local, remote string) (*conn, *negoti
 
 // restart sends our header and reads the peer's header and features.
 func (s *Server) restart(c *conn, local, remote string) (*router.Element, headerInfo, error) {
-	if err := c.write(header(local, remote, "")); err != nil {
+	if err := c.write(header(local, remote, "", true)); err != nil {
 		return nil, headerInfo{}, err
 	}
 	c.newReader()
@@ -438,7 +469,7 @@ func (s *Server) authenticate(ctx context.Context, c *conn, n *negotiation, loca
 	}
 	key := DialbackKey(s.secret, remote, local, c.streamID)
 	db := router.NewElement(nsDialback, "result", "from", local, "to", remote).AppendText(key)
-	if err := c.writeElement(db); err != nil {
+	if err := c.writeDialback(db); err != nil {
 		return "", err
 	}
 	for {
@@ -449,14 +480,17 @@ func (s *Server) authenticate(ctx context.Context, c *conn, n *negotiation, loca
 		if isStreamError(e) {
 			return "", fmt.Errorf("dialback with %s: stream error %s", remote, streamErrorOf(e))
 		}
-		if e.Name.Space != nsDialback || e.Name.Local != "result" {
+		// XEP-0220 §2.1.1: only the answer for our pair counts.
+		if e.Name.Space != nsDialback || e.Name.Local != "result" || e.Get("from") != remote || e.Get("to") != local {
 			continue
 		}
 		switch e.Get("type") {
 		case "valid":
 			return authDialback, nil
+		case "invalid":
+			return "", fmt.Errorf("%s refused our dialback key: %w", remote, errKeyInvalid)
 		default:
-			return "", fmt.Errorf("%s refused our dialback key (type %q)", remote, e.Get("type"))
+			return "", fmt.Errorf("%s could not check our dialback key (type %q, %s): %w", remote, e.Get("type"), dialbackCondition(e), errDialbackError)
 		}
 	}
 }

@@ -71,10 +71,54 @@ func (c *conn) writeElement(e *router.Element) error {
 	return c.write(e.AppendXML(nil, router.NSServer))
 }
 
-// header returns a stream header in the jabber:server namespace with the
-// dialback namespace declared (XEP-0220 needs the db: prefix bound).
-func header(from, to, id string) []byte {
-	b := []byte(`<?xml version='1.0'?><stream:stream xmlns="jabber:server" xmlns:stream="http://etherx.jabber.org/streams" xmlns:db="jabber:server:dialback" version="1.0"`)
+// writeDialback writes a dialback element with the db: prefix, which
+// XEP-0220 §2 requires and some servers insist on (§2.4.1); the element
+// declares the prefix itself, so that it is bound even on a stream whose
+// header does not declare it.
+func (c *conn) writeDialback(e *router.Element) error {
+	return c.write(appendDialback(nil, e))
+}
+
+func appendDialback(buf []byte, e *router.Element) []byte {
+	buf = append(buf, "<db:"...)
+	buf = append(buf, e.Name.Local...)
+	buf = append(buf, ` xmlns:db="`+nsDialback+`"`...)
+	for _, a := range e.Attr {
+		buf = append(buf, ' ')
+		buf = append(buf, a.Name.Local...)
+		buf = append(buf, `="`...)
+		buf = router.AppendEscaped(buf, a.Value)
+		buf = append(buf, '"')
+	}
+	if len(e.Children) == 0 {
+		return append(buf, "/>"...)
+	}
+	buf = append(buf, '>')
+	for _, n := range e.Children {
+		switch c := n.(type) {
+		case router.Text:
+			buf = router.AppendEscaped(buf, string(c))
+		case *router.Element:
+			// Unprefixed children (<error/>) are in jabber:server, the
+			// default namespace the stream header declared.
+			buf = c.AppendXML(buf, router.NSServer)
+		}
+	}
+	buf = append(buf, "</db:"...)
+	buf = append(buf, e.Name.Local...)
+	return append(buf, '>')
+}
+
+// header returns a stream header in the jabber:server namespace. With
+// dialback, it declares the dialback namespace, which tells the peer that
+// we support dialback (XEP-0220 §2.4.1): a receiving server must not say
+// so to a peer whose domain its policy forbids dialback for.
+func header(from, to, id string, dialback bool) []byte {
+	b := []byte(`<?xml version='1.0'?><stream:stream xmlns="jabber:server" xmlns:stream="http://etherx.jabber.org/streams"`)
+	if dialback {
+		b = append(b, ` xmlns:db="`+nsDialback+`"`...)
+	}
+	b = append(b, ` version="1.0"`...)
 	for _, a := range [][2]string{{"from", from}, {"to", to}, {"id", id}} {
 		if a[1] == "" {
 			continue

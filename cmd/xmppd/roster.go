@@ -12,7 +12,9 @@ import (
 	sqlstore "github.com/xmppd/xmppd/storage/sql"
 )
 
-// withRosters opens the configured database for a roster command.
+// withRosters loads the configuration, opens its database (applying
+// pending migrations) and runs an operator command on it; the account
+// commands use it through withUsers.
 func (c *cli) withRosters(ctx context.Context, fn func(r admin.Rosters) error) error {
 	cfg, err := c.loadConfig()
 	if err != nil {

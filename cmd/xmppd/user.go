@@ -11,74 +11,20 @@ import (
 
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
+	"mellium.im/xmpp/jid"
 
 	"github.com/xmppd/xmppd/internal/admin"
-	sqlstore "github.com/xmppd/xmppd/storage/sql"
 )
 
-// withUsers opens the configured database for an account command.
+// withUsers is withRosters for an account command.
 func (c *cli) withUsers(ctx context.Context, fn func(u admin.Users) error) error {
-	cfg, err := c.loadConfig()
-	if err != nil {
-		return err
-	}
-	db, err := sqlstore.Open(ctx, cfg.Storage)
-	if err != nil {
-		return err
-	}
-	defer db.Close()
-	return fn(admin.Users{Config: cfg, Users: db.Users(), Store: db})
+	return c.withRosters(ctx, func(r admin.Rosters) error { return fn(r.Users) })
 }
 
 func (c *cli) userCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "user", Short: "Manage accounts"}
-	var stdinPassword bool
-	add := &cobra.Command{
-		Use:   "add JID",
-		Short: "Create an account (asks for the password)",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			return c.withUsers(cmd.Context(), func(u admin.Users) error {
-				if _, err := u.ParseAccount(args[0]); err != nil {
-					return err
-				}
-				pw, err := readPassword(cmd, stdinPassword)
-				if err != nil {
-					return err
-				}
-				j, err := u.Add(cmd.Context(), args[0], pw)
-				if err != nil {
-					return err
-				}
-				fmt.Fprintf(cmd.OutOrStdout(), "created %s\n", j)
-				return nil
-			})
-		},
-	}
-	add.Flags().BoolVar(&stdinPassword, "password-stdin", false, "read the password from the first line of standard input")
-	passwd := &cobra.Command{
-		Use:   "passwd JID",
-		Short: "Change an account's password",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			return c.withUsers(cmd.Context(), func(u admin.Users) error {
-				if _, err := u.ParseAccount(args[0]); err != nil {
-					return err
-				}
-				pw, err := readPassword(cmd, stdinPassword)
-				if err != nil {
-					return err
-				}
-				j, err := u.SetPassword(cmd.Context(), args[0], pw)
-				if err != nil {
-					return err
-				}
-				fmt.Fprintf(cmd.OutOrStdout(), "changed the password of %s\n", j)
-				return nil
-			})
-		},
-	}
-	passwd.Flags().BoolVar(&stdinPassword, "password-stdin", false, "read the password from the first line of standard input")
+	add := c.passwordCmd("add JID", "Create an account (asks for the password)", admin.Users.Add, "created")
+	passwd := c.passwordCmd("passwd JID", "Change an account's password", admin.Users.SetPassword, "changed the password of")
 	del := &cobra.Command{
 		Use:   "del JID",
 		Short: "Delete an account",
@@ -116,6 +62,38 @@ func (c *cli) userCmd() *cobra.Command {
 		},
 	}
 	cmd.AddCommand(add, passwd, del, list)
+	return cmd
+}
+
+// passwordCmd is an account command that takes a new password (add,
+// passwd): set applies it and done says, before the account's JID, what
+// was done.
+func (c *cli) passwordCmd(use, short string, set func(u admin.Users, ctx context.Context, account, password string) (jid.JID, error), done string) *cobra.Command {
+	var fromStdin bool
+	cmd := &cobra.Command{
+		Use:   use,
+		Short: short,
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return c.withUsers(cmd.Context(), func(u admin.Users) error {
+				// Check the JID before asking for a password it would waste.
+				if _, err := u.ParseAccount(args[0]); err != nil {
+					return err
+				}
+				pw, err := readPassword(cmd, fromStdin)
+				if err != nil {
+					return err
+				}
+				j, err := set(u, cmd.Context(), args[0], pw)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintln(cmd.OutOrStdout(), done, j)
+				return nil
+			})
+		},
+	}
+	cmd.Flags().BoolVar(&fromStdin, "password-stdin", false, "read the password from the first line of standard input")
 	return cmd
 }
 

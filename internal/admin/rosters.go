@@ -33,6 +33,15 @@ func contactJID(s string) (jid.JID, error) {
 	return j, nil
 }
 
+// parsePair parses an account and a contact of its roster.
+func (r Rosters) parsePair(account, contact string) (owner, other jid.JID, err error) {
+	if owner, err = r.ParseAccount(account); err != nil {
+		return owner, other, err
+	}
+	other, err = contactJID(contact)
+	return owner, other, err
+}
+
 // existing checks that an account exists.
 func (r Rosters) existing(ctx context.Context, j jid.JID) error {
 	_, err := r.Store.Users().Get(ctx, j.Domainpart(), j.Localpart())
@@ -59,11 +68,7 @@ func (r Rosters) List(ctx context.Context, account string) ([]storage.RosterItem
 // (both), and account into the contact's roster likewise: what a company
 // directory expects. Both must be local accounts.
 func (r Rosters) Add(ctx context.Context, account, contact, name string, groups []string) error {
-	owner, err := r.ParseAccount(account)
-	if err != nil {
-		return err
-	}
-	other, err := contactJID(contact)
+	owner, other, err := r.parsePair(account, contact)
 	if err != nil {
 		return err
 	}
@@ -111,11 +116,7 @@ func (r Rosters) putBoth(ctx context.Context, owner, contact jid.JID, name strin
 // for account loses its subscriptions the way an unsubscribe and an
 // unsubscribed would have done it (RFC 6121 §2.5.2).
 func (r Rosters) Delete(ctx context.Context, account, contact string) error {
-	owner, err := r.ParseAccount(account)
-	if err != nil {
-		return err
-	}
-	other, err := contactJID(contact)
+	owner, other, err := r.parsePair(account, contact)
 	if err != nil {
 		return err
 	}

@@ -42,24 +42,26 @@ func (u Users) ParseAccount(s string) (jid.JID, error) {
 	return j, nil
 }
 
-func (u Users) credentials(password string) ([]storage.Credential, error) {
+// withPassword parses account and derives the credentials of its new
+// password.
+func (u Users) withPassword(account, password string) (jid.JID, []storage.Credential, error) {
+	j, err := u.ParseAccount(account)
+	if err != nil {
+		return j, nil, err
+	}
 	if password == "" {
-		return nil, errors.New("empty password")
+		return j, nil, errors.New("empty password")
 	}
 	creds, err := scram.NewCredentials(password, u.Config.Auth.ScramIterations)
 	if err != nil {
-		return nil, fmt.Errorf("derive credentials: %w", err)
+		return j, nil, fmt.Errorf("derive credentials: %w", err)
 	}
-	return creds, nil
+	return j, creds, nil
 }
 
 // Add creates an account.
 func (u Users) Add(ctx context.Context, account, password string) (jid.JID, error) {
-	j, err := u.ParseAccount(account)
-	if err != nil {
-		return j, err
-	}
-	creds, err := u.credentials(password)
+	j, creds, err := u.withPassword(account, password)
 	if err != nil {
 		return j, err
 	}
@@ -72,11 +74,7 @@ func (u Users) Add(ctx context.Context, account, password string) (jid.JID, erro
 
 // SetPassword replaces an account's credentials.
 func (u Users) SetPassword(ctx context.Context, account, password string) (jid.JID, error) {
-	j, err := u.ParseAccount(account)
-	if err != nil {
-		return j, err
-	}
-	creds, err := u.credentials(password)
+	j, creds, err := u.withPassword(account, password)
 	if err != nil {
 		return j, err
 	}

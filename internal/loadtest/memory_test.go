@@ -103,9 +103,10 @@ func TestIdleSessionMemory(t *testing.T) {
 		{"RSS", base.rss, held.rss, after.rss},
 		{"RSS after scavenge", base.rssScavenged, held.rssScavenged, after.rssScavenged},
 		{"goroutines", base.goroutines, held.goroutines, after.goroutines},
+		{"OS threads", base.threads, held.threads, after.threads},
 	} {
 		unit, div := "", 1.0
-		if row.name != "goroutines" {
+		if row.name != "goroutines" && row.name != "OS threads" {
 			unit, div = "KiB", 1024
 		}
 		t.Logf("%-22s %10.0f%-3s %10.0f%-3s %10.2f%-3s %10.0f%-3s", row.name,
@@ -119,7 +120,7 @@ func TestIdleSessionMemory(t *testing.T) {
 
 // startMemServer starts xmppd in this process on loopback, logging at info
 // level as in production but to nowhere, with per-user limits out of the way.
-func startMemServer(t *testing.T, n int) *app.Server {
+func startMemServer(t testing.TB, n int) *app.Server {
 	t.Helper()
 	cfg := config.Default()
 	cfg.DataDir = t.TempDir()
@@ -155,7 +156,7 @@ const memPassword = "load-test-password"
 
 // addUsers creates u0 … u(n-1). They share one set of SCRAM credentials,
 // derived once, so that creating thousands of accounts takes seconds.
-func addUsers(t *testing.T, srv *app.Server, n int) {
+func addUsers(t testing.TB, srv *app.Server, n int) {
 	t.Helper()
 	creds, err := scram.NewCredentials(memPassword, srv.Config.Auth.ScramIterations)
 	if err != nil {
@@ -176,7 +177,7 @@ func presence() bool { return os.Getenv("XMPPD_MEMTEST_PRESENCE") != "0" }
 type snapshot struct {
 	heapAlloc, heapInuse, stackInuse uint64
 	rss, rssScavenged                uint64
-	goroutines                       uint64
+	goroutines, threads              uint64
 }
 
 // measure collects garbage, then reads the runtime's figures and the
@@ -191,24 +192,26 @@ func measure(srv *app.Server) snapshot {
 		heapAlloc:  ms.HeapAlloc,
 		heapInuse:  ms.HeapInuse,
 		stackInuse: ms.StackInuse,
-		rss:        vmRSS(),
+		rss:        procStatus("VmRSS") * 1024,
 		goroutines: uint64(runtime.NumGoroutine()),
+		threads:    procStatus("Threads"),
 	}
 	debug.FreeOSMemory()
-	s.rssScavenged = vmRSS()
+	s.rssScavenged = procStatus("VmRSS") * 1024
 	return s
 }
 
-// vmRSS reads this process's resident set size from /proc (Linux).
-func vmRSS() uint64 {
+// procStatus reads a number from this process's /proc status (Linux):
+// VmRSS in KiB, Threads as a count.
+func procStatus(field string) uint64 {
 	b, err := os.ReadFile("/proc/self/status")
 	if err != nil {
 		return 0
 	}
 	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			kb, _ := strconv.ParseUint(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
-			return kb * 1024
+		if v, ok := strings.CutPrefix(line, field+":"); ok {
+			n, _ := strconv.ParseUint(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			return n
 		}
 	}
 	return 0

@@ -136,7 +136,8 @@ exec {LOAD[1]}>&-
 wait "$LOAD_PID" || true
 sleep 5
 after=$(rss "$spid")
-awk -v s="$server" -v n="$n" -v b="$before" -v h="$held" -v a="$after" -v t="$held_threads" 'BEGIN {
-	printf "%s: %d sessions; VmRSS before %d KiB, held %d KiB, after close %d KiB; %.1f KiB per session; %d OS threads while held\n",
-		s, n, b, h, a, (h - b) / n, t
+after_threads=$(threads "$spid")
+awk -v s="$server" -v n="$n" -v b="$before" -v h="$held" -v a="$after" -v t="$held_threads" -v ta="$after_threads" 'BEGIN {
+	printf "%s: %d sessions; VmRSS before %d KiB, held %d KiB, after close %d KiB; %.1f KiB per session; OS threads %d held, %d after close\n",
+		s, n, b, h, a, (h - b) / n, t, ta
 }'

@@ -53,6 +53,24 @@ func (s *Server) DialRaw() (*Raw, error) {
 	return &Raw{s: s, Conn: nc}, nil
 }
 
+// DialRawStartTLS connects to the STARTTLS listener, opens a stream and
+// negotiates STARTTLS with cfg (nil means TLSConfig()): the connection
+// then stands where a client does before SASL. It is closed when the test
+// ends.
+func (s *Server) DialRawStartTLS(cfg *tls.Config) (*Raw, error) {
+	c, err := s.DialRaw()
+	if err != nil {
+		return nil, err
+	}
+	if _, err := c.Open(Header); err != nil {
+		return nil, err
+	}
+	if err := c.StartTLS(cfg); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
 // DialRawTLS connects to the direct TLS listener (ALPN xmpp-client) and
 // completes the TLS handshake. cfg nil means TLSConfig().
 func (s *Server) DialRawTLS(cfg *tls.Config) (*Raw, error) {

@@ -20,6 +20,8 @@ const (
 	nsBind    = "urn:ietf:params:xml:ns:xmpp-bind"
 	nsStreams = "urn:ietf:params:xml:ns:xmpp-streams"
 	nsPing    = "urn:xmpp:ping"
+
+	nsDiscoInfo = "http://jabber.org/protocol/disco#info"
 )
 
 // streamLog keeps a copy of everything a client read after TLS, so that a

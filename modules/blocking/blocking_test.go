@@ -23,11 +23,7 @@ import (
 const pw = "password"
 
 // enable adds the blocking module to the configuration.
-func enable(c *config.Config) {
-	if !slices.Contains(c.Modules, "blocking") {
-		testserver.EnableModules(c, "blocking")
-	}
-}
+func enable(c *config.Config) { testserver.EnableModules(c, "blocking") }
 
 func start(t *testing.T, b storetest.Backend, users ...string) *testserver.Server {
 	t.Helper()
@@ -45,74 +41,18 @@ func login(s *testserver.Server, user, resource string) *testserver.Client {
 // available sends initial presence and waits until the server has it.
 func available(t *testing.T, c *testserver.Client, presence string) {
 	t.Helper()
-	send(t, c, presence)
-	if err := c.Sync(); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func send(t *testing.T, c *testserver.Client, xml string) {
-	t.Helper()
-	if err := c.SendRaw(xml); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func request(t *testing.T, c *testserver.Client, iq string) *router.Element {
-	t.Helper()
-	res, err := c.Request(iq)
-	if err != nil {
-		t.Fatalf("%s: %v", iq, err)
-	}
-	return res
+	c.MustSend(t, presence)
+	c.MustSync(t)
 }
 
 // wantResult fails the test unless iq is answered with a result.
 func wantResult(t *testing.T, c *testserver.Client, iq string) *router.Element {
 	t.Helper()
-	res := request(t, c, iq)
+	res := c.MustRequest(t, iq)
 	if res.Get("type") != "result" {
 		t.Fatalf("%s: got %s", iq, res)
 	}
 	return res
-}
-
-func next(t *testing.T, c *testserver.Client, what string, match func(*router.Element) bool) *router.Element {
-	t.Helper()
-	e, err := c.Next(match)
-	if err != nil {
-		t.Fatalf("waiting for %s: %v", what, err)
-	}
-	return e
-}
-
-// quiet checks that nothing match accepts has reached c, after a round
-// trip that every stanza queued for c before it precedes. Call it after
-// the sender's Sync, which makes the server route everything it sent.
-func quiet(t *testing.T, c *testserver.Client, what string, match func(*router.Element) bool) {
-	t.Helper()
-	id := "quiet-" + router.NewID()
-	send(t, c, `<iq type="get" id="`+id+`"><ping xmlns="urn:xmpp:ping"/></iq>`)
-	e := next(t, c, "ping result", func(e *router.Element) bool { return match(e) || e.Get("id") == id })
-	if e.Get("id") != id {
-		t.Errorf("%s: got %s", what, e)
-	}
-}
-
-// drain discards everything c has received so far.
-func drain(t *testing.T, c *testserver.Client) {
-	t.Helper()
-	id := "drain-" + router.NewID()
-	send(t, c, `<iq type="get" id="`+id+`"><ping xmlns="urn:xmpp:ping"/></iq>`)
-	for e := next(t, c, "ping result", nil); e.Get("id") != id; e = next(t, c, "ping result", nil) {
-	}
-}
-
-func sync(t *testing.T, c *testserver.Client) {
-	t.Helper()
-	if err := c.Sync(); err != nil {
-		t.Fatal(err)
-	}
 }
 
 // stanza matches stanzas of a kind from a JID (its bare form matching any
@@ -176,11 +116,11 @@ func TestCommand(t *testing.T) {
 		one, two, three := login(s, "alice", "one"), login(s, "alice", "two"), login(s, "alice", "three")
 
 		res := wantResult(t, one, `<iq type="get" id="disco" to="localhost"><query xmlns="http://jabber.org/protocol/disco#info"/></iq>`)
-		if !hasFeature(res, blocking.NS) {
+		if !testserver.HasFeature(res, blocking.NS) {
 			t.Errorf("server disco#info lacks %s: %s", blocking.NS, res)
 		}
 		res = wantResult(t, one, `<iq type="get" id="disco2" to="alice@localhost"><query xmlns="http://jabber.org/protocol/disco#info"/></iq>`)
-		if !hasFeature(res, blocking.NS) {
+		if !testserver.HasFeature(res, blocking.NS) {
 			t.Errorf("account disco#info lacks %s: %s", blocking.NS, res)
 		}
 
@@ -202,7 +142,7 @@ func TestCommand(t *testing.T) {
 			{"get block", `<iq type="get" id="e8"><block xmlns="urn:xmpp:blocking"><item jid="x@y"/></block></iq>`, "bad-request"},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
-				wantCondition(t, request(t, one, tc.iq), tc.cond)
+				wantCondition(t, one.MustRequest(t, tc.iq), tc.cond)
 			})
 		}
 
@@ -210,7 +150,7 @@ func TestCommand(t *testing.T) {
 		// list, the sender included, and to no other.
 		wantResult(t, one, `<iq type="set" id="b1"><block xmlns="urn:xmpp:blocking"><item jid="bob@localhost"/><item jid="Montague.NET"/></block></iq>`)
 		for _, c := range []*testserver.Client{one, two} {
-			p := next(t, c, "block push", push("block"))
+			p := c.MustNext(t, "block push", push("block"))
 			if got := items(p); !slices.Equal(got, []string{"bob@localhost", "montague.net"}) {
 				t.Errorf("block push items %v", got)
 			}
@@ -218,7 +158,7 @@ func TestCommand(t *testing.T) {
 				t.Errorf("block push to %q, want %s", to, c.LocalAddr())
 			}
 		}
-		quiet(t, three, "push to a resource that never asked for the list", push("block"))
+		three.ExpectNone(t, "push to a resource that never asked for the list", push("block"))
 
 		res = wantResult(t, three, `<iq type="get" id="list1"><blocklist xmlns="urn:xmpp:blocking"/></iq>`)
 		if got := items(res); !slices.Equal(got, []string{"bob@localhost", "montague.net"}) {
@@ -227,13 +167,13 @@ func TestCommand(t *testing.T) {
 
 		wantResult(t, two, `<iq type="set" id="u1"><unblock xmlns="urn:xmpp:blocking"><item jid="montague.net"/></unblock></iq>`)
 		for _, c := range []*testserver.Client{one, two, three} {
-			if got := items(next(t, c, "unblock push", push("unblock"))); !slices.Equal(got, []string{"montague.net"}) {
+			if got := items(c.MustNext(t, "unblock push", push("unblock"))); !slices.Equal(got, []string{"montague.net"}) {
 				t.Errorf("unblock push items %v", got)
 			}
 		}
 		wantResult(t, one, `<iq type="set" id="u2"><unblock xmlns="urn:xmpp:blocking"/></iq>`)
 		for _, c := range []*testserver.Client{one, two, three} {
-			if got := items(next(t, c, "unblock-all push", push("unblock"))); len(got) != 0 {
+			if got := items(c.MustNext(t, "unblock-all push", push("unblock"))); len(got) != 0 {
 				t.Errorf("unblock-all push has items %v", got)
 			}
 		}
@@ -244,19 +184,6 @@ func TestCommand(t *testing.T) {
 	})
 }
 
-func hasFeature(res *router.Element, ns string) bool {
-	q := res.Child("http://jabber.org/protocol/disco#info", "query")
-	if q == nil {
-		return false
-	}
-	for _, f := range q.Elements() {
-		if f.Name.Local == "feature" && f.Get("var") == ns {
-			return true
-		}
-	}
-	return false
-}
-
 // TestEnforcement checks what a block does to stanzas both ways (XEP-0191
 // §3.3) and that unblocking restores them (§3.4).
 func TestEnforcement(t *testing.T) {
@@ -265,52 +192,52 @@ func TestEnforcement(t *testing.T) {
 		alice, bob := login(s, "alice", "home"), login(s, "bob", "work")
 		available(t, alice, `<presence/>`)
 		available(t, bob, `<presence/>`)
-		drain(t, alice)
-		drain(t, bob)
+		alice.Drain(t)
+		bob.Drain(t)
 
 		// Before: messages flow.
-		send(t, bob, `<message type="chat" id="m0" to="alice@localhost"><body>before</body></message>`)
-		next(t, alice, "message before the block", byID("m0"))
+		bob.MustSend(t, `<message type="chat" id="m0" to="alice@localhost"><body>before</body></message>`)
+		alice.MustNext(t, "message before the block", byID("m0"))
 
 		wantResult(t, alice, `<iq type="set" id="b1"><block xmlns="urn:xmpp:blocking"><item jid="bob@localhost"/></block></iq>`)
 
 		// Inbound message: the sender is told the user is unavailable;
 		// the user gets nothing.
-		send(t, bob, `<message type="chat" id="m1" to="alice@localhost"><body>can you hear me?</body></message>`)
-		wantCondition(t, next(t, bob, "error for m1", byID("m1")), "service-unavailable")
-		quiet(t, alice, "message from a blocked JID", stanza("message", "bob@localhost", "*"))
+		bob.MustSend(t, `<message type="chat" id="m1" to="alice@localhost"><body>can you hear me?</body></message>`)
+		wantCondition(t, bob.MustNext(t, "error for m1", byID("m1")), "service-unavailable")
+		alice.ExpectNone(t, "message from a blocked JID", stanza("message", "bob@localhost", "*"))
 
 		// Outbound message: the user gets the blocked error, the contact
 		// nothing.
-		send(t, alice, `<message type="chat" id="m2" to="bob@localhost"><body>hello?</body></message>`)
-		blockedError(t, next(t, alice, "error for m2", byID("m2")))
-		quiet(t, bob, "message to a blocked JID", stanza("message", "alice@localhost", "*"))
+		alice.MustSend(t, `<message type="chat" id="m2" to="bob@localhost"><body>hello?</body></message>`)
+		blockedError(t, alice.MustNext(t, "error for m2", byID("m2")))
+		bob.ExpectNone(t, "message to a blocked JID", stanza("message", "alice@localhost", "*"))
 
 		// Presence both ways: dropped, no error to anybody.
-		send(t, bob, `<presence id="p1" to="alice@localhost"><status>hi</status></presence>`)
-		send(t, alice, `<presence id="p2" to="bob@localhost"><status>hi</status></presence>`)
-		sync(t, bob)
-		sync(t, alice)
-		quiet(t, alice, "presence from a blocked JID or an error", func(e *router.Element) bool {
+		bob.MustSend(t, `<presence id="p1" to="alice@localhost"><status>hi</status></presence>`)
+		alice.MustSend(t, `<presence id="p2" to="bob@localhost"><status>hi</status></presence>`)
+		bob.MustSync(t)
+		alice.MustSync(t)
+		alice.ExpectNone(t, "presence from a blocked JID or an error", func(e *router.Element) bool {
 			return stanza("presence", "bob@localhost", "*")(e) || byID("p2")(e)
 		})
-		quiet(t, bob, "presence from the blocking user or an error", func(e *router.Element) bool {
+		bob.ExpectNone(t, "presence from the blocking user or an error", func(e *router.Element) bool {
 			return stanza("presence", "alice@localhost", "*")(e) || byID("p1")(e)
 		})
 
 		// IQ requests from the blocked JID get service-unavailable.
-		res := request(t, bob, `<iq type="get" id="q1" to="`+alice.LocalAddr().String()+`"><query xmlns="jabber:iq:version"/></iq>`)
+		res := bob.MustRequest(t, `<iq type="get" id="q1" to="`+alice.LocalAddr().String()+`"><query xmlns="jabber:iq:version"/></iq>`)
 		wantCondition(t, res, "service-unavailable")
-		quiet(t, alice, "IQ from a blocked JID", stanza("iq", "bob@localhost", "*"))
+		alice.ExpectNone(t, "IQ from a blocked JID", stanza("iq", "bob@localhost", "*"))
 
 		// Unblock: everything flows again.
 		wantResult(t, alice, `<iq type="set" id="u1"><unblock xmlns="urn:xmpp:blocking"><item jid="bob@localhost"/></unblock></iq>`)
-		send(t, bob, `<message type="chat" id="m3" to="alice@localhost"><body>again</body></message>`)
-		next(t, alice, "message after unblock", byID("m3"))
-		send(t, alice, `<message type="chat" id="m4" to="bob@localhost"><body>yes</body></message>`)
-		next(t, bob, "reply after unblock", byID("m4"))
-		send(t, bob, `<presence id="p3" to="alice@localhost"/>`)
-		next(t, alice, "presence after unblock", byID("p3"))
+		bob.MustSend(t, `<message type="chat" id="m3" to="alice@localhost"><body>again</body></message>`)
+		alice.MustNext(t, "message after unblock", byID("m3"))
+		alice.MustSend(t, `<message type="chat" id="m4" to="bob@localhost"><body>yes</body></message>`)
+		bob.MustNext(t, "reply after unblock", byID("m4"))
+		bob.MustSend(t, `<presence id="p3" to="alice@localhost"/>`)
+		alice.MustNext(t, "presence after unblock", byID("p3"))
 	})
 }
 
@@ -332,24 +259,24 @@ func TestPresenceOnBlock(t *testing.T) {
 		available(t, bob, `<presence/>`)
 		alice := login(s, "alice", "home")
 		available(t, alice, `<presence><show>away</show><status>out for lunch</status></presence>`)
-		sync(t, alice)
+		alice.MustSync(t)
 		// Whatever presence the presence module broadcast and probed.
-		drain(t, bob)
-		drain(t, alice)
+		bob.Drain(t)
+		alice.Drain(t)
 
 		from := alice.LocalAddr().String()
 		wantResult(t, alice, `<iq type="set" id="b1"><block xmlns="urn:xmpp:blocking"><item jid="bob@localhost"/></block></iq>`)
-		next(t, bob, "unavailable presence on block", stanza("presence", from, "unavailable"))
+		bob.MustNext(t, "unavailable presence on block", stanza("presence", from, "unavailable"))
 
 		// While the block lasts, neither one's broadcasts reach the other
 		// (the presence module sends them to subscribed contacts).
 		available(t, alice, `<presence><status>back</status></presence>`)
 		available(t, bob, `<presence><status>busy</status></presence>`)
-		quiet(t, bob, "the blocking user's broadcast", stanza("presence", "alice@localhost", "*"))
-		quiet(t, alice, "the blocked contact's broadcast", stanza("presence", "bob@localhost", "*"))
+		bob.ExpectNone(t, "the blocking user's broadcast", stanza("presence", "alice@localhost", "*"))
+		alice.ExpectNone(t, "the blocked contact's broadcast", stanza("presence", "bob@localhost", "*"))
 
 		wantResult(t, alice, `<iq type="set" id="u1"><unblock xmlns="urn:xmpp:blocking"/></iq>`)
-		p := next(t, bob, "current presence on unblock", stanza("presence", from, ""))
+		p := bob.MustNext(t, "current presence on unblock", stanza("presence", from, ""))
 		if st := p.Child("", "status"); st == nil || st.Text() != "back" {
 			t.Errorf("presence on unblock %s, want the user's current one", p)
 		}
@@ -382,9 +309,9 @@ func TestRestart(t *testing.T) {
 			t.Errorf("blocklist after restart %v, want [bob@localhost]", got)
 		}
 		bob := login(second, "bob", "work")
-		send(t, bob, `<message type="chat" id="m1" to="alice@localhost"><body>still there?</body></message>`)
-		wantCondition(t, next(t, bob, "error for m1", byID("m1")), "service-unavailable")
-		quiet(t, alice, "message from a blocked JID after restart", stanza("message", "bob@localhost", "*"))
+		bob.MustSend(t, `<message type="chat" id="m1" to="alice@localhost"><body>still there?</body></message>`)
+		wantCondition(t, bob.MustNext(t, "error for m1", byID("m1")), "service-unavailable")
+		alice.ExpectNone(t, "message from a blocked JID after restart", stanza("message", "bob@localhost", "*"))
 	})
 }
 
@@ -393,26 +320,23 @@ func TestRestart(t *testing.T) {
 func TestBlockedBeforeLogin(t *testing.T) {
 	storetest.Run(t, func(t *testing.T, b storetest.Backend) {
 		s := testserver.StartOn(t, b, func(c *config.Config) {
-			enable(c)
-			if !slices.Contains(c.Modules, "offline") {
-				testserver.EnableModules(c, "offline")
-			}
+			testserver.EnableModules(c, "blocking", "offline")
 		})
 		for _, u := range []string{"alice", "bob", "carol"} {
 			s.AddUser(u, pw)
 		}
 		bob, carol := login(s, "bob", "work"), login(s, "carol", "home")
-		send(t, bob, `<message type="chat" id="m1" to="alice@localhost"><body>from bob</body></message>`)
-		send(t, carol, `<message type="chat" id="m2" to="alice@localhost"><body>from carol</body></message>`)
-		sync(t, bob)
-		sync(t, carol)
+		bob.MustSend(t, `<message type="chat" id="m1" to="alice@localhost"><body>from bob</body></message>`)
+		carol.MustSend(t, `<message type="chat" id="m2" to="alice@localhost"><body>from carol</body></message>`)
+		bob.MustSync(t)
+		carol.MustSync(t)
 
 		// Bound but not yet available: nothing is delivered before the
 		// block.
 		alice := login(s, "alice", "home")
 		wantResult(t, alice, `<iq type="set" id="b1"><block xmlns="urn:xmpp:blocking"><item jid="bob@localhost"/></block></iq>`)
 		available(t, alice, `<presence/>`)
-		next(t, alice, "carol's offline message", byID("m2"))
-		quiet(t, alice, "the blocked JID's offline message", byID("m1"))
+		alice.MustNext(t, "carol's offline message", byID("m2"))
+		alice.ExpectNone(t, "the blocked JID's offline message", byID("m1"))
 	})
 }

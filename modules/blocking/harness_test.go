@@ -2,16 +2,14 @@ package blocking
 
 import (
 	"context"
-	"errors"
-	"log/slog"
 	"sync"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"mellium.im/xmpp/jid"
 
 	"github.com/xmppd/xmppd/config"
+	"github.com/xmppd/xmppd/internal/routertest"
 	"github.com/xmppd/xmppd/internal/storetest"
 	"github.com/xmppd/xmppd/modules"
 	"github.com/xmppd/xmppd/router"
@@ -67,16 +65,6 @@ type countingStore struct {
 
 func (s countingStore) Blocklists() storage.Blocklists { return s.lists }
 
-type accounts struct{ users storage.Users }
-
-func (a accounts) Exists(ctx context.Context, bare jid.JID) (bool, error) {
-	_, err := a.users.Get(ctx, bare.Domainpart(), bare.Localpart())
-	if errors.Is(err, storage.ErrNotFound) {
-		return false, nil
-	}
-	return err == nil, err
-}
-
 // fakeRemote records what the router sends to other domains.
 type fakeRemote struct {
 	mu  sync.Mutex
@@ -109,24 +97,12 @@ func newHarnessWith(t testing.TB, b storetest.Backend, ids []string) *harness {
 	db := storetest.Open(t, b)
 	lists := &countingBlocklists{Blocklists: db.Blocklists()}
 	store := countingStore{Store: db, lists: lists}
-	ctx := context.Background()
-	for _, u := range []string{"alice", "bob", "carol", "dave"} {
-		if err := db.Users().Create(ctx, storage.User{Local: u, Domain: "localhost", Created: time.Now()}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	log := slog.New(slog.DiscardHandler)
-	r := router.New(log, router.NewLocalRegistry(), accounts{db.Users()}, []string{"localhost"})
-	remote := &fakeRemote{}
-	r.SetRemote(remote)
 	startedMu.Lock()
 	started = nil
 	startedMu.Unlock()
-	set, err := modules.Start(ctx, ids, r, store, config.Default(), log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { set.Stop() })
+	r := routertest.StartModules(t, store, config.Default(), ids, "alice", "bob", "carol", "dave")
+	remote := &fakeRemote{}
+	r.SetRemote(remote)
 	startedMu.Lock()
 	defer startedMu.Unlock()
 	return &harness{t: t, r: r, store: store, lists: lists, b: started, remote: remote}
@@ -155,15 +131,7 @@ func (h *harness) end(s *fakeSession) {
 
 func (h *harness) stanza(xml string) *router.Stanza {
 	h.t.Helper()
-	e, err := router.ParseElement([]byte(xml), router.NSClient)
-	if err != nil {
-		h.t.Fatalf("parse %s: %v", xml, err)
-	}
-	st, err := router.NewStanza(e)
-	if err != nil {
-		h.t.Fatalf("stanza %s: %v", xml, err)
-	}
-	return st
+	return routertest.Stanza(h.t, xml)
 }
 
 // send routes xml as if the session of from (a full JID) had sent it.

@@ -19,33 +19,10 @@ const pw = "secret"
 
 const ns = "jabber:iq:last"
 
-// request sends an IQ and returns its answer or fails the test.
-func request(t *testing.T, c *testserver.Client, iq string) *router.Element {
-	t.Helper()
-	e, err := c.Request(iq)
-	if err != nil {
-		t.Fatalf("%s: %v", c.LocalAddr(), err)
-	}
-	return e
-}
-
-// wantError checks that e is an IQ error with the condition and type.
-func wantError(t *testing.T, e *router.Element, cond, typ string) {
-	t.Helper()
-	if e.Get("type") != "error" {
-		t.Fatalf("got %s, want a %s error", e, cond)
-	}
-	if c, ty := testserver.ErrorCondition(e); c != cond || ty != typ {
-		t.Fatalf("error %s (type %s), want %s (type %s): %s", c, ty, cond, typ, e)
-	}
-}
-
 // wantLast checks that e is a result and returns its seconds and text.
 func wantLast(t *testing.T, e *router.Element) (int64, string) {
 	t.Helper()
-	if e.Get("type") != "result" {
-		t.Fatalf("got %s, want a result", e)
-	}
+	testserver.WantResult(t, e)
 	q := e.Child(ns, "query")
 	if q == nil {
 		t.Fatalf("result without query: %s", e)
@@ -97,7 +74,7 @@ func TestLast(t *testing.T) {
 		carol := s.Login("carol", pw, testserver.LoginOptions{})
 
 		t.Run("server uptime", func(t *testing.T) {
-			secs, text := wantLast(t, request(t, bob, query("localhost")))
+			secs, text := wantLast(t, bob.MustRequest(t, query("localhost")))
 			if secs < 0 || secs > 600 || text != "" {
 				t.Errorf("uptime %d s, text %q", secs, text)
 			}
@@ -105,14 +82,14 @@ func TestLast(t *testing.T) {
 
 		t.Run("online contact is 0", func(t *testing.T) {
 			// XEP-0012 §3: a connected resource makes it 0.
-			secs, text := wantLast(t, request(t, bob, query("alice@localhost")))
+			secs, text := wantLast(t, bob.MustRequest(t, query("alice@localhost")))
 			if secs != 0 || text != "" {
 				t.Errorf("got %d %q, want 0 and no text", secs, text)
 			}
 		})
 
 		t.Run("offline contact", func(t *testing.T) {
-			secs, text := wantLast(t, request(t, bob, query("dave@localhost")))
+			secs, text := wantLast(t, bob.MustRequest(t, query("dave@localhost")))
 			if secs < 100 || secs > 160 || text != "Heading Home" {
 				t.Errorf("got %d %q, want about 100 s and the status", secs, text)
 			}
@@ -120,7 +97,7 @@ func TestLast(t *testing.T) {
 
 		t.Run("own account", func(t *testing.T) {
 			for _, to := range []string{"", "alice@localhost"} {
-				if secs, _ := wantLast(t, request(t, alice, query(to))); secs != 0 {
+				if secs, _ := wantLast(t, alice.MustRequest(t, query(to))); secs != 0 {
 					t.Errorf("to %q: %d, want 0 (online)", to, secs)
 				}
 			}
@@ -128,61 +105,45 @@ func TestLast(t *testing.T) {
 
 		t.Run("not subscribed is forbidden", func(t *testing.T) {
 			// carol is in no roster of alice; dave has her as 'to' only.
-			wantError(t, request(t, carol, query("alice@localhost")), "forbidden", "auth")
-			wantError(t, request(t, carol, query("dave@localhost")), "forbidden", "auth")
+			testserver.WantIQError(t, carol.MustRequest(t, query("alice@localhost")), "forbidden", "auth")
+			testserver.WantIQError(t, carol.MustRequest(t, query("dave@localhost")), "forbidden", "auth")
 			// alice is not in bob's... nor in dave's roster.
-			wantError(t, request(t, alice, query("dave@localhost")), "forbidden", "auth")
+			testserver.WantIQError(t, alice.MustRequest(t, query("dave@localhost")), "forbidden", "auth")
 		})
 
 		t.Run("never logged out", func(t *testing.T) {
-			wantError(t, request(t, bob, query("erin@localhost")), "item-not-found", "cancel")
+			testserver.WantIQError(t, bob.MustRequest(t, query("erin@localhost")), "item-not-found", "cancel")
 		})
 
 		t.Run("unknown account", func(t *testing.T) {
-			wantError(t, request(t, bob, query("nobody@localhost")), "service-unavailable", "cancel")
+			testserver.WantIQError(t, bob.MustRequest(t, query("nobody@localhost")), "service-unavailable", "cancel")
 		})
 
 		t.Run("full JID", func(t *testing.T) {
 			full := alice.LocalAddr().String()
 			// XEP-0012 §4: not passed on to the client when the sender
 			// may not see the account's presence.
-			wantError(t, request(t, carol, query(full)), "forbidden", "auth")
+			testserver.WantIQError(t, carol.MustRequest(t, query(full)), "forbidden", "auth")
 			// A contact's query reaches the client, which answers it
 			// (the test client answers every request with an empty
 			// result).
-			e := request(t, bob, query(full))
+			e := bob.MustRequest(t, query(full))
 			if e.Get("type") != "result" || e.Get("from") != full {
 				t.Fatalf("answer %s, want alice's client's result", e)
 			}
-			if _, err := alice.Next(func(e *router.Element) bool {
+			alice.MustNext(t, "bob's query", func(e *router.Element) bool {
 				return e.Name.Local == "iq" && e.Child(ns, "query") != nil && e.Get("from") == bob.LocalAddr().String()
-			}); err != nil {
-				t.Fatalf("alice did not get bob's query: %v", err)
-			}
+			})
 			// carol's query never reached alice: it would have come
 			// before the answer to a ping alice sends now.
-			id := "after-" + router.NewID()
-			if err := alice.SendRaw(`<iq type='get' id='` + id + `' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>`); err != nil {
-				t.Fatal(err)
-			}
-			e, err := alice.Next(func(e *router.Element) bool {
-				return e.Get("id") == id || (e.Child(ns, "query") != nil && e.Get("from") == carol.LocalAddr().String())
+			alice.ExpectNone(t, "carol's query", func(e *router.Element) bool {
+				return e.Child(ns, "query") != nil && e.Get("from") == carol.LocalAddr().String()
 			})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if e.Get("id") != id {
-				t.Errorf("alice got carol's query: %s", e)
-			}
 		})
 
 		t.Run("disco advertises jabber:iq:last", func(t *testing.T) {
-			e := request(t, bob, `<iq type='get' id='d1' to='localhost'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>`)
-			found := false
-			for _, f := range e.Child("http://jabber.org/protocol/disco#info", "query").Elements() {
-				found = found || f.Get("var") == ns
-			}
-			if !found {
+			e := bob.MustRequest(t, `<iq type='get' id='d1' to='localhost'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>`)
+			if !testserver.HasFeature(e, ns) {
 				t.Errorf("server features lack %s: %s", ns, e)
 			}
 		})

@@ -2,9 +2,7 @@ package offline
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"log/slog"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -14,8 +12,8 @@ import (
 	"mellium.im/xmpp/jid"
 
 	"github.com/xmppd/xmppd/config"
+	"github.com/xmppd/xmppd/internal/routertest"
 	"github.com/xmppd/xmppd/internal/storetest"
-	"github.com/xmppd/xmppd/modules"
 	"github.com/xmppd/xmppd/router"
 	"github.com/xmppd/xmppd/storage"
 )
@@ -33,36 +31,14 @@ type harness struct {
 	store storage.Store
 }
 
-type accounts struct{ users storage.Users }
-
-func (a accounts) Exists(ctx context.Context, bare jid.JID) (bool, error) {
-	_, err := a.users.Get(ctx, bare.Domainpart(), bare.Localpart())
-	if errors.Is(err, storage.ErrNotFound) {
-		return false, nil
-	}
-	return err == nil, err
-}
-
 // newHarness starts the module with an offline queue of limit messages,
 // with accounts alice and bob.
 func newHarness(t *testing.T, b storetest.Backend, limit int) *harness {
 	t.Helper()
 	db := storetest.Open(t, b)
-	ctx := context.Background()
-	for _, u := range []string{"alice", "bob"} {
-		if err := db.Users().Create(ctx, storage.User{Local: u, Domain: "localhost", Created: time.Now()}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	log := slog.New(slog.DiscardHandler)
-	r := router.New(log, router.NewLocalRegistry(), accounts{db.Users()}, []string{"localhost"})
 	cfg := config.Default()
 	cfg.Limits.MaxOfflineMessages = limit
-	set, err := modules.Start(ctx, []string{"offline"}, r, db, cfg, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { set.Stop() })
+	r := routertest.StartModules(t, db, cfg, []string{"offline"}, "alice", "bob")
 	return &harness{t: t, r: r, store: db}
 }
 
@@ -79,7 +55,7 @@ func (h *harness) bind(full string, available bool, priority int) *fakeSession {
 
 func (h *harness) send(from, xml string) {
 	h.t.Helper()
-	st := parseStanza(h.t, xml)
+	st := routertest.Stanza(h.t, xml)
 	st.SetFrom(jid.MustParse(from))
 	h.r.Route(context.Background(), st)
 }

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"os"
-	"slices"
 	"strings"
 	"testing"
 
@@ -27,9 +26,7 @@ var aliceJID = jid.MustParse("alice@localhost")
 func start(t *testing.T, b storetest.Backend, mutate func(*config.Config)) *testserver.Server {
 	t.Helper()
 	s := testserver.StartOn(t, b, func(c *config.Config) {
-		if !slices.Contains(c.Modules, "offline") {
-			testserver.EnableModules(c, "offline")
-		}
+		testserver.EnableModules(c, "offline")
 		if mutate != nil {
 			mutate(c)
 		}
@@ -41,35 +38,6 @@ func start(t *testing.T, b storetest.Backend, mutate func(*config.Config)) *test
 
 func login(s *testserver.Server, user string) *testserver.Client {
 	return s.Login(user, pw, testserver.LoginOptions{})
-}
-
-func send(t *testing.T, c *testserver.Client, xml string) {
-	t.Helper()
-	if err := c.SendRaw(xml); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func sync(t *testing.T, c *testserver.Client) {
-	t.Helper()
-	if err := c.Sync(); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// quiet checks that nothing match accepts has reached c, after a round
-// trip that every stanza queued for c before it precedes.
-func quiet(t *testing.T, c *testserver.Client, what string, match func(*router.Element) bool) {
-	t.Helper()
-	id := "quiet-" + router.NewID()
-	send(t, c, `<iq type="get" id="`+id+`"><ping xmlns="urn:xmpp:ping"/></iq>`)
-	e, err := c.Next(func(e *router.Element) bool { return match(e) || e.Get("id") == id })
-	if err != nil {
-		t.Fatal(err)
-	}
-	if e.Get("id") != id {
-		t.Errorf("%s: got %s", what, e)
-	}
 }
 
 func count(t *testing.T, s *testserver.Server) int {
@@ -93,18 +61,15 @@ func TestStore(t *testing.T) {
 		s := start(t, b, nil)
 		bob := login(s, "bob")
 
-		res, err := bob.Request(`<iq type="get" id="disco" to="localhost"><query xmlns="http://jabber.org/protocol/disco#info"/></iq>`)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !strings.Contains(res.String(), `var="`+offline.Feature+`"`) {
+		res := bob.MustRequest(t, `<iq type="get" id="disco" to="localhost"><query xmlns="http://jabber.org/protocol/disco#info"/></iq>`)
+		if !testserver.HasFeature(res, offline.Feature) {
 			t.Errorf("disco#info lacks %s: %s", offline.Feature, res)
 		}
 
-		send(t, bob, `<message type="chat" id="m1" to="alice@localhost"><body>are you there?</body></message>`)
-		send(t, bob, `<message type="headline" id="h1" to="alice@localhost"><body>news</body></message>`)
-		sync(t, bob)
-		quiet(t, bob, "an answer to a stored message or a headline", func(e *router.Element) bool {
+		bob.MustSend(t, `<message type="chat" id="m1" to="alice@localhost"><body>are you there?</body></message>`)
+		bob.MustSend(t, `<message type="headline" id="h1" to="alice@localhost"><body>news</body></message>`)
+		bob.MustSync(t)
+		bob.ExpectNone(t, "an answer to a stored message or a headline", func(e *router.Element) bool {
 			return e.Get("id") == "m1" || e.Get("id") == "h1"
 		})
 		msgs, err := s.Store.Offline().List(context.Background(), aliceJID)
@@ -130,12 +95,9 @@ func TestQueueFull(t *testing.T) {
 		s := start(t, b, func(c *config.Config) { c.Limits.MaxOfflineMessages = 2 })
 		bob := login(s, "bob")
 		for _, id := range []string{"m1", "m2", "m3"} {
-			send(t, bob, `<message type="chat" id="`+id+`" to="alice@localhost"><body>`+id+`</body></message>`)
+			bob.MustSend(t, `<message type="chat" id="`+id+`" to="alice@localhost"><body>`+id+`</body></message>`)
 		}
-		e, err := bob.Next(func(e *router.Element) bool { return e.Get("type") == "error" })
-		if err != nil {
-			t.Fatal(err)
-		}
+		e := bob.MustNext(t, "an error", func(e *router.Element) bool { return e.Get("type") == "error" })
 		if cond, _ := testserver.ErrorCondition(e); e.Get("id") != "m3" || cond != "service-unavailable" {
 			t.Errorf("got %s, want service-unavailable for m3", e)
 		}
@@ -178,34 +140,31 @@ func TestDeliverAtLogin(t *testing.T) {
 	storetest.Run(t, func(t *testing.T, b storetest.Backend) {
 		s := start(t, b, nil)
 		bob := login(s, "bob")
-		send(t, bob, `<message type="chat" id="m1" to="alice@localhost"><body>one</body></message>`)
-		send(t, bob, `<message id="m2" to="alice@localhost"><body>two</body></message>`)
-		sync(t, bob)
+		bob.MustSend(t, `<message type="chat" id="m1" to="alice@localhost"><body>one</body></message>`)
+		bob.MustSend(t, `<message id="m2" to="alice@localhost"><body>two</body></message>`)
+		bob.MustSync(t)
 		if n := count(t, s); n != 2 {
 			t.Fatalf("%d messages stored, want 2", n)
 		}
 
 		alice := login(s, "alice")
-		send(t, alice, `<presence><priority>1</priority></presence>`)
+		alice.MustSend(t, `<presence><priority>1</priority></presence>`)
 		for _, id := range []string{"m1", "m2"} {
-			e, err := alice.Next(fromBob)
-			if err != nil {
-				t.Fatalf("waiting for %s: %v", id, err)
-			}
+			e := alice.MustNext(t, id, fromBob)
 			d := e.Child(offline.NSDelay, "delay")
 			if e.Get("id") != id || d == nil || d.Get("from") != "localhost" || d.Get("stamp") == "" {
 				t.Errorf("got %s, want %s with a delay from localhost", e, id)
 			}
 		}
-		sync(t, alice)
+		alice.MustSync(t)
 		if n := count(t, s); n != 0 {
 			t.Errorf("%d messages left after delivery", n)
 		}
 		alice.Close()
 
 		again := login(s, "alice")
-		send(t, again, `<presence/>`)
-		sync(t, again)
-		quiet(t, again, "a message delivered twice", fromBob)
+		again.MustSend(t, `<presence/>`)
+		again.MustSync(t)
+		again.ExpectNone(t, "a message delivered twice", fromBob)
 	})
 }

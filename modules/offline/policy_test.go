@@ -6,21 +6,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/xmppd/xmppd/internal/routertest"
 	"github.com/xmppd/xmppd/router"
 )
-
-func parseStanza(t *testing.T, xml string) *router.Stanza {
-	t.Helper()
-	e, err := router.ParseElement([]byte(xml), router.NSClient)
-	if err != nil {
-		t.Fatalf("parse %s: %v", xml, err)
-	}
-	st, err := router.NewStanza(e)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return st
-}
 
 // TestShouldStore checks XEP-0160 §3 and the XEP-0334 hints.
 func TestShouldStore(t *testing.T) {
@@ -62,7 +50,7 @@ func TestShouldStore(t *testing.T) {
 		{"hint in another namespace ignored", `<message type="headline"><body>x</body><store xmlns="urn:example"/></message>`, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := shouldStore(parseStanza(t, tc.xml)); got != tc.want {
+			if got := shouldStore(routertest.Stanza(t, tc.xml)); got != tc.want {
 				t.Errorf("shouldStore = %v, want %v", got, tc.want)
 			}
 		})
@@ -87,7 +75,7 @@ func TestStamped(t *testing.T) {
 			[]string{"2001-01-01T00:00:00Z"}, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			st := parseStanza(t, tc.xml)
+			st := routertest.Stanza(t, tc.xml)
 			before := st.String()
 			out := stamped(st, "localhost", now)
 			if st.String() != before {
@@ -118,7 +106,7 @@ func TestStamped(t *testing.T) {
 // TestStoredRoundTrip checks that a stamped message survives being stored
 // as XML and read back.
 func TestStoredRoundTrip(t *testing.T) {
-	st := parseStanza(t, `<message from="bob@localhost/x" to="alice@localhost" type="chat" id="m1"><body>a &amp; b &lt;c&gt;</body><x xmlns="urn:example"><y a="1"/></x></message>`)
+	st := routertest.Stanza(t, `<message from="bob@localhost/x" to="alice@localhost" type="chat" id="m1"><body>a &amp; b &lt;c&gt;</body><x xmlns="urn:example"><y a="1"/></x></message>`)
 	out := stamped(st, "localhost", time.Now())
 	back, err := parse(out.AppendXML(nil, router.NSClient))
 	if err != nil {

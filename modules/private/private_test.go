@@ -19,33 +19,10 @@ const pw = "secret"
 
 const ns = "jabber:iq:private"
 
-// request sends an IQ and returns its answer or fails the test.
-func request(t *testing.T, c *testserver.Client, iq string) *router.Element {
-	t.Helper()
-	e, err := c.Request(iq)
-	if err != nil {
-		t.Fatalf("%s: %v", c.LocalAddr(), err)
-	}
-	return e
-}
-
-// wantError checks that e is an IQ error with the condition and type.
-func wantError(t *testing.T, e *router.Element, cond, typ string) {
-	t.Helper()
-	if e.Get("type") != "error" {
-		t.Fatalf("got %s, want a %s error", e, cond)
-	}
-	if c, ty := testserver.ErrorCondition(e); c != cond || ty != typ {
-		t.Fatalf("error %s (type %s), want %s (type %s): %s", c, ty, cond, typ, e)
-	}
-}
-
 // wantQuery checks that e is a result and returns its query's children.
 func wantQuery(t *testing.T, e *router.Element) []*router.Element {
 	t.Helper()
-	if e.Get("type") != "result" {
-		t.Fatalf("got %s, want a result", e)
-	}
+	testserver.WantResult(t, e)
 	q := e.Child(ns, "query")
 	if q == nil {
 		t.Fatalf("result without <query xmlns='%s'/>: %s", ns, e)
@@ -70,60 +47,60 @@ func TestPrivate(t *testing.T) {
 		bob := s.Login("bob", pw, testserver.LoginOptions{})
 
 		t.Run("nothing stored returns the empty element", func(t *testing.T) {
-			got := wantQuery(t, request(t, alice, get(`<exodus xmlns='exodus:prefs'/>`)))
+			got := wantQuery(t, alice.MustRequest(t, get(`<exodus xmlns='exodus:prefs'/>`)))
 			if len(got) != 1 || got[0].Name.Space != "exodus:prefs" || got[0].Name.Local != "exodus" || len(got[0].Children) != 0 {
 				t.Fatalf("got %v, want one empty <exodus xmlns='exodus:prefs'/>", got)
 			}
 		})
 
 		t.Run("store and retrieve", func(t *testing.T) {
-			e := request(t, alice, set(`<exodus xmlns='exodus:prefs'><defaultnick>Hamlet</defaultnick></exodus>`))
+			e := alice.MustRequest(t, set(`<exodus xmlns='exodus:prefs'><defaultnick>Hamlet</defaultnick></exodus>`))
 			if e.Get("type") != "result" {
 				t.Fatalf("set: %s", e)
 			}
-			got := wantQuery(t, request(t, alice, get(`<exodus xmlns='exodus:prefs'/>`)))
+			got := wantQuery(t, alice.MustRequest(t, get(`<exodus xmlns='exodus:prefs'/>`)))
 			if len(got) != 1 || got[0].Child("exodus:prefs", "defaultnick") == nil || got[0].Child("exodus:prefs", "defaultnick").Text() != "Hamlet" {
 				t.Fatalf("got %v, want the stored prefs", got)
 			}
 		})
 
 		t.Run("several namespaces and elements in one set", func(t *testing.T) {
-			e := request(t, alice, set(
+			e := alice.MustRequest(t, set(
 				`<storage xmlns='storage:bookmarks'><conference jid='a@conference.localhost' name='A'/></storage>`+
 					`<note xmlns='urn:example:notes'>one</note>`+
 					`<note xmlns='urn:example:notes'>two</note>`))
 			if e.Get("type") != "result" {
 				t.Fatalf("set: %s", e)
 			}
-			got := wantQuery(t, request(t, alice, get(`<note xmlns='urn:example:notes'/>`)))
+			got := wantQuery(t, alice.MustRequest(t, get(`<note xmlns='urn:example:notes'/>`)))
 			if len(got) != 2 || got[0].Text() != "one" || got[1].Text() != "two" {
 				t.Fatalf("notes %v, want both, in order", got)
 			}
-			got = wantQuery(t, request(t, alice, get(`<storage xmlns='storage:bookmarks'/>`)))
+			got = wantQuery(t, alice.MustRequest(t, get(`<storage xmlns='storage:bookmarks'/>`)))
 			if len(got) != 1 || got[0].Child("storage:bookmarks", "conference").Get("jid") != "a@conference.localhost" {
 				t.Fatalf("bookmarks %v", got)
 			}
 			// A later set of one namespace replaces only that one.
-			request(t, alice, set(`<note xmlns='urn:example:notes'>three</note>`))
-			got = wantQuery(t, request(t, alice, get(`<note xmlns='urn:example:notes'/>`)))
+			alice.MustRequest(t, set(`<note xmlns='urn:example:notes'>three</note>`))
+			got = wantQuery(t, alice.MustRequest(t, get(`<note xmlns='urn:example:notes'/>`)))
 			if len(got) != 1 || got[0].Text() != "three" {
 				t.Fatalf("notes after replacing %v", got)
 			}
-			got = wantQuery(t, request(t, alice, get(`<storage xmlns='storage:bookmarks'/>`)))
+			got = wantQuery(t, alice.MustRequest(t, get(`<storage xmlns='storage:bookmarks'/>`)))
 			if len(got) != 1 {
 				t.Fatalf("bookmarks lost: %v", got)
 			}
 		})
 
 		t.Run("another user's data is forbidden", func(t *testing.T) {
-			wantError(t, request(t, bob, `<iq type='get' id='f1' to='alice@localhost'><query xmlns='jabber:iq:private'><exodus xmlns='exodus:prefs'/></query></iq>`), "forbidden", "auth")
-			wantError(t, request(t, bob, `<iq type='set' id='f2' to='alice@localhost'><query xmlns='jabber:iq:private'><exodus xmlns='exodus:prefs'><defaultnick>Macbeth</defaultnick></exodus></query></iq>`), "forbidden", "auth")
+			testserver.WantIQError(t, bob.MustRequest(t, `<iq type='get' id='f1' to='alice@localhost'><query xmlns='jabber:iq:private'><exodus xmlns='exodus:prefs'/></query></iq>`), "forbidden", "auth")
+			testserver.WantIQError(t, bob.MustRequest(t, `<iq type='set' id='f2' to='alice@localhost'><query xmlns='jabber:iq:private'><exodus xmlns='exodus:prefs'><defaultnick>Macbeth</defaultnick></exodus></query></iq>`), "forbidden", "auth")
 			// bob has his own, separate space.
-			got := wantQuery(t, request(t, bob, get(`<exodus xmlns='exodus:prefs'/>`)))
+			got := wantQuery(t, bob.MustRequest(t, get(`<exodus xmlns='exodus:prefs'/>`)))
 			if len(got) != 1 || len(got[0].Children) != 0 {
 				t.Fatalf("bob sees %v", got)
 			}
-			got = wantQuery(t, request(t, alice, get(`<exodus xmlns='exodus:prefs'/>`)))
+			got = wantQuery(t, alice.MustRequest(t, get(`<exodus xmlns='exodus:prefs'/>`)))
 			if got[0].Child("exodus:prefs", "defaultnick").Text() != "Hamlet" {
 				t.Fatalf("alice's prefs changed: %v", got)
 			}
@@ -145,11 +122,11 @@ func TestPrivate(t *testing.T) {
 				{"reserved among allowed", set(`<a xmlns='urn:a'/><b xmlns='jabber:x:data'/>`), "not-acceptable", "modify"},
 			} {
 				t.Run(tc.name, func(t *testing.T) {
-					wantError(t, request(t, alice, tc.iq), tc.cond, tc.typ)
+					testserver.WantIQError(t, alice.MustRequest(t, tc.iq), tc.cond, tc.typ)
 				})
 			}
 			// A refused set stores nothing, not even its allowed part.
-			got := wantQuery(t, request(t, alice, get(`<a xmlns='urn:a'/>`)))
+			got := wantQuery(t, alice.MustRequest(t, get(`<a xmlns='urn:a'/>`)))
 			if len(got) != 1 || len(got[0].Children) != 0 {
 				t.Errorf("urn:a after a refused set: %v", got)
 			}

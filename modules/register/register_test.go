@@ -10,7 +10,6 @@ import (
 	"github.com/xmppd/xmppd/config"
 	"github.com/xmppd/xmppd/internal/storetest"
 	"github.com/xmppd/xmppd/internal/testserver"
-	"github.com/xmppd/xmppd/router"
 	"github.com/xmppd/xmppd/storage"
 )
 
@@ -28,35 +27,6 @@ func start(t *testing.T, b storetest.Backend) *testserver.Server {
 		t.Fatal("registration enabled by default")
 	}
 	return s
-}
-
-// request sends an IQ and returns its answer or fails the test.
-func request(t *testing.T, c *testserver.Client, iq string) *router.Element {
-	t.Helper()
-	e, err := c.Request(iq)
-	if err != nil {
-		t.Fatalf("%s: %v", c.LocalAddr(), err)
-	}
-	return e
-}
-
-// wantResult fails the test unless e is an IQ result.
-func wantResult(t *testing.T, e *router.Element) {
-	t.Helper()
-	if e.Get("type") != "result" {
-		t.Fatalf("got %s, want a result", e)
-	}
-}
-
-// wantError checks that e is an IQ error with the condition and type.
-func wantError(t *testing.T, e *router.Element, cond, typ string) {
-	t.Helper()
-	if e.Get("type") != "error" {
-		t.Fatalf("got %s, want a %s error", e, cond)
-	}
-	if c, ty := testserver.ErrorCondition(e); c != cond || ty != typ {
-		t.Fatalf("error %s (type %s), want %s (type %s): %s", c, ty, cond, typ, e)
-	}
 }
 
 // canLogin tells whether local can log in with password, failing the test
@@ -81,19 +51,15 @@ func TestRegistered(t *testing.T) {
 		s.AddUser("alice", "old")
 		alice := s.Login("alice", "old", testserver.LoginOptions{})
 		for _, to := range []string{"", " to='localhost'"} {
-			e := request(t, alice, `<iq type='get' id='r1'`+to+`><query xmlns='jabber:iq:register'/></iq>`)
-			wantResult(t, e)
+			e := alice.MustRequest(t, `<iq type='get' id='r1'`+to+`><query xmlns='jabber:iq:register'/></iq>`)
+			testserver.WantResult(t, e)
 			q := e.Child(ns, "query")
 			if q == nil || q.Child(ns, "registered") == nil || q.Child(ns, "username") == nil || q.Child(ns, "username").Text() != "alice" {
 				t.Fatalf("got %s, want <registered/> and username alice (XEP-0077 §3.1)", e)
 			}
 		}
-		e := request(t, alice, `<iq type='get' id='d1' to='localhost'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>`)
-		found := false
-		for _, f := range e.Child("http://jabber.org/protocol/disco#info", "query").Elements() {
-			found = found || f.Get("var") == ns
-		}
-		if !found {
+		e := alice.MustRequest(t, `<iq type='get' id='d1' to='localhost'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>`)
+		if !testserver.HasFeature(e, ns) {
 			t.Errorf("server features lack %s: %s", ns, e)
 		}
 	})
@@ -117,15 +83,15 @@ func TestChangePassword(t *testing.T) {
 			{"remove with more", `<remove/><username>alice</username>`, "bad-request", "modify"},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
-				e := request(t, alice, `<iq type='set' id='c1'><query xmlns='jabber:iq:register'>`+tc.query+`</query></iq>`)
-				wantError(t, e, tc.cond, tc.typ)
+				e := alice.MustRequest(t, `<iq type='set' id='c1'><query xmlns='jabber:iq:register'>`+tc.query+`</query></iq>`)
+				testserver.WantIQError(t, e, tc.cond, tc.typ)
 			})
 		}
 		if !canLogin(t, s, "alice", "old") || !canLogin(t, s, "bob", "bobs") {
 			t.Fatal("a refused change changed a password")
 		}
 
-		wantResult(t, request(t, alice, `<iq type='set' id='c2' to='localhost'><query xmlns='jabber:iq:register'><username>alice</username><password>new</password></query></iq>`))
+		testserver.WantResult(t, alice.MustRequest(t, `<iq type='set' id='c2' to='localhost'><query xmlns='jabber:iq:register'><username>alice</username><password>new</password></query></iq>`))
 		if canLogin(t, s, "alice", "old") {
 			t.Error("old password still works")
 		}
@@ -133,14 +99,12 @@ func TestChangePassword(t *testing.T) {
 			t.Error("new password does not work")
 		}
 		// The bare JID as username, as in the XEP's data form example.
-		wantResult(t, request(t, alice, `<iq type='set' id='c3'><query xmlns='jabber:iq:register'><username>alice@localhost</username><password>newer</password></query></iq>`))
+		testserver.WantResult(t, alice.MustRequest(t, `<iq type='set' id='c3'><query xmlns='jabber:iq:register'><username>alice@localhost</username><password>newer</password></query></iq>`))
 		if !canLogin(t, s, "alice", "newer") {
 			t.Error("newer password does not work")
 		}
 		// The session that changed the password goes on.
-		if err := alice.Sync(); err != nil {
-			t.Fatal(err)
-		}
+		alice.MustSync(t)
 	})
 }
 
@@ -155,14 +119,14 @@ func TestRemove(t *testing.T) {
 		second := s.Login("alice", "pw", testserver.LoginOptions{Resource: "two"})
 		bob := s.Login("bob", "pw", testserver.LoginOptions{})
 
-		wantResult(t, request(t, first, `<iq type='set' id='v'><vCard xmlns='vcard-temp'><FN>Alice</FN></vCard></iq>`))
-		wantResult(t, request(t, first, `<iq type='set' id='p'><query xmlns='jabber:iq:private'><exodus xmlns='exodus:prefs'/></query></iq>`))
+		testserver.WantResult(t, first.MustRequest(t, `<iq type='set' id='v'><vCard xmlns='vcard-temp'><FN>Alice</FN></vCard></iq>`))
+		testserver.WantResult(t, first.MustRequest(t, `<iq type='set' id='p'><query xmlns='jabber:iq:private'><exodus xmlns='exodus:prefs'/></query></iq>`))
 		if _, err := s.Store.Rosters().Put(ctx, aliceJID, storage.RosterItem{Contact: jid.MustParse("bob@localhost"), Subscription: storage.SubBoth}); err != nil {
 			t.Fatal(err)
 		}
 
-		e := request(t, first, `<iq type='set' id='unreg1'><query xmlns='jabber:iq:register'><remove/></query></iq>`)
-		wantResult(t, e)
+		e := first.MustRequest(t, `<iq type='set' id='unreg1'><query xmlns='jabber:iq:register'><remove/></query></iq>`)
+		testserver.WantResult(t, e)
 		// XEP-0077 §3.2: every session of the account ends with
 		// not-authorized, the one that asked after its result.
 		for _, c := range []*testserver.Client{first, second} {
@@ -188,9 +152,7 @@ func TestRemove(t *testing.T) {
 			t.Error("removed account can log in")
 		}
 		// Others are not affected.
-		if err := bob.Sync(); err != nil {
-			t.Fatal(err)
-		}
+		bob.MustSync(t)
 		// The name is free again.
 		s.AddUser("alice", "again")
 	})
@@ -206,7 +168,7 @@ func TestNotOffered(t *testing.T) {
 	s.AddUser("alice", "pw")
 	alice := s.Login("alice", "pw", testserver.LoginOptions{})
 	for _, typ := range []string{"get", "set"} {
-		e := request(t, alice, `<iq type='`+typ+`' id='o1' to='other.localhost'><query xmlns='jabber:iq:register'><username>alice</username><password>x</password></query></iq>`)
-		wantError(t, e, "service-unavailable", "cancel")
+		e := alice.MustRequest(t, `<iq type='`+typ+`' id='o1' to='other.localhost'><query xmlns='jabber:iq:register'><username>alice</username><password>x</password></query></iq>`)
+		testserver.WantIQError(t, e, "service-unavailable", "cancel")
 	}
 }

@@ -57,64 +57,38 @@ func (p *peer) in(t *testing.T) *peer {
 // bare is the peer's bare JID.
 func (p *peer) bare() string { return p.LocalAddr().Bare().String() }
 
-// send writes XML text to the stream.
+// The steps of testserver.Client, reporting to the peer's test.
+
 func (p *peer) send(s string) {
 	p.t.Helper()
-	if err := p.SendRaw(s); err != nil {
-		p.t.Fatalf("%s: send: %v", p.full, err)
-	}
+	p.MustSend(p.t, s)
 }
 
-// next waits for the first element match accepts.
 func (p *peer) next(what string, match func(*router.Element) bool) *router.Element {
 	p.t.Helper()
-	e, err := p.Next(match)
-	if err != nil {
-		p.t.Fatalf("%s: waiting for %s: %v", p.full, what, err)
-	}
-	return e
+	return p.MustNext(p.t, what, match)
 }
 
-// request sends an IQ and returns its answer.
 func (p *peer) request(iq string) *router.Element {
 	p.t.Helper()
-	e, err := p.Request(iq)
-	if err != nil {
-		p.t.Fatalf("%s: %v", p.full, err)
-	}
-	return e
+	return p.MustRequest(p.t, iq)
 }
 
 // sync makes a round trip, so that everything the peer sent before has
 // been processed, and everything queued for it before has arrived.
 func (p *peer) sync() {
 	p.t.Helper()
-	if err := p.Sync(); err != nil {
-		p.t.Fatalf("%s: sync: %v", p.full, err)
-	}
+	p.MustSync(p.t)
 }
 
-// none checks that nothing match accepts has arrived. The peers whose
-// stanzas could have caused it must have synced before; none syncs p, so
-// that whatever the server queued for p by then is seen.
 func (p *peer) none(what string, match func(*router.Element) bool) {
 	p.t.Helper()
-	p.sync()
-	for _, e := range p.Pending() {
-		if match(e) {
-			p.t.Errorf("%s got %s: %s", p.full, what, e)
-		}
-	}
+	p.ExpectNone(p.t, what, match)
 }
 
-// drain syncs and then forgets everything that has arrived, for a test
-// that checks later that something does not come.
 func (p *peer) drain() {
 	p.t.Helper()
-	p.sync()
-	for range p.Pending() {
-		p.Next(nil)
-	}
+	p.Drain(p.t)
 }
 
 // rosterGet asks for the roster, which also makes the resource interested

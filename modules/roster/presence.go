@@ -94,14 +94,9 @@ func (r *Roster) outboundSubscription(ctx context.Context, st *router.Stanza) {
 		return // subscriptions to oneself are implicit
 	}
 	rosters := r.h.Store().Rosters()
-	cur, err := rosters.Item(ctx, owner, contact)
-	exists := err == nil
-	if err != nil && !errors.Is(err, storage.ErrNotFound) {
-		r.h.Logger().Error("load roster item", slog.String("owner", owner.String()), slog.Any("err", err))
+	cur, exists, ok := r.subscriptionItem(ctx, owner, contact)
+	if !ok {
 		return
-	}
-	if !exists {
-		cur = storage.RosterItem{Contact: contact, Subscription: storage.SubNone, PendingIn: r.pending(ctx, owner, contact)}
 	}
 	res := subscription.Outbound(cur, exists, st.Type())
 	if res.Create && r.maxItems > 0 {
@@ -147,6 +142,22 @@ func (r *Roster) outboundSubscription(ctx context.Context, st *router.Stanza) {
 		// §3.1.5: the contact now sees the user's presence.
 		r.sendPresences(ctx, owner, contact)
 	}
+}
+
+// subscriptionItem loads owner's item for contact as the subscription
+// machine takes it: a contact outside the roster (exists false) gets an
+// item with subscription none, and PendingIn if it has a request stored
+// (RFC 6121 A.1). ok is false after a storage error, which is logged.
+func (r *Roster) subscriptionItem(ctx context.Context, owner, contact jid.JID) (item storage.RosterItem, exists, ok bool) {
+	item, err := r.h.Store().Rosters().Item(ctx, owner, contact)
+	switch {
+	case err == nil:
+		return item, true, true
+	case !errors.Is(err, storage.ErrNotFound):
+		r.h.Logger().Error("load roster item", slog.String("owner", owner.String()), slog.Any("err", err))
+		return item, false, false
+	}
+	return storage.RosterItem{Contact: contact, Subscription: storage.SubNone, PendingIn: r.pending(ctx, owner, contact)}, false, true
 }
 
 // pending tells whether a contact outside the roster has an unanswered
@@ -218,14 +229,9 @@ func (r *Roster) inboundSubscription(ctx context.Context, st *router.Stanza) {
 		return // RFC 6121 §8.5.1: presence to nobody is ignored
 	}
 	rosters := r.h.Store().Rosters()
-	cur, err := rosters.Item(ctx, owner, contact)
-	inRoster := err == nil
-	if err != nil && !errors.Is(err, storage.ErrNotFound) {
-		r.h.Logger().Error("load roster item", slog.String("owner", owner.String()), slog.Any("err", err))
+	cur, inRoster, ok := r.subscriptionItem(ctx, owner, contact)
+	if !ok {
 		return
-	}
-	if !inRoster {
-		cur = storage.RosterItem{Contact: contact, Subscription: storage.SubNone, PendingIn: r.pending(ctx, owner, contact)}
 	}
 	res := subscription.Inbound(cur, inRoster, st.Type())
 	if res.Changed && inRoster {
@@ -285,19 +291,7 @@ func (r *Roster) probe(ctx context.Context, st *router.Stanza) {
 		}
 		return
 	}
-	sent := false
-	for _, s := range r.h.Router().Sessions().Sessions(owner) {
-		last := s.LastPresence()
-		if last == nil {
-			continue
-		}
-		p := last.Copy()
-		p.SetFrom(s.JID())
-		p.SetTo(from)
-		r.h.Route(ctx, p)
-		sent = true
-	}
-	if !sent {
+	if !r.sendPresences(ctx, owner, from) {
 		p := &router.Stanza{Element: router.NewElement("", "presence", "type", "unavailable")}
 		if at, status, err := r.h.Store().LastActivity().Get(ctx, owner); err == nil {
 			if status != "" {
@@ -320,8 +314,8 @@ func (r *Roster) send(ctx context.Context, owner, contact jid.JID, typ string) {
 }
 
 // sendPresences sends the presence of each available resource of owner to
-// contact.
-func (r *Roster) sendPresences(ctx context.Context, owner, contact jid.JID) {
+// contact, and tells whether there was any.
+func (r *Roster) sendPresences(ctx context.Context, owner, contact jid.JID) (sent bool) {
 	for _, s := range r.h.Router().Sessions().Sessions(owner) {
 		last := s.LastPresence()
 		if last == nil {
@@ -331,7 +325,9 @@ func (r *Roster) sendPresences(ctx context.Context, owner, contact jid.JID) {
 		p.SetFrom(s.JID())
 		p.SetTo(contact)
 		r.h.Route(ctx, p)
+		sent = true
 	}
+	return sent
 }
 
 // sendUnavailable sends unavailable presence from each available resource

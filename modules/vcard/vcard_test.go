@@ -28,34 +28,11 @@ func start(t *testing.T, b storetest.Backend) *testserver.Server {
 	})
 }
 
-// request sends an IQ and returns its answer or fails the test.
-func request(t *testing.T, c *testserver.Client, iq string) *router.Element {
-	t.Helper()
-	e, err := c.Request(iq)
-	if err != nil {
-		t.Fatalf("%s: %v", c.LocalAddr(), err)
-	}
-	return e
-}
-
-// wantError checks that e is an IQ error with the condition and type.
-func wantError(t *testing.T, e *router.Element, cond, typ string) {
-	t.Helper()
-	if e.Get("type") != "error" {
-		t.Fatalf("got %s, want a %s error", e, cond)
-	}
-	if c, ty := testserver.ErrorCondition(e); c != cond || ty != typ {
-		t.Fatalf("error %s (type %s), want %s (type %s): %s", c, ty, cond, typ, e)
-	}
-}
-
-// wantResult checks that e is an IQ result and returns its vCard, nil if it
+// wantVCard checks that e is an IQ result and returns its vCard, nil if it
 // has none.
-func wantResult(t *testing.T, e *router.Element) *router.Element {
+func wantVCard(t *testing.T, e *router.Element) *router.Element {
 	t.Helper()
-	if e.Get("type") != "result" {
-		t.Fatalf("got %s, want a result", e)
-	}
+	testserver.WantResult(t, e)
 	return e.Child("vcard-temp", "vCard")
 }
 
@@ -80,15 +57,15 @@ func TestVCard(t *testing.T) {
 		bob := s.Login("bob", pw, testserver.LoginOptions{})
 
 		t.Run("own vCard before any was stored is empty", func(t *testing.T) {
-			card := wantResult(t, request(t, alice, `<iq type='get' id='v1'><vCard xmlns='vcard-temp'/></iq>`))
+			card := wantVCard(t, alice.MustRequest(t, `<iq type='get' id='v1'><vCard xmlns='vcard-temp'/></iq>`))
 			if card == nil || len(card.Children) != 0 {
 				t.Fatalf("vCard %v, want an empty <vCard/> (XEP-0054 §2.1)", card)
 			}
 		})
 
 		t.Run("set and get own", func(t *testing.T) {
-			wantResult(t, request(t, alice, `<iq type='set' id='v2'>`+aliceCard+`</iq>`))
-			card := wantResult(t, request(t, alice, `<iq type='get' id='v3'><vCard xmlns='vcard-temp'/></iq>`))
+			wantVCard(t, alice.MustRequest(t, `<iq type='set' id='v2'>`+aliceCard+`</iq>`))
+			card := wantVCard(t, alice.MustRequest(t, `<iq type='get' id='v3'><vCard xmlns='vcard-temp'/></iq>`))
 			if card == nil || fn(card) != "Alice Liddell" {
 				t.Fatalf("own vCard %v, want FN Alice Liddell", card)
 			}
@@ -97,12 +74,12 @@ func TestVCard(t *testing.T) {
 				t.Errorf("foreign element not kept as sent: %s", card)
 			}
 			// Addressed to the own bare JID is the same as no 'to'.
-			wantResult(t, request(t, alice, `<iq type='set' id='v4' to='alice@localhost'>`+aliceCard+`</iq>`))
+			wantVCard(t, alice.MustRequest(t, `<iq type='set' id='v4' to='alice@localhost'>`+aliceCard+`</iq>`))
 		})
 
 		t.Run("anyone reads another account's vCard", func(t *testing.T) {
-			e := request(t, bob, `<iq type='get' id='v5' to='alice@localhost'><vCard xmlns='vcard-temp'/></iq>`)
-			card := wantResult(t, e)
+			e := bob.MustRequest(t, `<iq type='get' id='v5' to='alice@localhost'><vCard xmlns='vcard-temp'/></iq>`)
+			card := wantVCard(t, e)
 			if card == nil || fn(card) != "Alice Liddell" {
 				t.Fatalf("alice's vCard as bob sees it: %s", e)
 			}
@@ -114,15 +91,15 @@ func TestVCard(t *testing.T) {
 		t.Run("no vCard and no account get the same error", func(t *testing.T) {
 			// XEP-0054 §2.3 (v1.3): service-unavailable in both cases.
 			for _, to := range []string{"carol@localhost", "nobody@localhost"} {
-				e := request(t, bob, `<iq type='get' id='v6' to='`+to+`'><vCard xmlns='vcard-temp'/></iq>`)
-				wantError(t, e, "service-unavailable", "cancel")
+				e := bob.MustRequest(t, `<iq type='get' id='v6' to='`+to+`'><vCard xmlns='vcard-temp'/></iq>`)
+				testserver.WantIQError(t, e, "service-unavailable", "cancel")
 			}
 		})
 
 		t.Run("setting another's vCard is forbidden", func(t *testing.T) {
-			e := request(t, bob, `<iq type='set' id='v7' to='alice@localhost'><vCard xmlns='vcard-temp'><FN>Mallory</FN></vCard></iq>`)
-			wantError(t, e, "forbidden", "auth")
-			card := wantResult(t, request(t, bob, `<iq type='get' id='v8' to='alice@localhost'><vCard xmlns='vcard-temp'/></iq>`))
+			e := bob.MustRequest(t, `<iq type='set' id='v7' to='alice@localhost'><vCard xmlns='vcard-temp'><FN>Mallory</FN></vCard></iq>`)
+			testserver.WantIQError(t, e, "forbidden", "auth")
+			card := wantVCard(t, bob.MustRequest(t, `<iq type='get' id='v8' to='alice@localhost'><vCard xmlns='vcard-temp'/></iq>`))
 			if fn(card) != "Alice Liddell" {
 				t.Errorf("alice's vCard changed by bob: %s", card)
 			}
@@ -130,8 +107,8 @@ func TestVCard(t *testing.T) {
 
 		t.Run("too large", func(t *testing.T) {
 			big := `<vCard xmlns='vcard-temp'><FN>Big</FN><DESC>` + strings.Repeat("x", maxSize) + `</DESC></vCard>`
-			wantError(t, request(t, alice, `<iq type='set' id='v9'>`+big+`</iq>`), "not-acceptable", "modify")
-			card := wantResult(t, request(t, alice, `<iq type='get' id='v10'><vCard xmlns='vcard-temp'/></iq>`))
+			testserver.WantIQError(t, alice.MustRequest(t, `<iq type='set' id='v9'>`+big+`</iq>`), "not-acceptable", "modify")
+			card := wantVCard(t, alice.MustRequest(t, `<iq type='get' id='v10'><vCard xmlns='vcard-temp'/></iq>`))
 			if fn(card) != "Alice Liddell" {
 				t.Errorf("vCard after a refused set: %s", card)
 			}
@@ -148,25 +125,12 @@ func TestVCard(t *testing.T) {
 		})
 
 		t.Run("disco advertises vcard-temp", func(t *testing.T) {
-			e := request(t, bob, `<iq type='get' id='d1' to='localhost'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>`)
-			if !hasFeature(e, "vcard-temp") {
+			e := bob.MustRequest(t, `<iq type='get' id='d1' to='localhost'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>`)
+			if !testserver.HasFeature(e, "vcard-temp") {
 				t.Errorf("server features lack vcard-temp: %s", e)
 			}
 		})
 	})
-}
-
-func hasFeature(e *router.Element, ns string) bool {
-	q := e.Child("http://jabber.org/protocol/disco#info", "query")
-	if q == nil {
-		return false
-	}
-	for _, f := range q.Elements() {
-		if f.Name.Local == "feature" && f.Get("var") == ns {
-			return true
-		}
-	}
-	return false
 }
 
 // TestAvatarHashInPresence checks that the XEP-0153 avatar hash a client
@@ -178,23 +142,13 @@ func TestAvatarHashInPresence(t *testing.T) {
 		s.AddUser("bob", pw)
 		alice := s.Login("alice", pw, testserver.LoginOptions{})
 		bob := s.Login("bob", pw, testserver.LoginOptions{})
-		if err := bob.SendRaw(`<presence/>`); err != nil {
-			t.Fatal(err)
-		}
-		if err := bob.Sync(); err != nil {
-			t.Fatal(err)
-		}
+		bob.MustSend(t, `<presence/>`)
+		bob.MustSync(t)
 		const hash = "01b87fcd030b72895ff8e88db57ec525450f000d"
-		err := alice.SendRaw(`<presence to='bob@localhost'><x xmlns='vcard-temp:x:update'><photo>` + hash + `</photo></x></presence>`)
-		if err != nil {
-			t.Fatal(err)
-		}
-		p, err := bob.Next(func(e *router.Element) bool {
+		alice.MustSend(t, `<presence to='bob@localhost'><x xmlns='vcard-temp:x:update'><photo>`+hash+`</photo></x></presence>`)
+		p := bob.MustNext(t, "alice's presence", func(e *router.Element) bool {
 			return e.Name.Local == "presence" && strings.HasPrefix(e.Get("from"), "alice@localhost/")
 		})
-		if err != nil {
-			t.Fatal(err)
-		}
 		x := p.Child("vcard-temp:x:update", "x")
 		if x == nil || x.Child("vcard-temp:x:update", "photo") == nil || x.Child("vcard-temp:x:update", "photo").Text() != hash {
 			t.Errorf("presence as bob got it: %s, want the photo hash untouched", p)

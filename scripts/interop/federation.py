@@ -99,8 +99,9 @@ class Client(slixmpp.ClientXMPP):
         self.tls_done = False
 
         self.add_event_handler("session_start", self._on_start)
+        self.errors = []  # message and presence errors received
         self.add_event_handler("message", self._on_message)
-        self.add_event_handler("message_error", self._on_message)
+        self.add_event_handler("message_error", self._on_error)
         self.add_event_handler("presence", self._on_presence)
         self.add_event_handler("tls_success", self._on_tls)
         for ev in ("failed_auth", "failed_all_auth", "no_auth", "ssl_invalid_chain",
@@ -136,9 +137,19 @@ class Client(slixmpp.ClientXMPP):
             self.started.set_result(True)
 
     def _on_message(self, msg):
-        self.messages.put_nowait(msg)
+        if msg["type"] != "error":  # errors are in self.errors (also without a body)
+            self.messages.put_nowait(msg)
+
+    def _on_error(self, stanza):
+        step(f"{self.name}: received {stanza.name} error from {stanza['from']}: "
+             f"{describe_error(stanza)}")
+        self.errors.append(stanza)
+        self.presence_event.set()
 
     def _on_presence(self, pres):
+        if pres["type"] == "error":
+            self._on_error(pres)
+            return
         self.presences.append((time.monotonic(), pres))
         self.presence_event.set()
 
@@ -159,21 +170,18 @@ class Client(slixmpp.ClientXMPP):
             raise Failure(f"{self.name}: certificate was not verified")
         return used, sslobj.version(), sslobj.cipher()[0]
 
-    async def wait_presence(self, pred, what, timeout, since=0.0):
+    async def wait_presence(self, pred, what, timeout, since=0.0, watch=()):
         """The first presence received after `since` that satisfies pred.
 
-        A presence error from the peer's domain fails at once."""
+        An error stanza received by this client or by one in watch (the
+        sender, who gets the bounces) fails at once."""
         deadline = time.monotonic() + timeout
         seen = 0
         while True:
+            check_errors((self,) + tuple(watch), what)
             for t, p in self.presences[seen:]:
                 seen += 1
-                if t < since:
-                    continue
-                if p["type"] == "error":
-                    raise Failure(f"{self.name}: presence error from {p['from']} while waiting "
-                                  f"for {what}: {describe_error(p)}: {p}")
-                if pred(p):
+                if t >= since and pred(p):
                     return p
             left = deadline - time.monotonic()
             if left <= 0:
@@ -182,25 +190,35 @@ class Client(slixmpp.ClientXMPP):
                               f"(presences received: {got or 'none'})")
             self.presence_event.clear()
             try:
-                await asyncio.wait_for(self.presence_event.wait(), left)
+                await asyncio.wait_for(self.presence_event.wait(), min(left, 0.2))
             except asyncio.TimeoutError:
                 pass
 
 
-async def expect_message(client, body, from_bare, timeout):
-    """Wait for one chat message from from_bare with exactly body."""
+def check_errors(clients, what):
+    """Fail if any of clients has received an error stanza."""
+    for c in clients:
+        if c.errors:
+            e = c.errors[0]
+            raise Failure(f"{c.name}: {e.name} error from {e['from']} while waiting for {what}: "
+                          f"{describe_error(e)}: {e}")
+
+
+async def expect_message(client, sender, body, timeout):
+    """Wait for one chat message from sender's bare JID with exactly body.
+
+    An error stanza received by either (the sender gets the bounce) fails."""
+    from_bare = sender.boundjid.bare
     deadline = time.monotonic() + timeout
     while True:
+        check_errors((client, sender), f"message to {client.name}")
         left = deadline - time.monotonic()
         if left <= 0:
             raise Failure(f"{client.name}: no message {body!r} from {from_bare} within {timeout:.0f}s")
         try:
-            msg = await asyncio.wait_for(client.messages.get(), left)
+            msg = await asyncio.wait_for(client.messages.get(), min(left, 0.2))
         except asyncio.TimeoutError:
             continue
-        if msg["type"] == "error":
-            raise Failure(f"{client.name}: got a message error from {msg['from']}: "
-                          f"{describe_error(msg)}: {msg}")
         if msg["from"].bare != from_bare:
             raise Failure(f"{client.name}: message from {msg['from']}, want {from_bare}: {msg}")
         if msg["body"] != body:
@@ -215,7 +233,12 @@ async def roster_item(client, other_bare, timeout):
     'both' with no pending ask or until timeout; returns (subscription, ask)."""
     deadline = time.monotonic() + timeout
     while True:
-        iq = await client.get_roster(timeout=timeout)
+        # A plain roster get, without the version slixmpp would add (the
+        # answer to a versioned get may be empty, RFC 6121 §2.6).
+        iq = client.Iq()
+        iq["type"] = "get"
+        iq.enable("roster")
+        iq = await iq.send(timeout=timeout)
         items = iq["roster"]["items"]
         item = items.get(slixmpp.JID(other_bare))
         if item is None:
@@ -268,14 +291,14 @@ async def run(args):
         t0 = time.monotonic()
         a.send_message(mto=slixmpp.JID(b_bare), mbody=body_ab, mtype="chat")
         step(f"A: sent chat to {b_bare}: {body_ab!r}")
-        msg = await expect_message(b, body_ab, a_bare, T)
+        msg = await expect_message(b, a, body_ab, T)
         step(f"B: received from {msg['from']} (exact body) after {time.monotonic() - t0:.2f}s")
 
         body_ba = f"hi {a_bare}, {b_bare} here — reply {tag}"
         t0 = time.monotonic()
         b.send_message(mto=slixmpp.JID(a_bare), mbody=body_ba, mtype="chat")
         step(f"B: sent chat to {a_bare}: {body_ba!r}")
-        msg = await expect_message(a, body_ba, b_bare, T)
+        msg = await expect_message(a, b, body_ba, T)
         step(f"A: received from {msg['from']} (exact body) after {time.monotonic() - t0:.2f}s")
 
         # --- mutual subscription -------------------------------------------
@@ -288,23 +311,23 @@ async def run(args):
         t_a_sub = time.monotonic()
         a.send_presence(pto=b_bare, ptype="subscribe")
         step(f"A: sent subscribe to {b_bare}")
-        await b.wait_presence(typed("subscribe", a_bare), f"subscribe from {a_bare}", T)
+        await b.wait_presence(typed("subscribe", a_bare), f"subscribe from {a_bare}", T, watch=(a,))
         step(f"B: received subscribe from {a_bare}")
 
         b.send_presence(pto=a_bare, ptype="subscribed")
         step(f"B: sent subscribed to {a_bare}")
-        await a.wait_presence(typed("subscribed", b_bare), f"subscribed from {b_bare}", T)
+        await a.wait_presence(typed("subscribed", b_bare), f"subscribed from {b_bare}", T, watch=(b,))
         step(f"A: received subscribed from {b_bare}")
 
         t_b_sub = time.monotonic()
         b.send_presence(pto=a_bare, ptype="subscribe")
         step(f"B: sent subscribe to {a_bare}")
-        await a.wait_presence(typed("subscribe", b_bare), f"subscribe from {b_bare}", T)
+        await a.wait_presence(typed("subscribe", b_bare), f"subscribe from {b_bare}", T, watch=(b,))
         step(f"A: received subscribe from {b_bare}")
 
         a.send_presence(pto=b_bare, ptype="subscribed")
         step(f"A: sent subscribed to {b_bare}")
-        await b.wait_presence(typed("subscribed", a_bare), f"subscribed from {a_bare}", T)
+        await b.wait_presence(typed("subscribed", a_bare), f"subscribed from {a_bare}", T, watch=(a,))
         step(f"B: received subscribed from {a_bare}")
 
         # --- end state -----------------------------------------------------
@@ -314,9 +337,10 @@ async def run(args):
                 raise Failure(f"{c.name}: roster item for {other} has subscription={sub!r} "
                               f"ask={ask!r} after {T:.0f}s, want 'both' and no ask")
             step(f"{c.name}: server roster has {other} with subscription 'both', no pending ask")
-        for c, other, since in ((a, b_bare, t_a_sub), (b, a_bare, t_b_sub)):
+        for c, o, since in ((a, b, t_a_sub), (b, a, t_b_sub)):
+            other = o.boundjid.bare
             p = await c.wait_presence(available(other), f"available presence from {other}", T,
-                                      since=since)
+                                      since=since, watch=(o,))
             step(f"{c.name}: received available presence from {p['from']}")
     finally:
         for c in clients:

@@ -53,6 +53,7 @@
 #   INTEROP_DEBUG=1       slixmpp debug log (the XML) into the client logs
 #   FED_STEP_TIMEOUT=S    limit for each client step (default 20)
 #   FED_DEADLINE=S        no new pair is started after S seconds (default 480)
+#   FED_TOTAL_TIMEOUT=S   watchdog: SIGTERM to the run after S seconds (default 560)
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -80,16 +81,12 @@ S2S_PORT=5269
 S2S_TLS_PORT=5270 # xmppd only: direct TLS (XEP-0368)
 
 # ---------------------------------------------------------------------------
-# xmppd's log line for an authenticated s2s stream.
-# PROVISIONAL: the wording of xmppd's s2s log is not settled yet. The checks
-# below want, for each peer domain D and each direction, a line that matches
-# XMPPD_S2S_AUTH_RE and contains the remote domain and the method word.
-# Until XMPPD_S2S_AUTH_STRICT=1 a missing line is only a warning (the peers'
-# logs, which are checked strictly, already prove the method).
-XMPPD_S2S_AUTH_RE=${XMPPD_S2S_AUTH_RE:-'s2s.*authenticated'}
-XMPPD_S2S_MECH_DIALBACK=${XMPPD_S2S_MECH_DIALBACK:-'dialback'}
-XMPPD_S2S_MECH_CERT=${XMPPD_S2S_MECH_CERT:-'(EXTERNAL|external|cert)'}
-XMPPD_S2S_AUTH_STRICT=${XMPPD_S2S_AUTH_STRICT:-0}
+# xmppd's log lines for an authenticated s2s stream (s2s/in.go, s2s/out.go;
+# log.format text). Change these if that wording changes:
+#   inbound:  msg="s2s inbound stream authenticated" ... remote=D ... auth=dialback
+#   outbound: msg="s2s stream ready" direction=out ... remote=D auth="SASL EXTERNAL"
+XMPPD_S2S_IN_RE=${XMPPD_S2S_IN_RE:-'msg="s2s inbound stream authenticated"'}
+XMPPD_S2S_OUT_RE=${XMPPD_S2S_OUT_RE:-'msg="s2s stream ready"'}
 # ---------------------------------------------------------------------------
 
 log() { printf '[%s %s +%ds] %s\n' "$NAME" "$(date +%H:%M:%S)" "$(($(date +%s) - T0))" "$*"; }
@@ -206,6 +203,7 @@ cleanup() {
 	local rc=$?
 	trap - EXIT INT TERM
 	set +e
+	[ -z "${WATCHDOG_PID:-}" ] || { pkill -P "$WATCHDOG_PID" sleep 2>/dev/null; kill "$WATCHDOG_PID" 2>/dev/null; wait "$WATCHDOG_PID" 2>/dev/null; }
 	stop_all
 	if [ -n "$HOSTS_ADDED" ]; then
 		hosts_remove
@@ -231,6 +229,20 @@ cleanup() {
 trap cleanup EXIT
 trap 'log "interrupted"; exit 130' INT
 trap 'log "terminated"; exit 143' TERM
+
+# A watchdog: past FED_TOTAL_TIMEOUT the script and its children get SIGTERM,
+# so that the EXIT trap stops the servers and prints the logs before a CI
+# timeout kills everything.
+TOTAL_TIMEOUT=${FED_TOTAL_TIMEOUT:-560}
+MAIN_PID=$$
+(
+	trap - EXIT INT TERM
+	sleep "$TOTAL_TIMEOUT"
+	echo "[$NAME $(date +%H:%M:%S)] watchdog: ${TOTAL_TIMEOUT}s are over; stopping the run" >&2
+	kill -TERM "$MAIN_PID" 2>/dev/null
+	pkill -TERM -P "$MAIN_PID" 2>/dev/null
+) </dev/null >&2 &
+WATCHDOG_PID=$!
 
 # --- 0. preconditions ------------------------------------------------------------
 [ "$(id -u)" = 0 ] || die "must run as root (apt-get, $HOSTS_FILE, starting servers as their own users)"
@@ -422,7 +434,6 @@ EOF
 	cat >"$dir/prosody.cfg.lua" <<EOF
 -- Prosody for the xmppd federation interop test, round $round.
 pidfile = "$dir/prosody.pid"
-daemonize = false
 data_path = "$dir/data"
 plugin_paths = { "$dir/plugins" }
 log = { { levels = { min = "debug" }, to = "file", filename = "$dir/prosody.log" } }
@@ -456,10 +467,10 @@ EOF
 	"${asp[@]}" env HOME="$dir" timeout 30 prosodyctl --config "$dir/prosody.cfg.lua" \
 		register "${USER[prosody]}" "$d" "${PASS[prosody]}" >"$dir/prosodyctl.stdout" 2>&1 ||
 		{ cat "$dir/prosodyctl.stdout"; return 1; }
-	"${asp[@]}" env HOME="$dir" prosody --config "$dir/prosody.cfg.lua" >"$dir/prosody.stdout" 2>&1 &
+	"${asp[@]}" env HOME="$dir" prosody -F --config "$dir/prosody.cfg.lua" >"$dir/prosody.stdout" 2>&1 &
 	PROSODY_PID=$!
 	wait_listening prosody "$PROSODY_PID" "$a" "$C2S_PORT" "$S2S_PORT" || return 1
-	log "prosody $(prosody --version 2>/dev/null | head -1 | awk '{print $2}') up (pid $PROSODY_PID) on $a:$C2S_PORT/$S2S_PORT, user ${JID[prosody]}, s2s_secure_auth=$secure"
+	log "prosody $(dpkg-query -W -f='${Version}' prosody) up (pid $PROSODY_PID) on $a:$C2S_PORT/$S2S_PORT, user ${JID[prosody]}, s2s_secure_auth=$secure"
 }
 
 # --- ejabberd --------------------------------------------------------------------------------
@@ -511,7 +522,7 @@ listen:
 s2s_use_starttls: required
 s2s_access: s2s
 s2s_dns_timeout: 3
-s2s_dns_retries: 0
+s2s_dns_retries: 1
 outgoing_s2s_families: [ipv4]
 outgoing_s2s_timeout: 15
 auth_method: internal
@@ -602,20 +613,29 @@ EOF
 # --- auth evidence in the logs ----------------------------------------------------------------
 # prosody_auth LOG REMOTE DIRECTION -> mechanisms seen (space separated)
 prosody_auth() {
-	sed -n "s/.*interop-s2s-auth direction=$3 local=[^ ]* remote=$2 mechanism=\([^ ]*\).*/\1/p" "$1" | sort -u | tr '\n' ' '
+	sed -n "s/.*interop-s2s-auth direction=$3 local=[^ ]* remote=${2//./\\.} mechanism=\([^ ]*\).*/\1/p" "$1" | sort -u | tr '\n' ' '
 }
 
-# ejabberd_auth LOG REMOTE DIRECTION -> mechanisms seen
+# ejabberd_auth LOG REMOTE DIRECTION -> mechanisms seen (space separated), from
+#   "Accepted inbound s2s <Mech> authentication <remote> -> <local> (<ip>)"
+#   "Accepted outbound s2s <Mech> authentication <local> -> <remote> (<ip>)"
 ejabberd_auth() {
-	local logf=$1 remote=$2 dir=$3
-	if [ "$dir" = incoming ]; then
-		# "Accepted inbound s2s <Mech> authentication <remote> -> <local> (<ip>)"
-		sed -n "s/.*Accepted inbound s2s \(.*\) authentication $remote -> .*/\1/p" "$logf" | sort -u | tr '\n' ' '
+	local re d=${2//./\\.}
+	if [ "$3" = incoming ]; then
+		re="s/.*Accepted inbound s2s \(.*\) authentication $d -> [^ ]* .*/\1/p"
 	else
-		# "Outbound s2s connection established: <local> -> <remote>" after
-		# "... authenticated with <Mech>" lines; see ejabberd_out_mech
-		sed -n "s/.*Authenticated outbound s2s \([^ ]*\) .* -> $remote.*/\1/p" "$logf" | sort -u | tr '\n' ' '
+		re="s/.*Accepted outbound s2s \(.*\) authentication [^ ]* -> $d .*/\1/p"
 	fi
+	sed -n "$re" "$1" | sort -u | tr '\n' ' '
+}
+
+# xmppd_auth LOG REMOTE DIRECTION -> mechanisms seen ("SASL EXTERNAL" -> EXTERNAL)
+xmppd_auth() {
+	local re=$XMPPD_S2S_IN_RE
+	[ "$3" = incoming ] || re=$XMPPD_S2S_OUT_RE
+	grep -F -- "$re" "$1" 2>/dev/null | grep -E " remote=${2//./\\.}( |\$)" | grep -E -- "$([ "$3" = incoming ] && echo ' direction=in ' || echo ' direction=out ')" |
+		sed -n 's/.* auth=\("[^"]*"\|[^ ]*\).*/\1/p' | tr -d '"' | sed 's/^SASL EXTERNAL$/EXTERNAL/' |
+		sort -u | tr '\n' ' '
 }
 
 check_auth() { # round a b dir -> 0 if the logs show the round's method on the a<->b link
@@ -649,18 +669,16 @@ check_auth() { # round a b dir -> 0 if the logs show the round's method on the a
 			done
 			;;
 		xmppd)
-			local mre
-			[ "$round" = cert ] && mre=$XMPPD_S2S_MECH_CERT || mre=$XMPPD_S2S_MECH_DIALBACK
-			local lines
-			lines=$(grep -E "$XMPPD_S2S_AUTH_RE" "$dir/xmppd/xmppd.log" 2>/dev/null | grep -F "$od" || true)
-			if [ -n "$lines" ] && echo "$lines" | grep -qE "$mre"; then
-				log "  auth: xmppd with $od: $(echo "$lines" | grep -E "$mre" | head -2 | tr '\n' ' ')"
-			elif [ "$XMPPD_S2S_AUTH_STRICT" = 1 ]; then
-				fail_note "$round $a-$b: xmppd.log has no line matching /$XMPPD_S2S_AUTH_RE/ with $od and /$mre/ (got: ${lines:-none})"
-				ok=1
-			else
-				log "  auth: WARNING: xmppd.log has no line matching /$XMPPD_S2S_AUTH_RE/ with $od and /$mre/ (provisional pattern; got: ${lines:-none})"
-			fi
+			[ "$round" = cert ] && want=EXTERNAL || want=dialback
+			for direction in incoming outgoing; do
+				got=$(xmppd_auth "$dir/xmppd/xmppd.log" "$od" "$direction")
+				if [ "$got" = "$want " ]; then
+					log "  auth: xmppd $direction $od: $want (xmppd.log)"
+				else
+					fail_note "$round $a-$b: xmppd $direction s2s with $od authenticated by '${got% }', want '$want'"
+					ok=1
+				fi
+			done
 			;;
 		esac
 	done

@@ -14,6 +14,17 @@ import (
 	sqlstore "github.com/xmppd/xmppd/storage/sql"
 )
 
+// openDB opens the database of cfg, applying pending migrations, or fails
+// t. The caller closes it.
+func openDB(t *testing.T, cfg config.Storage) *sqlstore.DB {
+	t.Helper()
+	db, err := sqlstore.Open(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return db
+}
+
 func TestOpenConfig(t *testing.T) {
 	dir := t.TempDir()
 	tests := []struct {
@@ -42,10 +53,7 @@ func TestOpenConfig(t *testing.T) {
 // mode, so that the CLI can write while the server runs.
 func TestSQLiteFile(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "data", "sub", "xmppd.db")
-	db, err := sqlstore.Open(context.Background(), config.Storage{SQLite: path})
-	if err != nil {
-		t.Fatal(err)
-	}
+	db := openDB(t, config.Storage{SQLite: path})
 	defer db.Close()
 	info, err := os.Stat(path)
 	if err != nil {
@@ -139,10 +147,7 @@ func TestReopen(t *testing.T) {
 	storetest.Run(t, func(t *testing.T, b storetest.Backend) {
 		ctx := context.Background()
 		cfg := b.Config(t)
-		db, err := sqlstore.Open(ctx, cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
+		db := openDB(t, cfg)
 		alice := storage.User{Domain: "example.org", Local: "alice", Credentials: []storage.Credential{sha1Cred}}
 		if err := db.Users().Create(ctx, alice); err != nil {
 			t.Fatal(err)
@@ -151,10 +156,7 @@ func TestReopen(t *testing.T) {
 			t.Fatal(err)
 		}
 
-		db, err = sqlstore.Open(ctx, cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
+		db = openDB(t, cfg)
 		defer db.Close()
 		got, err := db.Users().Get(ctx, "example.org", "alice")
 		if err != nil {

@@ -311,10 +311,7 @@ func TestReopenIM(t *testing.T) {
 	storetest.Run(t, func(t *testing.T, b storetest.Backend) {
 		ctx := context.Background()
 		cfg := b.Config(t)
-		db, err := sqlstore.Open(ctx, cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
+		db := openDB(t, cfg)
 		alice := newAccounts(t, db, "alice@example.org")[0]
 		fillAccount(t, db, alice)
 		want := accountData(t, db, alice)
@@ -322,10 +319,7 @@ func TestReopenIM(t *testing.T) {
 			t.Fatal(err)
 		}
 
-		db, err = sqlstore.Open(ctx, cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
+		db = openDB(t, cfg)
 		defer db.Close()
 		for kind, has := range accountData(t, db, alice) {
 			if has != want[kind] {

@@ -1,0 +1,77 @@
+package testserver
+
+import (
+	"maps"
+	"net"
+	"testing"
+
+	"github.com/xmppd/xmppd/config"
+)
+
+// FreeAddr returns a loopback address whose port was free a moment ago,
+// for a listener whose address must be known before its server starts,
+// as a static s2s route to it must.
+func FreeAddr(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// Federation is a set of test servers, one per domain, that federate on
+// loopback: each has an s2s (STARTTLS) listener at an address fixed in
+// advance and a static route to each of the others.
+type Federation struct {
+	t      testing.TB
+	addrs  map[string]string // domain → s2s listener address
+	mutate func(*config.Config)
+}
+
+// NewFederation chooses the s2s addresses of domains; Start starts their
+// servers. mutate, if not nil, may change each server's configuration
+// after the federation settings are made (s2s.routes is never nil then);
+// it tells the servers apart by c.Hosts[0].Domain.
+func NewFederation(t testing.TB, mutate func(*config.Config), domains ...string) *Federation {
+	t.Helper()
+	f := &Federation{t: t, addrs: map[string]string{}, mutate: mutate}
+	for _, d := range domains {
+		f.addrs[d] = FreeAddr(t)
+	}
+	return f
+}
+
+// StartFederation starts a Federation of domains and returns their
+// servers, in the order of domains.
+func StartFederation(t testing.TB, mutate func(*config.Config), domains ...string) []*Server {
+	t.Helper()
+	f := NewFederation(t, mutate, domains...)
+	servers := make([]*Server, len(domains))
+	for i, d := range domains {
+		servers[i] = f.Start(d)
+	}
+	return servers
+}
+
+// Addr is the address of domain's s2s listener.
+func (f *Federation) Addr(domain string) string { return f.addrs[domain] }
+
+// Start starts the server of domain on its s2s address. After the previous
+// one has shut down, it starts the domain again on the same address, with
+// a fresh database and a fresh dialback secret, as a restarted peer would
+// look from outside.
+func (f *Federation) Start(domain string) *Server {
+	f.t.Helper()
+	return Start(f.t, func(c *config.Config) {
+		c.Hosts = []config.Host{{Domain: domain}}
+		c.Listeners = append(c.Listeners, config.Listener{Type: config.ListenerS2SStartTLS, Address: f.addrs[domain]})
+		routes := maps.Clone(f.addrs)
+		delete(routes, domain)
+		c.S2S.Routes = routes
+		if f.mutate != nil {
+			f.mutate(c)
+		}
+	})
+}
