@@ -325,18 +325,18 @@ func (in *inStream) dialbackResult(ctx context.Context, e *router.Element) error
 		return reply("error", "item-not-found")
 	}
 	if !in.s.dialbackAllowed(remote) {
-		in.log.Info("s2s dialback refused by policy", slog.String("remote", remote))
+		in.log.Info("s2s dialback refused by policy", slog.String("domain", remote))
 		return reply("error", "not-authorized")
 	}
 	vctx, cancel := context.WithTimeout(ctx, in.s.cfg.ConnectTimeout)
 	defer cancel()
 	valid, err := in.s.verifyKey(vctx, local, remote, in.c.streamID, e.Text())
 	if err != nil {
-		in.log.Info("s2s dialback verification failed", slog.String("remote", remote), slog.Any("err", err))
+		in.log.Info("s2s dialback verification failed", slog.String("domain", remote), slog.Any("err", err))
 		return reply("error", "remote-server-not-found")
 	}
 	if !valid {
-		in.log.Info("s2s dialback key invalid", slog.String("remote", remote))
+		in.log.Info("s2s dialback key invalid", slog.String("domain", remote))
 		in.mu.Lock()
 		others := in.externalDomain != "" || len(in.authed) > 0
 		in.mu.Unlock()
@@ -355,7 +355,7 @@ func (in *inStream) dialbackResult(ctx context.Context, e *router.Element) error
 	in.authed[pair{local, remote}] = true
 	in.mu.Unlock()
 	in.c.nc.SetDeadline(time.Now().Add(idleTimeoutIn))
-	in.log.Info("s2s inbound stream authenticated", slog.String("remote", remote), slog.String("local", local), slog.String("auth", authDialback))
+	in.log.Info("s2s inbound stream authenticated", slog.String("domain", remote), slog.String("local", local), slog.String("auth", authDialback))
 	return reply("valid", "")
 }
 

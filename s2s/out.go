@@ -111,7 +111,22 @@ func (o *outStream) enqueue(ctx context.Context, st *router.Stanza) {
 	o.running = true
 	o.mu.Unlock()
 	if start {
+		// The Server's WaitGroup may only grow while it is not closing:
+		// Add during Shutdown's Wait would be a misuse.
+		o.s.mu.Lock()
+		if o.s.closed {
+			o.s.mu.Unlock()
+			o.mu.Lock()
+			queue := o.queue
+			o.queue, o.running = nil, false
+			o.mu.Unlock()
+			for _, q := range queue {
+				o.s.opts.Router.Bounce(ctx, q, stanza.RemoteServerNotFound, "")
+			}
+			return
+		}
 		o.s.wg.Add(1)
+		o.s.mu.Unlock()
 		go func() {
 			defer o.s.wg.Done()
 			o.run()
