@@ -152,7 +152,26 @@ const xmlNS = "http://www.w3.org/XML/1998/namespace"
 // namespace (jabber:client or jabber:server), which elements with an empty
 // Name.Space belong to; e is assumed to be a direct child of the stream.
 func (e *Element) AppendXML(buf []byte, contentNS string) []byte {
+	if e.Name.Space == NSStream {
+		// Stream-level elements (features, error) are written with the
+		// stream: prefix the header declares: some servers (ejabberd)
+		// ignore <features xmlns='http://etherx.jabber.org/streams'/>
+		// although it means the same.
+		return e.appendPrefixed(buf, "stream", contentNS)
+	}
 	return e.appendXML(buf, "", contentNS)
+}
+
+// appendPrefixed writes e as prefix:local, relying on the prefix being
+// declared by the stream header; the default namespace in scope stays the
+// stream's content namespace.
+func (e *Element) appendPrefixed(buf []byte, prefix, contentNS string) []byte {
+	inner := *e
+	inner.Name.Local = prefix + ":" + e.Name.Local
+	inner.Name.Space = ""
+	// Children are written relative to the content namespace, as they
+	// would be under the stream element itself.
+	return inner.appendXML(buf, "", contentNS)
 }
 
 // String serialises e as it would be written on a client stream.

@@ -146,7 +146,7 @@ func TestAppendXMLNamespaces(t *testing.T) {
 			name:      "a top-level element in a foreign namespace declares it",
 			el:        router.NewElement(router.NSStream, "features").Append(router.NewElement("urn:ietf:params:xml:ns:xmpp-bind", "bind")),
 			contentNS: router.NSClient,
-			want:      `<features xmlns="http://etherx.jabber.org/streams"><bind xmlns="urn:ietf:params:xml:ns:xmpp-bind"/></features>`,
+			want:      `<stream:features><bind xmlns="urn:ietf:params:xml:ns:xmpp-bind"/></stream:features>`,
 		},
 		{
 			// Both forms of the name: the reader's (the namespace) and the

@@ -296,5 +296,12 @@ func isSpace(b []byte) bool {
 // stream whose content namespace is contentNS. Tests and tools use it to
 // build stanzas from their XML text.
 func ParseElement(b []byte, contentNS string) (*Element, error) {
-	return NewReader(bytes.NewReader(b), contentNS, 0, 0).Next()
+	// Inside a stream header, as on the wire, so that the stream: prefix
+	// of <stream:features/> and <stream:error/> is bound.
+	hdr := `<stream:stream xmlns="` + contentNS + `" xmlns:stream="` + NSStream + `">`
+	r := NewReader(io.MultiReader(strings.NewReader(hdr), bytes.NewReader(b)), contentNS, 0, 0)
+	if _, err := r.Header(); err != nil {
+		return nil, err
+	}
+	return r.Next()
 }

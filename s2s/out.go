@@ -443,7 +443,11 @@ func (s *Server) clientTLS(ctx context.Context, c *conn, local, remote string, d
 		InsecureSkipVerify: true, // verified by VerifyDomain against our roots and RFC 6125
 	}
 	if cert := s.opts.Certs.ForDomain(local); cert != nil {
-		cfg.Certificates = []tls.Certificate{*cert}
+		// Always present it, as OpenSSL-based servers do: with only
+		// Certificates set, Go sends none when the peer's list of
+		// acceptable CAs does not name our issuer, and the peer then
+		// cannot even try SASL EXTERNAL.
+		cfg.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return cert, nil }
 	}
 	if direct {
 		cfg.NextProtos = []string{alpnServer}

@@ -40,8 +40,18 @@
 # and completes a mutual presence subscription (both rosters end with
 # subscription 'both'; each receives the other's available presence). Then
 # the servers' logs must show that the link between the pair, in both
-# directions, was authenticated with the round's method. Everything is
-# stopped on exit, whatever happens; all logs are printed on failure.
+# directions, was authenticated with the round's method (Prosody: a small
+# plugin logs each s2s-authenticated event; ejabberd: its "Accepted
+# inbound/outbound s2s <Mech> authentication" lines; xmppd: the lines named
+# by XMPPD_S2S_IN_RE/XMPPD_S2S_OUT_RE below). Everything is stopped on exit,
+# whatever happens (Prosody and xmppd by pid, ejabberd with ejabberdctl stop
+# and then by the pid it wrote), /etc/hosts loses our lines; all logs are
+# printed on failure, ejabberd's without its debug entries.
+#
+# Needs root, and 127.0.0.2-4 ports 5222/5269 (5270 for xmppd) free: it stops
+# at once if anything listens there. A lock file makes concurrent runs wait.
+# Prosody runs via setpriv (so that $! is Prosody itself); ejabberd and
+# ejabberdctl use ERL_DIST_PORT, so no epmd is started or asked.
 #
 # Environment:
 #   PEERS_ONLY=1          only Prosody <-> ejabberd (no xmppd; checks the harness)
@@ -51,8 +61,9 @@
 #   XMPPD_BIN=PATH        use this xmppd binary instead of building one
 #   INTEROP_KEEP=1        keep the temporary directory (printed) afterwards
 #   INTEROP_DEBUG=1       slixmpp debug log (the XML) into the client logs
-#   FED_STEP_TIMEOUT=S    limit for each client step (default 20)
-#   FED_DEADLINE=S        no new pair is started after S seconds (default 480)
+#   FED_STEP_TIMEOUT=S    limit for each client step (default 20; a pair's client
+#                         run is killed after 6 times that)
+#   FED_DEADLINE=S        no new pair is started after S seconds (default 400)
 #   FED_TOTAL_TIMEOUT=S   watchdog: SIGTERM to the run after S seconds (default 560)
 set -euo pipefail
 
@@ -69,7 +80,7 @@ HOSTS_FILE=/etc/hosts
 HOSTS_MARK="# xmppd-interop-federation"
 LOCK_FILE=/run/lock/xmppd-interop-federation.lock
 STEP_TIMEOUT=${FED_STEP_TIMEOUT:-20}
-DEADLINE=${FED_DEADLINE:-480}
+DEADLINE=${FED_DEADLINE:-400}
 T0=$(date +%s)
 
 # Servers: domain, loopback address, ports, user, SASL mechanism of its users.
@@ -99,6 +110,7 @@ PROSODY_PID=""
 XMPPD_PID=""
 EJ_PID=""
 EJCTL=()
+EPMD_BEFORE=""
 RESULTS=()
 FAILURES=()
 
@@ -158,6 +170,14 @@ stop_ejabberd() {
 	fi
 	EJ_PID=""
 	EJCTL=()
+	# ERL_DIST_PORT keeps ejabberd and ejabberdctl away from epmd. Should an
+	# epmd of user ejabberd have appeared during the run anyway, say so (it
+	# is not stopped here: it could belong to someone else's ejabberd).
+	local p
+	for p in $(pgrep -u ejabberd -x epmd || true); do
+		case " $(echo $EPMD_BEFORE) " in *" $p "*) continue ;; esac
+		log "warning: an epmd of user ejabberd (pid $p) appeared during the run"
+	done
 }
 
 stop_all() {
@@ -191,12 +211,31 @@ print_file() { # title path
 	echo "----- end of $1 -----"
 }
 
+# ejabberd's debug log is mostly hook traces and Erlang term dumps: keep the
+# entries above debug (the XML traces are "notice"); the whole file stays in
+# the temporary directory with INTEROP_KEEP=1.
+ejabberd_log_filter() {
+	awk '/^[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9] / { keep = ($0 !~ / \[debug\] /) } keep' "$1"
+}
+
 print_logs() {
 	local f
-	for f in "$TMP"/*/*/*.log "$TMP"/*/*/logs/*.log "$TMP"/*/*/*.stdout "$TMP"/*/clients/*; do
+	for f in "$TMP"/*/*/*.log "$TMP"/*/*/*.stdout "$TMP"/*/clients/*; do
 		[ -f "$f" ] || continue
 		print_file "${f#"$TMP"/}" "$f"
 	done
+	for f in "$TMP"/*/ejabberd/logs/*.log; do
+		[ -f "$f" ] || continue
+		ejabberd_log_filter "$f" >"$f.nodebug"
+		print_file "${f#"$TMP"/} without its debug entries" "$f.nodebug"
+	done
+}
+
+print_summary() {
+	[ "${#RESULTS[@]}" -gt 0 ] || return 0
+	log "summary:"
+	printf '    %s\n' "${RESULTS[@]}"
+	[ "${#FAILURES[@]}" = 0 ] || printf '    failure: %s\n' "${FAILURES[@]}"
 }
 
 cleanup() {
@@ -214,6 +253,7 @@ cleanup() {
 	[ -z "$CREATED_POLICY" ] || rm -f "$POLICY"
 	if [ "$FAILED" = 1 ] || [ "$rc" != 0 ]; then
 		[ -z "$TMP" ] || print_logs
+		print_summary
 		[ "$rc" != 0 ] || rc=1
 		log "FAIL (exit $rc)"
 	fi
@@ -294,6 +334,10 @@ ensure_packages() {
 		printf '#!/bin/sh\nexit 101\n' >"$POLICY"
 		chmod 755 "$POLICY"
 		CREATED_POLICY=1
+	else
+		local prc=0
+		"$POLICY" ejabberd start >/dev/null 2>&1 || prc=$?
+		[ "$prc" = 101 ] || log "warning: $POLICY exits $prc, not 101, for 'ejabberd start': the install may start system services"
 	fi
 	local apt=(env DEBIAN_FRONTEND=noninteractive apt-get -q -o DPkg::Lock::Timeout=120)
 	if ! apt-cache show "${missing[@]}" >/dev/null 2>&1; then
@@ -467,7 +511,7 @@ EOF
 	"${asp[@]}" env HOME="$dir" timeout 30 prosodyctl --config "$dir/prosody.cfg.lua" \
 		register "${USER[prosody]}" "$d" "${PASS[prosody]}" >"$dir/prosodyctl.stdout" 2>&1 ||
 		{ cat "$dir/prosodyctl.stdout"; return 1; }
-	"${asp[@]}" env HOME="$dir" prosody -F --config "$dir/prosody.cfg.lua" >"$dir/prosody.stdout" 2>&1 &
+	"${asp[@]}" env HOME="$dir" prosody -F --config "$dir/prosody.cfg.lua" >"$dir/prosody.stdout" 2>&1 9>&- &
 	PROSODY_PID=$!
 	wait_listening prosody "$PROSODY_PID" "$a" "$C2S_PORT" "$S2S_PORT" || return 1
 	log "prosody $(dpkg-query -W -f='${Version}' prosody) up (pid $PROSODY_PID) on $a:$C2S_PORT/$S2S_PORT, user ${JID[prosody]}, s2s_secure_auth=$secure"
@@ -542,7 +586,8 @@ modules:
 EOF
 	chown -R ejabberd:ejabberd "$dir"
 	EJCTL=(ejabberdctl --config-dir "$dir/etc" --logs "$dir/logs" --spool "$dir/spool" --node "$node")
-	timeout -k 5 30 "${EJCTL[@]}" start >"$dir/ejabberdctl.stdout" 2>&1 || { cat "$dir/ejabberdctl.stdout"; return 1; }
+	EPMD_BEFORE=$(pgrep -u ejabberd -x epmd || true)
+	timeout -k 5 30 "${EJCTL[@]}" start >"$dir/ejabberdctl.stdout" 2>&1 9>&- || { cat "$dir/ejabberdctl.stdout"; return 1; }
 	local i
 	for ((i = 0; i < 300; i++)); do
 		[ -n "$EJ_PID" ] || EJ_PID=$(cat "$dir/spool/ejabberd.pid" 2>/dev/null || true)
@@ -604,7 +649,7 @@ EOF
 	printf '%s\n' "${PASS[xmppd]}" | timeout 30 "$BIN" user add "${JID[xmppd]}" --password-stdin \
 		--config "$dir/xmppd.yaml" >"$dir/useradd.stdout" 2>&1 ||
 		{ cat "$dir/useradd.stdout"; log "xmppd user add failed"; return 1; }
-	"$BIN" serve --config "$dir/xmppd.yaml" >"$dir/xmppd.stdout" 2>"$dir/xmppd.log" &
+	"$BIN" serve --config "$dir/xmppd.yaml" >"$dir/xmppd.stdout" 2>"$dir/xmppd.log" 9>&- &
 	XMPPD_PID=$!
 	wait_listening xmppd "$XMPPD_PID" "$a" "$C2S_PORT" "$S2S_PORT" || return 1
 	log "xmppd up (pid $XMPPD_PID) on $a:$C2S_PORT/$S2S_PORT (+$S2S_TLS_PORT direct TLS), user ${JID[xmppd]}, s2s auth require_cert, domain_auth $domain_auth, ca_file '${ca_file}'"
@@ -717,9 +762,9 @@ for round in "${ROUNDS[@]}"; do
 		clog="$RDIR/clients/$p.stderr"
 		set +e
 		XMPP_PASSWORD_A=${PASS[$a]} XMPP_PASSWORD_B=${PASS[$b]} \
-			timeout -k 5 $((STEP_TIMEOUT * 8)) "$PY" "$HERE/federation.py" \
+			timeout -k 5 $((STEP_TIMEOUT * 6)) "$PY" "$HERE/federation.py" \
 			--label "$round:$p" --ca-file "$CA" --step-timeout "$STEP_TIMEOUT" \
-			--timeout $((STEP_TIMEOUT * 8 - 10)) \
+			--timeout $((STEP_TIMEOUT * 6 - 10)) \
 			--jid-a "${JID[$a]}/fed" --addr-a "${ADDR[$a]}" --port-a "$C2S_PORT" --mech-a "${MECH[$a]}" \
 			--jid-b "${JID[$b]}/fed" --addr-b "${ADDR[$b]}" --port-b "$C2S_PORT" --mech-b "${MECH[$b]}" \
 			"${debug[@]}" 2>"$clog"
@@ -740,11 +785,7 @@ for round in "${ROUNDS[@]}"; do
 	log "round $round: servers stopped"
 done
 
-log "summary:"
-printf '    %s\n' "${RESULTS[@]}"
-if [ "${#FAILURES[@]}" -gt 0 ]; then
-	printf '    failure: %s\n' "${FAILURES[@]}"
-	exit 1
-fi
+print_summary
+[ "${#FAILURES[@]}" = 0 ] || exit 1
 FAILED=0
 log "PASS: federation (${ROUNDS[*]}) for ${PAIRS[*]} in $(($(date +%s) - T0))s"
