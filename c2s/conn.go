@@ -69,6 +69,7 @@ type conn struct {
 
 	// Session state.
 	jid        jid.JID
+	jidString  string // jid.String(), computed once
 	available  atomic.Bool
 	presence   atomic.Pointer[router.Stanza]
 	priority   atomic.Int32

@@ -31,7 +31,7 @@ func (c *conn) bind(iq *router.Stanza, payload *router.Element) (bool, error) {
 	if err != nil {
 		return false, c.writeElement(iq.ErrorReply(stanza.Modify, stanza.BadRequest, "invalid resource").Element)
 	}
-	c.jid = full
+	c.jid, c.jidString = full, full.String()
 	c.out = newOutQueue(c.srv.limits.OutboundQueue)
 	c.writerDone = make(chan struct{})
 	old, err := c.srv.opts.Router.Sessions().Bind(c, c.srv.limits.MaxSessionsPerUser)
@@ -175,7 +175,7 @@ func (c *conn) readLoop(ctx context.Context) error {
 		st, err := router.NewStanza(e)
 		// RFC 6120 §8.1.2.1: the server stamps the full JID of the session,
 		// whatever the client wrote.
-		st.SetFrom(c.jid)
+		st.StampFrom(c.jid, c.jidString)
 		if err != nil {
 			var se stanza.Error
 			errors.As(err, &se)

@@ -3,7 +3,6 @@ package router_test
 import (
 	"bytes"
 	"context"
-	"io"
 	"log/slog"
 	"strconv"
 	"sync/atomic"
@@ -11,6 +10,7 @@ import (
 
 	"mellium.im/xmpp/jid"
 
+	"github.com/xmppd/xmppd/internal/routertest"
 	"github.com/xmppd/xmppd/router"
 )
 
@@ -19,72 +19,9 @@ import (
 // calls c2s makes: Reader.Next, NewStanza, SetFrom, Router.Route, and the
 // writer's AppendXML. docs/PERFORMANCE.md records their figures.
 
-// benchHeader is what a client sends before its first stanza; the reader is
-// created after it, as c2s does after each stream restart.
-const benchHeader = `<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='localhost' version='1.0' xml:lang='en'>`
-
-// benchChat is a chat message as a modern client sends it: about 330
-// bytes, with a body and a chat state.
-const benchChat = `<message type='chat' id='5f3c9a0e-6d2b-4a8e-9c1f-2b7d4e8a1c35' to='bob@localhost/phone' xml:lang='en'>` +
-	`<body>Hi Bob, are we still on for lunch tomorrow at noon? I booked the table by the window &amp; told them we would be two. Tell me if plans change!</body>` +
-	`<active xmlns='http://jabber.org/protocol/chatstates'/></message>`
-
-// loopReader yields the stream header once and then the stanza forever, in
-// reads of at most chunk bytes (a TLS record's worth at most, as a TLS
-// connection would return them).
-type loopReader struct {
-	head  []byte
-	body  []byte
-	off   int
-	chunk int
-}
-
-func newLoopReader(header, stanza string) *loopReader {
-	return &loopReader{head: []byte(header), body: []byte(stanza), chunk: 4096}
-}
-
-func (l *loopReader) Read(p []byte) (int, error) {
-	if len(l.head) > 0 {
-		n := copy(p, l.head)
-		l.head = l.head[n:]
-		return n, nil
-	}
-	if len(p) > l.chunk {
-		p = p[:l.chunk]
-	}
-	n := 0
-	for n < len(p) {
-		c := copy(p[n:], l.body[l.off:])
-		n += c
-		l.off = (l.off + c) % len(l.body)
-	}
-	return n, nil
-}
-
-var _ io.Reader = (*loopReader)(nil)
-
-// benchSession is a bound session whose Deliver does, synchronously, what the
-// c2s writer goroutine does with a queued stanza: serialise it into a reused
-// buffer. The channel hop itself is measured separately
-// (BenchmarkRouteChat/queue).
-type benchSession struct {
-	jid   jid.JID
-	buf   []byte
-	bytes int64
-}
-
-func (s *benchSession) JID() jid.JID                 { return s.jid }
-func (s *benchSession) Available() bool              { return true }
-func (s *benchSession) Priority() int                { return 0 }
-func (s *benchSession) Close(error)                  {}
-func (s *benchSession) LastPresence() *router.Stanza { return nil }
-func (s *benchSession) Deliver(st *router.Stanza) bool {
-	s.buf = st.AppendXML(s.buf[:0], router.NSClient)
-	s.bytes += int64(len(s.buf))
-	return true
-}
-
-var _ router.Session = (*benchSession)(nil)
+// benchChat is the chat message of the benchmarks (about 330 bytes, with a
+// body and a chat state), from alice@localhost/laptop to bob@localhost/phone.
+var benchChat = routertest.ChatMessage("bob@localhost/phone")
 
 // noAccounts says every account exists; the chat benchmark never asks.
 type noAccounts struct{}
@@ -92,14 +29,17 @@ type noAccounts struct{}
 func (noAccounts) Exists(context.Context, jid.JID) (bool, error) { return true, nil }
 
 // benchRouter returns a router for localhost with alice/laptop and
-// bob/phone bound, as a server with two online users has.
-func benchRouter(tb testing.TB) (r *router.Router, alice jid.JID, bob *benchSession) {
+// bob/phone bound, as a server with two online users has. Bob's Deliver
+// does, synchronously, what the c2s writer goroutine does with a queued
+// stanza: serialise it into a reused buffer. The channel hop itself is
+// measured separately (BenchmarkRouteChat/queue).
+func benchRouter(tb testing.TB) (r *router.Router, alice jid.JID, bob *routertest.Sink) {
 	tb.Helper()
 	reg := router.NewLocalRegistry()
 	r = router.New(slog.New(slog.DiscardHandler), reg, noAccounts{}, []string{"localhost"})
 	alice = jid.MustParse("alice@localhost/laptop")
-	bob = &benchSession{jid: jid.MustParse("bob@localhost/phone")}
-	for _, s := range []router.Session{&benchSession{jid: alice}, bob} {
+	bob = routertest.NewSink(jid.MustParse("bob@localhost/phone"))
+	for _, s := range []router.Session{routertest.NewSink(alice), bob} {
 		if _, err := reg.Bind(s, 10); err != nil {
 			tb.Fatal(err)
 		}
@@ -108,14 +48,10 @@ func benchRouter(tb testing.TB) (r *router.Router, alice jid.JID, bob *benchSess
 }
 
 // benchReader returns a Reader positioned after the stream header, with the
-// default limits of the server.
+// default limits of the server, that reads benchChat forever.
 func benchReader(tb testing.TB) *router.Reader {
 	tb.Helper()
-	rd := router.NewReader(newLoopReader(benchHeader, benchChat), router.NSClient, 262144, 64)
-	if _, err := rd.Header(); err != nil {
-		tb.Fatal(err)
-	}
-	return rd
+	return routertest.LoopClientReader(tb, benchChat)
 }
 
 func BenchmarkRouteChat(b *testing.B) {
@@ -140,7 +76,7 @@ func BenchmarkRouteChat(b *testing.B) {
 			st.SetFrom(alice)
 			r.Route(ctx, st)
 		}
-		if bob.bytes == 0 {
+		if bob.Bytes == 0 {
 			b.Fatal("nothing delivered")
 		}
 	})
@@ -245,10 +181,10 @@ func BenchmarkRouteChatParallel(b *testing.B) {
 		n := strconv.FormatInt(pairs.Add(1), 10)
 		from := jid.MustParse("alice" + n + "@localhost/laptop")
 		to := jid.MustParse("bob" + n + "@localhost/phone")
-		reg.Bind(&benchSession{jid: from}, 10)
-		reg.Bind(&benchSession{jid: to}, 10)
+		reg.Bind(routertest.NewSink(from), 10)
+		reg.Bind(routertest.NewSink(to), 10)
 		chat := bytes.Replace([]byte(benchChat), []byte("bob@localhost"), []byte("bob"+n+"@localhost"), 1)
-		rd := router.NewReader(newLoopReader(benchHeader, string(chat)), router.NSClient, 262144, 64)
+		rd := router.NewReader(routertest.LoopReader(routertest.StreamHeader, string(chat)), router.NSClient, 262144, 64)
 		if _, err := rd.Header(); err != nil {
 			b.Error(err)
 			return
@@ -311,18 +247,18 @@ func TestBenchChatRoundTrip(t *testing.T) {
 		}
 		st.SetFrom(alice)
 		r.Route(context.Background(), st)
-		got, err := router.ParseElement(bob.buf, router.NSClient)
+		got, err := router.ParseElement(bob.Buf, router.NSClient)
 		if err != nil {
-			t.Fatalf("delivered XML does not parse: %v\n%s", err, bob.buf)
+			t.Fatalf("delivered XML does not parse: %v\n%s", err, bob.Buf)
 		}
 		if got.Get("from") != "alice@localhost/laptop" || got.Get("to") != "bob@localhost/phone" || got.Get("type") != "chat" {
-			t.Errorf("delivered %s", bob.buf)
+			t.Errorf("delivered %s", bob.Buf)
 		}
 		if body := got.Child("", "body"); body == nil || body.Text() == "" {
-			t.Errorf("no body in %s", bob.buf)
+			t.Errorf("no body in %s", bob.Buf)
 		}
 		if got.Child("http://jabber.org/protocol/chatstates", "active") == nil {
-			t.Errorf("no chat state in %s", bob.buf)
+			t.Errorf("no chat state in %s", bob.Buf)
 		}
 	}
 	if n := len(benchChat); n < 300 || n > 360 {

@@ -148,11 +148,17 @@ func (r *Reader) element(start xml.StartElement, offset int64, depth int) (*Elem
 		return nil, stream.NotWellFormed
 	}
 	e := &Element{Name: r.name(start.Name)}
+	// encoding/xml gives every start element a fresh Attr slice and keeps
+	// none of it, so filter it in place instead of copying.
+	attrs := start.Attr[:0]
 	for _, a := range start.Attr {
 		if a.Name.Space == "xmlns" || (a.Name.Space == "" && a.Name.Local == "xmlns") {
 			continue // namespace declarations are regenerated on output
 		}
-		e.Attr = append(e.Attr, a)
+		attrs = append(attrs, a)
+	}
+	if len(attrs) > 0 {
+		e.Attr = attrs
 	}
 	for {
 		if r.maxSize > 0 && r.d.InputOffset()-offset > r.maxSize {

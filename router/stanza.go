@@ -70,6 +70,13 @@ func (st *Stanza) SetFrom(j jid.JID) {
 	st.SetAttr("from", j.String())
 }
 
+// StampFrom sets the from address from a JID and its string form, which a
+// session computes once at bind instead of once per stanza.
+func (st *Stanza) StampFrom(j jid.JID, s string) {
+	st.From = j
+	st.SetAttr("from", s)
+}
+
 // SetTo sets the to address (attribute and parsed form).
 func (st *Stanza) SetTo(j jid.JID) {
 	st.To = j

@@ -33,7 +33,12 @@ import ssl
 import sys
 import time
 
-import slixmpp
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+
+import slixmpp  # noqa: E402
+
+import slixmpp_chat as chat  # noqa: E402  (same directory)
+from slixmpp_chat import Failure  # noqa: E402
 
 START = time.monotonic()
 LAST_STEP = "start"
@@ -46,99 +51,37 @@ def step(msg):
     print(f"[federation.py {LABEL} {time.monotonic() - START:6.2f}s] {msg}", flush=True)
 
 
-class Failure(Exception):
-    pass
-
-
 def describe_error(stanza):
     err = stanza["error"]
     return f"{err['type']}/{err['condition']}" + (f" ({err['text']})" if err["text"] else "")
 
 
-class Client(slixmpp.ClientXMPP):
-    """A ClientXMPP pinned to one address, one mechanism and one CA file."""
+class Client(chat.Client):
+    """The Client of slixmpp_chat.py (pinned to one address, one mechanism and
+    one CA file) that records every presence and error stanza it receives and
+    leaves all subscription decisions to the test."""
 
     def __init__(self, name, jid, password, addr, port, mech, ca_file):
-        super().__init__(jid, password, sasl_mech=mech)
-        self.name = name
-        self.addr = addr
-        self.port = port
-        self.mech = mech
-        # Only this CA is trusted, for the JID's domain (slixmpp passes the
-        # JID's domain as server_hostname).
-        self.ca_certs = ca_file
-        self.ssl_context = ssl.create_default_context(cafile=ca_file)
-        self.ssl_context.check_hostname = True
-        self.ssl_context.verify_mode = ssl.CERT_REQUIRED
-        # slixmpp offers SCRAM channel binding (tls-unique) whenever the
-        # socket is TLS; on a non-PLUS mechanism it then sends the gs2 flag
-        # "y", which a server that offers -PLUS must refuse (RFC 5802 §6).
-        # We force one non-PLUS mechanism: say "n" (no channel binding).
-        mechs = self["feature_mechanisms"]
-        default_cb = mechs.sasl_callback
-
-        def credentials(required, optional):
-            creds = default_cb(required, optional)
-            if "channel_binding" in creds:
-                creds["channel_binding"] = None
-            return creds
-
-        mechs.sasl_callback = credentials
-        self.register_plugin("xep_0199", {"keepalive": False})
-        self.whitespace_keepalive = False
+        super().__init__(name, jid, password, port, ca_file, addr=addr, mech=mech)
         # No automatic answers to subscription requests: the test sends
         # every subscription stanza itself.
         self.auto_authorize = None
         self.auto_subscribe = False
-
-        loop = asyncio.get_running_loop()
-        self.started = loop.create_future()
-        self.messages = asyncio.Queue()
         self.presences = []  # every presence received, in order
         self.presence_event = asyncio.Event()
-        self.tls_done = False
-
-        self.add_event_handler("session_start", self._on_start)
         self.errors = []  # message and presence errors received
-        self.add_event_handler("message", self._on_message)
-        self.add_event_handler("message_error", self._on_error)
         self.add_event_handler("presence", self._on_presence)
-        self.add_event_handler("tls_success", self._on_tls)
-        for ev in ("failed_auth", "failed_all_auth", "no_auth", "ssl_invalid_chain",
-                   "connection_failed", "stream_error", "disconnected"):
-            self.add_event_handler(ev, self._make_fail(ev))
 
-    # Never ask a resolver: the test domains need not exist in DNS.
-    async def get_dns_records(self, domain, port=None):
-        return [(domain, self.addr, self.port)]
-
-    def _make_fail(self, event):
-        def handler(arg=None):
-            detail = arg
-            if event == "stream_error" and arg is not None:
-                detail = f"{arg['condition']} {arg['text']}"
-            elif event in ("failed_auth", "failed_all_auth") and arg is not None:
-                try:
-                    detail = f"{arg['condition']} {arg['text']}"
-                except Exception:
-                    pass
-            if not self.started.done():
-                self.started.set_exception(
-                    Failure(f"{self.name}: {event} before session start: {detail!r}"))
-            elif event != "disconnected" or not getattr(self, "closing", False):
-                step(f"{self.name}: {event} after session start: {detail!r}")
-        return handler
-
-    def _on_tls(self, _):
-        self.tls_done = True
-
-    def _on_start(self, _):
-        if not self.started.done():
-            self.started.set_result(True)
+    def _after_start(self, event, arg):
+        if event != "disconnected" or not getattr(self, "closing", False):
+            step(f"{self.name}: {event} after session start: {chat.fail_detail(event, arg)!r}")
 
     def _on_message(self, msg):
         if msg["type"] != "error":  # errors are in self.errors (also without a body)
-            self.messages.put_nowait(msg)
+            self.inbox.put_nowait(msg)
+
+    def _on_message_error(self, msg):
+        self._on_error(msg)
 
     def _on_error(self, stanza):
         step(f"{self.name}: received {stanza.name} error from {stanza['from']}: "
@@ -152,23 +95,6 @@ class Client(slixmpp.ClientXMPP):
             return
         self.presences.append((time.monotonic(), pres))
         self.presence_event.set()
-
-    def check_security(self):
-        """Raise unless TLS is up and verified and self.mech was used."""
-        mech = self["feature_mechanisms"].mech
-        used = mech.name if mech is not None else None
-        if used != self.mech:
-            raise Failure(f"{self.name}: SASL mechanism used was {used!r}, want {self.mech}")
-        if not self.tls_done or "starttls" not in self.features:
-            raise Failure(f"{self.name}: STARTTLS was not negotiated "
-                          f"(tls_success={self.tls_done}, features={sorted(self.features)})")
-        sslobj = self.transport.get_extra_info("ssl_object") if self.transport else None
-        if sslobj is None:
-            raise Failure(f"{self.name}: the transport is not TLS")
-        ctx = sslobj.context
-        if ctx.verify_mode != ssl.CERT_REQUIRED or not ctx.check_hostname:
-            raise Failure(f"{self.name}: certificate was not verified")
-        return used, sslobj.version(), sslobj.cipher()[0]
 
     async def wait_presence(self, pred, what, timeout, since=0.0, watch=()):
         """The first presence received after `since` that satisfies pred.
@@ -216,7 +142,7 @@ async def expect_message(client, sender, body, timeout):
         if left <= 0:
             raise Failure(f"{client.name}: no message {body!r} from {from_bare} within {timeout:.0f}s")
         try:
-            msg = await asyncio.wait_for(client.messages.get(), min(left, 0.2))
+            msg = await asyncio.wait_for(client.inbox.get(), min(left, 0.2))
         except asyncio.TimeoutError:
             continue
         if msg["from"].bare != from_bare:

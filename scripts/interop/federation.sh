@@ -68,14 +68,16 @@
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-REPO=$(cd "$HERE/../.." && pwd)
+INTEROP_NAME=federation.sh
+# From lib.bash: REPO, POLICY, PY, TMP, BIN, CREATED_POLICY, FAILED, die,
+# interop_rand, interop_build_xmppd, interop_remove_tmp. Its single-server
+# part (interop_init, the servers' start and stop) is not used here.
+# shellcheck source=lib.bash
+. "$HERE/lib.bash"
+unset DOMAIN # lib.bash's one test domain; here an array, one per server
 # shellcheck source=federation_ca.bash
 . "$HERE/federation_ca.bash"
 
-NAME=federation.sh
-POLICY=/usr/sbin/policy-rc.d
-PY=/usr/bin/python3 # not the first python3 on PATH: that one may lack Debian's modules
-export PYTHONDONTWRITEBYTECODE=1
 HOSTS_FILE=/etc/hosts
 HOSTS_MARK="# xmppd-interop-federation"
 LOCK_FILE=/run/lock/xmppd-interop-federation.lock
@@ -100,12 +102,9 @@ XMPPD_S2S_IN_RE=${XMPPD_S2S_IN_RE:-'msg="s2s inbound stream authenticated"'}
 XMPPD_S2S_OUT_RE=${XMPPD_S2S_OUT_RE:-'msg="s2s stream ready"'}
 # ---------------------------------------------------------------------------
 
-log() { printf '[%s %s +%ds] %s\n' "$NAME" "$(date +%H:%M:%S)" "$(($(date +%s) - T0))" "$*"; }
+log() { printf '[%s %s +%ds] %s\n' "$INTEROP_NAME" "$(date +%H:%M:%S)" "$(($(date +%s) - T0))" "$*"; }
 
-TMP=""
-CREATED_POLICY=""
 HOSTS_ADDED=""
-FAILED=1
 PROSODY_PID=""
 XMPPD_PID=""
 EJ_PID=""
@@ -117,11 +116,6 @@ FAILURES=()
 fail_note() {
 	FAILURES+=("$*")
 	log "FAIL: $*"
-}
-
-die() {
-	log "FAIL: $*"
-	exit 1
 }
 
 # --- stopping and cleaning up ---------------------------------------------------
@@ -257,13 +251,7 @@ cleanup() {
 		[ "$rc" != 0 ] || rc=1
 		log "FAIL (exit $rc)"
 	fi
-	if [ -n "$TMP" ]; then
-		if [ "${INTEROP_KEEP:-}" = 1 ]; then
-			log "kept $TMP"
-		else
-			rm -rf "$TMP"
-		fi
-	fi
+	interop_remove_tmp
 	exit "$rc"
 }
 trap cleanup EXIT
@@ -278,7 +266,7 @@ MAIN_PID=$$
 (
 	trap - EXIT INT TERM
 	sleep "$TOTAL_TIMEOUT"
-	echo "[$NAME $(date +%H:%M:%S)] watchdog: ${TOTAL_TIMEOUT}s are over; stopping the run" >&2
+	echo "[$INTEROP_NAME $(date +%H:%M:%S)] watchdog: ${TOTAL_TIMEOUT}s are over; stopping the run" >&2
 	kill -TERM "$MAIN_PID" 2>/dev/null
 	pkill -TERM -P "$MAIN_PID" 2>/dev/null
 ) </dev/null >&2 &
@@ -405,21 +393,9 @@ done
 log "$HOSTS_FILE: $(for s in prosody ejabberd xmppd; do printf '%s=%s ' "${DOMAIN[$s]}" "${ADDR[$s]}"; done)"
 
 # --- 4. xmppd ------------------------------------------------------------------------------
-BIN=""
-if [ -n "$NEED_XMPPD" ]; then
-	if [ -n "${XMPPD_BIN:-}" ]; then
-		BIN=$XMPPD_BIN
-		[ -x "$BIN" ] || die "XMPPD_BIN=$BIN is not executable"
-		log "using xmppd binary $BIN"
-	else
-		BIN="$TMP/xmppd"
-		log "building xmppd (go build ./cmd/xmppd)"
-		(cd "$REPO" && go build -o "$BIN" ./cmd/xmppd) || die "go build failed"
-	fi
-fi
+[ -z "$NEED_XMPPD" ] || interop_build_xmppd
 
 # --- helpers ----------------------------------------------------------------------------------
-rand() { od -An -tx1 -N12 /dev/urandom | tr -d ' \n'; }
 free_port() { "$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
 listening() { # addr port
@@ -531,7 +507,7 @@ start_ejabberd() { # round dir
 ERLANG_NODE=$node
 ERL_DIST_PORT=$dist_port
 INET_DIST_INTERFACE=127.0.0.1
-ERL_OPTIONS="-setcookie interop$(rand)"
+ERL_OPTIONS="-setcookie interop$(interop_rand)"
 EJABBERD_PID_PATH=$dir/spool/ejabberd.pid
 EJABBERD_BYPASS_WARNINGS=true
 EOF
@@ -638,7 +614,7 @@ s2s:
   ca_file: "$ca_file"
   auth: require_cert
   domain_auth: $domain_auth
-  dialback_secret: "$(rand)"
+  dialback_secret: "$(interop_rand)"
   connect_timeout: 10s
 log:
   level: debug
@@ -737,7 +713,7 @@ for round in "${ROUNDS[@]}"; do
 	RDIR="$TMP/$round"
 	mkdir -p "$RDIR/clients"
 	log "=== round $round ==="
-	for s in prosody ejabberd xmppd; do PASS[$s]=$(rand); done
+	for s in prosody ejabberd xmppd; do PASS[$s]=$(interop_rand); done
 	need_prosody="" need_ejabberd=""
 	for p in "${PAIRS[@]}"; do
 		[[ $p != *prosody* ]] || need_prosody=1

@@ -8,8 +8,9 @@
 #   interop_write_config "disco, ping"   # the modules list
 #   interop_config_check || die "..."
 #   interop_start_server             # sets SERVER_PID, PORT (c2s/STARTTLS), CERT
-#   interop_add_user alice "$PW"
+#   interop_add_user alice "$PW"     # or interop_add_alice_bob (PW_A, PW_B)
 #   ... run clients, with stderr to "$TMP/client.stderr" ...
+#   interop_run_clients my_clients.py --timeout 50   # alice and bob (needs CLIENT_TIMEOUT)
 #   interop_stop_server              # clean SIGTERM shutdown, or die
 #   FAILED=0                         # success: the EXIT trap prints no logs
 #
@@ -84,14 +85,19 @@ interop_cleanup() {
 		[ "$rc" != 0 ] || rc=1
 		log "FAIL (exit $rc)"
 	fi
-	if [ -n "$TMP" ]; then
-		if [ "${INTEROP_KEEP:-}" = 1 ]; then
-			log "kept $TMP"
-		else
-			rm -rf "$TMP"
-		fi
-	fi
+	interop_remove_tmp
 	exit "$rc"
+}
+
+# interop_remove_tmp: remove $TMP, if set; with INTEROP_KEEP=1, keep it and
+# say where it is.
+interop_remove_tmp() {
+	[ -n "$TMP" ] || return 0
+	if [ "${INTEROP_KEEP:-}" = 1 ]; then
+		log "kept $TMP"
+	else
+		rm -rf "$TMP"
+	fi
 }
 
 # ensure_slixmpp: install Debian's python3-slixmpp if $PY cannot import it.
@@ -145,6 +151,12 @@ interop_init() {
 	CFG="$TMP/xmppd.yaml"
 	mkdir -p "$DATA"
 
+	interop_build_xmppd
+}
+
+# interop_build_xmppd: set BIN to $XMPPD_BIN, or build xmppd from this tree
+# into $TMP/xmppd.
+interop_build_xmppd() {
 	if [ -n "${XMPPD_BIN:-}" ]; then
 		BIN=$XMPPD_BIN
 		[ -x "$BIN" ] || die "XMPPD_BIN=$BIN is not executable"
@@ -225,6 +237,41 @@ interop_add_user() {
 	printf '%s\n' "$2" | timeout 30 "$BIN" user add "$1@$DOMAIN" --password-stdin --config "$CFG" >/dev/null ||
 		die "xmppd user add $1@$DOMAIN failed"
 	log "added user $1@$DOMAIN"
+}
+
+# interop_add_alice_bob: add alice@$DOMAIN and bob@$DOMAIN with random
+# passwords, left in PW_A and PW_B.
+interop_add_alice_bob() {
+	PW_A=$(interop_rand)
+	PW_B=$(interop_rand)
+	interop_add_user alice "$PW_A"
+	interop_add_user bob "$PW_B"
+}
+
+# interop_run_clients SCRIPT ARGS...: run the python SCRIPT of this
+# directory with $PY as alice@$DOMAIN/slix-a and bob@$DOMAIN/slix-b
+# (passwords PW_A and PW_B, in the environment) against the server: --port,
+# --jid-a, --jid-b and --ca-file, then ARGS, then --debug with
+# INTEROP_DEBUG=1. Its stderr goes to $TMP/client.stderr (shown with
+# INTEROP_DEBUG=1); it is killed after $CLIENT_TIMEOUT seconds. Dies unless
+# SCRIPT exits 0.
+interop_run_clients() {
+	local script=$1 rc debug=()
+	shift
+	[ "${INTEROP_DEBUG:-}" = 1 ] && debug=(--debug)
+	log "running $script (hard timeout ${CLIENT_TIMEOUT}s)"
+	set +e
+	XMPP_PASSWORD_A=$PW_A XMPP_PASSWORD_B=$PW_B timeout -k 5 "$CLIENT_TIMEOUT" \
+		"$PY" "$INTEROP_DIR/$script" --port "$PORT" \
+		--jid-a "alice@$DOMAIN/slix-a" --jid-b "bob@$DOMAIN/slix-b" \
+		--ca-file "$CERT" "$@" "${debug[@]}" 2>"$TMP/client.stderr"
+	rc=$?
+	set -e
+	[ "$rc" != 124 ] && [ "$rc" != 137 ] || die "$script killed after ${CLIENT_TIMEOUT}s"
+	[ "$rc" = 0 ] || die "$script failed (exit $rc)"
+	if [ "${INTEROP_DEBUG:-}" = 1 ]; then
+		cat "$TMP/client.stderr" >&2
+	fi
 }
 
 # interop_stop_server: SIGTERM; the server must exit with status 0 within

@@ -32,25 +32,10 @@ interop_config_check || die "xmppd config check rejected $CFG"
 interop_start_server
 
 # --- 3. accounts ---------------------------------------------------------------
-PW_A=$(interop_rand)
-PW_B=$(interop_rand)
-interop_add_user alice "$PW_A"
-interop_add_user bob "$PW_B"
+interop_add_alice_bob
 
 # --- 4. the clients ------------------------------------------------------------
-debug=()
-[ "${INTEROP_DEBUG:-}" = 1 ] && debug=(--debug)
-log "running slixmpp_chat.py (hard timeout ${CLIENT_TIMEOUT}s)"
-set +e
-XMPP_PASSWORD_A=$PW_A XMPP_PASSWORD_B=$PW_B timeout -k 5 "$CLIENT_TIMEOUT" \
-	"$PY" "$HERE/slixmpp_chat.py" --port "$PORT" \
-	--jid-a "alice@$DOMAIN/slix-a" --jid-b "bob@$DOMAIN/slix-b" \
-	--ca-file "$CERT" --timeout "$((CLIENT_TIMEOUT - 10))" "${debug[@]}" 2>"$TMP/client.stderr"
-rc=$?
-set -e
-[ "$rc" != 124 ] || die "slixmpp_chat.py killed after ${CLIENT_TIMEOUT}s"
-[ "$rc" = 0 ] || die "slixmpp_chat.py failed (exit $rc)"
-[ "${INTEROP_DEBUG:-}" = 1 ] && cat "$TMP/client.stderr" >&2
+interop_run_clients slixmpp_chat.py --timeout "$((CLIENT_TIMEOUT - 10))"
 
 # The server's view, as a cross-check (log lines are not an interface: warn only).
 for name in alice bob; do

@@ -38,13 +38,27 @@ class Failure(Exception):
     pass
 
 
+def fail_detail(event, arg):
+    """What to say of the argument of a failure event of Client._make_fail."""
+    if event == "stream_error" and arg is not None:
+        return f"{arg['condition']} {arg['text']}"
+    if event in ("failed_auth", "failed_all_auth") and arg is not None:
+        try:
+            return f"{arg['condition']} {arg['text']}"
+        except Exception:
+            pass
+    return arg
+
+
 class Client(slixmpp.ClientXMPP):
     """A ClientXMPP pinned to one address, one mechanism and one CA file."""
 
-    def __init__(self, name, jid, password, port, ca_file):
-        super().__init__(jid, password, sasl_mech=MECHANISM)
+    def __init__(self, name, jid, password, port, ca_file, addr="127.0.0.1", mech=MECHANISM):
+        super().__init__(jid, password, sasl_mech=mech)
         self.name = name
+        self.addr = addr
         self.port = port
+        self.mech = mech
         # Verify the server certificate against the generated self-signed
         # certificate, for the JID's domain (slixmpp passes the JID's domain
         # as server_hostname). No system CAs: only this file is trusted.
@@ -55,8 +69,9 @@ class Client(slixmpp.ClientXMPP):
         # slixmpp offers SCRAM channel binding (tls-unique) whenever the
         # socket is TLS; on a non-PLUS mechanism it then sends the gs2 flag
         # "y", which a server that offers -PLUS must refuse (RFC 5802 §6,
-        # downgrade protection). We force plain SCRAM-SHA-256, so tell the
-        # mechanism that we do not do channel binding ("n").
+        # downgrade protection). We force one non-PLUS mechanism (plain
+        # SCRAM-SHA-256 unless told), so tell the mechanism that we do not do
+        # channel binding ("n").
         mechs = self["feature_mechanisms"]
         default_cb = mechs.sasl_callback
 
@@ -85,26 +100,23 @@ class Client(slixmpp.ClientXMPP):
             self.add_event_handler(ev, self._make_fail(ev))
 
     # Never ask a resolver: the test domain need not exist in DNS; every
-    # connection goes to 127.0.0.1:port.
+    # connection goes to addr:port (127.0.0.1 unless told).
     async def get_dns_records(self, domain, port=None):
-        return [(domain, "127.0.0.1", self.port)]
+        return [(domain, self.addr, self.port)]
 
     def _make_fail(self, event):
         def handler(arg=None):
             if not self.started.done():
-                detail = arg
-                if event == "stream_error" and arg is not None:
-                    detail = f"{arg['condition']} {arg['text']}"
-                elif event in ("failed_auth", "failed_all_auth") and arg is not None:
-                    try:
-                        detail = f"{arg['condition']} {arg['text']}"
-                    except Exception:
-                        pass
-                self.started.set_exception(
-                    Failure(f"{self.name}: {event} before session start: {detail!r}"))
-            elif event != "disconnected" and self.started.exception() is None:
-                step(f"{self.name}: {event} after session start: {arg!r}")
+                self.started.set_exception(Failure(
+                    f"{self.name}: {event} before session start: {fail_detail(event, arg)!r}"))
+            else:
+                self._after_start(event, arg)
         return handler
+
+    def _after_start(self, event, arg):
+        """One of the failure events of _make_fail after the session started."""
+        if event != "disconnected" and self.started.exception() is None:
+            step(f"{self.name}: {event} after session start: {arg!r}")
 
     def _on_tls(self, _):
         self.tls_done = True
@@ -120,11 +132,11 @@ class Client(slixmpp.ClientXMPP):
         self.inbox.put_nowait(msg)
 
     def check_security(self):
-        """Raise unless TLS is up, verified, and SCRAM-SHA-256 was used."""
+        """Raise unless TLS is up, verified, and self.mech was used."""
         mech = self["feature_mechanisms"].mech
         used = mech.name if mech is not None else None
-        if used != MECHANISM:
-            raise Failure(f"{self.name}: SASL mechanism used was {used!r}, want {MECHANISM}")
+        if used != self.mech:
+            raise Failure(f"{self.name}: SASL mechanism used was {used!r}, want {self.mech}")
         if not self.tls_done or "starttls" not in self.features:
             raise Failure(f"{self.name}: STARTTLS was not negotiated "
                           f"(tls_success={self.tls_done}, features={sorted(self.features)})")

@@ -48,26 +48,11 @@ fi
 interop_start_server
 
 # --- 2. accounts ---------------------------------------------------------------
-PW_A=$(interop_rand)
-PW_B=$(interop_rand)
-interop_add_user alice "$PW_A"
-interop_add_user bob "$PW_B"
+interop_add_alice_bob
 
 # --- 3. the scenario -------------------------------------------------------------
-debug=()
-[ "${INTEROP_DEBUG:-}" = 1 ] && debug=(--debug)
-log "running slixmpp_im.py (hard timeout ${CLIENT_TIMEOUT}s)"
-set +e
-XMPP_PASSWORD_A=$PW_A XMPP_PASSWORD_B=$PW_B timeout -k 5 "$CLIENT_TIMEOUT" \
-	"$PY" "$HERE/slixmpp_im.py" --port "$PORT" \
-	--jid-a "alice@$DOMAIN/slix-a" --jid-b "bob@$DOMAIN/slix-b" \
-	--ca-file "$CERT" --timeout "$((CLIENT_TIMEOUT > 20 ? CLIENT_TIMEOUT - 10 : CLIENT_TIMEOUT / 2))" \
-	"${offline[@]}" "${debug[@]}" 2>"$TMP/client.stderr"
-rc=$?
-set -e
-[ "$rc" != 124 ] && [ "$rc" != 137 ] || die "slixmpp_im.py killed after ${CLIENT_TIMEOUT}s"
-[ "$rc" = 0 ] || die "slixmpp_im.py failed (exit $rc)"
-[ "${INTEROP_DEBUG:-}" = 1 ] && cat "$TMP/client.stderr" >&2
+interop_run_clients slixmpp_im.py \
+	--timeout "$((CLIENT_TIMEOUT > 20 ? CLIENT_TIMEOUT - 10 : CLIENT_TIMEOUT / 2))" "${offline[@]}"
 
 # --- 4. clean shutdown ---------------------------------------------------------
 interop_stop_server
