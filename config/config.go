@@ -85,6 +85,8 @@ type Limits struct {
 	MaxOfflineMessages int `yaml:"max_offline_messages"`
 	// MaxVCardSize bounds one vCard (XEP-0054), in bytes.
 	MaxVCardSize int `yaml:"max_vcard_size"`
+	// MaxBlocklistItems bounds one blocklist (XEP-0191).
+	MaxBlocklistItems int `yaml:"max_blocklist_items"`
 }
 
 // Registration configures in-band registration (XEP-0077).

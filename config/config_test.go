@@ -25,7 +25,7 @@ func TestDefault(t *testing.T) {
 			MaxStanzaSize: 262144, MaxDepth: 64, MaxSessionsPerUser: 10,
 			OutboundQueue: 1024, LoginFailures: 5, LoginWindow: time.Minute,
 			PingInterval: 5 * time.Minute, PingTimeout: time.Minute,
-			MaxRosterItems: 1000, MaxOfflineMessages: 1000, MaxVCardSize: 65536,
+			MaxRosterItems: 1000, MaxOfflineMessages: 1000, MaxVCardSize: 65536, MaxBlocklistItems: 1000,
 		},
 		Registration: Registration{PerIP: 3, Window: time.Hour},
 		S2S: S2S{Enabled: true, Auth: S2SAuthAllowDialback,

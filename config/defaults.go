@@ -26,6 +26,7 @@ const (
 	defaultMaxRosterItems  = 1000
 	defaultMaxOffline      = 1000
 	defaultMaxVCardSize    = 64 << 10
+	defaultMaxBlocklist    = 1000
 	defaultRegPerIP        = 3
 	defaultRegWindow       = time.Hour
 	defaultS2SConnect      = 30 * time.Second
@@ -113,6 +114,7 @@ func (l *Limits) applyDefaults() {
 	setDefault(&l.MaxRosterItems, defaultMaxRosterItems)
 	setDefault(&l.MaxOfflineMessages, defaultMaxOffline)
 	setDefault(&l.MaxVCardSize, defaultMaxVCardSize)
+	setDefault(&l.MaxBlocklistItems, defaultMaxBlocklist)
 }
 
 // setDefault sets *v to def when *v is the zero value.

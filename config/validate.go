@@ -177,6 +177,7 @@ func (c *Config) checkLimits(ps *problems) {
 		{"max_roster_items", l.MaxRosterItems},
 		{"max_offline_messages", l.MaxOfflineMessages},
 		{"max_vcard_size", l.MaxVCardSize},
+		{"max_blocklist_items", l.MaxBlocklistItems},
 	} {
 		if v.n <= 0 {
 			ps.add("limits."+v.key, "must be positive, not %d", v.n)

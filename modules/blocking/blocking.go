@@ -34,11 +34,6 @@ const (
 	NSErrors = "urn:xmpp:blocking:errors"
 )
 
-// MaxItems bounds one blocklist, so that a client cannot make the server
-// hold an unbounded list in memory for every stanza it filters. Generous for
-// people; a client that needs more is not blocking by hand.
-const MaxItems = 1000
-
 // FilterPriority runs the blocking filter ahead of the filters of modules
 // that act on stanzas (roster subscriptions, carbons, archives), so that a
 // blocked stanza leaves no trace anywhere.
@@ -51,6 +46,10 @@ func init() {
 // Blocking is the blocking command module.
 type Blocking struct {
 	h *modules.Host
+	// maxItems bounds one blocklist (limits.max_blocklist_items), so that
+	// a client cannot make the server hold an unbounded list in memory for
+	// every stanza it filters.
+	maxItems int
 	// changes serialises the changes of one account's list, so that what
 	// a change reads first (the list, for the limit and for whom to send
 	// presence) still holds when it writes.
@@ -89,6 +88,7 @@ func (*Blocking) ModuleInfo() modules.Info {
 // Start implements modules.Starter.
 func (b *Blocking) Start(_ context.Context, h *modules.Host) error {
 	b.h = h
+	b.maxItems = h.Config().Limits.MaxBlocklistItems
 	b.lists = map[string]*sync.Map{}
 	for _, d := range h.Router().Domains() {
 		b.lists[d] = new(sync.Map)

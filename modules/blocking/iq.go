@@ -126,7 +126,7 @@ func (b *Blocking) block(ctx context.Context, iq *router.Stanza, items []jid.JID
 			added = append(added, j)
 		}
 	}
-	if len(current)+len(added) > MaxItems {
+	if b.maxItems > 0 && len(current)+len(added) > b.maxItems {
 		return iq.ErrorReply(stanza.Cancel, stanza.NotAllowed, "the blocklist is full")
 	}
 	b.sendPresence(ctx, owner, added, unavailablePresence)

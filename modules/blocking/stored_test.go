@@ -3,6 +3,7 @@ package blocking
 import (
 	"context"
 	"fmt"
+	"github.com/xmppd/xmppd/config"
 	"slices"
 	"testing"
 
@@ -67,14 +68,14 @@ func TestBlockPurgesStored(t *testing.T) {
 	})
 }
 
-// TestBlocklistFull checks that a list cannot grow past MaxItems, and that
+// TestBlocklistFull checks that a list cannot grow past limits.max_blocklist_items, and that
 // blocking what is blocked already does not count.
 func TestBlocklistFull(t *testing.T) {
 	storetest.Run(t, func(t *testing.T, b storetest.Backend) {
 		h := newHarness(t, b)
 		alice := jid.MustParse("alice@localhost")
 		var items []jid.JID
-		for i := range MaxItems {
+		for i := range config.Default().Limits.MaxBlocklistItems {
 			items = append(items, jid.MustParse(fmt.Sprintf("u%d@spam.example", i)))
 		}
 		if err := h.store.Blocklists().Add(context.Background(), alice, items); err != nil {

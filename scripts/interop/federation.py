@@ -188,20 +188,7 @@ async def run(args):
     clients = (a, b)
     T = args.step_timeout
     try:
-        for c in clients:
-            step(f"{c.name}: connecting as {c.boundjid.bare} to {c.addr}:{c.port} "
-                 f"(STARTTLS required, SASL {c.mech} only, CA {args.ca_file})")
-            c.connect(address=(c.addr, c.port), force_starttls=True,
-                      disable_starttls=False, use_ssl=False)
-        for c in clients:
-            try:
-                await asyncio.wait_for(asyncio.shield(c.started), T)
-            except asyncio.TimeoutError:
-                raise Failure(f"{c.name}: no session within {T:.0f}s "
-                              f"(TLS done: {c.tls_done}, features: {sorted(c.features)})")
-            used, version, cipher = c.check_security()
-            step(f"{c.name}: session started as {c.boundjid.full}: {version} {cipher}, "
-                 f"certificate verified, SASL {used}")
+        await chat.start_sessions(clients, T, args.ca_file, log=step)
 
         for c in clients:
             await c.get_roster(timeout=T)
@@ -234,27 +221,21 @@ async def run(args):
         def available(from_bare):
             return lambda p: p["type"] in ("", "available") and p["from"].bare == from_bare
 
+        async def send_presence(sender, ptype, receiver):
+            """sender sends receiver a presence of ptype, which must arrive."""
+            s_bare, r_bare = sender.boundjid.bare, receiver.boundjid.bare
+            sender.send_presence(pto=r_bare, ptype=ptype)
+            step(f"{sender.name}: sent {ptype} to {r_bare}")
+            await receiver.wait_presence(typed(ptype, s_bare), f"{ptype} from {s_bare}", T,
+                                         watch=(sender,))
+            step(f"{receiver.name}: received {ptype} from {s_bare}")
+
         t_a_sub = time.monotonic()
-        a.send_presence(pto=b_bare, ptype="subscribe")
-        step(f"A: sent subscribe to {b_bare}")
-        await b.wait_presence(typed("subscribe", a_bare), f"subscribe from {a_bare}", T, watch=(a,))
-        step(f"B: received subscribe from {a_bare}")
-
-        b.send_presence(pto=a_bare, ptype="subscribed")
-        step(f"B: sent subscribed to {a_bare}")
-        await a.wait_presence(typed("subscribed", b_bare), f"subscribed from {b_bare}", T, watch=(b,))
-        step(f"A: received subscribed from {b_bare}")
-
+        await send_presence(a, "subscribe", b)
+        await send_presence(b, "subscribed", a)
         t_b_sub = time.monotonic()
-        b.send_presence(pto=a_bare, ptype="subscribe")
-        step(f"B: sent subscribe to {a_bare}")
-        await a.wait_presence(typed("subscribe", b_bare), f"subscribe from {b_bare}", T, watch=(b,))
-        step(f"A: received subscribe from {b_bare}")
-
-        a.send_presence(pto=b_bare, ptype="subscribed")
-        step(f"A: sent subscribed to {b_bare}")
-        await b.wait_presence(typed("subscribed", a_bare), f"subscribed from {a_bare}", T, watch=(a,))
-        step(f"B: received subscribed from {a_bare}")
+        await send_presence(b, "subscribe", a)
+        await send_presence(a, "subscribed", b)
 
         # --- end state -----------------------------------------------------
         for c, other in ((a, b_bare), (b, a_bare)):
@@ -269,14 +250,7 @@ async def run(args):
                                       since=since, watch=(o,))
             step(f"{c.name}: received available presence from {p['from']}")
     finally:
-        for c in clients:
-            c.closing = True
-            try:
-                await asyncio.wait_for(c.disconnect(wait=2.0), 5)
-            except Exception:
-                c.abort()
-            if c.started.done() and not c.started.cancelled():
-                c.started.exception()  # retrieved: no "never retrieved" noise
+        await chat.close_all(clients)
     step("both clients disconnected")
 
 

@@ -174,25 +174,46 @@ async def expect_message(client, body, from_bare, timeout):
         return msg
 
 
+async def start_sessions(clients, timeout, ca_file, log=None):
+    """Connect each client to its address and wait for its session; fail
+    unless each starts within timeout seconds and passes check_security.
+    One line per step through log (default: step)."""
+    log = log or step
+    for c in clients:
+        log(f"{c.name}: connecting as {c.boundjid.bare} to {c.addr}:{c.port} "
+            f"(STARTTLS required, SASL {c.mech} only, CA {ca_file})")
+        c.connect(address=(c.addr, c.port), force_starttls=True,
+                  disable_starttls=False, use_ssl=False)
+    for c in clients:
+        try:
+            await asyncio.wait_for(asyncio.shield(c.started), timeout)
+        except asyncio.TimeoutError:
+            raise Failure(f"{c.name}: no session within {timeout:g}s "
+                          f"(TLS done: {c.tls_done}, features: {sorted(c.features)})")
+        used, version, cipher = c.check_security()
+        log(f"{c.name}: session started as {c.boundjid.full}: {version} {cipher}, "
+            f"certificate verified, SASL {used}")
+
+
+async def close_all(clients):
+    """Disconnect each client (abort it if that takes over 5 s); a client's
+    closing attribute is True from then on."""
+    for c in clients:
+        c.closing = True
+        try:
+            await asyncio.wait_for(c.disconnect(wait=2.0), 5)
+        except Exception:
+            c.abort()
+        if c.started.done() and not c.started.cancelled():
+            c.started.exception()  # retrieved: no "never retrieved" noise
+
+
 async def run(args):
     a = Client("A", args.jid_a, os.environ["XMPP_PASSWORD_A"], args.port, args.ca_file)
     b = Client("B", args.jid_b, os.environ["XMPP_PASSWORD_B"], args.port, args.ca_file)
     clients = (a, b)
     try:
-        for c in clients:
-            step(f"{c.name}: connecting as {c.boundjid.bare} to 127.0.0.1:{args.port} "
-                 f"(STARTTLS required, SASL {MECHANISM} only, CA {args.ca_file})")
-            c.connect(address=("127.0.0.1", args.port), force_starttls=True,
-                      disable_starttls=False, use_ssl=False)
-        for c in clients:
-            try:
-                await asyncio.wait_for(asyncio.shield(c.started), args.step_timeout)
-            except asyncio.TimeoutError:
-                raise Failure(f"{c.name}: no session within {args.step_timeout}s "
-                              f"(TLS done: {c.tls_done}, features: {sorted(c.features)})")
-            used, version, cipher = c.check_security()
-            step(f"{c.name}: session started as {c.boundjid.full}: {version} {cipher}, "
-                 f"certificate verified, SASL {used}")
+        await start_sessions(clients, args.step_timeout, args.ca_file)
 
         for c in clients:
             c.send_presence()
@@ -214,13 +235,7 @@ async def run(args):
         msg = await expect_message(a, body_ba, b.boundjid.bare, args.step_timeout)
         step(f"A: received from {msg['from']}: {msg['body']!r} (exact match)")
     finally:
-        for c in clients:
-            try:
-                await asyncio.wait_for(c.disconnect(wait=2.0), 5)
-            except Exception:
-                c.abort()
-            if c.started.done() and not c.started.cancelled():
-                c.started.exception()  # retrieved: no "never retrieved" noise
+        await close_all(clients)
     step("both clients disconnected")
 
 
