@@ -65,16 +65,7 @@ func BenchmarkRouteChat(b *testing.B) {
 		b.SetBytes(int64(len(benchChat)))
 		b.ReportAllocs()
 		for b.Loop() {
-			e, err := rd.Next()
-			if err != nil {
-				b.Fatal(err)
-			}
-			st, err := router.NewStanza(e)
-			if err != nil {
-				b.Fatal(err)
-			}
-			st.SetFrom(alice)
-			r.Route(ctx, st)
+			routertest.RouteNext(b, ctx, r, rd, alice)
 		}
 		if bob.Bytes == 0 {
 			b.Fatal("nothing delivered")
@@ -218,14 +209,7 @@ func (s *nopSession) Deliver(*router.Stanza) bool  { s.n++; return true }
 // parsedChat returns benchChat parsed and stamped from 'from'.
 func parsedChat(tb testing.TB, from jid.JID) *router.Stanza {
 	tb.Helper()
-	e, err := router.ParseElement([]byte(benchChat), router.NSClient)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	st, err := router.NewStanza(e)
-	if err != nil {
-		tb.Fatal(err)
-	}
+	st := routertest.Stanza(tb, benchChat)
 	st.SetFrom(from)
 	return st
 }
@@ -237,16 +221,7 @@ func TestBenchChatRoundTrip(t *testing.T) {
 	r, alice, bob := benchRouter(t)
 	rd := benchReader(t)
 	for range 3 {
-		e, err := rd.Next()
-		if err != nil {
-			t.Fatal(err)
-		}
-		st, err := router.NewStanza(e)
-		if err != nil {
-			t.Fatal(err)
-		}
-		st.SetFrom(alice)
-		r.Route(context.Background(), st)
+		routertest.RouteNext(t, context.Background(), r, rd, alice)
 		got, err := router.ParseElement(bob.Buf, router.NSClient)
 		if err != nil {
 			t.Fatalf("delivered XML does not parse: %v\n%s", err, bob.Buf)

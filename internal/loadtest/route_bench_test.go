@@ -28,23 +28,12 @@ func BenchmarkRouteChatModules(b *testing.B) {
 	}
 	rd := routertest.LoopClientReader(b, chatMessage)
 	ctx := context.Background()
-	route := func() {
-		e, err := rd.Next()
-		if err != nil {
-			b.Fatal(err)
-		}
-		st, err := router.NewStanza(e)
-		if err != nil {
-			b.Fatal(err)
-		}
-		st.SetFrom(from)
-		srv.Router.Route(ctx, st)
-	}
-	route() // the first message loads block lists and rosters
+	// The first message loads block lists and rosters.
+	routertest.RouteNext(b, ctx, srv.Router, rd, from)
 	b.SetBytes(int64(len(chatMessage)))
 	b.ReportAllocs()
 	for b.Loop() {
-		route()
+		routertest.RouteNext(b, ctx, srv.Router, rd, from)
 	}
 	if to.N < 2 {
 		b.Fatalf("%d messages delivered", to.N)

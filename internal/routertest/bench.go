@@ -1,6 +1,7 @@
 package routertest
 
 import (
+	"context"
 	"io"
 	"testing"
 
@@ -69,6 +70,22 @@ func LoopClientReader(tb testing.TB, stanza string) *router.Reader {
 		tb.Fatal(err)
 	}
 	return rd
+}
+
+// RouteNext does what a client session's reading goroutine does with the
+// next stanza of rd: parse it, stamp it from the full JID from and route it
+// with r. It fails tb on a read or stanza error.
+func RouteNext(tb testing.TB, ctx context.Context, r *router.Router, rd *router.Reader, from jid.JID) {
+	e, err := rd.Next()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	st, err := router.NewStanza(e)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	st.SetFrom(from)
+	r.Route(ctx, st)
 }
 
 // Sink is an available bound session whose Deliver does, synchronously,

@@ -145,12 +145,7 @@ async def expect_message(client, sender, body, timeout):
             msg = await asyncio.wait_for(client.inbox.get(), min(left, 0.2))
         except asyncio.TimeoutError:
             continue
-        if msg["from"].bare != from_bare:
-            raise Failure(f"{client.name}: message from {msg['from']}, want {from_bare}: {msg}")
-        if msg["body"] != body:
-            raise Failure(f"{client.name}: body {msg['body']!r}, want {body!r}")
-        if msg["type"] not in ("chat", "normal"):
-            raise Failure(f"{client.name}: message type {msg['type']!r}, want chat")
+        chat.check_chat(client, msg, from_bare, body)
         return msg
 
 

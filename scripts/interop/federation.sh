@@ -660,48 +660,33 @@ xmppd_auth() {
 }
 
 check_auth() { # round a b dir -> 0 if the logs show the round's method on the a<->b link
-	local round=$1 a=$2 b=$3 dir=$4 ok=0 s other got want
+	local round=$1 a=$2 b=$3 dir=$4 ok=0 s other got want direction od evidence
+	[ "$round" = cert ] && want=EXTERNAL || want=dialback
 	for s in "$a" "$b"; do
 		[ "$s" = "$a" ] && other=$b || other=$a
-		local od=${DOMAIN[$other]}
-		case $s in
-		prosody)
-			[ "$round" = cert ] && want=EXTERNAL || want=dialback
-			for direction in incoming outgoing; do
+		od=${DOMAIN[$other]}
+		for direction in incoming outgoing; do
+			case $s in
+			prosody)
 				got=$(prosody_auth "$dir/prosody/prosody.log" "$od" "$direction")
-				if [ "$got" = "$want " ]; then
-					log "  auth: prosody $direction $od: $want (prosody.log: interop-s2s-auth)"
-				else
-					fail_note "$round $a-$b: prosody $direction s2s with $od authenticated by '${got% }', want '$want'"
-					ok=1
-				fi
-			done
-			;;
-		ejabberd)
-			[ "$round" = cert ] && want=EXTERNAL || want=dialback
-			for direction in incoming outgoing; do
+				evidence="prosody.log: interop-s2s-auth"
+				;;
+			ejabberd)
 				got=$(ejabberd_auth "$dir/ejabberd/logs/ejabberd.log" "$od" "$direction")
-				if [ "$got" = "$want " ]; then
-					log "  auth: ejabberd $direction $od: $want (ejabberd.log)"
-				else
-					fail_note "$round $a-$b: ejabberd $direction s2s with $od authenticated by '${got% }', want '$want'"
-					ok=1
-				fi
-			done
-			;;
-		xmppd)
-			[ "$round" = cert ] && want=EXTERNAL || want=dialback
-			for direction in incoming outgoing; do
+				evidence="ejabberd.log"
+				;;
+			xmppd)
 				got=$(xmppd_auth "$dir/xmppd/xmppd.log" "$od" "$direction")
-				if [ "$got" = "$want " ]; then
-					log "  auth: xmppd $direction $od: $want (xmppd.log)"
-				else
-					fail_note "$round $a-$b: xmppd $direction s2s with $od authenticated by '${got% }', want '$want'"
-					ok=1
-				fi
-			done
-			;;
-		esac
+				evidence="xmppd.log"
+				;;
+			esac
+			if [ "$got" = "$want " ]; then
+				log "  auth: $s $direction $od: $want ($evidence)"
+			else
+				fail_note "$round $a-$b: $s $direction s2s with $od authenticated by '${got% }', want '$want'"
+				ok=1
+			fi
+		done
 	done
 	return $ok
 }

@@ -165,13 +165,19 @@ async def expect_message(client, body, from_bare, timeout):
         if msg["type"] == "error":
             raise Failure(f"{client.name}: got a message error from {msg['from']}: "
                           f"{msg['error']['condition']} {msg['error']['text']}")
-        if msg["from"].bare != from_bare:
-            raise Failure(f"{client.name}: message from {msg['from']}, want {from_bare}: {msg}")
-        if msg["body"] != body:
-            raise Failure(f"{client.name}: body {msg['body']!r}, want {body!r}")
-        if msg["type"] not in ("chat", "normal"):
-            raise Failure(f"{client.name}: message type {msg['type']!r}, want chat")
+        check_chat(client, msg, from_bare, body)
         return msg
+
+
+def check_chat(client, msg, from_bare, body):
+    """Raise unless msg, received by client, is a chat message from the bare
+    JID from_bare with exactly body."""
+    if msg["from"].bare != from_bare:
+        raise Failure(f"{client.name}: message from {msg['from']}, want {from_bare}: {msg}")
+    if msg["body"] != body:
+        raise Failure(f"{client.name}: body {msg['body']!r}, want {body!r}")
+    if msg["type"] not in ("chat", "normal"):
+        raise Failure(f"{client.name}: message type {msg['type']!r}, want chat")
 
 
 async def start_sessions(clients, timeout, ca_file, log=None):
