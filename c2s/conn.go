@@ -79,8 +79,12 @@ type conn struct {
 	writeMu    sync.Mutex
 	closeOnce  sync.Once
 	finishOnce sync.Once
-	done       chan struct{} // closed by Close
-	cause      error         // why; set before done is closed
+	endOnce    sync.Once
+	// releasePending stops counting this connection against its address's
+	// unauthenticated connections: at authentication, or at the end.
+	releasePending func()
+	done           chan struct{} // closed by Close
+	cause          error         // why; set before done is closed
 }
 
 var _ router.Session = (*conn)(nil)
@@ -99,13 +103,18 @@ func newConn(s *Server, nc net.Conn, directTLS bool) *conn {
 }
 
 // run serves the connection until it ends. A panic here ends this
-// connection only.
+// connection only, and a bound session is still unbound and announced as
+// ended, so that no ghost stays in the registry.
 func (c *conn) run(ctx context.Context) {
 	defer func() {
 		if v := recover(); v != nil {
 			c.log.Error("c2s connection panicked", slog.Any("panic", v), slog.String("stack", string(debug.Stack())))
 			c.Close(stream.InternalServerError)
-			c.finish()
+			if c.bound {
+				c.endSession(ctx)
+			} else {
+				c.finish()
+			}
 		}
 	}()
 	c.deadline = time.Now().Add(NegotiationTimeout)
@@ -118,13 +127,22 @@ func (c *conn) run(ctx context.Context) {
 	}
 	err = c.readLoop(ctx)
 	c.Close(err)
-	<-c.writerDone
-	// Clean-up must run even when the server is shutting down.
-	ctx = context.WithoutCancel(ctx)
-	c.srv.opts.Router.Sessions().Unbind(c)
-	c.requeue(ctx)
-	c.srv.opts.Router.SessionEnded(ctx, c)
+	c.endSession(ctx)
 	c.logEnd(c.cause)
+}
+
+// endSession waits for the writer, then takes a closed bound session out of
+// the registry, routes again what it had queued and runs the session-end
+// hooks. It runs once.
+func (c *conn) endSession(ctx context.Context) {
+	c.endOnce.Do(func() {
+		<-c.writerDone
+		// Clean-up must run even when the server is shutting down.
+		ctx = context.WithoutCancel(ctx)
+		c.srv.opts.Router.Sessions().Unbind(c)
+		c.requeue(ctx)
+		c.srv.opts.Router.SessionEnded(ctx, c)
+	})
 }
 
 func (c *conn) logEnd(err error) {

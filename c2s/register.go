@@ -13,6 +13,7 @@ import (
 	"mellium.im/xmpp/stream"
 
 	"github.com/xmppd/xmppd/internal/admin"
+	"github.com/xmppd/xmppd/internal/connlimit"
 	"github.com/xmppd/xmppd/router"
 	"github.com/xmppd/xmppd/storage"
 )
@@ -155,8 +156,13 @@ func (c *conn) registrationError(iq *router.Stanza, acct jid.JID, err error) *ro
 	return iq.ErrorReply(stanza.Cancel, stanza.Conflict, "")
 }
 
-// registrationLimit counts the accounts created from each IP address over a
-// sliding window (registration.per_ip within registration.window).
+// maxTracked bounds the addresses registrationLimit tracks before it
+// prunes expired ones.
+const maxTracked = 10000
+
+// registrationLimit counts the accounts created from each IP address (IPv6
+// per /64, like Throttle) over a sliding window (registration.per_ip
+// within registration.window).
 type registrationLimit struct {
 	max    int
 	window time.Duration
@@ -174,6 +180,7 @@ func newRegistrationLimit(max int, window time.Duration) *registrationLimit {
 // A reservation is taken before the account is created, so that parallel
 // connections from one address cannot all pass.
 func (l *registrationLimit) reserve(ip string) bool {
+	ip = connlimit.Block(ip).String()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := l.now()
@@ -199,6 +206,7 @@ func (l *registrationLimit) reserve(ip string) bool {
 // release gives back the latest reservation of ip, whose account could not
 // be created.
 func (l *registrationLimit) release(ip string) {
+	ip = connlimit.Block(ip).String()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	times := l.created[ip]

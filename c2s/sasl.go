@@ -90,6 +90,7 @@ func (c *conn) authenticate(ctx context.Context, auth *router.Element) (restart 
 		}
 	}
 	c.authed, c.user = true, user
+	c.releasePending()
 	c.log.Info("c2s authenticated", slog.String("user", user+"@"+c.host), slog.String("mechanism", mech))
 	return true, nil
 }

@@ -23,6 +23,7 @@ import (
 
 	"github.com/xmppd/xmppd/config"
 	"github.com/xmppd/xmppd/internal/certs"
+	"github.com/xmppd/xmppd/internal/connlimit"
 	"github.com/xmppd/xmppd/router"
 	"github.com/xmppd/xmppd/storage"
 )
@@ -41,6 +42,9 @@ type Server struct {
 	opts     Options
 	limits   config.Limits
 	throttle *Throttle
+	// pending counts connections per address block that have not
+	// authenticated yet (limits.max_pending_per_ip).
+	pending *connlimit.PerIP
 	// registrations limits in-band account creation per IP (register.go).
 	registrations *registrationLimit
 
@@ -60,6 +64,7 @@ func New(opts Options) *Server {
 		opts:          opts,
 		limits:        opts.Config.Limits,
 		throttle:      NewThrottle(opts.Config.Limits.LoginFailures, opts.Config.Limits.LoginWindow),
+		pending:       connlimit.New(opts.Config.Limits.MaxPendingPerIP),
 		registrations: newRegistrationLimit(opts.Config.Registration.PerIP, opts.Config.Registration.Window),
 		conns:         map[*conn]struct{}{},
 	}
@@ -89,6 +94,15 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, directTLS bool) err
 		}
 		delay = 0
 		c := newConn(s, nc, directTLS)
+		release, ok := s.pending.Acquire(c.ip)
+		if !ok {
+			// Too many connections from this address still negotiating:
+			// refuse before spending a goroutine and a TLS handshake.
+			s.opts.Log.Warn("c2s connection refused: too many unauthenticated connections from this address", slog.String("remote", nc.RemoteAddr().String()))
+			nc.Close()
+			continue
+		}
+		c.releasePending = release
 		if !s.track(c) {
 			nc.Close()
 			return nil
@@ -96,6 +110,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, directTLS bool) err
 		go func() {
 			defer s.wg.Done()
 			defer s.untrack(c)
+			defer c.releasePending()
 			c.run(ctx)
 		}()
 	}

@@ -87,6 +87,11 @@ type Limits struct {
 	MaxVCardSize int `yaml:"max_vcard_size"`
 	// MaxBlocklistItems bounds one blocklist (XEP-0191).
 	MaxBlocklistItems int `yaml:"max_blocklist_items"`
+	// MaxPendingPerIP bounds the connections from one IP address (IPv6:
+	// one /64) that have not authenticated yet, on client and on server
+	// listeners. Authenticated connections are not counted, so that many
+	// users behind one NAT are not limited.
+	MaxPendingPerIP int `yaml:"max_pending_per_ip"`
 }
 
 // Registration configures in-band registration (XEP-0077).

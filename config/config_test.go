@@ -26,6 +26,7 @@ func TestDefault(t *testing.T) {
 			OutboundQueue: 1024, LoginFailures: 5, LoginWindow: time.Minute,
 			PingInterval: 5 * time.Minute, PingTimeout: time.Minute,
 			MaxRosterItems: 1000, MaxOfflineMessages: 1000, MaxVCardSize: 65536, MaxBlocklistItems: 1000,
+			MaxPendingPerIP: 32,
 		},
 		Registration: Registration{PerIP: 3, Window: time.Hour},
 		S2S: S2S{Enabled: true, Auth: S2SAuthAllowDialback,

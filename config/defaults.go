@@ -27,6 +27,7 @@ const (
 	defaultMaxOffline      = 1000
 	defaultMaxVCardSize    = 64 << 10
 	defaultMaxBlocklist    = 1000
+	defaultMaxPendingPerIP = 32
 	defaultRegPerIP        = 3
 	defaultRegWindow       = time.Hour
 	defaultS2SConnect      = 30 * time.Second
@@ -115,6 +116,7 @@ func (l *Limits) applyDefaults() {
 	setDefault(&l.MaxOfflineMessages, defaultMaxOffline)
 	setDefault(&l.MaxVCardSize, defaultMaxVCardSize)
 	setDefault(&l.MaxBlocklistItems, defaultMaxBlocklist)
+	setDefault(&l.MaxPendingPerIP, defaultMaxPendingPerIP)
 }
 
 // setDefault sets *v to def when *v is the zero value.

@@ -54,6 +54,7 @@ limits:
   max_offline_messages: 1000  # messages kept for an offline account; more bounce
   max_vcard_size: 65536       # bytes in one vCard (XEP-0054)
   max_blocklist_items: 1000   # JIDs in one blocklist (XEP-0191)
+  max_pending_per_ip: 32      # unauthenticated connections from one IP (IPv6: one /64)
 
 # Federation with other domains (server-to-server). Add listeners of type
 # s2s (STARTTLS, port 5269) and s2s_tls (direct TLS, ALPN xmpp-server, port

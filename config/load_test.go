@@ -72,6 +72,7 @@ limits:
   max_offline_messages: 20
   max_vcard_size: 4096
   max_blocklist_items: 10
+  max_pending_per_ip: 4
 registration: {enabled: true, per_ip: 1, window: 10m}
 s2s:
   enabled: false
@@ -102,6 +103,7 @@ log: {level: debug, format: json}
 					OutboundQueue: 100, LoginFailures: 3, LoginWindow: 30 * time.Second,
 					PingInterval: 2 * time.Hour, PingTimeout: 90 * time.Second,
 					MaxRosterItems: 50, MaxOfflineMessages: 20, MaxVCardSize: 4096, MaxBlocklistItems: 10,
+					MaxPendingPerIP: 4,
 				},
 				Registration: Registration{Enabled: true, PerIP: 1, Window: 10 * time.Minute},
 				S2S: S2S{
@@ -207,7 +209,7 @@ func TestLoadErrors(t *testing.T) {
 	}, {
 		name: "unknown nested key",
 		text: "hosts: [{domain: example.org}]\nlimits:\n  max_depth: 10\n  max_stanzas: 5\n",
-		want: []string{`xmppd.yaml:4: unknown key "max_stanzas" in limits (known keys: login_failures, login_window, max_blocklist_items, max_depth, max_offline_messages, max_roster_items, max_sessions_per_user, max_stanza_size, max_vcard_size, outbound_queue, ping_interval, ping_timeout)`},
+		want: []string{`xmppd.yaml:4: unknown key "max_stanzas" in limits (known keys: login_failures, login_window, max_blocklist_items, max_depth, max_offline_messages, max_pending_per_ip, max_roster_items, max_sessions_per_user, max_stanza_size, max_vcard_size, outbound_queue, ping_interval, ping_timeout)`},
 	}, {
 		name: "unknown key in a list item",
 		text: "hosts:\n  - domain: example.org\n  - domain: example.net\n    certificate: x.pem\n",

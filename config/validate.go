@@ -178,6 +178,7 @@ func (c *Config) checkLimits(ps *problems) {
 		{"max_offline_messages", l.MaxOfflineMessages},
 		{"max_vcard_size", l.MaxVCardSize},
 		{"max_blocklist_items", l.MaxBlocklistItems},
+		{"max_pending_per_ip", l.MaxPendingPerIP},
 	} {
 		if v.n <= 0 {
 			ps.add("limits."+v.key, "must be positive, not %d", v.n)
