@@ -213,3 +213,43 @@ func TestMultiplexing(t *testing.T) {
 		})
 	}
 }
+
+// TestPlaintextExemption opens a plaintext stream as a domain exempt from
+// TLS (s2s.plaintext_domains) and asks to authenticate another domain on
+// it by dialback: b.test refuses that pair with the policy-violation
+// dialback error (XEP-0220 §2.5), though the key is good, and takes no
+// stanza from the other domain; the exempt domain itself keeps the
+// stream and may still authenticate on it.
+func TestPlaintextExemption(t *testing.T) {
+	const exempt, victim = "exempt.test", "victim.test"
+	auth := &authority{keys: map[[3]string]string{}}
+	// The authority offers TLS, so that b.test can check keys for
+	// victim.test with it, as it could with victim.test's real server.
+	auth.fakeServer = startFake(t, &fakeServer{domain: exempt, verify: auth.check, tlsConfig: selfSignedTLS(t, exempt)})
+	b := testserver.StartFederation(t, func(c *config.Config) {
+		c.S2S.Routes[exempt] = auth.addr()
+		c.S2S.Routes[victim] = auth.addr()
+		c.S2S.PlaintextDomains = []string{exempt}
+	}, domainB)[0]
+	bob := login(t, b, "bob")
+
+	c := dialS2S(t, b.Addr(config.ListenerS2SStartTLS).String())
+	c.open(exempt, domainB)
+	if st := c.features.Child(nsTLS, "starttls"); st == nil || st.Child(nsTLS, "required") != nil {
+		t.Fatalf("features %s: want STARTTLS offered, not required, to %s", c.features, exempt)
+	}
+	key := router.NewID() + router.NewID()
+	auth.register(domainB, victim, c.id, key)
+	r := c.dialback(victim, domainB, key)
+	if cond, _ := testserver.ErrorCondition(r); r.Get("type") != "error" || cond != "policy-violation" {
+		t.Errorf("dialback for %s without TLS: %s, want a policy-violation error", victim, r)
+	}
+	authenticate(t, c, auth, exempt)
+	c.send(`<message from="x@` + exempt + `" to="bob@b.test" type="chat" id="p1"><body>hi</body></message>`)
+	bob.MustNext(t, "the message from "+exempt, isMessage("p1", "chat"))
+	c.send(`<message from="x@` + victim + `" to="bob@b.test" type="chat" id="p2"><body>hi</body></message>`)
+	if got := c.streamError(); got != "invalid-from" {
+		t.Errorf("stream error %s, want invalid-from", got)
+	}
+	bob.ExpectNone(t, "the message from "+victim, isMessage("p2", ""))
+}

@@ -220,8 +220,17 @@ func (in *inStream) stream(ctx context.Context) (restart bool, err error) {
 }
 
 // tlsRequired tells whether the peer must do STARTTLS before anything.
+// It looks at the header's 'from' only: each domain the stream
+// authenticates, and each stanza's sender, is checked again with
+// plaintextOK, or an exempt domain would cover any other.
 func (in *inStream) tlsRequired() bool {
-	return in.c.tls == nil && !in.s.plaintextAllowed(in.peerFrom)
+	return !in.plaintextOK(in.peerFrom)
+}
+
+// plaintextOK tells whether domain may use this stream as it is: with
+// TLS, or without it if the policy exempts the domain.
+func (in *inStream) plaintextOK(domain string) bool {
+	return in.c.tls != nil || in.s.plaintextAllowed(domain)
 }
 
 // features lists what the peer may negotiate next.
@@ -324,6 +333,15 @@ func (in *inStream) dialbackResult(ctx context.Context, e *router.Element) error
 	if !in.s.opts.Router.Serves(local) {
 		return reply("error", "item-not-found")
 	}
+	if !in.plaintextOK(remote) {
+		// The stream is in plaintext because its header named a domain
+		// exempt from TLS; remote is not. XEP-0220 §2.5 names this case
+		// policy-violation, as a dialback error rather than a stream
+		// error: the refusal concerns this domain pair, and closing the
+		// stream would throw away the exempt domain's pairs with it.
+		in.log.Info("s2s dialback refused without TLS", slog.String("domain", remote))
+		return reply("error", "policy-violation")
+	}
 	if !in.s.dialbackAllowed(remote) {
 		in.log.Info("s2s dialback refused by policy", slog.String("domain", remote))
 		return reply("error", "not-authorized")
@@ -395,6 +413,11 @@ func (in *inStream) stanza(ctx context.Context, e *router.Element) error {
 			return stream.NotAuthorized
 		}
 		return stream.InvalidFrom
+	}
+	if !in.plaintextOK(remote) {
+		// dialbackResult authenticates no such pair; should one slip
+		// through, it still carries nothing in plaintext.
+		return stream.PolicyViolation
 	}
 	in.c.nc.SetDeadline(time.Now().Add(idleTimeoutIn))
 	in.s.opts.Router.Route(ctx, st)

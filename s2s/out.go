@@ -20,13 +20,28 @@ import (
 // maxQueue bounds the stanzas waiting for one remote domain.
 const maxQueue = 10000
 
+// maxQueueBytes bounds the serialised size of what an outbound stream
+// holds, queued or taken for a write not yet done: a peer that holds the
+// connection phase open (a tarpit) must not make us keep maxQueue stanzas
+// of the largest size, gigabytes, for one domain pair. A variable, read
+// when a Server is made, so that tests can lower it.
+var maxQueueBytes = 16 << 20
+
+// maxWrite is about how much one write to a peer carries: a long queue
+// goes out in several writes rather than through one buffer of its size.
+const maxWrite = 64 << 10
+
+// writeBufs pools serialisation buffers, so that an idle stream holds
+// none.
+var writeBufs = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
+
 // Backoff after a failed connection: stanzas bounce at once until it has
 // passed, so that an unreachable domain costs one attempt, not one per
-// stanza.
-const (
-	minBackoff = time.Second
-	maxBackoff = 5 * time.Minute
-)
+// stanza. minBackoff is a variable, read when a Server is made, so that
+// tests can lower it.
+var minBackoff = time.Second
+
+const maxBackoff = 5 * time.Minute
 
 // errDialbackError says that the Receiving Server answered our dialback
 // request with a dialback error (XEP-0220 §2.5).
@@ -58,15 +73,40 @@ type outStream struct {
 	p   pair
 	log *slog.Logger
 
-	mu          sync.Mutex
-	queue       []*router.Stanza
+	mu    sync.Mutex
+	queue []queued
+	// bytes is the serialised size of the queue and of what serve has
+	// taken from it but not yet written.
+	bytes       int
 	running     bool
 	ready       bool
 	method      string
 	failedUntil time.Time
 	failCond    stanza.Condition
 	backoff     time.Duration
+	// forgetAt is when a stream that failed and has not run since is
+	// removed from the Server; forgetTimer calls forgetIfIdle then.
+	forgetAt    time.Time
+	forgetTimer *time.Timer
 	wake        chan struct{}
+}
+
+// queued is a stanza waiting to be written, with its serialised size.
+type queued struct {
+	st   *router.Stanza
+	size int
+}
+
+// serialisedSize is the length of st as written on a stream.
+func serialisedSize(st *router.Stanza) int {
+	bp := writeBufs.Get().(*[]byte)
+	b := st.AppendXML((*bp)[:0], router.NSServer)
+	n := len(b)
+	if cap(b) <= 2*maxWrite {
+		*bp = b[:0]
+		writeBufs.Put(bp)
+	}
+	return n
 }
 
 func newOutStream(s *Server, p pair) *outStream {
@@ -94,6 +134,7 @@ func (o *outStream) describe() string {
 
 // enqueue adds st and makes sure the goroutine runs.
 func (o *outStream) enqueue(ctx context.Context, st *router.Stanza) {
+	size := serialisedSize(st)
 	o.mu.Lock()
 	if !o.running && time.Now().Before(o.failedUntil) {
 		cond := o.failCond
@@ -101,12 +142,15 @@ func (o *outStream) enqueue(ctx context.Context, st *router.Stanza) {
 		o.s.opts.Router.Bounce(ctx, st, cond, "")
 		return
 	}
-	if len(o.queue) >= maxQueue {
+	// A stanza larger than the byte limit still goes when nothing else
+	// is held, or it could never go at all.
+	if len(o.queue) >= maxQueue || (o.bytes > 0 && o.bytes+size > o.s.maxQueueBytes) {
 		o.mu.Unlock()
 		o.s.opts.Router.Bounce(ctx, st, stanza.ResourceConstraint, "")
 		return
 	}
-	o.queue = append(o.queue, st)
+	o.queue = append(o.queue, queued{st, size})
+	o.bytes += size
 	start := !o.running
 	o.running = true
 	o.mu.Unlock()
@@ -116,13 +160,7 @@ func (o *outStream) enqueue(ctx context.Context, st *router.Stanza) {
 		o.s.mu.Lock()
 		if o.s.closed {
 			o.s.mu.Unlock()
-			o.mu.Lock()
-			queue := o.queue
-			o.queue, o.running = nil, false
-			o.mu.Unlock()
-			for _, q := range queue {
-				o.s.opts.Router.Bounce(ctx, q, stanza.RemoteServerNotFound, "")
-			}
+			o.bounceQueue(ctx, stanza.RemoteServerNotFound)
 			return
 		}
 		o.s.wg.Add(1)
@@ -192,20 +230,67 @@ func (o *outStream) run() {
 	}
 }
 
-// fail bounces everything queued and starts a backoff period.
+// fail starts a backoff period and bounces everything queued.
+//
+// The stream stays registered for as long again after the backoff, so
+// that a domain still in use keeps its backoff growing; then, unless it
+// has run since, forgetIfIdle removes it.
 func (o *outStream) fail(cond stanza.Condition) {
 	o.mu.Lock()
-	queue := o.queue
-	o.queue = nil
-	o.running = false
-	o.backoff = min(max(2*o.backoff, minBackoff), maxBackoff)
+	queue := o.stopLocked()
+	o.backoff = min(max(2*o.backoff, o.s.minBackoff), maxBackoff)
 	o.failedUntil = time.Now().Add(o.backoff)
+	o.forgetAt = o.failedUntil.Add(o.backoff)
 	o.failCond = cond
+	o.scheduleForget(2 * o.backoff)
 	o.mu.Unlock()
-	ctx := context.Background()
-	for _, st := range queue {
-		o.s.opts.Router.Bounce(ctx, st, cond, "")
+	o.bounce(context.Background(), queue, cond)
+}
+
+// bounceQueue stops the stream and bounces what is queued with cond.
+func (o *outStream) bounceQueue(ctx context.Context, cond stanza.Condition) {
+	o.mu.Lock()
+	queue := o.stopLocked()
+	o.mu.Unlock()
+	o.bounce(ctx, queue, cond)
+}
+
+// stopLocked, called with o.mu held, marks the stream stopped and takes
+// its queue.
+func (o *outStream) stopLocked() []queued {
+	queue := o.queue
+	o.queue, o.bytes, o.running = nil, 0, false
+	return queue
+}
+
+// bounce returns stanzas to their senders with cond.
+func (o *outStream) bounce(ctx context.Context, queue []queued, cond stanza.Condition) {
+	for _, q := range queue {
+		o.s.opts.Router.Bounce(ctx, q.st, cond, "")
 	}
+}
+
+// scheduleForget, called with o.mu held, has forgetIfIdle run after d.
+// Once the Server's context is done no timer starts, so that Shutdown,
+// which stops those running after it cancelled the context, leaves none.
+func (o *outStream) scheduleForget(d time.Duration) {
+	if o.s.ctx.Err() != nil {
+		return
+	}
+	if o.forgetTimer == nil {
+		o.forgetTimer = time.AfterFunc(d, func() { o.s.forgetIfIdle(o) })
+		return
+	}
+	o.forgetTimer.Reset(d)
+}
+
+// stopForgetTimer stops the timer scheduleForget started, if any.
+func (o *outStream) stopForgetTimer() {
+	o.mu.Lock()
+	if o.forgetTimer != nil {
+		o.forgetTimer.Stop()
+	}
+	o.mu.Unlock()
 }
 
 // serve writes queued stanzas on a ready stream. It returns again=true
@@ -219,11 +304,15 @@ func (o *outStream) serve(c *conn) (again bool, err error) {
 	for {
 		// A stream the peer has closed takes no more: what is queued
 		// waits for the next connection rather than go where nobody
-		// reads it.
+		// reads it. Shutdown is seen here too, not only when the queue
+		// is empty, which under steady traffic it may never be.
 		select {
 		case err := <-readErr:
 			c.nc.Close()
 			return true, fmt.Errorf("peer closed the stream: %w", err)
+		case <-o.s.ctx.Done():
+			o.shutdown(c)
+			return false, nil
 		default:
 		}
 		o.mu.Lock()
@@ -231,12 +320,7 @@ func (o *outStream) serve(c *conn) (again bool, err error) {
 		o.queue = nil
 		o.mu.Unlock()
 		if len(batch) > 0 {
-			var buf []byte
-			for _, st := range batch {
-				buf = st.AppendXML(buf, router.NSServer)
-			}
-			if err := c.write(buf); err != nil {
-				o.requeue(batch)
+			if err := o.write(c, batch); err != nil {
 				c.nc.Close()
 				return true, err
 			}
@@ -261,21 +345,60 @@ func (o *outStream) serve(c *conn) (again bool, err error) {
 			c.close(nil)
 			return false, nil
 		case <-o.s.ctx.Done():
-			o.mu.Lock()
-			queue := o.queue
-			o.queue, o.running = nil, false
-			o.mu.Unlock()
-			for _, st := range queue {
-				o.s.opts.Router.Bounce(context.Background(), st, stanza.RemoteServerTimeout, "")
-			}
-			c.close(stream.SystemShutdown)
+			o.shutdown(c)
 			return false, nil
 		}
 	}
 }
 
-// requeue puts unwritten stanzas back at the front.
-func (o *outStream) requeue(batch []*router.Stanza) {
+// shutdown bounces what is queued and closes the stream with
+// system-shutdown.
+func (o *outStream) shutdown(c *conn) {
+	o.bounceQueue(context.Background(), stanza.RemoteServerTimeout)
+	c.close(stream.SystemShutdown)
+}
+
+// write sends batch in writes of about maxWrite bytes, so that no buffer
+// holds the whole queue, and counts what is written off o.bytes. What a
+// failed write, or shutdown, leaves is put back at the front of the
+// queue.
+func (o *outStream) write(c *conn, batch []queued) error {
+	bp := writeBufs.Get().(*[]byte)
+	defer func() {
+		if cap(*bp) <= 2*maxWrite {
+			writeBufs.Put(bp)
+		}
+	}()
+	for i := 0; i < len(batch); {
+		start, size := i, 0
+		buf := (*bp)[:0]
+		for ; i < len(batch) && len(buf) < maxWrite; i++ {
+			buf = batch[i].st.AppendXML(buf, router.NSServer)
+			size += batch[i].size
+		}
+		*bp = buf[:0]
+		if err := c.write(buf); err != nil {
+			o.requeue(batch[start:])
+			return err
+		}
+		o.mu.Lock()
+		o.bytes -= size
+		o.mu.Unlock()
+		if o.s.ctx.Err() != nil {
+			// serve bounces the rest.
+			o.requeue(batch[i:])
+			return nil
+		}
+	}
+	return nil
+}
+
+// requeue puts unwritten stanzas back at the front; they are still
+// counted in o.bytes.
+func (o *outStream) requeue(batch []queued) {
+	if len(batch) == 0 {
+		return
+	}
 	o.mu.Lock()
 	o.queue = append(batch, o.queue...)
 	o.mu.Unlock()

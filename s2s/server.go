@@ -52,6 +52,12 @@ type Server struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
+	// Limits of the outbound streams, read from the package defaults
+	// when the Server is made, so that a test may lower them for the
+	// servers it starts.
+	maxQueueBytes int
+	minBackoff    time.Duration
+
 	mu     sync.Mutex
 	out    map[pair]*outStream
 	in     map[*inStream]struct{}
@@ -89,8 +95,12 @@ func New(opts Options) (*Server, error) {
 		log:      opts.Log.With(slog.String("component", "s2s")),
 		ctx:      ctx,
 		cancel:   cancel,
-		out:      map[pair]*outStream{},
-		in:       map[*inStream]struct{}{},
+
+		maxQueueBytes: maxQueueBytes,
+		minBackoff:    minBackoff,
+
+		out: map[pair]*outStream{},
+		in:  map[*inStream]struct{}{},
 	}, nil
 }
 
@@ -187,6 +197,24 @@ func (s *Server) forget(o *outStream) {
 	s.mu.Unlock()
 }
 
+// forgetIfIdle removes an outbound stream whose backoff and grace period
+// (see fail) are over and that is not running: a domain that could not be
+// reached is remembered only while it is in use, so that stanzas to ever
+// new unreachable domains cannot grow the map without bound.
+func (s *Server) forgetIfIdle(o *outStream) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.out[o.p] != o {
+		return
+	}
+	o.mu.Lock()
+	idle := !o.running && !time.Now().Before(o.forgetAt)
+	o.mu.Unlock()
+	if idle {
+		delete(s.out, o.p)
+	}
+}
+
 // Shutdown closes every stream with system-shutdown, bounces what was
 // still queued, and waits for the goroutines to end or ctx to be done.
 func (s *Server) Shutdown(ctx context.Context) error {
@@ -197,6 +225,13 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	s.mu.Unlock()
 	s.cancel()
+	// After cancel: fail starts no timer once the context is done, so
+	// none outlives this loop.
+	s.mu.Lock()
+	for _, o := range s.out {
+		o.stopForgetTimer()
+	}
+	s.mu.Unlock()
 	done := make(chan struct{})
 	go func() { s.wg.Wait(); close(done) }()
 	select {

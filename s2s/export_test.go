@@ -1,0 +1,23 @@
+package s2s
+
+import (
+	"testing"
+	"time"
+)
+
+// SetMaxQueueBytes sets the byte limit of an outbound queue for the
+// Servers made after it, until t ends. Call it before starting them, so
+// that t's cleanup restores the limit after they have shut down.
+func SetMaxQueueBytes(t testing.TB, n int) {
+	old := maxQueueBytes
+	maxQueueBytes = n
+	t.Cleanup(func() { maxQueueBytes = old })
+}
+
+// SetMinBackoff sets the shortest backoff after a failed connection for
+// the Servers made after it, until t ends, as SetMaxQueueBytes does.
+func SetMinBackoff(t testing.TB, d time.Duration) {
+	old := minBackoff
+	minBackoff = d
+	t.Cleanup(func() { minBackoff = old })
+}
