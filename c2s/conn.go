@@ -99,6 +99,8 @@ func newConn(s *Server, nc net.Conn, directTLS bool) *conn {
 		ip:        ip,
 		log:       s.opts.Log.With(slog.String("remote", nc.RemoteAddr().String())),
 		done:      make(chan struct{}),
+		// Serve replaces it with the release of the address's count.
+		releasePending: func() {},
 	}
 }
 

@@ -49,6 +49,10 @@ type inStream struct {
 
 	mu     sync.Mutex
 	authed map[pair]bool // (local, remote) pairs authenticated by dialback
+
+	// releasePending stops counting the connection against its address's
+	// unauthenticated connections, once a domain has authenticated.
+	releasePending func()
 }
 
 func newInStream(s *Server, nc net.Conn, directTLS bool) *inStream {
@@ -59,6 +63,8 @@ func newInStream(s *Server, nc net.Conn, directTLS bool) *inStream {
 		log:       s.log.With(slog.String("direction", "in"), slog.String("peer", nc.RemoteAddr().String())),
 		addr:      nc.RemoteAddr().String(),
 		authed:    map[pair]bool{},
+		// Serve replaces it with the release of the address's count.
+		releasePending: func() {},
 	}
 }
 
@@ -302,6 +308,7 @@ func (in *inStream) saslExternal(auth *router.Element) (bool, error) {
 	if err := in.c.writeElement(router.NewElement(nsSASL, "success")); err != nil {
 		return false, err
 	}
+	in.releasePending()
 	in.mu.Lock()
 	in.externalDomain = domain
 	in.mu.Unlock()
@@ -369,6 +376,7 @@ func (in *inStream) dialbackResult(ctx context.Context, e *router.Element) error
 		}
 		return errKeyInvalid
 	}
+	in.releasePending()
 	in.mu.Lock()
 	in.authed[pair{local, remote}] = true
 	in.mu.Unlock()

@@ -28,6 +28,7 @@ import (
 
 	"github.com/xmppd/xmppd/config"
 	"github.com/xmppd/xmppd/internal/certs"
+	"github.com/xmppd/xmppd/internal/connlimit"
 	"github.com/xmppd/xmppd/router"
 )
 
@@ -45,8 +46,11 @@ type Server struct {
 	cfg      config.S2S
 	resolver *Resolver
 	roots    *x509.CertPool
-	secret   string
-	log      *slog.Logger
+	// pending counts inbound connections per address block that have not
+	// authenticated a domain yet (limits.max_pending_per_ip).
+	pending *connlimit.PerIP
+	secret  string
+	log     *slog.Logger
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -91,6 +95,7 @@ func New(opts Options) (*Server, error) {
 		cfg:      cfg,
 		resolver: NewResolver(cfg.Routes, cfg.DNSServer),
 		roots:    roots,
+		pending:  connlimit.New(opts.Config.Limits.MaxPendingPerIP),
 		secret:   secret,
 		log:      opts.Log.With(slog.String("component", "s2s")),
 		ctx:      ctx,
@@ -165,7 +170,15 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, directTLS bool) err
 			}
 			return err
 		}
+		ip, _, _ := net.SplitHostPort(nc.RemoteAddr().String())
+		release, ok := s.pending.Acquire(ip)
+		if !ok {
+			s.log.Warn("s2s connection refused: too many unauthenticated connections from this address", slog.String("peer", nc.RemoteAddr().String()))
+			nc.Close()
+			continue
+		}
 		in := newInStream(s, nc, directTLS)
+		in.releasePending = release
 		s.mu.Lock()
 		if s.closed {
 			s.mu.Unlock()
@@ -177,6 +190,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, directTLS bool) err
 		s.mu.Unlock()
 		go func() {
 			defer s.wg.Done()
+			defer in.releasePending()
 			defer func() {
 				s.mu.Lock()
 				delete(s.in, in)
