@@ -55,7 +55,9 @@ func (r *Roster) get(ctx context.Context, iq *router.Stanza) *router.Stanza {
 	}
 	owner := iq.From.Bare()
 	if s := r.h.Router().Sessions().Lookup(iq.From); s != nil {
-		r.state(s).setInterested()
+		if ss := r.track(s); ss != nil {
+			ss.setInterested()
+		}
 	}
 	items, ver, err := r.h.Store().Rosters().Get(ctx, owner)
 	if err != nil {
@@ -209,7 +211,9 @@ func (r *Roster) remove(ctx context.Context, iq *router.Stanza, owner, contact j
 // §2.1.6).
 func (r *Roster) push(ctx context.Context, owner jid.JID, item *router.Element, ver int64) {
 	for _, s := range r.h.Router().Sessions().Sessions(owner) {
-		if !r.state(s).isInterested() {
+		// state, not track: the session may have ended since the
+		// snapshot, and one that never asked for the roster has none.
+		if ss := r.state(s); ss == nil || !ss.isInterested() {
 			continue
 		}
 		q := router.NewElement(NS, "query", "ver", strconv.FormatInt(ver, 10)).Append(item.Copy())

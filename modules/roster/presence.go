@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stanza"
@@ -50,12 +52,34 @@ func (s *sessionState) hasDirected(to string) bool {
 	return ok
 }
 
-// state returns the state of a session, creating it.
+// state returns the state of a session, or nil if it has none. Paths that
+// only read it use this rather than track: they may run after ended forgot
+// the session, and a state they created then would never be forgotten.
 func (r *Roster) state(s router.Session) *sessionState {
 	if v, ok := r.sessions.Load(s); ok {
 		return v.(*sessionState)
 	}
-	v, _ := r.sessions.LoadOrStore(s, &sessionState{})
+	return nil
+}
+
+// track returns the state of a session, creating it, or nil if the session
+// is no longer bound. ended forgets a session after the registry unbound
+// it, so a state is created first and the session checked after: either
+// ended comes later and forgets the state, or the check finds the session
+// gone and the state is dropped here.
+func (r *Roster) track(s router.Session) *sessionState {
+	if ss := r.state(s); ss != nil {
+		return ss
+	}
+	v, loaded := r.sessions.LoadOrStore(s, &sessionState{})
+	if r.h.Router().Sessions().Lookup(s.JID()) != s {
+		if !loaded {
+			// Only the one who stored it drops it: a state another
+			// caller created may hold what ended still needs.
+			r.sessions.CompareAndDelete(s, v)
+		}
+		return nil
+	}
 	return v.(*sessionState)
 }
 
@@ -187,17 +211,28 @@ func (r *Roster) directed(ctx context.Context, st *router.Stanza) {
 		(item.Subscription == storage.SubFrom || item.Subscription == storage.SubBoth) {
 		return
 	}
-	ss := r.state(s)
+	ss := r.track(s)
+	if ss == nil {
+		return
+	}
+	key := st.To.String()
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
 	if st.Type() == "unavailable" {
-		delete(ss.directed, st.To.String())
+		delete(ss.directed, key)
+		return
+	}
+	if _, tracked := ss.directed[key]; !tracked && r.maxItems > 0 && len(ss.directed) >= r.maxItems {
+		// The presence still goes; only its withdrawal at logout is
+		// given up, so that a session cannot make the server remember
+		// without bound.
+		r.h.Logger().Debug("directed presence not tracked: limit reached", slog.String("from", st.From.String()))
 		return
 	}
 	if ss.directed == nil {
 		ss.directed = map[string]jid.JID{}
 	}
-	ss.directed[st.To.String()] = st.To
+	ss.directed[key] = st.To
 }
 
 // toAccount handles presence addressed to a local account, or sent with no
@@ -245,11 +280,7 @@ func (r *Roster) inboundSubscription(ctx context.Context, st *router.Stanza) {
 	reqs := r.h.Store().SubscriptionRequests()
 	switch {
 	case res.StoreRequest:
-		in := st.Copy()
-		in.SetFrom(contact)
-		if err := reqs.Add(ctx, owner, storage.SubscriptionRequest{From: contact, Stanza: in.AppendXML(nil, router.NSClient)}); err != nil {
-			r.h.Logger().Error("store subscription request", slog.Any("err", err))
-		}
+		r.storeRequest(ctx, owner, contact, st)
 	case res.RemoveRequest:
 		if err := reqs.Remove(ctx, owner, contact); err != nil {
 			r.h.Logger().Error("remove subscription request", slog.Any("err", err))
@@ -274,6 +305,72 @@ func (r *Roster) inboundSubscription(ctx context.Context, st *router.Stanza) {
 	if res.SendUnavailable {
 		r.sendUnavailable(ctx, owner, contact)
 	}
+}
+
+// Stored subscription requests are cut down to what a client shows of them.
+const (
+	// NSNick is XEP-0172 user nickname, which a request may carry.
+	NSNick = "http://jabber.org/protocol/nick"
+	// maxStoredText bounds the status and nickname kept with a request,
+	// in bytes.
+	maxStoredText = 1024
+)
+
+// storeRequest keeps a subscription request until the user answers it
+// (RFC 6121 §3.1.3). Every stored request is delivered at each login, so
+// they are bounded like the roster they would join: beyond the limit, a
+// request from a new contact is not stored (it was still delivered to the
+// available resources, if any). A contact asking again replaces its
+// request, within the limit or not.
+func (r *Roster) storeRequest(ctx context.Context, owner, contact jid.JID, st *router.Stanza) {
+	unlock := r.requests.Lock(owner.String())
+	defer unlock()
+	reqs := r.h.Store().SubscriptionRequests()
+	if r.maxItems > 0 {
+		stored, err := reqs.List(ctx, owner)
+		if err != nil {
+			r.h.Logger().Error("load subscription requests", slog.String("owner", owner.String()), slog.Any("err", err))
+			return
+		}
+		known := slices.ContainsFunc(stored, func(req storage.SubscriptionRequest) bool { return req.From.Equal(contact) })
+		if !known && len(stored) >= r.maxItems {
+			r.h.Logger().Info("subscription request not stored: limit reached",
+				slog.String("owner", owner.String()), slog.String("from", contact.String()), slog.Int("limit", r.maxItems))
+			return
+		}
+	}
+	req := storage.SubscriptionRequest{From: contact, Stanza: trimRequest(st, owner, contact).AppendXML(nil, router.NSClient)}
+	if err := reqs.Add(ctx, owner, req); err != nil {
+		r.h.Logger().Error("store subscription request", slog.String("owner", owner.String()), slog.Any("err", err))
+	}
+}
+
+// trimRequest returns what is stored of a subscription request: who asks,
+// and the status and nickname (XEP-0172) a client shows with the request,
+// each cut to maxStoredText bytes. Anything else the stanza carried is
+// dropped, so that a stored request costs little at every login.
+func trimRequest(st *router.Stanza, owner, contact jid.JID) *router.Stanza {
+	p := &router.Stanza{Element: router.NewElement("", "presence", "type", "subscribe")}
+	p.SetFrom(contact)
+	p.SetTo(owner)
+	if e := st.Child("", "status"); e != nil {
+		p.Append(router.NewElement("", "status").AppendText(truncate(e.Text(), maxStoredText)))
+	}
+	if e := st.Child(NSNick, "nick"); e != nil {
+		p.Append(router.NewElement(NSNick, "nick").AppendText(truncate(e.Text(), maxStoredText)))
+	}
+	return p
+}
+
+// truncate cuts s to at most n bytes without splitting a character.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
 }
 
 // probe answers a presence probe: the last presence of each available
@@ -355,7 +452,10 @@ func (r *Roster) broadcast(ctx context.Context, st *router.Stanza) {
 	initial := false
 	switch st.Type() {
 	case "":
-		ss := r.state(s)
+		ss := r.track(s)
+		if ss == nil {
+			break // the session ended meanwhile
+		}
 		ss.mu.Lock()
 		initial = !ss.available
 		ss.available = true
@@ -404,7 +504,9 @@ func (r *Roster) broadcastToContacts(ctx context.Context, st *router.Stanza, ini
 }
 
 // initial completes a session's initial presence: it gets the presence of
-// the user's other resources and the pending subscription requests.
+// the user's other resources and the pending subscription requests. It
+// stops at the first stanza the session refuses: its queue was full, and it
+// is closing.
 func (r *Roster) initial(ctx context.Context, s router.Session) {
 	owner := s.JID().Bare()
 	for _, other := range r.h.Router().Sessions().Sessions(owner) {
@@ -415,7 +517,9 @@ func (r *Roster) initial(ctx context.Context, s router.Session) {
 			p := last.Copy()
 			p.SetFrom(other.JID())
 			p.SetTo(s.JID())
-			s.Deliver(p)
+			if !s.Deliver(p) {
+				return
+			}
 		}
 	}
 	reqs, err := r.h.Store().SubscriptionRequests().List(ctx, owner)
@@ -433,7 +537,9 @@ func (r *Roster) initial(ctx context.Context, s router.Session) {
 			continue
 		}
 		st.SetTo(owner)
-		s.Deliver(st)
+		if !s.Deliver(st) {
+			return
+		}
 	}
 }
 
@@ -443,13 +549,18 @@ func (r *Roster) initial(ctx context.Context, s router.Session) {
 // one with the same full JID leaves the broadcast, and the directed
 // presence the new one sent, to the new one: see ended.
 func (r *Roster) unavailable(ctx context.Context, s router.Session, st *router.Stanza, replacement router.Session) {
-	ss := r.state(s)
-	ss.mu.Lock()
-	was := ss.available
-	ss.available = false
-	directed := ss.directed
-	ss.directed = nil
-	ss.mu.Unlock()
+	var (
+		was      bool
+		directed map[string]jid.JID
+	)
+	if ss := r.state(s); ss != nil {
+		ss.mu.Lock()
+		was = ss.available
+		ss.available = false
+		directed = ss.directed
+		ss.directed = nil
+		ss.mu.Unlock()
+	}
 	if st == nil {
 		st = &router.Stanza{Element: router.NewElement("", "presence", "type", "unavailable")}
 		st.SetFrom(s.JID())
@@ -457,6 +568,11 @@ func (r *Roster) unavailable(ctx context.Context, s router.Session, st *router.S
 	var next *sessionState
 	if replacement != nil && replacement.Available() {
 		next = r.state(replacement)
+		if next == nil {
+			// Its presence waits for the lock to be broadcast: it has
+			// sent no directed presence yet, and it will announce itself.
+			next = new(sessionState)
+		}
 	}
 	if was && next == nil {
 		r.broadcastToContacts(ctx, st, false)

@@ -37,6 +37,10 @@ type Roster struct {
 	// locks order the availability changes of one account's sessions,
 	// one lock per bare JID (see ended).
 	locks keylock.Map
+	// requests orders the changes to one account's stored subscription
+	// requests, so that concurrent requests cannot store more than the
+	// limit. It is never held while routing.
+	requests keylock.Map
 }
 
 var (
