@@ -12,7 +12,7 @@ import (
 	"mellium.im/xmpp/stanza"
 	"mellium.im/xmpp/stream"
 
-	"github.com/xmppd/xmppd/internal/admin"
+	"github.com/xmppd/xmppd/admin"
 	"github.com/xmppd/xmppd/internal/connlimit"
 	"github.com/xmppd/xmppd/router"
 	"github.com/xmppd/xmppd/storage"

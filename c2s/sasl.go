@@ -10,7 +10,7 @@ import (
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stream"
 
-	"github.com/xmppd/xmppd/internal/scram"
+	"github.com/xmppd/xmppd/c2s/sasl"
 	"github.com/xmppd/xmppd/router"
 	"github.com/xmppd/xmppd/storage"
 )
@@ -27,9 +27,9 @@ func (c *conn) mechanisms() []string {
 	}
 	var m []string
 	if len(c.binding().Types()) > 0 {
-		m = append(m, scram.SHA256Plus, scram.SHA1Plus)
+		m = append(m, sasl.SHA256Plus, sasl.SHA1Plus)
 	}
-	m = append(m, scram.SHA256, scram.SHA1)
+	m = append(m, sasl.SHA256, sasl.SHA1)
 	if c.srv.opts.Config.Auth.AllowPlain {
 		m = append(m, "PLAIN")
 	}
@@ -37,12 +37,12 @@ func (c *conn) mechanisms() []string {
 }
 
 // binding is the channel binding of the TLS connection.
-func (c *conn) binding() scram.ChannelBinding {
+func (c *conn) binding() sasl.ChannelBinding {
 	if c.tls == nil {
 		return nil
 	}
 	cs := c.tls.ConnectionState()
-	return scram.TLSBinding(&cs, c.leaf)
+	return sasl.TLSBinding(&cs, c.leaf)
 }
 
 // authenticate runs one SASL exchange that began with auth. restart is true
@@ -145,8 +145,8 @@ func (c *conn) credential(ctx context.Context, authcid, family string) (storage.
 
 // decoy makes unknown accounts look like real ones: same iteration count,
 // a salt fixed per name.
-func (c *conn) decoy() scram.Decoy {
-	return scram.Decoy{Iterations: c.srv.opts.Config.Auth.ScramIterations}
+func (c *conn) decoy() sasl.Decoy {
+	return sasl.Decoy{Iterations: c.srv.opts.Config.Auth.ScramIterations}
 }
 
 // validAuthzid accepts an empty authorization identity or the user's own
@@ -161,11 +161,11 @@ func (c *conn) validAuthzid(authzid, local string) bool {
 
 // plain checks a PLAIN login (RFC 4616) against the stored SCRAM keys.
 func (c *conn) plain(ctx context.Context, msg []byte) (user, cond string) {
-	authzid, authcid, password, err := scram.ParsePlain(msg)
+	authzid, authcid, password, err := sasl.ParsePlain(msg)
 	if err != nil {
 		return "", "malformed-request"
 	}
-	cred, err := c.credential(ctx, authcid, scram.SHA256)
+	cred, err := c.credential(ctx, authcid, sasl.SHA256)
 	if err != nil && !errors.Is(err, storage.ErrNotFound) {
 		c.log.Error("c2s load credentials", slog.Any("err", err))
 		return "", "temporary-auth-failure"
@@ -173,10 +173,10 @@ func (c *conn) plain(ctx context.Context, msg []byte) (user, cond string) {
 	if err != nil {
 		// Spend the same work as a real check so timing does not tell
 		// whether the account exists.
-		scram.VerifyPlain(c.decoy().Credential(scram.SHA256, authcid), password)
+		sasl.VerifyPlain(c.decoy().Credential(sasl.SHA256, authcid), password)
 		return "", "not-authorized"
 	}
-	if !scram.VerifyPlain(cred, password) {
+	if !sasl.VerifyPlain(cred, password) {
 		return "", "not-authorized"
 	}
 	local, _ := c.localpart(authcid)
@@ -193,7 +193,7 @@ func (c *conn) scram(ctx context.Context, mech string, initial []byte, hasInitia
 	if len(mech) > 5 && mech[len(mech)-5:] == "-PLUS" {
 		family = mech[:len(mech)-5]
 	}
-	srv, err := scram.NewServer(mech, func(authcid string) (storage.Credential, error) {
+	srv, err := sasl.NewServer(mech, func(authcid string) (storage.Credential, error) {
 		return c.credential(ctx, authcid, family)
 	}, c.binding())
 	if err != nil {
@@ -211,10 +211,10 @@ func (c *conn) scram(ctx context.Context, mech string, initial []byte, hasInitia
 	for {
 		out, done, serr := srv.Step(msg)
 		if serr != nil {
-			if errors.Is(serr, scram.ErrTemporary) {
+			if errors.Is(serr, sasl.ErrTemporary) {
 				c.log.Error("c2s scram", slog.Any("err", serr))
 			}
-			return "", scram.Condition(serr), nil
+			return "", sasl.Condition(serr), nil
 		}
 		if done {
 			local, lerr := c.localpart(srv.Username())

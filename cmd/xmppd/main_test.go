@@ -15,8 +15,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/xmppd/xmppd/c2s/sasl"
 	"github.com/xmppd/xmppd/config"
-	"github.com/xmppd/xmppd/internal/scram"
 	"github.com/xmppd/xmppd/internal/storetest"
 	sqlstore "github.com/xmppd/xmppd/storage/sql"
 )
@@ -160,7 +160,7 @@ func verifyPassword(t *testing.T, st config.Storage, domain, local, password str
 	}
 	ok := true
 	for _, c := range u.Credentials {
-		ok = ok && scram.VerifyPlain(c, password)
+		ok = ok && sasl.VerifyPlain(c, password)
 	}
 	return ok
 }

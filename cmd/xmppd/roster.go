@@ -7,8 +7,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/xmppd/xmppd/internal/admin"
-	"github.com/xmppd/xmppd/internal/subscription"
+	"github.com/xmppd/xmppd/admin"
+	"github.com/xmppd/xmppd/router/subscription"
 	sqlstore "github.com/xmppd/xmppd/storage/sql"
 )
 

@@ -7,10 +7,10 @@ import (
 
 	"mellium.im/xmpp/jid"
 
+	"github.com/xmppd/xmppd/admin"
 	"github.com/xmppd/xmppd/config"
-	"github.com/xmppd/xmppd/internal/admin"
 	"github.com/xmppd/xmppd/internal/storetest"
-	"github.com/xmppd/xmppd/internal/subscription"
+	"github.com/xmppd/xmppd/router/subscription"
 	"github.com/xmppd/xmppd/storage"
 )
 

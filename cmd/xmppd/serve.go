@@ -10,8 +10,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/xmppd/xmppd/internal/app"
 	"github.com/xmppd/xmppd/modules/version"
+	"github.com/xmppd/xmppd/server"
 )
 
 // shutdownGrace is how long sessions get to close on SIGINT/SIGTERM.
@@ -31,7 +31,7 @@ func (c *cli) serveCmd() *cobra.Command {
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			log.Info("starting xmppd", slog.String("version", version.String()), slog.String("config", c.configPathOrDefault()))
-			srv, err := app.Start(ctx, cfg, log)
+			srv, err := server.Start(ctx, cfg, log)
 			if err != nil {
 				return err
 			}

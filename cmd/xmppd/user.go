@@ -13,7 +13,7 @@ import (
 	"golang.org/x/term"
 	"mellium.im/xmpp/jid"
 
-	"github.com/xmppd/xmppd/internal/admin"
+	"github.com/xmppd/xmppd/admin"
 )
 
 // withUsers is withRosters for an account command.

@@ -17,9 +17,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/xmppd/xmppd/c2s/sasl"
 	"github.com/xmppd/xmppd/config"
-	"github.com/xmppd/xmppd/internal/app"
-	"github.com/xmppd/xmppd/internal/scram"
+	"github.com/xmppd/xmppd/server"
 	"github.com/xmppd/xmppd/storage"
 )
 
@@ -120,7 +120,7 @@ func TestIdleSessionMemory(t *testing.T) {
 
 // startMemServer starts xmppd in this process on loopback, logging at info
 // level as in production but to nowhere, with per-user limits out of the way.
-func startMemServer(t testing.TB, n int) *app.Server {
+func startMemServer(t testing.TB, n int) *server.Server {
 	t.Helper()
 	cfg := config.Default()
 	cfg.DataDir = t.TempDir()
@@ -138,7 +138,7 @@ func startMemServer(t testing.TB, n int) *app.Server {
 		t.Fatal(err)
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	srv, err := app.Start(context.Background(), cfg, log)
+	srv, err := server.Start(context.Background(), cfg, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -156,9 +156,9 @@ const memPassword = "load-test-password"
 
 // addUsers creates u0 … u(n-1). They share one set of SCRAM credentials,
 // derived once, so that creating thousands of accounts takes seconds.
-func addUsers(t testing.TB, srv *app.Server, n int) {
+func addUsers(t testing.TB, srv *server.Server, n int) {
 	t.Helper()
-	creds, err := scram.NewCredentials(memPassword, srv.Config.Auth.ScramIterations)
+	creds, err := sasl.NewCredentials(memPassword, srv.Config.Auth.ScramIterations)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -183,7 +183,7 @@ type snapshot struct {
 // measure collects garbage, then reads the runtime's figures and the
 // process's resident set; then returns freed pages to the OS and reads the
 // resident set again, since the Go runtime keeps freed memory a while.
-func measure(srv *app.Server) snapshot {
+func measure(srv *server.Server) snapshot {
 	runtime.GC()
 	runtime.GC()
 	var ms runtime.MemStats

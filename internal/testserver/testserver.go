@@ -28,11 +28,11 @@ import (
 	"mellium.im/xmpp"
 	"mellium.im/xmpp/jid"
 
+	"github.com/xmppd/xmppd/admin"
 	"github.com/xmppd/xmppd/config"
-	"github.com/xmppd/xmppd/internal/admin"
-	"github.com/xmppd/xmppd/internal/app"
 	"github.com/xmppd/xmppd/internal/storetest"
 	"github.com/xmppd/xmppd/router"
+	"github.com/xmppd/xmppd/server"
 )
 
 // Domain is the domain test servers serve.
@@ -40,7 +40,7 @@ const Domain = "localhost"
 
 // Server is a running test server.
 type Server struct {
-	*app.Server
+	*server.Server
 	t testing.TB
 	// Roots trusts the server's self-signed certificate.
 	Roots *x509.CertPool
@@ -79,7 +79,7 @@ func StartOn(t testing.TB, b storetest.Backend, mutate func(*config.Config)) *Se
 	}
 	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	ctx := context.Background()
-	srv, err := app.Start(ctx, cfg, log)
+	srv, err := server.Start(ctx, cfg, log)
 	if err != nil {
 		t.Fatalf("start server: %v", err)
 	}

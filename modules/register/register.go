@@ -14,10 +14,10 @@ import (
 	"mellium.im/xmpp/stanza"
 	"mellium.im/xmpp/stream"
 
-	"github.com/xmppd/xmppd/internal/admin"
-	"github.com/xmppd/xmppd/internal/subscription"
+	"github.com/xmppd/xmppd/admin"
 	"github.com/xmppd/xmppd/modules"
 	"github.com/xmppd/xmppd/router"
+	"github.com/xmppd/xmppd/router/subscription"
 	"github.com/xmppd/xmppd/storage"
 )
 
@@ -54,7 +54,7 @@ func (r *Register) Start(_ context.Context, h *modules.Host) error {
 	return h.HandleIQ(router.ToServer, stanza.SetIQ, NS, r.set)
 }
 
-// users is the shared account operations (internal/admin), so that the
+// users is the shared account operations (package admin), so that the
 // CLI and this module create credentials and delete data the same way.
 func (r *Register) users() admin.Users {
 	return admin.Users{Config: r.h.Config(), Users: r.h.Store().Users(), Store: r.h.Store()}

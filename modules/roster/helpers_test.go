@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/xmppd/xmppd/internal/admin"
+	"github.com/xmppd/xmppd/admin"
 	"github.com/xmppd/xmppd/internal/testserver"
 	"github.com/xmppd/xmppd/modules/roster"
 	"github.com/xmppd/xmppd/router"

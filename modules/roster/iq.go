@@ -10,8 +10,8 @@ import (
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stanza"
 
-	"github.com/xmppd/xmppd/internal/subscription"
 	"github.com/xmppd/xmppd/router"
+	"github.com/xmppd/xmppd/router/subscription"
 	"github.com/xmppd/xmppd/storage"
 )
 

@@ -1,6 +1,7 @@
-// Package scram is the server side of SASL SCRAM (RFC 5802, RFC 7677) with
-// channel binding (the -PLUS variants, RFC 5056, RFC 5929, RFC 9266), and the
-// password check behind SASL PLAIN (RFC 4616).
+// Package sasl is the server side of the SASL mechanisms xmppd offers:
+// SCRAM (RFC 5802, RFC 7677) with channel binding (the -PLUS variants, RFC
+// 5056, RFC 5929, RFC 9266), and the password check behind SASL PLAIN
+// (RFC 4616).
 //
 // It works from stored keys only (storage.Credential): the server never
 // holds a password, so a leaked database cannot be replayed as logins, and a
@@ -11,7 +12,7 @@
 //
 // Errors wrap one of the sentinel errors below so that the stream layer can
 // answer with the right RFC 6120 §6.5 condition; Condition does the mapping.
-package scram
+package sasl
 
 import (
 	"crypto/hmac"

@@ -1,8 +1,8 @@
-// Package app assembles a running xmppd from a configuration: database,
+// Package server assembles a running xmppd from a configuration: database,
 // router, modules and listeners. It is shared by the CLI's serve command and
 // the in-process test servers, so that tests exercise the same wiring that
 // operators run.
-package app
+package server
 
 import (
 	"context"

@@ -9,7 +9,7 @@ import (
 
 	"mellium.im/xmpp/jid"
 
-	"github.com/xmppd/xmppd/internal/subscription"
+	"github.com/xmppd/xmppd/router/subscription"
 	"github.com/xmppd/xmppd/storage"
 )
 
