@@ -444,7 +444,6 @@ func (c *conn) negotiateStream(ctx context.Context) error {
 			if c.authed {
 				return stream.PolicyViolation
 			}
-			c.pending.Progress(connlimit.Auth)
 			if c.tls == nil {
 				// RFC 6120 §6.4.5: no SASL, and so no PLAIN, before TLS.
 				if err := c.saslFailure("encryption-required", ""); err != nil {
@@ -452,6 +451,8 @@ func (c *conn) negotiateStream(ctx context.Context) error {
 				}
 				continue
 			}
+			// After the TLS check: an <auth> in plaintext is no progress.
+			c.pending.Progress(connlimit.Auth)
 			restart, err := c.authenticate(ctx, e)
 			if err != nil || restart {
 				return err
