@@ -31,10 +31,42 @@ const maxSASLFailures = 3
 type failure struct {
 	cond, text string
 	credential bool
+	account    string // the account a wrong credential was for, for the throttle
 }
 
-// badCredential is the failure of a wrong proof or password.
-var badCredential = failure{cond: "not-authorized", credential: true}
+// badCredential is the failure of a wrong proof or password for account.
+func badCredential(account string) failure {
+	return failure{cond: "not-authorized", credential: true, account: account}
+}
+
+// throttled is the failure of a login the throttle refuses. It is the same
+// whether the account exists or not.
+var throttled = failure{cond: "temporary-auth-failure", text: "too many failed logins; try again later"}
+
+// errThrottled is returned by the SCRAM credential lookup when the throttle
+// refuses the account, so that the exchange ends before any proof is
+// checked.
+var errThrottled = errors.New("c2s: login throttled")
+
+// accountKey is the name the throttle counts failures for: the normalised
+// local part, or the name as sent if it is not a valid one (it then fails
+// like an unknown account).
+func (c *conn) accountKey(authcid string) string {
+	if local, err := c.localpart(authcid); err == nil {
+		return local
+	}
+	return authcid
+}
+
+// blocked tells whether the throttle refuses a login at account (or, with
+// account "", any login from this address), and logs it.
+func (c *conn) blocked(account string) bool {
+	if !c.srv.throttle.Blocked(c.ip, account) {
+		return false
+	}
+	c.log.Warn("c2s login throttled", slog.String("ip", c.ip), slog.String("account", account))
+	return true
+}
 
 // maxOtherFailures bounds the failures that are not wrong credentials on one
 // stream: one attempt per offered mechanism and one more, so that a client
@@ -82,9 +114,10 @@ func (c *conn) authenticate(ctx context.Context, auth *router.Element) (restart 
 		return false, c.saslFailure(failure{cond: "invalid-mechanism",
 			text: fmt.Sprintf("mechanism %q is not offered; offered: %s", mech, strings.Join(c.mechanisms(), ", "))})
 	}
-	if c.srv.throttle.Blocked(c.ip) {
-		c.log.Warn("c2s login throttled", slog.String("ip", c.ip))
-		return false, c.saslFailure(failure{cond: "temporary-auth-failure", text: "too many failed logins; try again later"})
+	// The per-address ceiling can be checked at once; the per-account one
+	// once the client has named the account (plain, scram).
+	if c.blocked("") {
+		return false, c.saslFailure(throttled)
 	}
 	initial, err := decodeSASL(auth.Text())
 	if err != nil {
@@ -102,7 +135,7 @@ func (c *conn) authenticate(ctx context.Context, auth *router.Element) (restart 
 	}
 	if f.cond != "" {
 		if f.credential {
-			c.srv.throttle.Fail(c.ip)
+			c.srv.throttle.Fail(c.ip, f.account)
 		}
 		c.log.Info("c2s login failed", slog.String("mechanism", mech), slog.String("condition", f.cond),
 			slog.Bool("credential", f.credential), slog.String("host", c.host))
@@ -196,6 +229,10 @@ func (c *conn) plain(ctx context.Context, msg []byte) (user string, f failure) {
 	if err != nil {
 		return "", failure{cond: "malformed-request", text: "not a PLAIN message (RFC 4616)"}
 	}
+	account := c.accountKey(authcid)
+	if c.blocked(account) {
+		return "", throttled
+	}
 	cred, err := c.credential(ctx, authcid, sasl.SHA256)
 	if err != nil && !errors.Is(err, storage.ErrNotFound) {
 		c.log.Error("c2s load credentials", slog.Any("err", err))
@@ -205,10 +242,10 @@ func (c *conn) plain(ctx context.Context, msg []byte) (user string, f failure) {
 		// Spend the same work as a real check so timing does not tell
 		// whether the account exists.
 		sasl.VerifyPlain(c.decoy().Credential(sasl.SHA256, authcid), password)
-		return "", badCredential
+		return "", badCredential(account)
 	}
 	if !sasl.VerifyPlain(cred, password) {
-		return "", badCredential
+		return "", badCredential(account)
 	}
 	local, _ := c.localpart(authcid)
 	if !c.validAuthzid(authzid, local) {
@@ -224,7 +261,14 @@ func (c *conn) scram(ctx context.Context, mech string, initial []byte, hasInitia
 	if len(mech) > 5 && mech[len(mech)-5:] == "-PLUS" {
 		family = mech[:len(mech)-5]
 	}
+	var account string
 	srv, err := sasl.NewServer(mech, func(authcid string) (storage.Credential, error) {
+		// Checked before the account is looked up: the answer is the same
+		// whether it exists or not.
+		account = c.accountKey(authcid)
+		if c.blocked(account) {
+			return storage.Credential{}, errThrottled
+		}
 		return c.credential(ctx, authcid, family)
 	}, c.binding())
 	if err != nil {
@@ -243,10 +287,15 @@ func (c *conn) scram(ctx context.Context, mech string, initial []byte, hasInitia
 	for {
 		out, done, serr := srv.Step(msg)
 		if serr != nil {
+			if errors.Is(serr, errThrottled) {
+				return "", throttled, nil
+			}
 			if errors.Is(serr, sasl.ErrTemporary) {
 				c.log.Error("c2s scram", slog.Any("err", serr))
 			}
-			return "", c.scramFailure(first, serr), nil
+			f := c.scramFailure(first, serr)
+			f.account = account
+			return "", f, nil
 		}
 		if done {
 			local, lerr := c.localpart(srv.Username())
@@ -271,7 +320,7 @@ func (c *conn) scramFailure(first []byte, err error) failure {
 	cond := sasl.Condition(err)
 	switch {
 	case errors.Is(err, sasl.ErrNotAuthorized):
-		return badCredential
+		return badCredential("")
 	case errors.Is(err, sasl.ErrUnsupportedBinding):
 		supported := "none"
 		if types := c.binding().Types(); len(types) > 0 {
