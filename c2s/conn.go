@@ -58,10 +58,13 @@ type conn struct {
 	headerSent   bool
 	authed       bool
 	user         string // local part, once authenticated
-	saslFailures int
-	bound        bool
-	deadline     time.Time // negotiation must finish by then
-	pinged       bool
+	saslFailures int    // wrong credentials on this stream
+	// otherFailures counts the SASL failures that are not wrong
+	// credentials (see maxOtherFailures).
+	otherFailures int
+	bound         bool
+	deadline      time.Time // negotiation must finish by then
+	pinged        bool
 
 	// In-band registration before SASL (register.go): the requests seen,
 	// and whether one created an account.
@@ -446,7 +449,7 @@ func (c *conn) negotiateStream(ctx context.Context) error {
 			}
 			if c.tls == nil {
 				// RFC 6120 §6.4.5: no SASL, and so no PLAIN, before TLS.
-				if err := c.saslFailure("encryption-required", ""); err != nil {
+				if err := c.saslFailure(failure{cond: "encryption-required", text: "negotiate TLS first"}); err != nil {
 					return err
 				}
 				continue

@@ -63,7 +63,7 @@ func New(opts Options) *Server {
 	return &Server{
 		opts:          opts,
 		limits:        opts.Config.Limits,
-		throttle:      NewThrottle(opts.Config.Limits.LoginFailures, opts.Config.Limits.LoginWindow),
+		throttle:      NewThrottle(opts.Config.Limits.LoginFailures, opts.Config.Limits.LoginFailuresPerIP, opts.Config.Limits.LoginWindow),
 		pending:       connlimit.New(opts.Config.Limits.MaxPendingPerIP),
 		registrations: newRegistrationLimit(opts.Config.Registration.PerIP, opts.Config.Registration.Window),
 		conns:         map[*conn]struct{}{},
