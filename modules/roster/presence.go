@@ -7,7 +7,6 @@ import (
 	"slices"
 	"sync"
 	"time"
-	"unicode/utf8"
 
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stanza"
@@ -307,18 +306,13 @@ func (r *Roster) inboundSubscription(ctx context.Context, st *router.Stanza) {
 	}
 }
 
-// Stored subscription requests are cut down to what a client shows of them.
-const (
-	// NSNick is XEP-0172 user nickname, which a request may carry.
-	NSNick = "http://jabber.org/protocol/nick"
-	// maxStoredText bounds the status and nickname kept with a request,
-	// in bytes.
-	maxStoredText = 1024
-)
-
 // storeRequest keeps a subscription request until the user answers it
-// (RFC 6121 §3.1.3). Every stored request is delivered at each login, so
-// they are bounded like the roster they would join: beyond the limit, a
+// (RFC 6121 §3.1.3), whole: its status, XEP-0172 nickname, XEP-0379
+// pre-auth token and whatever else the contact's client put in it are what
+// the user's client shows or acts on when it gets the request at login. A
+// request is a stanza, so its size is bounded by limits.max_stanza_size;
+// and since every stored request is delivered at each login, they are
+// bounded in number like the roster they would join: beyond the limit, a
 // request from a new contact is not stored (it was still delivered to the
 // available resources, if any). A contact asking again replaces its
 // request, within the limit or not.
@@ -339,38 +333,21 @@ func (r *Roster) storeRequest(ctx context.Context, owner, contact jid.JID, st *r
 			return
 		}
 	}
-	req := storage.SubscriptionRequest{From: contact, Stanza: trimRequest(st, owner, contact).AppendXML(nil, router.NSClient)}
-	if err := reqs.Add(ctx, owner, req); err != nil {
-		r.h.Logger().Error("store subscription request", slog.String("owner", owner.String()), slog.Any("err", err))
-	}
-}
-
-// trimRequest returns what is stored of a subscription request: who asks,
-// and the status and nickname (XEP-0172) a client shows with the request,
-// each cut to maxStoredText bytes. Anything else the stanza carried is
-// dropped, so that a stored request costs little at every login.
-func trimRequest(st *router.Stanza, owner, contact jid.JID) *router.Stanza {
-	p := &router.Stanza{Element: router.NewElement("", "presence", "type", "subscribe")}
+	p := st.Copy()
+	// The contact's bare JID asks (§3.1.2), whatever resource it came from.
 	p.SetFrom(contact)
 	p.SetTo(owner)
-	if e := st.Child("", "status"); e != nil {
-		p.Append(router.NewElement("", "status").AppendText(truncate(e.Text(), maxStoredText)))
+	data := p.AppendXML(nil, router.NSClient)
+	if len(data) > r.maxRequestSize {
+		// Only a stanza made inside the server can be larger than what a
+		// stream accepts; it is not kept rather than kept cut.
+		r.h.Logger().Info("subscription request not stored: too large",
+			slog.String("owner", owner.String()), slog.String("from", contact.String()), slog.Int("size", len(data)))
+		return
 	}
-	if e := st.Child(NSNick, "nick"); e != nil {
-		p.Append(router.NewElement(NSNick, "nick").AppendText(truncate(e.Text(), maxStoredText)))
+	if err := reqs.Add(ctx, owner, storage.SubscriptionRequest{From: contact, Stanza: data}); err != nil {
+		r.h.Logger().Error("store subscription request", slog.String("owner", owner.String()), slog.Any("err", err))
 	}
-	return p
-}
-
-// truncate cuts s to at most n bytes without splitting a character.
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n]
 }
 
 // probe answers a presence probe: the last presence of each available

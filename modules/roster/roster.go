@@ -33,7 +33,10 @@ func init() {
 type Roster struct {
 	h        *modules.Host
 	maxItems int
-	sessions sync.Map // router.Session → *sessionState
+	// maxRequestSize bounds a stored subscription request, in bytes: the
+	// stanza size limit of the streams it can arrive on.
+	maxRequestSize int
+	sessions       sync.Map // router.Session → *sessionState
 	// locks order the availability changes of one account's sessions,
 	// one lock per bare JID (see ended).
 	locks keylock.Map
@@ -57,6 +60,7 @@ func (*Roster) ModuleInfo() modules.Info {
 func (r *Roster) Start(_ context.Context, h *modules.Host) error {
 	r.h = h
 	r.maxItems = h.Config().Limits.MaxRosterItems
+	r.maxRequestSize = h.Config().Limits.MaxStanzaSize
 	if err := h.HandleIQ(router.ToAccount, stanza.GetIQ, NS, r.get); err != nil {
 		return err
 	}
