@@ -437,7 +437,7 @@ func (r *Roster) broadcast(ctx context.Context, st *router.Stanza) {
 		initial = !ss.available
 		ss.available = true
 		ss.mu.Unlock()
-		r.broadcastToContacts(ctx, st, initial)
+		r.broadcastToContacts(ctx, st, initial, s)
 		if initial {
 			r.initial(ctx, s)
 		}
@@ -454,8 +454,11 @@ func (r *Roster) broadcast(ctx context.Context, st *router.Stanza) {
 
 // broadcastToContacts sends st to the contacts subscribed to the user and
 // to the user's own available resources; on initial presence it also probes
-// the contacts the user is subscribed to (RFC 6121 §4.2.2).
-func (r *Roster) broadcastToContacts(ctx context.Context, st *router.Stanza, initial bool) {
+// the contacts the user is subscribed to (RFC 6121 §4.2.2). sender, if not
+// nil, is the session that sent st and gets it too, available or not: a
+// client's own unavailable presence comes back to it like the others'
+// (§4.5.2), while it no longer counts as available.
+func (r *Roster) broadcastToContacts(ctx context.Context, st *router.Stanza, initial bool, sender router.Session) {
 	owner := st.From.Bare()
 	items, _, err := r.h.Store().Rosters().Get(ctx, owner)
 	if err != nil {
@@ -472,7 +475,7 @@ func (r *Roster) broadcastToContacts(ctx context.Context, st *router.Stanza, ini
 		}
 	}
 	for _, s := range r.h.Router().Sessions().Sessions(owner) {
-		if s.Available() {
+		if s.Available() || s == sender {
 			p := st.Copy()
 			p.SetTo(s.JID())
 			s.Deliver(p)
@@ -538,7 +541,11 @@ func (r *Roster) unavailable(ctx context.Context, s router.Session, st *router.S
 		ss.directed = nil
 		ss.mu.Unlock()
 	}
+	// The session that sent its unavailable presence is still bound and
+	// gets it back; one that ended has no stream to get it on.
+	sender := s
 	if st == nil {
+		sender = nil
 		st = &router.Stanza{Element: router.NewElement("", "presence", "type", "unavailable")}
 		st.SetFrom(s.JID())
 	}
@@ -552,7 +559,7 @@ func (r *Roster) unavailable(ctx context.Context, s router.Session, st *router.S
 		}
 	}
 	if was && next == nil {
-		r.broadcastToContacts(ctx, st, false)
+		r.broadcastToContacts(ctx, st, false, sender)
 	}
 	for key, to := range directed {
 		if next != nil && next.hasDirected(key) {
