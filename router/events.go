@@ -13,42 +13,12 @@ type SessionHandler func(ctx context.Context, s Session)
 
 // sessionHooks holds the handlers of session events, read without a lock.
 type sessionHooks struct {
-	available atomic.Pointer[[]sessionEntry]
-	ended     atomic.Pointer[[]sessionEntry]
+	available atomic.Pointer[[]entry[SessionHandler]]
+	ended     atomic.Pointer[[]entry[SessionHandler]]
 }
 
-type sessionEntry struct {
-	owner    string
-	priority int
-	seq      int
-	h        SessionHandler
-}
-
-func (r *Router) addSessionHandler(list *atomic.Pointer[[]sessionEntry], owner string, priority int, h SessionHandler) Registration {
-	r.hooks.mu.Lock()
-	defer r.hooks.mu.Unlock()
-	r.hooks.seq++
-	seq := r.hooks.seq
-	var old []sessionEntry
-	if p := list.Load(); p != nil {
-		old = *p
-	}
-	next := append(append([]sessionEntry(nil), old...), sessionEntry{owner, priority, seq, h})
-	for i := len(next) - 1; i > 0 && next[i].priority > next[i-1].priority; i-- {
-		next[i], next[i-1] = next[i-1], next[i]
-	}
-	list.Store(&next)
-	return removeFunc(func() {
-		r.hooks.mu.Lock()
-		defer r.hooks.mu.Unlock()
-		var kept []sessionEntry
-		for _, e := range *list.Load() {
-			if e.seq != seq {
-				kept = append(kept, e)
-			}
-		}
-		list.Store(&kept)
-	})
+func (r *Router) addSessionHandler(list *atomic.Pointer[[]entry[SessionHandler]], owner string, priority int, h SessionHandler) Registration {
+	return register(&r.hooks, list, listAdder(owner, priority, h), without[SessionHandler])
 }
 
 // OnSessionAvailable registers h for sessions that sent their initial
@@ -76,7 +46,7 @@ func (r *Router) SessionEnded(ctx context.Context, s Session) {
 	r.runSession(ctx, &r.sessionEvents.ended, s)
 }
 
-func (r *Router) runSession(ctx context.Context, list *atomic.Pointer[[]sessionEntry], s Session) {
+func (r *Router) runSession(ctx context.Context, list *atomic.Pointer[[]entry[SessionHandler]], s Session) {
 	p := list.Load()
 	if p == nil {
 		return
@@ -89,38 +59,13 @@ func (r *Router) runSession(ctx context.Context, list *atomic.Pointer[[]sessionE
 // streamFeatures holds the elements modules add to the client stream
 // features after authentication (e.g. XEP-0237 roster versioning).
 type streamFeatures struct {
-	list atomic.Pointer[[]featureElement]
-}
-
-type featureElement struct {
-	seq int
-	e   *Element
+	list atomic.Pointer[[]entry[*Element]]
 }
 
 // AddStreamFeature advertises e in the stream features offered to
 // authenticated clients, for as long as the registration lasts.
 func (r *Router) AddStreamFeature(e *Element) Registration {
-	r.hooks.mu.Lock()
-	defer r.hooks.mu.Unlock()
-	r.hooks.seq++
-	seq := r.hooks.seq
-	var old []featureElement
-	if p := r.features.list.Load(); p != nil {
-		old = *p
-	}
-	next := append(append([]featureElement(nil), old...), featureElement{seq, e})
-	r.features.list.Store(&next)
-	return removeFunc(func() {
-		r.hooks.mu.Lock()
-		defer r.hooks.mu.Unlock()
-		var kept []featureElement
-		for _, f := range *r.features.list.Load() {
-			if f.seq != seq {
-				kept = append(kept, f)
-			}
-		}
-		r.features.list.Store(&kept)
-	})
+	return register(&r.hooks, &r.features.list, listAdder("", PriorityDefault, e), without[*Element])
 }
 
 // StreamFeatures returns copies of the module stream features.
@@ -131,7 +76,7 @@ func (r *Router) StreamFeatures() []*Element {
 	}
 	out := make([]*Element, 0, len(*p))
 	for _, f := range *p {
-		out = append(out, f.e.Copy())
+		out = append(out, f.h.Copy())
 	}
 	return out
 }

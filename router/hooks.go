@@ -61,11 +61,11 @@ func (f removeFunc) Remove() { f() }
 // pointers, so routing takes no lock; registration (rare) copies them.
 type hooks struct {
 	mu       sync.Mutex // serialises writers
-	iq       atomic.Pointer[map[iqKey]iqEntry]
-	stanza   atomic.Pointer[map[stanzaKey][]stanzaEntry]
-	filters  atomic.Pointer[[]filterEntry]
-	undeliv  atomic.Pointer[[]stanzaEntry]
-	features atomic.Pointer[map[Target][]featureEntry]
+	iq       atomic.Pointer[map[iqKey]entry[IQHandler]]
+	stanza   atomic.Pointer[map[stanzaKey][]entry[StanzaHandler]]
+	filters  atomic.Pointer[[]entry[Filter]]
+	undeliv  atomic.Pointer[[]entry[StanzaHandler]]
+	features atomic.Pointer[map[Target][]entry[string]]
 	seq      int
 }
 
@@ -75,33 +75,96 @@ type iqKey struct {
 	ns     string // payload namespace
 }
 
-type iqEntry struct {
-	owner string
-	h     IQHandler
-}
-
 type stanzaKey struct {
 	target Target
 	kind   string
 }
 
-type stanzaEntry struct {
+// entry is one registered hook of any kind: who added it, where it runs in
+// its list (higher priority first, then in order of registration) and the
+// handler itself.
+type entry[H any] struct {
 	owner    string
 	priority int
 	seq      int
-	h        StanzaHandler
+	h        H
 }
 
-type filterEntry struct {
-	owner    string
-	priority int
-	seq      int
-	f        Filter
+// register adds a hook by copy-on-write: under the writers' lock it stores
+// add(snapshot) as the new snapshot, and the Registration it returns stores
+// remove(snapshot) the same way. Readers keep whatever snapshot they loaded.
+func register[T any](hk *hooks, p *atomic.Pointer[T], add func(old T, seq int) T, remove func(old T, seq int) T) Registration {
+	hk.mu.Lock()
+	defer hk.mu.Unlock()
+	hk.seq++
+	seq := hk.seq
+	swap(p, seq, add)
+	return removeFunc(func() {
+		hk.mu.Lock()
+		defer hk.mu.Unlock()
+		swap(p, seq, remove)
+	})
 }
 
-type featureEntry struct {
-	seq int
-	ns  string
+func swap[T any](p *atomic.Pointer[T], seq int, change func(old T, seq int) T) {
+	var old T
+	if cur := p.Load(); cur != nil {
+		old = *cur
+	}
+	next := change(old, seq)
+	p.Store(&next)
+}
+
+// listAdder returns the add step of register for a priority-ordered list.
+func listAdder[H any](owner string, priority int, h H) func([]entry[H], int) []entry[H] {
+	return func(old []entry[H], seq int) []entry[H] {
+		return inserted(old, entry[H]{owner, priority, seq, h})
+	}
+}
+
+// inserted returns a copy of list with e placed after every entry of the
+// same or higher priority.
+func inserted[H any](list []entry[H], e entry[H]) []entry[H] {
+	i := sort.Search(len(list), func(i int) bool { return list[i].priority < e.priority })
+	out := make([]entry[H], 0, len(list)+1)
+	out = append(out, list[:i]...)
+	out = append(out, e)
+	return append(out, list[i:]...)
+}
+
+// without returns a copy of list without the entry registered as seq.
+func without[H any](list []entry[H], seq int) []entry[H] {
+	out := make([]entry[H], 0, len(list))
+	for _, e := range list {
+		if e.seq != seq {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// keyedAdder and keyedRemover are the steps of register for a map of
+// priority-ordered lists.
+func keyedAdder[K comparable, H any](k K, owner string, priority int, h H) func(map[K][]entry[H], int) map[K][]entry[H] {
+	return func(old map[K][]entry[H], seq int) map[K][]entry[H] {
+		return withKey(old, k, inserted(old[k], entry[H]{owner, priority, seq, h}))
+	}
+}
+
+func keyedRemover[K comparable, H any](k K) func(map[K][]entry[H], int) map[K][]entry[H] {
+	return func(old map[K][]entry[H], seq int) map[K][]entry[H] {
+		return withKey(old, k, without(old[k], seq))
+	}
+}
+
+// withKey returns a copy of m with k set to v.
+func withKey[K comparable, V any](m map[K]V, k K, v V) map[K]V {
+	out := make(map[K]V, len(m)+1)
+	for kk, vv := range m {
+		out[kk] = vv
+	}
+	out[k] = v
+	return out
 }
 
 // HandleIQ registers h for IQs of type typ ("get" or "set") whose payload is
@@ -109,58 +172,35 @@ type featureEntry struct {
 // registration of the same key is an error.
 func (r *Router) HandleIQ(owner string, target Target, typ, ns string, h IQHandler) (Registration, error) {
 	k := iqKey{target, typ, ns}
-	r.hooks.mu.Lock()
-	defer r.hooks.mu.Unlock()
-	old := loadMap(&r.hooks.iq)
-	if e, dup := old[k]; dup {
-		return nil, fmt.Errorf("router: iq %s %s %s already handled by %s", target, typ, ns, e.owner)
-	}
-	m := make(map[iqKey]iqEntry, len(old)+1)
-	for kk, v := range old {
-		m[kk] = v
-	}
-	m[k] = iqEntry{owner, h}
-	r.hooks.iq.Store(&m)
-	return removeFunc(func() {
-		r.hooks.mu.Lock()
-		defer r.hooks.mu.Unlock()
-		old := loadMap(&r.hooks.iq)
-		m := make(map[iqKey]iqEntry, len(old))
-		for kk, v := range old {
-			if kk != k {
-				m[kk] = v
+	var dup error
+	reg := register(&r.hooks, &r.hooks.iq,
+		func(old map[iqKey]entry[IQHandler], seq int) map[iqKey]entry[IQHandler] {
+			if e, ok := old[k]; ok {
+				dup = fmt.Errorf("router: iq %s %s %s already handled by %s", target, typ, ns, e.owner)
+				return old
 			}
-		}
-		r.hooks.iq.Store(&m)
-	}), nil
+			return withKey(old, k, entry[IQHandler]{owner, PriorityDefault, seq, h})
+		},
+		func(old map[iqKey]entry[IQHandler], seq int) map[iqKey]entry[IQHandler] {
+			m := make(map[iqKey]entry[IQHandler], len(old))
+			for kk, v := range old {
+				if kk != k || v.seq != seq {
+					m[kk] = v
+				}
+			}
+			return m
+		})
+	if dup != nil {
+		return nil, dup
+	}
+	return reg, nil
 }
 
 // HandleStanza registers h for messages or presences (kind) addressed to
 // target, run in priority order until one handles the stanza.
 func (r *Router) HandleStanza(owner string, target Target, kind string, priority int, h StanzaHandler) Registration {
 	k := stanzaKey{target, kind}
-	r.hooks.mu.Lock()
-	defer r.hooks.mu.Unlock()
-	r.hooks.seq++
-	seq := r.hooks.seq
-	old := loadMap(&r.hooks.stanza)
-	m := make(map[stanzaKey][]stanzaEntry, len(old)+1)
-	for kk, v := range old {
-		m[kk] = v
-	}
-	m[k] = sortedStanza(append(append([]stanzaEntry(nil), old[k]...), stanzaEntry{owner, priority, seq, h}))
-	r.hooks.stanza.Store(&m)
-	return removeFunc(func() {
-		r.hooks.mu.Lock()
-		defer r.hooks.mu.Unlock()
-		old := loadMap(&r.hooks.stanza)
-		m := make(map[stanzaKey][]stanzaEntry, len(old))
-		for kk, v := range old {
-			m[kk] = v
-		}
-		m[k] = withoutSeq(old[k], seq)
-		r.hooks.stanza.Store(&m)
-	})
+	return register(&r.hooks, &r.hooks.stanza, keyedAdder(k, owner, priority, h), keyedRemover[stanzaKey, StanzaHandler](k))
 }
 
 // OnUndelivered registers h for messages to a local account that has no
@@ -168,81 +208,18 @@ func (r *Router) HandleStanza(owner string, target Target, kind string, priority
 // returns true has taken responsibility for the message; if none does, the
 // sender gets the RFC 6121 §8.5.2.2 error.
 func (r *Router) OnUndelivered(owner string, priority int, h StanzaHandler) Registration {
-	r.hooks.mu.Lock()
-	defer r.hooks.mu.Unlock()
-	r.hooks.seq++
-	seq := r.hooks.seq
-	var old []stanzaEntry
-	if p := r.hooks.undeliv.Load(); p != nil {
-		old = *p
-	}
-	list := sortedStanza(append(append([]stanzaEntry(nil), old...), stanzaEntry{owner, priority, seq, h}))
-	r.hooks.undeliv.Store(&list)
-	return removeFunc(func() {
-		r.hooks.mu.Lock()
-		defer r.hooks.mu.Unlock()
-		list := withoutSeq(*r.hooks.undeliv.Load(), seq)
-		r.hooks.undeliv.Store(&list)
-	})
+	return register(&r.hooks, &r.hooks.undeliv, listAdder(owner, priority, h), without[StanzaHandler])
 }
 
 // AddFilter registers a pre-routing filter.
 func (r *Router) AddFilter(owner string, priority int, f Filter) Registration {
-	r.hooks.mu.Lock()
-	defer r.hooks.mu.Unlock()
-	r.hooks.seq++
-	seq := r.hooks.seq
-	var old []filterEntry
-	if p := r.hooks.filters.Load(); p != nil {
-		old = *p
-	}
-	list := append(append([]filterEntry(nil), old...), filterEntry{owner, priority, seq, f})
-	sort.SliceStable(list, func(i, j int) bool { return list[i].priority > list[j].priority })
-	r.hooks.filters.Store(&list)
-	return removeFunc(func() {
-		r.hooks.mu.Lock()
-		defer r.hooks.mu.Unlock()
-		var list []filterEntry
-		for _, e := range *r.hooks.filters.Load() {
-			if e.seq != seq {
-				list = append(list, e)
-			}
-		}
-		r.hooks.filters.Store(&list)
-	})
+	return register(&r.hooks, &r.hooks.filters, listAdder(owner, priority, f), without[Filter])
 }
 
 // AddFeature advertises a disco#info feature on target (the server or
 // every account), for as long as the registration lasts.
 func (r *Router) AddFeature(target Target, ns string) Registration {
-	r.hooks.mu.Lock()
-	defer r.hooks.mu.Unlock()
-	r.hooks.seq++
-	seq := r.hooks.seq
-	old := loadMap(&r.hooks.features)
-	m := make(map[Target][]featureEntry, len(old)+1)
-	for k, v := range old {
-		m[k] = v
-	}
-	m[target] = append(append([]featureEntry(nil), old[target]...), featureEntry{seq, ns})
-	r.hooks.features.Store(&m)
-	return removeFunc(func() {
-		r.hooks.mu.Lock()
-		defer r.hooks.mu.Unlock()
-		old := loadMap(&r.hooks.features)
-		m := make(map[Target][]featureEntry, len(old))
-		for k, v := range old {
-			m[k] = v
-		}
-		var list []featureEntry
-		for _, e := range old[target] {
-			if e.seq != seq {
-				list = append(list, e)
-			}
-		}
-		m[target] = list
-		r.hooks.features.Store(&m)
-	})
+	return register(&r.hooks, &r.hooks.features, keyedAdder(target, "", PriorityDefault, ns), keyedRemover[Target, string](target))
 }
 
 // Features lists the features advertised on target, sorted and unique.
@@ -250,9 +227,9 @@ func (r *Router) Features(target Target) []string {
 	seen := map[string]bool{}
 	var out []string
 	for _, e := range loadMap(&r.hooks.features)[target] {
-		if !seen[e.ns] {
-			seen[e.ns] = true
-			out = append(out, e.ns)
+		if !seen[e.h] {
+			seen[e.h] = true
+			out = append(out, e.h)
 		}
 	}
 	sort.Strings(out)
@@ -264,21 +241,6 @@ func loadMap[K comparable, V any](p *atomic.Pointer[map[K]V]) map[K]V {
 		return *m
 	}
 	return nil
-}
-
-func sortedStanza(list []stanzaEntry) []stanzaEntry {
-	sort.SliceStable(list, func(i, j int) bool { return list[i].priority > list[j].priority })
-	return list
-}
-
-func withoutSeq(list []stanzaEntry, seq int) []stanzaEntry {
-	var out []stanzaEntry
-	for _, e := range list {
-		if e.seq != seq {
-			out = append(out, e)
-		}
-	}
-	return out
 }
 
 // guardSession runs a session event handler, logging a panic with the

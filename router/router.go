@@ -80,7 +80,7 @@ func (r *Router) Route(ctx context.Context, st *Stanza) {
 	if p := r.hooks.filters.Load(); p != nil {
 		for _, f := range *p {
 			var out *Stanza
-			if r.guard(f.owner, st, func() { out = f.f(ctx, st) }) {
+			if r.guard(f.owner, st, func() { out = f.h(ctx, st) }) {
 				return
 			}
 			if out == nil {
