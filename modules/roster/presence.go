@@ -36,11 +36,14 @@ func (s *sessionState) isInterested() bool {
 	return s.interested
 }
 
-// lock locks the lock that orders the availability changes of owner's
-// sessions and returns the function that unlocks it. It is held while they
-// are broadcast, and never while running other modules' session handlers.
-func (r *Roster) lock(owner jid.JID) (unlock func()) {
-	return r.locks.Lock(owner.Bare().String())
+// inOrder runs what decide decides for owner's availability in the order
+// of the decisions, after those made before for the same account, with no
+// lock held while the actions route and deliver (see keylock.Ordered).
+// decide runs under the account's lock and only reads and changes this
+// module's state of the sessions; everything that routes, delivers or
+// touches storage is an action.
+func (r *Roster) inOrder(ctx context.Context, owner jid.JID, decide func(queue func(func(context.Context)))) {
+	r.availability.Do(ctx, owner.Bare().String(), decide)
 }
 
 // hasDirected tells whether the session sent directed presence to a JID.
@@ -425,31 +428,29 @@ func (r *Roster) broadcast(ctx context.Context, st *router.Stanza) {
 	if s == nil {
 		return
 	}
-	unlock := r.lock(st.From)
-	initial := false
-	switch st.Type() {
-	case "":
-		ss := r.track(s)
-		if ss == nil {
-			break // the session ended meanwhile
+	r.inOrder(ctx, st.From, func(queue func(func(context.Context))) {
+		switch st.Type() {
+		case "":
+			ss := r.track(s)
+			if ss == nil {
+				return // the session ended meanwhile
+			}
+			ss.mu.Lock()
+			initial := !ss.available
+			ss.available = true
+			ss.mu.Unlock()
+			queue(func(ctx context.Context) { r.broadcastToContacts(ctx, st, initial, s) })
+			if initial {
+				queue(func(ctx context.Context) { r.initial(ctx, s) })
+				// The modules that wait for available sessions
+				// (offline) hear of it after what the session gets
+				// at its initial presence.
+				queue(func(ctx context.Context) { r.h.Router().SessionAvailable(ctx, s) })
+			}
+		case "unavailable":
+			r.unavailable(s, st, nil, queue)
 		}
-		ss.mu.Lock()
-		initial = !ss.available
-		ss.available = true
-		ss.mu.Unlock()
-		r.broadcastToContacts(ctx, st, initial, s)
-		if initial {
-			r.initial(ctx, s)
-		}
-	case "unavailable":
-		r.unavailable(ctx, s, st, nil)
-	}
-	unlock()
-	if initial {
-		// The modules that wait for available sessions (offline) hear of
-		// it, outside the lock.
-		r.h.Router().SessionAvailable(ctx, s)
-	}
+	})
 }
 
 // broadcastToContacts sends st to the contacts subscribed to the user and
@@ -523,12 +524,14 @@ func (r *Roster) initial(ctx context.Context, s router.Session) {
 	}
 }
 
-// unavailable ends a session's availability: unavailable presence to the
-// subscribed contacts, the user's resources and everyone who got directed
-// presence (RFC 6121 §4.5.2, §4.6.3). A session replaced by an available
-// one with the same full JID leaves the broadcast, and the directed
-// presence the new one sent, to the new one: see ended.
-func (r *Roster) unavailable(ctx context.Context, s router.Session, st *router.Stanza, replacement router.Session) {
+// unavailable decides the end of a session's availability and queues what
+// it takes: unavailable presence to the subscribed contacts, the user's
+// resources and everyone who got directed presence (RFC 6121 §4.5.2,
+// §4.6.3), and the logout for last activity once no resource is left. A
+// session replaced by an available one with the same full JID leaves the
+// broadcast, and the directed presence the new one sent, to the new one:
+// see ended. It runs inside inOrder's decide.
+func (r *Roster) unavailable(s router.Session, st *router.Stanza, replacement router.Session, queue func(func(context.Context))) {
 	var (
 		was      bool
 		directed map[string]jid.JID
@@ -559,15 +562,22 @@ func (r *Roster) unavailable(ctx context.Context, s router.Session, st *router.S
 		}
 	}
 	if was && next == nil {
-		r.broadcastToContacts(ctx, st, false, sender)
+		queue(func(ctx context.Context) { r.broadcastToContacts(ctx, st, false, sender) })
 	}
+	var withdraw []jid.JID
 	for key, to := range directed {
-		if next != nil && next.hasDirected(key) {
-			continue
+		if next == nil || !next.hasDirected(key) {
+			withdraw = append(withdraw, to)
 		}
-		p := st.Copy()
-		p.SetTo(to)
-		r.h.Route(ctx, p)
+	}
+	if len(withdraw) > 0 {
+		queue(func(ctx context.Context) {
+			for _, to := range withdraw {
+				p := st.Copy()
+				p.SetTo(to)
+				r.h.Route(ctx, p)
+			}
+		})
 	}
 	if !was {
 		return
@@ -582,9 +592,12 @@ func (r *Roster) unavailable(ctx context.Context, s router.Session, st *router.S
 	if e := st.Child("", "status"); e != nil {
 		status = e.Text()
 	}
-	if err := r.h.Store().LastActivity().Set(ctx, owner, time.Now(), status); err != nil {
-		r.h.Logger().Error("store last activity", slog.String("owner", owner.String()), slog.Any("err", err))
-	}
+	at := time.Now()
+	queue(func(ctx context.Context) {
+		if err := r.h.Store().LastActivity().Set(ctx, owner, at, status); err != nil {
+			r.h.Logger().Error("store last activity", slog.String("owner", owner.String()), slog.Any("err", err))
+		}
+	})
 }
 
 // ended forgets a session that closed, after broadcasting its unavailable
@@ -595,15 +608,16 @@ func (r *Roster) unavailable(ctx context.Context, s router.Session, st *router.S
 // By then the new session may have sent its presence: the old one's
 // unavailable presence, from the same full JID, would tell the contacts
 // that the resource is offline while it is online. So an available
-// replacement silences it, and the account's lock keeps the old session's
-// end and the new session's presence from crossing.
+// replacement silences it, and inOrder keeps the old session's end and the
+// new session's presence from crossing: the decisions are made in turn,
+// and what they send goes in the same order.
 func (r *Roster) ended(ctx context.Context, s router.Session) {
-	unlock := r.lock(s.JID())
-	defer unlock()
-	replacement := r.h.Router().Sessions().Lookup(s.JID())
-	if replacement == s {
-		replacement = nil
-	}
-	r.unavailable(ctx, s, nil, replacement)
-	r.sessions.Delete(s)
+	r.inOrder(ctx, s.JID(), func(queue func(func(context.Context))) {
+		replacement := r.h.Router().Sessions().Lookup(s.JID())
+		if replacement == s {
+			replacement = nil
+		}
+		r.unavailable(s, nil, replacement, queue)
+		r.sessions.Delete(s)
+	})
 }

@@ -37,9 +37,9 @@ type Roster struct {
 	// stanza size limit of the streams it can arrive on.
 	maxRequestSize int
 	sessions       sync.Map // router.Session → *sessionState
-	// locks order the availability changes of one account's sessions,
-	// one lock per bare JID (see ended).
-	locks keylock.Map
+	// availability orders the availability changes of one account's
+	// sessions, and what they send, per bare JID (see ended).
+	availability keylock.Ordered
 	// requests orders the changes to one account's stored subscription
 	// requests, so that concurrent requests cannot store more than the
 	// limit. It is never held while routing.
