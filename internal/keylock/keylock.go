@@ -4,8 +4,9 @@
 // broadcast) without making unrelated accounts wait for each other, and
 // without keeping a mutex for every account ever seen: a key's mutex is
 // made when first needed and freed when nobody holds or waits for it, so
-// the memory is bounded by the accounts in flight. Modules may not import
-// each other, so the lock lives here.
+// the memory is bounded by the accounts in flight. Ordered builds on it for
+// work that must stay in order but routes stanzas, which no lock may be held
+// across. Modules may not import each other, so the lock lives here.
 package keylock
 
 import "sync"

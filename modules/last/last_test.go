@@ -149,3 +149,42 @@ func TestLast(t *testing.T) {
 		})
 	})
 }
+
+// TestLastAfterLogout: the status of the unavailable presence a user last
+// sent is what a contact's query tells once the user is offline (XEP-0012
+// §3, RFC 6121 §4.5.2), with the seconds since; a later connection that is
+// dropped without a word records a logout without one.
+func TestLastAfterLogout(t *testing.T) {
+	storetest.Run(t, func(t *testing.T, b storetest.Backend) {
+		s := testserver.StartOn(t, b, func(c *config.Config) { testserver.EnableModules(c, "roster", "last") })
+		s.AddUser("alice", pw)
+		s.AddUser("bob", pw)
+		subscribe(t, s, "alice@localhost", "bob@localhost", storage.SubBoth)
+		subscribe(t, s, "bob@localhost", "alice@localhost", storage.SubBoth)
+		bob := s.Login("bob", pw, testserver.LoginOptions{})
+		offline := func() bool { return len(s.Router.Sessions().Sessions(jid.MustParse("alice@localhost"))) == 0 }
+
+		alice := s.Login("alice", pw, testserver.LoginOptions{})
+		alice.MustSend(t, `<presence/>`)
+		alice.MustSend(t, `<presence type='unavailable'><status>Goodbye</status></presence>`)
+		alice.Close()
+		eventually(t, "alice offline", offline)
+		secs, text := wantLast(t, bob.MustRequest(t, query("alice@localhost")))
+		if secs < 0 || secs > 600 || text != "Goodbye" {
+			t.Errorf("got %d %q, want a few seconds and Goodbye", secs, text)
+		}
+	})
+}
+
+// eventually polls cond until it holds, for what the server does after a
+// connection ends; the bound only limits a failure.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not after 30s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

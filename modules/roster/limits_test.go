@@ -5,14 +5,12 @@ import (
 	"fmt"
 	"strings"
 	"testing"
-	"unicode/utf8"
 
 	"mellium.im/xmpp/jid"
 
 	"github.com/xmppd/xmppd/config"
 	"github.com/xmppd/xmppd/internal/storetest"
 	"github.com/xmppd/xmppd/internal/testserver"
-	"github.com/xmppd/xmppd/modules/roster"
 	"github.com/xmppd/xmppd/router"
 )
 
@@ -101,61 +99,60 @@ func TestStoredRequestsAreBounded(t *testing.T) {
 	})
 }
 
-// TestStoredRequestIsTrimmed: a stored request keeps who asked, its status
-// and its nickname (XEP-0172), each cut to 1024 bytes without splitting a
-// character, and nothing else; the live request is delivered whole.
-func TestStoredRequestIsTrimmed(t *testing.T) {
+// TestStoredRequestIsKeptWhole: a request stored for an offline user is
+// delivered at login with every child it came with (RFC 6121 §3.1.3): the
+// status in each language, the XEP-0172 nickname, the XEP-0379 pre-auth
+// token and an extension the server does not know, from the contact's bare
+// JID. What bounds it is the stanza size limit, which a request larger than
+// a stream accepts exceeds: it is not stored.
+func TestStoredRequestIsKeptWhole(t *testing.T) {
 	storetest.Run(t, func(t *testing.T, b storetest.Backend) {
-		s := testserver.StartOn(t, b, nil)
+		const maxStanza = 16 << 10
+		s := testserver.StartOn(t, b, func(c *config.Config) { c.Limits.MaxStanzaSize = maxStanza })
 		addUsers(s, "alice", "bob")
 		a := online(t, s, "alice", "phone")
-		status := strings.Repeat("€", 1000) // 3 bytes each
-		nick := strings.Repeat("n", 2000)
+		status := strings.Repeat("€", 1000) // 3 bytes each, beyond any cut at 1024 bytes
 		a.send(`<presence to='bob@localhost' type='subscribe' id='ask'>` +
 			`<status>` + status + `</status><status xml:lang='de'>zweiter</status>` +
-			`<nick xmlns='` + roster.NSNick + `'>` + nick + `</nick>` +
-			`<x xmlns='urn:example:junk'>` + strings.Repeat("j", 2000) + `</x></presence>`)
+			`<nick xmlns='http://jabber.org/protocol/nick'>Alice</nick>` +
+			`<preauth xmlns='urn:xmpp:pars:0' token='1tMFqYDdKhfe2pwp'/>` +
+			`<x xmlns='urn:example:extra'>` + strings.Repeat("j", 2000) + `</x></presence>`)
 		a.awaitPush(item{JID: bare("bob"), Subscription: "none", Ask: "subscribe"})
 		a.sync()
 
-		reqs, err := s.Store.SubscriptionRequests().List(context.Background(), jid.MustParse(bare("bob")))
-		if err != nil || len(reqs) != 1 {
-			t.Fatalf("stored requests: %v, %v", reqs, err)
+		bob := online(t, s, "bob", "desk")
+		e := bob.next("the stored request", isPresence(bare("alice"), "subscribe"))
+		var children []string
+		for _, c := range e.Elements() {
+			children = append(children, c.Name.Space+" "+c.Name.Local)
 		}
-		if n := len(reqs[0].Stanza); n > 3000 {
-			t.Errorf("stored request of %d bytes", n)
+		want := []string{" status", " status", "http://jabber.org/protocol/nick nick", "urn:xmpp:pars:0 preauth", "urn:example:extra x"}
+		if fmt.Sprint(children) != fmt.Sprint(want) {
+			t.Errorf("children\n got %q\nwant %q", children, want)
 		}
-		wantStatus := strings.Repeat("€", 1024/3)
-		check := func(what string, e *router.Element) {
-			t.Helper()
-			if e.Get("type") != "subscribe" || e.Get("from") != bare("alice") {
-				t.Errorf("%s: not a request from alice: type %q from %q", what, e.Get("type"), e.Get("from"))
-			}
-			var names []string
-			for _, c := range e.Elements() {
-				names = append(names, c.Name.Local)
-			}
-			if fmt.Sprint(names) != "[status nick]" {
-				t.Errorf("%s: children %v, want [status nick]", what, names)
-			}
-			if st := e.Child("", "status"); st == nil || st.Text() != wantStatus || !utf8.ValidString(st.Text()) {
-				t.Errorf("%s: status not cut to the first 1024 bytes", what)
-			}
-			if n := e.Child(roster.NSNick, "nick"); n == nil || n.Text() != nick[:1024] {
-				t.Errorf("%s: nick not cut to 1024 bytes", what)
-			}
+		if st := e.Child("", "status"); st == nil || st.Text() != status {
+			t.Errorf("status cut: %s", e)
 		}
-		stored, err := router.ParseElement(reqs[0].Stanza, router.NSClient)
-		if err != nil {
-			t.Fatalf("parse the stored request: %v", err)
+		if p := e.Child("urn:xmpp:pars:0", "preauth"); p == nil || p.Get("token") != "1tMFqYDdKhfe2pwp" {
+			t.Errorf("pre-auth token lost: %s", e)
 		}
-		check("stored", stored)
-		if to := stored.Get("to"); to != bare("bob") {
-			t.Errorf("stored request to %q, want %s", to, bare("bob"))
+		if n := e.Child("http://jabber.org/protocol/nick", "nick"); n == nil || n.Text() != "Alice" {
+			t.Errorf("nickname lost: %s", e)
+		}
+		if x := e.Child("urn:example:extra", "x"); x == nil || len(x.Text()) != 2000 {
+			t.Errorf("extension cut: %s", e)
+		}
+		if e.Get("id") != "ask" || e.Get("to") != bare("bob") {
+			t.Errorf("request id %q to %q, want ask to %s", e.Get("id"), e.Get("to"), bare("bob"))
 		}
 
-		bob := online(t, s, "bob", "desk")
-		check("delivered at login", bob.next("the stored request", isPresence(bare("alice"), "subscribe")))
+		// Larger than any stream accepts: only a stanza made inside the
+		// server can be, and it is not kept.
+		subscribeFrom(t, s, "big@elsewhere.example", bare("bob"), `<status>`+strings.Repeat("b", maxStanza)+`</status>`)
+		bob.next("the live request", isPresence("big@elsewhere.example", "subscribe"))
+		if got := storedRequests(t, s, "bob"); fmt.Sprint(got) != "["+bare("alice")+"]" {
+			t.Errorf("stored requests %v, want only alice's", got)
+		}
 	})
 }
 

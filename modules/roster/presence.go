@@ -7,7 +7,6 @@ import (
 	"slices"
 	"sync"
 	"time"
-	"unicode/utf8"
 
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stanza"
@@ -37,11 +36,14 @@ func (s *sessionState) isInterested() bool {
 	return s.interested
 }
 
-// lock locks the lock that orders the availability changes of owner's
-// sessions and returns the function that unlocks it. It is held while they
-// are broadcast, and never while running other modules' session handlers.
-func (r *Roster) lock(owner jid.JID) (unlock func()) {
-	return r.locks.Lock(owner.Bare().String())
+// inOrder runs what decide decides for owner's availability in the order
+// of the decisions, after those made before for the same account, with no
+// lock held while the actions route and deliver (see keylock.Ordered).
+// decide runs under the account's lock and only reads and changes this
+// module's state of the sessions; everything that routes, delivers or
+// touches storage is an action.
+func (r *Roster) inOrder(ctx context.Context, owner jid.JID, decide func(queue func(func(context.Context)))) {
+	r.availability.Do(ctx, owner.Bare().String(), decide)
 }
 
 // hasDirected tells whether the session sent directed presence to a JID.
@@ -307,18 +309,13 @@ func (r *Roster) inboundSubscription(ctx context.Context, st *router.Stanza) {
 	}
 }
 
-// Stored subscription requests are cut down to what a client shows of them.
-const (
-	// NSNick is XEP-0172 user nickname, which a request may carry.
-	NSNick = "http://jabber.org/protocol/nick"
-	// maxStoredText bounds the status and nickname kept with a request,
-	// in bytes.
-	maxStoredText = 1024
-)
-
 // storeRequest keeps a subscription request until the user answers it
-// (RFC 6121 §3.1.3). Every stored request is delivered at each login, so
-// they are bounded like the roster they would join: beyond the limit, a
+// (RFC 6121 §3.1.3), whole: its status, XEP-0172 nickname, XEP-0379
+// pre-auth token and whatever else the contact's client put in it are what
+// the user's client shows or acts on when it gets the request at login. A
+// request is a stanza, so its size is bounded by limits.max_stanza_size;
+// and since every stored request is delivered at each login, they are
+// bounded in number like the roster they would join: beyond the limit, a
 // request from a new contact is not stored (it was still delivered to the
 // available resources, if any). A contact asking again replaces its
 // request, within the limit or not.
@@ -339,38 +336,21 @@ func (r *Roster) storeRequest(ctx context.Context, owner, contact jid.JID, st *r
 			return
 		}
 	}
-	req := storage.SubscriptionRequest{From: contact, Stanza: trimRequest(st, owner, contact).AppendXML(nil, router.NSClient)}
-	if err := reqs.Add(ctx, owner, req); err != nil {
-		r.h.Logger().Error("store subscription request", slog.String("owner", owner.String()), slog.Any("err", err))
-	}
-}
-
-// trimRequest returns what is stored of a subscription request: who asks,
-// and the status and nickname (XEP-0172) a client shows with the request,
-// each cut to maxStoredText bytes. Anything else the stanza carried is
-// dropped, so that a stored request costs little at every login.
-func trimRequest(st *router.Stanza, owner, contact jid.JID) *router.Stanza {
-	p := &router.Stanza{Element: router.NewElement("", "presence", "type", "subscribe")}
+	p := st.Copy()
+	// The contact's bare JID asks (§3.1.2), whatever resource it came from.
 	p.SetFrom(contact)
 	p.SetTo(owner)
-	if e := st.Child("", "status"); e != nil {
-		p.Append(router.NewElement("", "status").AppendText(truncate(e.Text(), maxStoredText)))
+	data := p.AppendXML(nil, router.NSClient)
+	if len(data) > r.maxRequestSize {
+		// Only a stanza made inside the server can be larger than what a
+		// stream accepts; it is not kept rather than kept cut.
+		r.h.Logger().Info("subscription request not stored: too large",
+			slog.String("owner", owner.String()), slog.String("from", contact.String()), slog.Int("size", len(data)))
+		return
 	}
-	if e := st.Child(NSNick, "nick"); e != nil {
-		p.Append(router.NewElement(NSNick, "nick").AppendText(truncate(e.Text(), maxStoredText)))
+	if err := reqs.Add(ctx, owner, storage.SubscriptionRequest{From: contact, Stanza: data}); err != nil {
+		r.h.Logger().Error("store subscription request", slog.String("owner", owner.String()), slog.Any("err", err))
 	}
-	return p
-}
-
-// truncate cuts s to at most n bytes without splitting a character.
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n]
 }
 
 // probe answers a presence probe: the last presence of each available
@@ -448,37 +428,38 @@ func (r *Roster) broadcast(ctx context.Context, st *router.Stanza) {
 	if s == nil {
 		return
 	}
-	unlock := r.lock(st.From)
-	initial := false
-	switch st.Type() {
-	case "":
-		ss := r.track(s)
-		if ss == nil {
-			break // the session ended meanwhile
+	r.inOrder(ctx, st.From, func(queue func(func(context.Context))) {
+		switch st.Type() {
+		case "":
+			ss := r.track(s)
+			if ss == nil {
+				return // the session ended meanwhile
+			}
+			ss.mu.Lock()
+			initial := !ss.available
+			ss.available = true
+			ss.mu.Unlock()
+			queue(func(ctx context.Context) { r.broadcastToContacts(ctx, st, initial, s) })
+			if initial {
+				queue(func(ctx context.Context) { r.initial(ctx, s) })
+				// The modules that wait for available sessions
+				// (offline) hear of it after what the session gets
+				// at its initial presence.
+				queue(func(ctx context.Context) { r.h.Router().SessionAvailable(ctx, s) })
+			}
+		case "unavailable":
+			r.unavailable(s, st, nil, queue)
 		}
-		ss.mu.Lock()
-		initial = !ss.available
-		ss.available = true
-		ss.mu.Unlock()
-		r.broadcastToContacts(ctx, st, initial)
-		if initial {
-			r.initial(ctx, s)
-		}
-	case "unavailable":
-		r.unavailable(ctx, s, st, nil)
-	}
-	unlock()
-	if initial {
-		// The modules that wait for available sessions (offline) hear of
-		// it, outside the lock.
-		r.h.Router().SessionAvailable(ctx, s)
-	}
+	})
 }
 
 // broadcastToContacts sends st to the contacts subscribed to the user and
 // to the user's own available resources; on initial presence it also probes
-// the contacts the user is subscribed to (RFC 6121 §4.2.2).
-func (r *Roster) broadcastToContacts(ctx context.Context, st *router.Stanza, initial bool) {
+// the contacts the user is subscribed to (RFC 6121 §4.2.2). sender, if not
+// nil, is the session that sent st and gets it too, available or not: a
+// client's own unavailable presence comes back to it like the others'
+// (§4.5.2), while it no longer counts as available.
+func (r *Roster) broadcastToContacts(ctx context.Context, st *router.Stanza, initial bool, sender router.Session) {
 	owner := st.From.Bare()
 	items, _, err := r.h.Store().Rosters().Get(ctx, owner)
 	if err != nil {
@@ -495,7 +476,7 @@ func (r *Roster) broadcastToContacts(ctx context.Context, st *router.Stanza, ini
 		}
 	}
 	for _, s := range r.h.Router().Sessions().Sessions(owner) {
-		if s.Available() {
+		if s.Available() || s == sender {
 			p := st.Copy()
 			p.SetTo(s.JID())
 			s.Deliver(p)
@@ -543,12 +524,14 @@ func (r *Roster) initial(ctx context.Context, s router.Session) {
 	}
 }
 
-// unavailable ends a session's availability: unavailable presence to the
-// subscribed contacts, the user's resources and everyone who got directed
-// presence (RFC 6121 §4.5.2, §4.6.3). A session replaced by an available
-// one with the same full JID leaves the broadcast, and the directed
-// presence the new one sent, to the new one: see ended.
-func (r *Roster) unavailable(ctx context.Context, s router.Session, st *router.Stanza, replacement router.Session) {
+// unavailable decides the end of a session's availability and queues what
+// it takes: unavailable presence to the subscribed contacts, the user's
+// resources and everyone who got directed presence (RFC 6121 §4.5.2,
+// §4.6.3), and the logout for last activity once no resource is left. A
+// session replaced by an available one with the same full JID leaves the
+// broadcast, and the directed presence the new one sent, to the new one:
+// see ended. It runs inside inOrder's decide.
+func (r *Roster) unavailable(s router.Session, st *router.Stanza, replacement router.Session, queue func(func(context.Context))) {
 	var (
 		was      bool
 		directed map[string]jid.JID
@@ -561,7 +544,11 @@ func (r *Roster) unavailable(ctx context.Context, s router.Session, st *router.S
 		ss.directed = nil
 		ss.mu.Unlock()
 	}
+	// The session that sent its unavailable presence is still bound and
+	// gets it back; one that ended has no stream to get it on.
+	sender := s
 	if st == nil {
+		sender = nil
 		st = &router.Stanza{Element: router.NewElement("", "presence", "type", "unavailable")}
 		st.SetFrom(s.JID())
 	}
@@ -575,15 +562,22 @@ func (r *Roster) unavailable(ctx context.Context, s router.Session, st *router.S
 		}
 	}
 	if was && next == nil {
-		r.broadcastToContacts(ctx, st, false)
+		queue(func(ctx context.Context) { r.broadcastToContacts(ctx, st, false, sender) })
 	}
+	var withdraw []jid.JID
 	for key, to := range directed {
-		if next != nil && next.hasDirected(key) {
-			continue
+		if next == nil || !next.hasDirected(key) {
+			withdraw = append(withdraw, to)
 		}
-		p := st.Copy()
-		p.SetTo(to)
-		r.h.Route(ctx, p)
+	}
+	if len(withdraw) > 0 {
+		queue(func(ctx context.Context) {
+			for _, to := range withdraw {
+				p := st.Copy()
+				p.SetTo(to)
+				r.h.Route(ctx, p)
+			}
+		})
 	}
 	if !was {
 		return
@@ -598,9 +592,12 @@ func (r *Roster) unavailable(ctx context.Context, s router.Session, st *router.S
 	if e := st.Child("", "status"); e != nil {
 		status = e.Text()
 	}
-	if err := r.h.Store().LastActivity().Set(ctx, owner, time.Now(), status); err != nil {
-		r.h.Logger().Error("store last activity", slog.String("owner", owner.String()), slog.Any("err", err))
-	}
+	at := time.Now()
+	queue(func(ctx context.Context) {
+		if err := r.h.Store().LastActivity().Set(ctx, owner, at, status); err != nil {
+			r.h.Logger().Error("store last activity", slog.String("owner", owner.String()), slog.Any("err", err))
+		}
+	})
 }
 
 // ended forgets a session that closed, after broadcasting its unavailable
@@ -611,15 +608,16 @@ func (r *Roster) unavailable(ctx context.Context, s router.Session, st *router.S
 // By then the new session may have sent its presence: the old one's
 // unavailable presence, from the same full JID, would tell the contacts
 // that the resource is offline while it is online. So an available
-// replacement silences it, and the account's lock keeps the old session's
-// end and the new session's presence from crossing.
+// replacement silences it, and inOrder keeps the old session's end and the
+// new session's presence from crossing: the decisions are made in turn,
+// and what they send goes in the same order.
 func (r *Roster) ended(ctx context.Context, s router.Session) {
-	unlock := r.lock(s.JID())
-	defer unlock()
-	replacement := r.h.Router().Sessions().Lookup(s.JID())
-	if replacement == s {
-		replacement = nil
-	}
-	r.unavailable(ctx, s, nil, replacement)
-	r.sessions.Delete(s)
+	r.inOrder(ctx, s.JID(), func(queue func(func(context.Context))) {
+		replacement := r.h.Router().Sessions().Lookup(s.JID())
+		if replacement == s {
+			replacement = nil
+		}
+		r.unavailable(s, nil, replacement, queue)
+		r.sessions.Delete(s)
+	})
 }

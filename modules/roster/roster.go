@@ -33,10 +33,13 @@ func init() {
 type Roster struct {
 	h        *modules.Host
 	maxItems int
-	sessions sync.Map // router.Session → *sessionState
-	// locks order the availability changes of one account's sessions,
-	// one lock per bare JID (see ended).
-	locks keylock.Map
+	// maxRequestSize bounds a stored subscription request, in bytes: the
+	// stanza size limit of the streams it can arrive on.
+	maxRequestSize int
+	sessions       sync.Map // router.Session → *sessionState
+	// availability orders the availability changes of one account's
+	// sessions, and what they send, per bare JID (see ended).
+	availability keylock.Ordered
 	// requests orders the changes to one account's stored subscription
 	// requests, so that concurrent requests cannot store more than the
 	// limit. It is never held while routing.
@@ -57,6 +60,7 @@ func (*Roster) ModuleInfo() modules.Info {
 func (r *Roster) Start(_ context.Context, h *modules.Host) error {
 	r.h = h
 	r.maxItems = h.Config().Limits.MaxRosterItems
+	r.maxRequestSize = h.Config().Limits.MaxStanzaSize
 	if err := h.HandleIQ(router.ToAccount, stanza.GetIQ, NS, r.get); err != nil {
 		return err
 	}

@@ -102,7 +102,7 @@ func TestSessionStateDoesNotOutliveSession(t *testing.T) {
 		if r.track(s) != nil {
 			t.Error("a state for a session that is no longer bound")
 		}
-		r.unavailable(ctx, s, nil, nil)
+		r.inOrder(ctx, s.JID(), func(queue func(func(context.Context))) { r.unavailable(s, nil, nil, queue) })
 		if n := r.tracked(); n != 0 {
 			t.Errorf("%d session states after work for an ended session, want 0", n)
 		}

@@ -1,0 +1,171 @@
+package roster_test
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/xmppd/xmppd/config"
+	"github.com/xmppd/xmppd/internal/storetest"
+	"github.com/xmppd/xmppd/internal/testserver"
+	"github.com/xmppd/xmppd/modules"
+	"github.com/xmppd/xmppd/router"
+)
+
+// reentryID registers a module whose filter, on a stanza the test picks,
+// routes another presence from inside the routing of the first: what a
+// module that reacts to presence (for example by sending the user's
+// presence again) does from the roster module's broadcast.
+const reentryID = "test-presence-reentry"
+
+// reentry is that module. The test sets react before the stanza it
+// watches for is sent; the filter calls it once, routes what it returns
+// and then reports on reentered.
+type reentry struct {
+	h         *modules.Host
+	mu        sync.Mutex
+	react     func(*router.Stanza) *router.Stanza
+	reentered chan struct{}
+}
+
+var (
+	reentryMu      sync.Mutex
+	reentryStarted *reentry
+)
+
+func init() {
+	modules.Register(modules.Info{ID: reentryID, New: func() modules.Module {
+		m := &reentry{reentered: make(chan struct{}, 1)}
+		reentryMu.Lock()
+		reentryStarted = m
+		reentryMu.Unlock()
+		return m
+	}})
+}
+
+func (*reentry) ModuleInfo() modules.Info {
+	return modules.Info{ID: reentryID, New: func() modules.Module { return new(reentry) }}
+}
+
+func (m *reentry) Start(_ context.Context, h *modules.Host) error {
+	m.h = h
+	h.AddFilter(router.PriorityDefault, m.filter)
+	return nil
+}
+
+// on arms the filter.
+func (m *reentry) on(react func(*router.Stanza) *router.Stanza) {
+	m.mu.Lock()
+	m.react = react
+	m.mu.Unlock()
+}
+
+func (m *reentry) filter(ctx context.Context, st *router.Stanza) *router.Stanza {
+	m.mu.Lock()
+	react := m.react
+	var out *router.Stanza
+	if react != nil {
+		if out = react(st); out != nil {
+			m.react = nil
+		}
+	}
+	m.mu.Unlock()
+	if out != nil {
+		m.h.Route(ctx, out)
+		m.reentered <- struct{}{}
+	}
+	return st
+}
+
+// presenceFrom builds a presence broadcast (no 'to') from full.
+func presenceFrom(t *testing.T, full, payload string) *router.Stanza {
+	t.Helper()
+	e, err := router.ParseElement([]byte(`<presence from='`+full+`'>`+payload+`</presence>`), router.NSClient)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := router.NewStanza(e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+// TestPresenceReentry: a filter reached from the roster module's broadcast
+// that routes presence of the same account back into it must not deadlock
+// (issue 8: no per-account lock held across Route): on a client's
+// presence, and on the unavailable presence the server generates for a
+// dropped connection. What the filter routed is broadcast after the
+// presence it was reached from.
+func TestPresenceReentry(t *testing.T) {
+	type resources struct{ phone, laptop *peer }
+	tests := []struct {
+		name string
+		// react returns what the filter routes on st, or nil.
+		react func(t *testing.T, r resources, st *router.Stanza) *router.Stanza
+		// trigger makes the phone send what the filter reacts to.
+		trigger func(r resources)
+		// first and then are what bob gets, in that order.
+		first, then func(r resources) func(*router.Element) bool
+	}{{
+		name: "presence update re-entered with an update of the same resource",
+		react: func(t *testing.T, r resources, st *router.Stanza) *router.Stanza {
+			if st.From.String() == r.phone.full && st.To.String() == bare("bob") && st.Child("", "status") != nil && st.Child("", "status").Text() == "trigger" {
+				return presenceFrom(t, r.phone.full, `<status>echo</status>`)
+			}
+			return nil
+		},
+		trigger: func(r resources) { r.phone.send(`<presence><status>trigger</status></presence>`) },
+		first: func(r resources) func(*router.Element) bool {
+			return withChild(isPresence(r.phone.full, ""), "status", "trigger")
+		},
+		then: func(r resources) func(*router.Element) bool {
+			return withChild(isPresence(r.phone.full, ""), "status", "echo")
+		},
+	}, {
+		name: "dropped connection re-entered with an update of another resource",
+		react: func(t *testing.T, r resources, st *router.Stanza) *router.Stanza {
+			if st.From.String() == r.phone.full && st.To.String() == bare("bob") && st.Type() == "unavailable" {
+				return presenceFrom(t, r.laptop.full, `<status>still here</status>`)
+			}
+			return nil
+		},
+		trigger: func(r resources) { r.phone.drop() },
+		first:   func(r resources) func(*router.Element) bool { return isPresence(r.phone.full, "unavailable") },
+		then: func(r resources) func(*router.Element) bool {
+			return withChild(isPresence(r.laptop.full, ""), "status", "still here")
+		},
+	}}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			storetest.Run(t, func(t *testing.T, b storetest.Backend) {
+				s := testserver.StartOn(t, b, func(c *config.Config) { testserver.EnableModules(c, reentryID) })
+				reentryMu.Lock()
+				m := reentryStarted
+				reentryMu.Unlock()
+				addUsers(s, "alice", "bob")
+				befriend(t, s, "alice", "bob")
+				bob := online(t, s, "bob", "desk")
+				r := resources{laptop: online(t, s, "alice", "laptop")}
+				bob.next("the laptop's presence", isPresence(r.laptop.full, ""))
+				r.phone = online(t, s, "alice", "phone")
+				bob.next("the phone's presence", isPresence(r.phone.full, ""))
+
+				m.on(func(st *router.Stanza) *router.Stanza { return tt.react(t, r, st) })
+				tt.trigger(r)
+				select {
+				case <-m.reentered:
+				case <-time.After(wait):
+					// A hang detector, not a time limit: on the old
+					// code this never comes.
+					t.Fatalf("the filter's Route did not return after %s (deadlock)", wait)
+				}
+				bob.next("the presence the filter reacted to", tt.first(r))
+				bob.next("what the filter sent, after it", tt.then(r))
+				r.laptop.next("the presence the filter reacted to", tt.first(r))
+				r.laptop.next("what the filter sent, after it", tt.then(r))
+			})
+		})
+	}
+}
