@@ -100,18 +100,16 @@ interop_remove_tmp() {
 	fi
 }
 
-# ensure_slixmpp: install Debian's python3-slixmpp if $PY cannot import it.
-ensure_slixmpp() {
-	if "$PY" -c 'import slixmpp' 2>/dev/null; then
-		log "python3-slixmpp is installed"
-		return
-	fi
-	command -v apt-get >/dev/null || die "slixmpp is missing for $PY and there is no apt-get to install python3-slixmpp"
+# interop_apt_get_install PACKAGE...: apt-get install the packages (root or
+# passwordless sudo), with a policy-rc.d that keeps their post-install
+# scripts from starting services (they would grab ports); apt-get update
+# first if the lists lack the first one, and once more on failure.
+interop_apt_get_install() {
+	command -v apt-get >/dev/null || die "$* missing and there is no apt-get to install it"
 	if [ "$(id -u)" != 0 ]; then
-		sudo -n true 2>/dev/null || die "slixmpp is missing: install python3-slixmpp (needs root or passwordless sudo)"
+		sudo -n true 2>/dev/null || die "$* missing: install it (needs root or passwordless sudo)"
 		SUDO="sudo -n"
 	fi
-	# Post-install scripts must not start services (they would grab ports).
 	if [ ! -e "$POLICY" ]; then
 		log "creating $POLICY (exit 101) for the install; removed afterwards"
 		printf '#!/bin/sh\nexit 101\n' | $SUDO tee "$POLICY" >/dev/null
@@ -119,20 +117,40 @@ ensure_slixmpp() {
 		CREATED_POLICY=1
 	fi
 	local apt=($SUDO env DEBIAN_FRONTEND=noninteractive apt-get -q -o DPkg::Lock::Timeout=120)
-	if ! apt-cache show python3-slixmpp >/dev/null 2>&1; then
-		log "apt-get update (python3-slixmpp not in the package lists)"
+	if ! apt-cache show "$1" >/dev/null 2>&1; then
+		log "apt-get update ($1 not in the package lists)"
 		timeout 300 "${apt[@]}" update
 	fi
-	log "apt-get install python3-slixmpp"
-	if ! timeout 600 "${apt[@]}" install -y --no-install-recommends python3-slixmpp; then
+	log "apt-get install $*"
+	if ! timeout 600 "${apt[@]}" install -y --no-install-recommends "$@"; then
 		log "install failed; apt-get update and retry"
 		timeout 300 "${apt[@]}" update
-		timeout 600 "${apt[@]}" install -y --no-install-recommends python3-slixmpp
+		timeout 600 "${apt[@]}" install -y --no-install-recommends "$@"
 	fi
 	if [ -n "$CREATED_POLICY" ]; then
 		$SUDO rm -f "$POLICY"
 		CREATED_POLICY=""
 	fi
+}
+
+# interop_apt_install COMMAND PACKAGE: install PACKAGE unless COMMAND is on
+# PATH; die if COMMAND is still missing afterwards.
+interop_apt_install() {
+	if command -v "$1" >/dev/null; then
+		log "$2 is installed"
+		return
+	fi
+	interop_apt_get_install "$2"
+	command -v "$1" >/dev/null || die "$2 installed but there is no $1 on PATH"
+}
+
+# ensure_slixmpp: install Debian's python3-slixmpp if $PY cannot import it.
+ensure_slixmpp() {
+	if "$PY" -c 'import slixmpp' 2>/dev/null; then
+		log "python3-slixmpp is installed"
+		return
+	fi
+	interop_apt_get_install python3-slixmpp
 	"$PY" -c 'import slixmpp' 2>/dev/null || die "python3-slixmpp installed but $PY cannot import slixmpp"
 }
 

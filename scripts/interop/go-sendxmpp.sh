@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# Interop test: go-sendxmpp (Debian's go-sendxmpp) with its default settings
+# logs in to xmppd over STARTTLS and delivers a message to another
+# go-sendxmpp listening (-l) as a second user.
+#
+#   scripts/interop/go-sendxmpp.sh      # from anywhere; exit 0 = pass
+#
+# Installs go-sendxmpp with apt-get if missing. The server certificate is
+# verified: Go's crypto/x509 reads SSL_CERT_FILE, pointed at the generated
+# self-signed certificate (no -n/--no-tls-verify). The listener runs with -d
+# so that the script can wait for the server's echo of its initial presence
+# before alice sends (otherwise the message could race the presence).
+#
+# Environment: XMPPD_BIN, INTEROP_KEEP (see lib.bash); INTEROP_TIMEOUT=SECS
+# (default 30) per client step.
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+INTEROP_NAME=go-sendxmpp.sh
+STEP_TIMEOUT=${INTEROP_TIMEOUT:-30}
+# shellcheck source=lib.bash
+. "$HERE/lib.bash"
+
+interop_init
+interop_apt_install go-sendxmpp go-sendxmpp
+log "$(go-sendxmpp --version | head -n1), package $(dpkg-query -W -f='${Version}' go-sendxmpp)"
+interop_write_config "disco, ping, version, time, roster"
+interop_config_check || die "xmppd config check rejected $CFG"
+interop_start_server
+interop_add_alice_bob
+
+# Its own HOME: no ~/.config/go-sendxmpp/sendxmpprc of the machine's user.
+export HOME="$TMP/home"
+mkdir -p "$HOME"
+export SSL_CERT_FILE=$CERT
+
+# --- bob listens ---------------------------------------------------------------
+log "bob: go-sendxmpp -l (STARTTLS, certificate verified via SSL_CERT_FILE)"
+timeout -k 5 "$((STEP_TIMEOUT * 2))" go-sendxmpp -d -l -u "bob@$DOMAIN" -p "$PW_B" -j "127.0.0.1:$PORT" \
+	>"$TMP/bob.out" 2>&1 &
+BOB_PID=$!
+for _ in $(seq "$((STEP_TIMEOUT * 10))"); do
+	kill -0 "$BOB_PID" 2>/dev/null || { tail -n 40 "$TMP/bob.out" >>"$TMP/client.stderr"; die "bob's go-sendxmpp -l exited before it was online"; }
+	grep -q "<presence[^>]*to=\"bob@$DOMAIN/" "$TMP/bob.out" && break
+	sleep 0.1
+done
+grep -q "<presence[^>]*to=\"bob@$DOMAIN/" "$TMP/bob.out" ||
+	{ tail -n 40 "$TMP/bob.out" >>"$TMP/client.stderr"; die "bob: no echo of its initial presence within ${STEP_TIMEOUT}s"; }
+log "bob: online"
+
+# --- alice sends ---------------------------------------------------------------
+BODY="hello bob from go-sendxmpp $$ $(interop_rand)"
+log "alice: go-sendxmpp to bob@$DOMAIN"
+printf '%s\n' "$BODY" | timeout -k 5 "$STEP_TIMEOUT" go-sendxmpp -u "alice@$DOMAIN" -p "$PW_A" \
+	-j "127.0.0.1:$PORT" "bob@$DOMAIN" 2>>"$TMP/client.stderr" ||
+	die "alice: go-sendxmpp failed (exit $?)"
+for _ in $(seq "$((STEP_TIMEOUT * 10))"); do
+	grep -qF "alice@$DOMAIN: $BODY" "$TMP/bob.out" && break
+	sleep 0.1
+done
+grep -qF "alice@$DOMAIN: $BODY" "$TMP/bob.out" ||
+	{ tail -n 40 "$TMP/bob.out" >>"$TMP/client.stderr"; die "bob did not receive alice's message within ${STEP_TIMEOUT}s"; }
+log "bob: received '$BODY' from alice@$DOMAIN"
+kill "$BOB_PID" 2>/dev/null || true
+wait "$BOB_PID" 2>/dev/null || true
+
+for name in alice bob; do
+	mech=$(sed -n "s/.*msg=\"c2s authenticated\".*user=$name@$DOMAIN mechanism=\([^ ]*\).*/\1/p" "$TMP/server.log" | head -n1)
+	[ -n "$mech" ] || die "server log has no 'c2s authenticated' line for $name@$DOMAIN"
+	log "$name: authenticated with SASL $mech (server log)"
+done
+
+interop_stop_server
+FAILED=0
+log "PASS: go-sendxmpp STARTTLS login (certificate verified) and message delivery"
