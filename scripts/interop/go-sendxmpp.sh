@@ -36,16 +36,9 @@ export SSL_CERT_FILE=$CERT
 
 # --- bob listens ---------------------------------------------------------------
 log "bob: go-sendxmpp -l (STARTTLS, certificate verified via SSL_CERT_FILE)"
-timeout -k 5 "$((STEP_TIMEOUT * 2))" go-sendxmpp -d -l -u "bob@$DOMAIN" -p "$PW_B" -j "127.0.0.1:$PORT" \
-	>"$TMP/bob.out" 2>&1 &
-BOB_PID=$!
-for _ in $(seq "$((STEP_TIMEOUT * 10))"); do
-	kill -0 "$BOB_PID" 2>/dev/null || { tail -n 40 "$TMP/bob.out" >>"$TMP/client.stderr"; die "bob's go-sendxmpp -l exited before it was online"; }
-	grep -q "<presence[^>]*to=\"bob@$DOMAIN/" "$TMP/bob.out" && break
-	sleep 0.1
-done
-grep -q "<presence[^>]*to=\"bob@$DOMAIN/" "$TMP/bob.out" ||
-	{ tail -n 40 "$TMP/bob.out" >>"$TMP/client.stderr"; die "bob: no echo of its initial presence within ${STEP_TIMEOUT}s"; }
+stop_listener() { [ -z "${LISTEN_PID:-}" ] || kill "$LISTEN_PID" 2>/dev/null || true; }
+INTEROP_ON_EXIT=stop_listener
+interop_sendxmpp_listen bob "$PW_B" "$TMP/bob.out" "$STEP_TIMEOUT"
 log "bob: online"
 
 # --- alice sends ---------------------------------------------------------------
@@ -54,19 +47,13 @@ log "alice: go-sendxmpp to bob@$DOMAIN"
 printf '%s\n' "$BODY" | timeout -k 5 "$STEP_TIMEOUT" go-sendxmpp -u "alice@$DOMAIN" -p "$PW_A" \
 	-j "127.0.0.1:$PORT" "bob@$DOMAIN" 2>>"$TMP/client.stderr" ||
 	die "alice: go-sendxmpp failed (exit $?)"
-for _ in $(seq "$((STEP_TIMEOUT * 10))"); do
-	grep -qF "alice@$DOMAIN: $BODY" "$TMP/bob.out" && break
-	sleep 0.1
-done
-grep -qF "alice@$DOMAIN: $BODY" "$TMP/bob.out" ||
+interop_wait_for_text "$TMP/bob.out" "alice@$DOMAIN: $BODY" "$STEP_TIMEOUT" ||
 	{ tail -n 40 "$TMP/bob.out" >>"$TMP/client.stderr"; die "bob did not receive alice's message within ${STEP_TIMEOUT}s"; }
 log "bob: received '$BODY' from alice@$DOMAIN"
-kill "$BOB_PID" 2>/dev/null || true
-wait "$BOB_PID" 2>/dev/null || true
+stop_listener
 
 for name in alice bob; do
-	mech=$(sed -n "s/.*msg=\"c2s authenticated\".*user=$name@$DOMAIN mechanism=\([^ ]*\).*/\1/p" "$TMP/server.log" | head -n1)
-	[ -n "$mech" ] || die "server log has no 'c2s authenticated' line for $name@$DOMAIN"
+	mech=$(interop_server_mechanism "$name") || exit 1
 	log "$name: authenticated with SASL $mech (server log)"
 done
 

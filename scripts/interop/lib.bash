@@ -14,7 +14,8 @@
 #   interop_stop_server              # clean SIGTERM shutdown, or die
 #   FAILED=0                         # success: the EXIT trap prints no logs
 #
-# The EXIT trap always stops the server (SIGTERM, then SIGKILL after 5 s),
+# The EXIT trap runs the function named by INTEROP_ON_EXIT (if set; stop
+# the clients there), always stops the server (SIGTERM, then SIGKILL after 5 s),
 # prints the server log and the client stderr unless FAILED=0 and the exit
 # status is 0, and removes the temporary directory (kept with
 # INTEROP_KEEP=1).
@@ -39,6 +40,7 @@ BIN=""
 PORT=""
 CERT=""
 SERVER_PID=""
+INTEROP_ON_EXIT="" # a function the EXIT trap runs first (stop the clients)
 CREATED_POLICY=""
 SUDO=""
 FAILED=1
@@ -67,6 +69,9 @@ interop_kill_server() {
 interop_cleanup() {
 	local rc=$?
 	trap - EXIT INT TERM
+	if [ -n "$INTEROP_ON_EXIT" ]; then
+		"$INTEROP_ON_EXIT" || true
+	fi
 	interop_kill_server
 	if [ -n "$CREATED_POLICY" ]; then
 		$SUDO rm -f "$POLICY" || true
@@ -308,4 +313,42 @@ interop_stop_server() {
 	SERVER_PID=""
 	[ "$src" = 0 ] || die "xmppd exited with status $src after SIGTERM"
 	log "xmppd stopped cleanly on SIGTERM"
+}
+
+# interop_wait_for_text FILE TEXT SECS: wait up to SECS seconds for the
+# fixed string TEXT in FILE; status 1 if it does not appear.
+interop_wait_for_text() {
+	local i
+	for i in $(seq "$(($3 * 10))"); do
+		grep -qF -- "$2" "$1" 2>/dev/null && return 0
+		sleep 0.1
+	done
+	grep -qF -- "$2" "$1" 2>/dev/null
+}
+
+# interop_sendxmpp_listen NAME PASSWORD OUT SECS: run `go-sendxmpp -d -l` as
+# NAME@$DOMAIN in the background (pid in LISTEN_PID, killed after 4*SECS s
+# at most), stdout and stderr (with -d: the XML) to OUT, and wait up to SECS
+# seconds until the server has echoed its initial presence, so that a
+# message sent afterwards cannot race it. Needs HOME and SSL_CERT_FILE set.
+interop_sendxmpp_listen() {
+	timeout -k 5 "$(($4 * 4))" go-sendxmpp -d -l -u "$1@$DOMAIN" -p "$2" -j "127.0.0.1:$PORT" >"$3" 2>&1 &
+	LISTEN_PID=$!
+	local i
+	for i in $(seq "$(($4 * 10))"); do
+		grep -q "<presence[^>]*to=\"$1@$DOMAIN/" "$3" && return 0
+		kill -0 "$LISTEN_PID" 2>/dev/null || break
+		sleep 0.1
+	done
+	tail -n 40 "$3" >>"$TMP/client.stderr"
+	die "$1: go-sendxmpp -l not online within $4 s (or it exited)"
+}
+
+# interop_server_mechanism NAME: the SASL mechanism of NAME@$DOMAIN's first
+# "c2s authenticated" line in the server log; dies if there is none.
+interop_server_mechanism() {
+	local mech
+	mech=$(sed -n "s/.*msg=\"c2s authenticated\".*user=$1@$DOMAIN mechanism=\([^ ]*\).*/\1/p" "$TMP/server.log" | head -n1)
+	[ -n "$mech" ] || die "server log has no 'c2s authenticated' line for $1@$DOMAIN"
+	printf '%s\n' "$mech"
 }

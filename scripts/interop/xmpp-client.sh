@@ -53,8 +53,7 @@ set -e
 [ "$rc" = 0 ] || die "xmpp_client.mjs failed (exit $rc)"
 
 for name in alice bob; do
-	mech=$(sed -n "s/.*msg=\"c2s authenticated\".*user=$name@$DOMAIN mechanism=\([^ ]*\).*/\1/p" "$TMP/server.log" | head -n1)
-	[ -n "$mech" ] || die "server log has no 'c2s authenticated' line for $name@$DOMAIN"
+	mech=$(interop_server_mechanism "$name") || exit 1
 	log "$name: authenticated with SASL $mech (server log)"
 done
 
