@@ -44,18 +44,13 @@ log "bob: online"
 # --- alice sends ---------------------------------------------------------------
 BODY="hello bob from go-sendxmpp $$ $(interop_rand)"
 log "alice: go-sendxmpp to bob@$DOMAIN"
-printf '%s\n' "$BODY" | timeout -k 5 "$STEP_TIMEOUT" go-sendxmpp -u "alice@$DOMAIN" -p "$PW_A" \
-	-j "127.0.0.1:$PORT" "bob@$DOMAIN" 2>>"$TMP/client.stderr" ||
-	die "alice: go-sendxmpp failed (exit $?)"
+interop_sendxmpp_send alice "$PW_A" "bob@$DOMAIN" "$BODY" "$STEP_TIMEOUT"
 interop_wait_for_text "$TMP/bob.out" "alice@$DOMAIN: $BODY" "$STEP_TIMEOUT" ||
 	{ tail -n 40 "$TMP/bob.out" >>"$TMP/client.stderr"; die "bob did not receive alice's message within ${STEP_TIMEOUT}s"; }
 log "bob: received '$BODY' from alice@$DOMAIN"
 stop_listener
 
-for name in alice bob; do
-	mech=$(interop_server_mechanism "$name") || exit 1
-	log "$name: authenticated with SASL $mech (server log)"
-done
+interop_log_mechanisms alice bob
 
 interop_stop_server
 FAILED=0

@@ -352,3 +352,21 @@ interop_server_mechanism() {
 	[ -n "$mech" ] || die "server log has no 'c2s authenticated' line for $1@$DOMAIN"
 	printf '%s\n' "$mech"
 }
+
+# interop_sendxmpp_send NAME PASSWORD TO BODY SECS: send BODY to TO with
+# go-sendxmpp as NAME@$DOMAIN (SECS seconds at most); dies on failure.
+interop_sendxmpp_send() {
+	printf '%s\n' "$4" | timeout -k 5 "$5" go-sendxmpp -u "$1@$DOMAIN" -p "$2" \
+		-j "127.0.0.1:$PORT" "$3" 2>>"$TMP/client.stderr" ||
+		die "$1: go-sendxmpp to $3 failed (exit $?)"
+}
+
+# interop_log_mechanisms NAME...: log the SASL mechanism each NAME@$DOMAIN
+# authenticated with, from the server log; dies if one has none.
+interop_log_mechanisms() {
+	local name mech
+	for name in "$@"; do
+		mech=$(interop_server_mechanism "$name") || exit 1
+		log "$name: authenticated with SASL $mech (server log)"
+	done
+}

@@ -96,18 +96,13 @@ log "bob: received '$BODY_AB' from alice@$DOMAIN"
 
 # --- bob -> alice --------------------------------------------------------------
 BODY_BA="hi alice from go-sendxmpp $$ $(interop_rand)"
-printf '%s\n' "$BODY_BA" | timeout -k 5 "$STEP_TIMEOUT" go-sendxmpp -u "bob@$DOMAIN" -p "$PW_B" \
-	-j "127.0.0.1:$PORT" "alice@$DOMAIN" 2>>"$TMP/client.stderr" ||
-	die "bob: go-sendxmpp failed (exit $?)"
+interop_sendxmpp_send bob "$PW_B" "alice@$DOMAIN" "$BODY_BA" "$STEP_TIMEOUT"
 interop_wait_for_text "$MC/histo/bob@$DOMAIN" "$BODY_BA" "$STEP_TIMEOUT" ||
 	die "mcabber did not record bob's message within ${STEP_TIMEOUT}s"
 log "mcabber: history has '$BODY_BA' from bob"
 
 mc_command /quit
-for name in alice bob; do
-	mech=$(interop_server_mechanism "$name") || exit 1
-	log "$name: authenticated with SASL $mech (server log)"
-done
+interop_log_mechanisms alice bob
 stop_clients
 interop_stop_server
 FAILED=0

@@ -95,17 +95,12 @@ log "bob: received '$BODY_AB' from alice@$DOMAIN"
 
 # --- bob -> alice --------------------------------------------------------------
 BODY_BA="hi alice from go-sendxmpp $$ $(interop_rand)"
-printf '%s\n' "$BODY_BA" | timeout -k 5 "$STEP_TIMEOUT" go-sendxmpp -u "bob@$DOMAIN" -p "$PW_B" \
-	-j "127.0.0.1:$PORT" "alice@$DOMAIN" 2>>"$TMP/client.stderr" ||
-	die "bob: go-sendxmpp failed (exit $?)"
+interop_sendxmpp_send bob "$PW_B" "alice@$DOMAIN" "$BODY_BA" "$STEP_TIMEOUT"
 screen_has "$BODY_BA" || die "profanity did not show bob's message within ${STEP_TIMEOUT}s"
 log "profanity: shows '$BODY_BA' from bob"
 
 "${TM[@]}" send-keys -t prof "/quit" Enter
-for name in alice bob; do
-	mech=$(interop_server_mechanism "$name") || exit 1
-	log "$name: authenticated with SASL $mech (server log)"
-done
+interop_log_mechanisms alice bob
 stop_clients
 interop_stop_server
 FAILED=0

@@ -38,10 +38,7 @@ interop_add_alice_bob
 interop_run_clients slixmpp_chat.py --timeout "$((CLIENT_TIMEOUT - 10))"
 
 # The server's view.
-for name in alice bob; do
-	mech=$(interop_server_mechanism "$name") || exit 1
-	log "$name: authenticated with SASL $mech (server log)"
-done
+interop_log_mechanisms alice bob
 
 # --- 5. clean shutdown ---------------------------------------------------------
 interop_stop_server

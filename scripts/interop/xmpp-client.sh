@@ -52,10 +52,7 @@ set -e
 [ "$rc" != 124 ] && [ "$rc" != 137 ] || die "xmpp_client.mjs killed after ${CLIENT_TIMEOUT}s"
 [ "$rc" = 0 ] || die "xmpp_client.mjs failed (exit $rc)"
 
-for name in alice bob; do
-	mech=$(interop_server_mechanism "$name") || exit 1
-	log "$name: authenticated with SASL $mech (server log)"
-done
+interop_log_mechanisms alice bob
 
 interop_stop_server
 FAILED=0
