@@ -14,7 +14,8 @@
 #   interop_stop_server              # clean SIGTERM shutdown, or die
 #   FAILED=0                         # success: the EXIT trap prints no logs
 #
-# The EXIT trap always stops the server (SIGTERM, then SIGKILL after 5 s),
+# The EXIT trap runs the function named by INTEROP_ON_EXIT (if set; stop
+# the clients there), always stops the server (SIGTERM, then SIGKILL after 5 s),
 # prints the server log and the client stderr unless FAILED=0 and the exit
 # status is 0, and removes the temporary directory (kept with
 # INTEROP_KEEP=1).
@@ -39,6 +40,7 @@ BIN=""
 PORT=""
 CERT=""
 SERVER_PID=""
+INTEROP_ON_EXIT="" # a function the EXIT trap runs first (stop the clients)
 CREATED_POLICY=""
 SUDO=""
 FAILED=1
@@ -67,6 +69,9 @@ interop_kill_server() {
 interop_cleanup() {
 	local rc=$?
 	trap - EXIT INT TERM
+	if [ -n "$INTEROP_ON_EXIT" ]; then
+		"$INTEROP_ON_EXIT" || true
+	fi
 	interop_kill_server
 	if [ -n "$CREATED_POLICY" ]; then
 		$SUDO rm -f "$POLICY" || true
@@ -100,18 +105,16 @@ interop_remove_tmp() {
 	fi
 }
 
-# ensure_slixmpp: install Debian's python3-slixmpp if $PY cannot import it.
-ensure_slixmpp() {
-	if "$PY" -c 'import slixmpp' 2>/dev/null; then
-		log "python3-slixmpp is installed"
-		return
-	fi
-	command -v apt-get >/dev/null || die "slixmpp is missing for $PY and there is no apt-get to install python3-slixmpp"
+# interop_apt_get_install PACKAGE...: apt-get install the packages (root or
+# passwordless sudo), with a policy-rc.d that keeps their post-install
+# scripts from starting services (they would grab ports); apt-get update
+# first if the lists lack the first one, and once more on failure.
+interop_apt_get_install() {
+	command -v apt-get >/dev/null || die "$* missing and there is no apt-get to install it"
 	if [ "$(id -u)" != 0 ]; then
-		sudo -n true 2>/dev/null || die "slixmpp is missing: install python3-slixmpp (needs root or passwordless sudo)"
+		sudo -n true 2>/dev/null || die "$* missing: install it (needs root or passwordless sudo)"
 		SUDO="sudo -n"
 	fi
-	# Post-install scripts must not start services (they would grab ports).
 	if [ ! -e "$POLICY" ]; then
 		log "creating $POLICY (exit 101) for the install; removed afterwards"
 		printf '#!/bin/sh\nexit 101\n' | $SUDO tee "$POLICY" >/dev/null
@@ -119,20 +122,40 @@ ensure_slixmpp() {
 		CREATED_POLICY=1
 	fi
 	local apt=($SUDO env DEBIAN_FRONTEND=noninteractive apt-get -q -o DPkg::Lock::Timeout=120)
-	if ! apt-cache show python3-slixmpp >/dev/null 2>&1; then
-		log "apt-get update (python3-slixmpp not in the package lists)"
+	if ! apt-cache show "$1" >/dev/null 2>&1; then
+		log "apt-get update ($1 not in the package lists)"
 		timeout 300 "${apt[@]}" update
 	fi
-	log "apt-get install python3-slixmpp"
-	if ! timeout 600 "${apt[@]}" install -y --no-install-recommends python3-slixmpp; then
+	log "apt-get install $*"
+	if ! timeout 600 "${apt[@]}" install -y --no-install-recommends "$@"; then
 		log "install failed; apt-get update and retry"
 		timeout 300 "${apt[@]}" update
-		timeout 600 "${apt[@]}" install -y --no-install-recommends python3-slixmpp
+		timeout 600 "${apt[@]}" install -y --no-install-recommends "$@"
 	fi
 	if [ -n "$CREATED_POLICY" ]; then
 		$SUDO rm -f "$POLICY"
 		CREATED_POLICY=""
 	fi
+}
+
+# interop_apt_install COMMAND PACKAGE: install PACKAGE unless COMMAND is on
+# PATH; die if COMMAND is still missing afterwards.
+interop_apt_install() {
+	if command -v "$1" >/dev/null; then
+		log "$2 is installed"
+		return
+	fi
+	interop_apt_get_install "$2"
+	command -v "$1" >/dev/null || die "$2 installed but there is no $1 on PATH"
+}
+
+# ensure_slixmpp: install Debian's python3-slixmpp if $PY cannot import it.
+ensure_slixmpp() {
+	if "$PY" -c 'import slixmpp' 2>/dev/null; then
+		log "python3-slixmpp is installed"
+		return
+	fi
+	interop_apt_get_install python3-slixmpp
 	"$PY" -c 'import slixmpp' 2>/dev/null || die "python3-slixmpp installed but $PY cannot import slixmpp"
 }
 
@@ -290,4 +313,60 @@ interop_stop_server() {
 	SERVER_PID=""
 	[ "$src" = 0 ] || die "xmppd exited with status $src after SIGTERM"
 	log "xmppd stopped cleanly on SIGTERM"
+}
+
+# interop_wait_for_text FILE TEXT SECS: wait up to SECS seconds for the
+# fixed string TEXT in FILE; status 1 if it does not appear.
+interop_wait_for_text() {
+	local i
+	for i in $(seq "$(($3 * 10))"); do
+		grep -qF -- "$2" "$1" 2>/dev/null && return 0
+		sleep 0.1
+	done
+	grep -qF -- "$2" "$1" 2>/dev/null
+}
+
+# interop_sendxmpp_listen NAME PASSWORD OUT SECS: run `go-sendxmpp -d -l` as
+# NAME@$DOMAIN in the background (pid in LISTEN_PID, killed after 4*SECS s
+# at most), stdout and stderr (with -d: the XML) to OUT, and wait up to SECS
+# seconds until the server has echoed its initial presence, so that a
+# message sent afterwards cannot race it. Needs HOME and SSL_CERT_FILE set.
+interop_sendxmpp_listen() {
+	timeout -k 5 "$(($4 * 4))" go-sendxmpp -d -l -u "$1@$DOMAIN" -p "$2" -j "127.0.0.1:$PORT" >"$3" 2>&1 &
+	LISTEN_PID=$!
+	local i
+	for i in $(seq "$(($4 * 10))"); do
+		grep -q "<presence[^>]*to=\"$1@$DOMAIN/" "$3" && return 0
+		kill -0 "$LISTEN_PID" 2>/dev/null || break
+		sleep 0.1
+	done
+	tail -n 40 "$3" >>"$TMP/client.stderr"
+	die "$1: go-sendxmpp -l not online within $4 s (or it exited)"
+}
+
+# interop_server_mechanism NAME: the SASL mechanism of NAME@$DOMAIN's first
+# "c2s authenticated" line in the server log; dies if there is none.
+interop_server_mechanism() {
+	local mech
+	mech=$(sed -n "s/.*msg=\"c2s authenticated\".*user=$1@$DOMAIN mechanism=\([^ ]*\).*/\1/p" "$TMP/server.log" | head -n1)
+	[ -n "$mech" ] || die "server log has no 'c2s authenticated' line for $1@$DOMAIN"
+	printf '%s\n' "$mech"
+}
+
+# interop_sendxmpp_send NAME PASSWORD TO BODY SECS: send BODY to TO with
+# go-sendxmpp as NAME@$DOMAIN (SECS seconds at most); dies on failure.
+interop_sendxmpp_send() {
+	printf '%s\n' "$4" | timeout -k 5 "$5" go-sendxmpp -u "$1@$DOMAIN" -p "$2" \
+		-j "127.0.0.1:$PORT" "$3" 2>>"$TMP/client.stderr" ||
+		die "$1: go-sendxmpp to $3 failed (exit $?)"
+}
+
+# interop_log_mechanisms NAME...: log the SASL mechanism each NAME@$DOMAIN
+# authenticated with, from the server log; dies if one has none.
+interop_log_mechanisms() {
+	local name mech
+	for name in "$@"; do
+		mech=$(interop_server_mechanism "$name") || exit 1
+		log "$name: authenticated with SASL $mech (server log)"
+	done
 }

@@ -4,8 +4,9 @@
 Run by scripts/interop/slixmpp.sh with Debian's /usr/bin/python3 (the first
 python3 on PATH may lack Debian's python3-slixmpp). Each client connects to
 127.0.0.1:PORT, must negotiate STARTTLS with a certificate that verifies
-against --ca-file for the JID's domain, and must authenticate with SASL
-SCRAM-SHA-256 and nothing else. Then both send presence, A sends a chat
+against --ca-file for the JID's domain, and authenticates with slixmpp's
+default SASL settings (its own choice and order of mechanisms, channel
+binding as it likes; issue 7 point 1). Then both send presence, A sends a chat
 message to B's bare JID, B answers A, and each checks the exact body and the
 sender's bare JID that the server stamped.
 
@@ -23,7 +24,6 @@ import time
 
 import slixmpp
 
-MECHANISM = "SCRAM-SHA-256"
 START = time.monotonic()
 LAST_STEP = "start"
 
@@ -51,9 +51,10 @@ def fail_detail(event, arg):
 
 
 class Client(slixmpp.ClientXMPP):
-    """A ClientXMPP pinned to one address, one mechanism and one CA file."""
+    """A ClientXMPP pinned to one address and one CA file; with mech, also
+    to one SASL mechanism (federation.py), else slixmpp's defaults."""
 
-    def __init__(self, name, jid, password, port, ca_file, addr="127.0.0.1", mech=MECHANISM):
+    def __init__(self, name, jid, password, port, ca_file, addr="127.0.0.1", mech=None):
         super().__init__(jid, password, sasl_mech=mech)
         self.name = name
         self.addr = addr
@@ -66,22 +67,22 @@ class Client(slixmpp.ClientXMPP):
         self.ssl_context = ssl.create_default_context(cafile=ca_file)
         self.ssl_context.check_hostname = True
         self.ssl_context.verify_mode = ssl.CERT_REQUIRED
-        # slixmpp offers SCRAM channel binding (tls-unique) whenever the
-        # socket is TLS; on a non-PLUS mechanism it then sends the gs2 flag
-        # "y", which a server that offers -PLUS must refuse (RFC 5802 §6,
-        # downgrade protection). We force one non-PLUS mechanism (plain
-        # SCRAM-SHA-256 unless told), so tell the mechanism that we do not do
-        # channel binding ("n").
-        mechs = self["feature_mechanisms"]
-        default_cb = mechs.sasl_callback
+        if mech is not None:
+            # slixmpp offers SCRAM channel binding (tls-unique) whenever the
+            # socket is TLS; on a non-PLUS mechanism it then sends the gs2
+            # flag "y", which a server that offers -PLUS must refuse (RFC 5802
+            # §6, downgrade protection). A caller that pins one non-PLUS
+            # mechanism does not want channel binding: say so ("n").
+            mechs = self["feature_mechanisms"]
+            default_cb = mechs.sasl_callback
 
-        def credentials(required, optional):
-            creds = default_cb(required, optional)
-            if "channel_binding" in creds:
-                creds["channel_binding"] = None
-            return creds
+            def credentials(required, optional):
+                creds = default_cb(required, optional)
+                if "channel_binding" in creds:
+                    creds["channel_binding"] = None
+                return creds
 
-        mechs.sasl_callback = credentials
+            mechs.sasl_callback = credentials
         self.register_plugin("xep_0199", {"keepalive": False})
         self.whitespace_keepalive = False
 
@@ -95,8 +96,17 @@ class Client(slixmpp.ClientXMPP):
         self.add_event_handler("message", self._on_message)
         self.add_event_handler("message_error", self._on_message_error)
         self.add_event_handler("tls_success", self._on_tls)
-        for ev in ("failed_auth", "failed_all_auth", "no_auth", "ssl_invalid_chain",
-                   "connection_failed", "stream_error", "disconnected"):
+        # With its defaults slixmpp tries its mechanisms in turn: failed_auth
+        # is one refused attempt, failed_all_auth the end. Pinned to one
+        # mechanism, the first refusal is the end.
+        fatal = ["failed_all_auth", "no_auth", "ssl_invalid_chain",
+                 "connection_failed", "stream_error", "disconnected"]
+        if mech is not None:
+            fatal.append("failed_auth")
+        else:
+            self.failed_attempts = []
+            self.add_event_handler("failed_auth", self._on_failed_attempt)
+        for ev in fatal:
             self.add_event_handler(ev, self._make_fail(ev))
 
     # Never ask a resolver: the test domain need not exist in DNS; every
@@ -118,6 +128,12 @@ class Client(slixmpp.ClientXMPP):
         if event != "disconnected" and self.started.exception() is None:
             step(f"{self.name}: {event} after session start: {arg!r}")
 
+    def _on_failed_attempt(self, arg=None):
+        """One refused SASL attempt while slixmpp goes through its defaults."""
+        mech = self["feature_mechanisms"].mech
+        self.failed_attempts.append(
+            f"{mech.name if mech is not None else '?'}: {fail_detail('failed_auth', arg)}")
+
     def _on_tls(self, _):
         self.tls_done = True
 
@@ -132,10 +148,11 @@ class Client(slixmpp.ClientXMPP):
         self.inbox.put_nowait(msg)
 
     def check_security(self):
-        """Raise unless TLS is up, verified, and self.mech was used."""
+        """Raise unless TLS is up, verified, and SASL done (with self.mech
+        if pinned)."""
         mech = self["feature_mechanisms"].mech
         used = mech.name if mech is not None else None
-        if used != self.mech:
+        if used is None or (self.mech is not None and used != self.mech):
             raise Failure(f"{self.name}: SASL mechanism used was {used!r}, want {self.mech}")
         if not self.tls_done or "starttls" not in self.features:
             raise Failure(f"{self.name}: STARTTLS was not negotiated "
@@ -187,7 +204,7 @@ async def start_sessions(clients, timeout, ca_file, log=None):
     log = log or step
     for c in clients:
         log(f"{c.name}: connecting as {c.boundjid.bare} to {c.addr}:{c.port} "
-            f"(STARTTLS required, SASL {c.mech} only, CA {ca_file})")
+            f"(STARTTLS required, SASL {c.mech or 'defaults'}, CA {ca_file})")
         c.connect(address=(c.addr, c.port), force_starttls=True,
                   disable_starttls=False, use_ssl=False)
     for c in clients:
@@ -197,6 +214,9 @@ async def start_sessions(clients, timeout, ca_file, log=None):
             raise Failure(f"{c.name}: no session within {timeout:g}s "
                           f"(TLS done: {c.tls_done}, features: {sorted(c.features)})")
         used, version, cipher = c.check_security()
+        refused = getattr(c, "failed_attempts", None)
+        if refused:
+            log(f"{c.name}: SASL attempts refused before {used}: {'; '.join(refused)}")
         log(f"{c.name}: session started as {c.boundjid.full}: {version} {cipher}, "
             f"certificate verified, SASL {used}")
 
