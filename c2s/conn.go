@@ -18,6 +18,7 @@ import (
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stream"
 
+	"github.com/xmppd/xmppd/internal/connlimit"
 	"github.com/xmppd/xmppd/router"
 )
 
@@ -57,10 +58,13 @@ type conn struct {
 	headerSent   bool
 	authed       bool
 	user         string // local part, once authenticated
-	saslFailures int
-	bound        bool
-	deadline     time.Time // negotiation must finish by then
-	pinged       bool
+	saslFailures int    // wrong credentials on this stream
+	// otherFailures counts the SASL failures that are not wrong
+	// credentials (see maxOtherFailures).
+	otherFailures int
+	bound         bool
+	deadline      time.Time // negotiation must finish by then
+	pinged        bool
 
 	// In-band registration before SASL (register.go): the requests seen,
 	// and whether one created an account.
@@ -83,8 +87,11 @@ type conn struct {
 	// releasePending stops counting this connection against its address's
 	// unauthenticated connections: at authentication, or at the end.
 	releasePending func()
-	done           chan struct{} // closed by Close
-	cause          error         // why; set before done is closed
+	// pending is the connection's place among its address's
+	// unauthenticated connections; negotiation reports its progress there.
+	pending *connlimit.Ticket
+	done    chan struct{} // closed by Close
+	cause   error         // why; set before done is closed
 }
 
 var _ router.Session = (*conn)(nil)
@@ -349,6 +356,7 @@ func (c *conn) openStream() error {
 	if err != nil {
 		return err
 	}
+	c.pending.Progress(connlimit.Header)
 	var to, from, version, ns string
 	for _, a := range hdr.Attr {
 		switch {
@@ -441,11 +449,13 @@ func (c *conn) negotiateStream(ctx context.Context) error {
 			}
 			if c.tls == nil {
 				// RFC 6120 §6.4.5: no SASL, and so no PLAIN, before TLS.
-				if err := c.saslFailure("encryption-required", ""); err != nil {
+				if err := c.saslFailure(failure{cond: "encryption-required", text: "negotiate TLS first"}); err != nil {
 					return err
 				}
 				continue
 			}
+			// After the TLS check: an <auth> in plaintext is no progress.
+			c.pending.Progress(connlimit.Auth)
 			restart, err := c.authenticate(ctx, e)
 			if err != nil || restart {
 				return err
@@ -488,8 +498,28 @@ func (c *conn) handshake(ctx context.Context) error {
 		return fmt.Errorf("tls handshake: %w", err)
 	}
 	c.nc, c.tls = tc, tc
+	c.pending.Progress(connlimit.TLS)
 	return nil
 }
+
+// evict ends a connection that has to make room for a newer one from its
+// address (connlimit.PerIP.Acquire). A stream that is open gets
+// connection-timeout: the victim is the one that has made the least
+// progress, the oldest among equals, so it is the slow one, and the
+// condition tells a real client to just connect again, where
+// policy-violation would say it did something wrong. Before the client's
+// header there is no stream to end: the connection is just closed.
+func (c *conn) evict(at connlimit.Stage) {
+	c.log.Info("c2s pending connection evicted to make room for a newer one from its address", slog.Int("stage", int(at)))
+	if at < connlimit.Header {
+		c.Close(errEvicted)
+		return
+	}
+	c.Close(stream.ConnectionTimeout)
+}
+
+// errEvicted ends a connection evicted before its stream was open.
+var errEvicted = errors.New("evicted: too many unauthenticated connections from this address")
 
 // negotiateIQ handles the IQs allowed between SASL and binding.
 func (c *conn) negotiateIQ(e *router.Element) (bound bool, err error) {

@@ -314,3 +314,84 @@ func TestLoginThrottle(t *testing.T) {
 		t.Fatalf("raw SCRAM while throttled: %q %v; want temporary-auth-failure", cond, err)
 	}
 }
+
+// TestLoginThrottlePerAccount checks that guessing alice's password from
+// 127.0.0.1 until the throttle refuses it does not lock out bob, a
+// colleague behind the same address, whatever mechanism he uses, while alice
+// herself stays throttled even with the right password.
+func TestLoginThrottlePerAccount(t *testing.T) {
+	const failures = 3
+	s := testserver.Start(t, func(c *config.Config) {
+		c.Limits.LoginFailures = failures
+		c.Limits.LoginWindow = 24 * time.Hour // never passes during the test
+	})
+	s.AddUser("alice", "right")
+	s.AddUser("bob", "bobs")
+	for i := range failures {
+		m := sasl.ScramSha256
+		if i%2 == 1 {
+			m = sasl.Plain
+		}
+		_, err := s.Dial("alice", "guess", testserver.LoginOptions{Mechanism: m})
+		if le, ok := err.(*testserver.LoginError); !ok || le.SASLFailure != "not-authorized" {
+			t.Fatalf("guess %d: %v; want not-authorized", i+1, err)
+		}
+	}
+	for _, m := range []sasl.Mechanism{sasl.ScramSha256, sasl.Plain} {
+		_, err := s.Dial("alice", "right", testserver.LoginOptions{Mechanism: m})
+		if le, ok := err.(*testserver.LoginError); !ok || le.SASLFailure != "temporary-auth-failure" {
+			t.Fatalf("alice, %s, during the attack: %v; want temporary-auth-failure", m.Name, err)
+		}
+	}
+	for _, m := range []sasl.Mechanism{sasl.ScramSha256, sasl.ScramSha1Plus, sasl.Plain} {
+		c, err := s.Dial("bob", "bobs", testserver.LoginOptions{Mechanism: m})
+		if err != nil {
+			t.Fatalf("bob, %s, during the attack on alice: %v", m.Name, err)
+		}
+		if err := c.Sync(); err != nil {
+			t.Fatal(err)
+		}
+		c.Close()
+	}
+}
+
+// TestLoginThrottlePerAddress checks the higher per-address ceiling: one
+// wrong guess at each of many names blocks the address for every account,
+// although no single name reached limits.login_failures. Unknown names are
+// used, so the test also shows that the answer does not depend on whether
+// the account exists.
+func TestLoginThrottlePerAddress(t *testing.T) {
+	const perIP = 6
+	s := testserver.Start(t, func(c *config.Config) {
+		c.Limits.LoginFailures = 3
+		c.Limits.LoginFailuresPerIP = perIP
+		c.Limits.LoginWindow = 24 * time.Hour // never passes during the test
+	})
+	s.AddUser("bob", "bobs")
+	for i := range perIP {
+		m := sasl.ScramSha256
+		if i%2 == 1 {
+			m = sasl.Plain
+		}
+		name := fmt.Sprintf("user%d", i)
+		_, err := s.Dial(name, "guess", testserver.LoginOptions{Mechanism: m})
+		if le, ok := err.(*testserver.LoginError); !ok || le.SASLFailure != "not-authorized" {
+			t.Fatalf("guess at %s: %v; want not-authorized", name, err)
+		}
+		if i == 3 {
+			// More failures than limits.login_failures, but spread over
+			// names: nobody is blocked yet.
+			c, err := s.Dial("bob", "bobs", testserver.LoginOptions{})
+			if err != nil {
+				t.Fatalf("bob after %d guesses at other names: %v", i+1, err)
+			}
+			c.Close()
+		}
+	}
+	for _, m := range []sasl.Mechanism{sasl.ScramSha256, sasl.Plain} {
+		_, err := s.Dial("bob", "bobs", testserver.LoginOptions{Mechanism: m})
+		if le, ok := err.(*testserver.LoginError); !ok || le.SASLFailure != "temporary-auth-failure" {
+			t.Fatalf("bob, %s, after the spraying: %v; want temporary-auth-failure", m.Name, err)
+		}
+	}
+}

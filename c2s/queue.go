@@ -13,6 +13,10 @@ type outQueue struct {
 	mu    sync.Mutex
 	items []*router.Stanza
 	max   int
+	// closed is set by drain: from then on push refuses, so that a stanza
+	// is either taken by the final drain or refused to its sender, never
+	// stranded in a queue nobody reads again.
+	closed bool
 	// ready has a token whenever items may be non-empty.
 	ready chan struct{}
 }
@@ -21,12 +25,27 @@ func newOutQueue(max int) *outQueue {
 	return &outQueue{max: max, ready: make(chan struct{}, 1)}
 }
 
-// push appends st unless the queue is full.
-func (q *outQueue) push(st *router.Stanza) bool {
+// pushResult says what push did with a stanza.
+type pushResult int
+
+const (
+	pushed     pushResult = iota // queued: it will be written or drained
+	queueFull                    // refused: the client does not keep up
+	queueEnded                   // refused: the session has ended
+)
+
+// push appends st unless the queue is full or drained. Accepting and
+// refusing are decided under the same lock as drain, so either st is in
+// what drain returns or push refused it.
+func (q *outQueue) push(st *router.Stanza) pushResult {
 	q.mu.Lock()
+	if q.closed {
+		q.mu.Unlock()
+		return queueEnded
+	}
 	if q.max > 0 && len(q.items) >= q.max {
 		q.mu.Unlock()
-		return false
+		return queueFull
 	}
 	q.items = append(q.items, st)
 	q.mu.Unlock()
@@ -34,7 +53,17 @@ func (q *outQueue) push(st *router.Stanza) bool {
 	case q.ready <- struct{}{}:
 	default:
 	}
-	return true
+	return pushed
+}
+
+// drain closes the queue for good and returns what it still held, oldest
+// first. Every later push is refused.
+func (q *outQueue) drain() []*router.Stanza {
+	q.mu.Lock()
+	items := q.items
+	q.items, q.closed = nil, true
+	q.mu.Unlock()
+	return items
 }
 
 // take removes and returns everything queued, oldest first.

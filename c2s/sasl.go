@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stream"
@@ -15,9 +16,65 @@ import (
 	"github.com/xmppd/xmppd/storage"
 )
 
-// maxSASLFailures is how many failed attempts one stream gets before it is
-// closed (RFC 6120 §6.4.5 asks for a configurable number between 2 and 5).
+// maxSASLFailures is how many wrong credentials (a failed SCRAM proof or
+// PLAIN password) one stream gets before it is closed (RFC 6120 §6.4.5 asks
+// for a configurable number between 2 and 5).
 const maxSASLFailures = 3
+
+// failure is why one SASL attempt failed: the RFC 6120 §6.5 condition, a
+// human-readable <text/> and whether a credential was checked and found
+// wrong. Only such a failure is a failed login (per-stream limit and
+// throttle): a refused channel-binding type, an unknown mechanism or a
+// malformed message says nothing about the password, and a stock client
+// (slixmpp) makes several of them while it looks for a mechanism both
+// sides support.
+type failure struct {
+	cond, text string
+	credential bool
+	account    string // the account a wrong credential was for, for the throttle
+}
+
+// badCredential is the failure of a wrong proof or password for account.
+func badCredential(account string) failure {
+	return failure{cond: "not-authorized", credential: true, account: account}
+}
+
+// throttled is the failure of a login the throttle refuses. It is the same
+// whether the account exists or not.
+var throttled = failure{cond: "temporary-auth-failure", text: "too many failed logins; try again later"}
+
+// errThrottled is returned by the SCRAM credential lookup when the throttle
+// refuses the account, so that the exchange ends before any proof is
+// checked.
+var errThrottled = errors.New("c2s: login throttled")
+
+// accountKey is the name the throttle counts failures for: the normalised
+// local part, or the name as sent if it is not a valid one (it then fails
+// like an unknown account).
+func (c *conn) accountKey(authcid string) string {
+	if local, err := c.localpart(authcid); err == nil {
+		return local
+	}
+	return authcid
+}
+
+// blocked tells whether the throttle refuses a login at account (or, with
+// account "", any login from this address), and logs it.
+func (c *conn) blocked(account string) bool {
+	if !c.srv.throttle.Blocked(c.ip, account) {
+		return false
+	}
+	c.log.Warn("c2s login throttled", slog.String("ip", c.ip), slog.String("account", account))
+	return true
+}
+
+// maxOtherFailures bounds the failures that are not wrong credentials on one
+// stream: one attempt per offered mechanism and one more, so that a client
+// can walk down the whole list, but an endless loop of bad attempts still
+// ends with policy-violation.
+func (c *conn) maxOtherFailures() int {
+	return max(len(c.mechanisms()), maxSASLFailures) + 1
+}
 
 // mechanisms lists the SASL mechanisms offered on this connection, strongest
 // first. Nothing is offered before TLS.
@@ -54,33 +111,35 @@ func (c *conn) authenticate(ctx context.Context, auth *router.Element) (restart 
 		offered = offered || m == mech
 	}
 	if !offered {
-		return false, c.saslFailure("invalid-mechanism", "")
+		return false, c.saslFailure(failure{cond: "invalid-mechanism",
+			text: fmt.Sprintf("mechanism %q is not offered; offered: %s", mech, strings.Join(c.mechanisms(), ", "))})
 	}
-	if c.srv.throttle.Blocked(c.ip) {
-		c.log.Warn("c2s login throttled", slog.String("ip", c.ip))
-		return false, c.saslFailure("temporary-auth-failure", "too many failed logins; try again later")
+	// The per-address ceiling can be checked at once; the per-account one
+	// once the client has named the account (plain, scram).
+	if c.blocked("") {
+		return false, c.saslFailure(throttled)
 	}
 	initial, err := decodeSASL(auth.Text())
 	if err != nil {
-		return false, c.saslFailure("incorrect-encoding", "")
+		return false, c.saslFailure(failure{cond: "incorrect-encoding", text: "the initial response is not base64"})
 	}
 	var user string
-	var cond string
+	var f failure
 	if mech == "PLAIN" {
-		user, cond = c.plain(ctx, initial)
+		user, f = c.plain(ctx, initial)
 	} else {
-		user, cond, err = c.scram(ctx, mech, initial, auth.Text() != "")
+		user, f, err = c.scram(ctx, mech, initial, auth.Text() != "")
 		if err != nil {
 			return false, err
 		}
 	}
-	if cond == "aborted" {
-		return false, c.saslFailure(cond, "")
-	}
-	if cond != "" {
-		c.srv.throttle.Fail(c.ip)
-		c.log.Info("c2s login failed", slog.String("mechanism", mech), slog.String("condition", cond), slog.String("host", c.host))
-		return false, c.saslFailure(cond, "")
+	if f.cond != "" {
+		if f.credential {
+			c.srv.throttle.Fail(c.ip, f.account)
+		}
+		c.log.Info("c2s login failed", slog.String("mechanism", mech), slog.String("condition", f.cond),
+			slog.Bool("credential", f.credential), slog.String("host", c.host))
+		return false, c.saslFailure(f)
 	}
 	if mech == "PLAIN" {
 		// SCRAM sends its <success/> itself, with the server signature;
@@ -95,21 +154,26 @@ func (c *conn) authenticate(ctx context.Context, auth *router.Element) (restart 
 	return true, nil
 }
 
-// saslFailure sends a SASL <failure/>; past the retry limit it returns the
-// stream error that closes the stream.
-func (c *conn) saslFailure(cond, text string) error {
-	f := router.NewElement(nsSASL, "failure").Append(router.NewElement(nsSASL, cond))
-	if text != "" {
-		f.Append(router.NewElement(nsSASL, "text").AppendText(text))
+// saslFailure sends a SASL <failure/>; past the retry limit of its kind
+// (wrong credentials or anything else) it returns the stream error that
+// closes the stream.
+func (c *conn) saslFailure(f failure) error {
+	e := router.NewElement(nsSASL, "failure").Append(router.NewElement(nsSASL, f.cond))
+	if f.text != "" {
+		e.Append(router.NewElement(nsSASL, "text").AppendText(f.text))
 	}
-	if err := c.writeElement(f); err != nil {
+	if err := c.writeElement(e); err != nil {
 		return err
 	}
-	if cond == "aborted" {
+	if f.credential {
+		c.saslFailures++
+		if c.saslFailures >= maxSASLFailures {
+			return stream.PolicyViolation
+		}
 		return nil
 	}
-	c.saslFailures++
-	if c.saslFailures >= maxSASLFailures {
+	c.otherFailures++
+	if c.otherFailures >= c.maxOtherFailures() {
 		return stream.PolicyViolation
 	}
 	return nil
@@ -160,100 +224,152 @@ func (c *conn) validAuthzid(authzid, local string) bool {
 }
 
 // plain checks a PLAIN login (RFC 4616) against the stored SCRAM keys.
-func (c *conn) plain(ctx context.Context, msg []byte) (user, cond string) {
+func (c *conn) plain(ctx context.Context, msg []byte) (user string, f failure) {
 	authzid, authcid, password, err := sasl.ParsePlain(msg)
 	if err != nil {
-		return "", "malformed-request"
+		return "", failure{cond: "malformed-request", text: "not a PLAIN message (RFC 4616)"}
+	}
+	account := c.accountKey(authcid)
+	if c.blocked(account) {
+		return "", throttled
 	}
 	cred, err := c.credential(ctx, authcid, sasl.SHA256)
 	if err != nil && !errors.Is(err, storage.ErrNotFound) {
 		c.log.Error("c2s load credentials", slog.Any("err", err))
-		return "", "temporary-auth-failure"
+		return "", failure{cond: "temporary-auth-failure"}
 	}
 	if err != nil {
 		// Spend the same work as a real check so timing does not tell
 		// whether the account exists.
 		sasl.VerifyPlain(c.decoy().Credential(sasl.SHA256, authcid), password)
-		return "", "not-authorized"
+		return "", badCredential(account)
 	}
 	if !sasl.VerifyPlain(cred, password) {
-		return "", "not-authorized"
+		return "", badCredential(account)
 	}
 	local, _ := c.localpart(authcid)
 	if !c.validAuthzid(authzid, local) {
-		return "", "invalid-authzid"
+		return "", failure{cond: "invalid-authzid", text: "you may only act as your own account"}
 	}
-	return local, ""
+	return local, failure{}
 }
 
 // scram runs a SCRAM exchange: challenges and responses until success or
 // failure. hasInitial says whether <auth/> carried an initial response.
-func (c *conn) scram(ctx context.Context, mech string, initial []byte, hasInitial bool) (user, cond string, err error) {
+func (c *conn) scram(ctx context.Context, mech string, initial []byte, hasInitial bool) (user string, f failure, err error) {
 	family := mech
 	if len(mech) > 5 && mech[len(mech)-5:] == "-PLUS" {
 		family = mech[:len(mech)-5]
 	}
+	var account string
 	srv, err := sasl.NewServer(mech, func(authcid string) (storage.Credential, error) {
+		// Checked before the account is looked up: the answer is the same
+		// whether it exists or not.
+		account = c.accountKey(authcid)
+		if c.blocked(account) {
+			return storage.Credential{}, errThrottled
+		}
 		return c.credential(ctx, authcid, family)
 	}, c.binding())
 	if err != nil {
-		return "", "invalid-mechanism", nil
+		return "", failure{cond: "invalid-mechanism"}, nil
 	}
 	srv.PlusOffered = len(c.binding().Types()) > 0
 	srv.Decoy = c.decoy()
 	msg := initial
 	if !hasInitial {
 		// No initial response: ask for it with an empty challenge.
-		if msg, cond, err = c.challenge(nil); cond != "" || err != nil {
-			return "", cond, err
+		if msg, f, err = c.challenge(nil); f.cond != "" || err != nil {
+			return "", f, err
 		}
 	}
+	first := msg
 	for {
 		out, done, serr := srv.Step(msg)
 		if serr != nil {
+			if errors.Is(serr, errThrottled) {
+				return "", throttled, nil
+			}
 			if errors.Is(serr, sasl.ErrTemporary) {
 				c.log.Error("c2s scram", slog.Any("err", serr))
 			}
-			return "", sasl.Condition(serr), nil
+			f := c.scramFailure(first, serr)
+			f.account = account
+			return "", f, nil
 		}
 		if done {
 			local, lerr := c.localpart(srv.Username())
 			if lerr != nil || !c.validAuthzid(srv.Authzid(), local) {
-				return "", "invalid-authzid", nil
+				return "", failure{cond: "invalid-authzid", text: "you may only act as your own account"}, nil
 			}
 			succ := router.NewElement(nsSASL, "success").AppendText(base64.StdEncoding.EncodeToString(out))
-			return local, "", c.writeElement(succ)
+			return local, failure{}, c.writeElement(succ)
 		}
-		if msg, cond, err = c.challenge(out); cond != "" || err != nil {
-			return "", cond, err
+		if msg, f, err = c.challenge(out); f.cond != "" || err != nil {
+			return "", f, err
 		}
 	}
 }
 
+// scramFailure turns an error of the SCRAM server into the failure sent to
+// the client. Only a wrong proof is a wrong credential; the channel-binding
+// refusals keep RFC 5802's not-authorized but say why, so that the client
+// can move on to its next mechanism.
+// first is the client-first-message, which names the binding type.
+func (c *conn) scramFailure(first []byte, err error) failure {
+	cond := sasl.Condition(err)
+	switch {
+	case errors.Is(err, sasl.ErrNotAuthorized):
+		return badCredential("")
+	case errors.Is(err, sasl.ErrUnsupportedBinding):
+		supported := "none"
+		if types := c.binding().Types(); len(types) > 0 {
+			supported = strings.Join(types, ", ")
+		}
+		return failure{cond: cond, text: fmt.Sprintf("channel binding type %s is not supported on this connection; supported: %s",
+			gs2BindingType(first), supported)}
+	case errors.Is(err, sasl.ErrChannelBinding):
+		return failure{cond: cond, text: "channel binding refused: " + strings.TrimPrefix(err.Error(), sasl.ErrChannelBinding.Error()+": ")}
+	case errors.Is(err, sasl.ErrMalformed):
+		return failure{cond: cond, text: "malformed SCRAM message"}
+	}
+	return failure{cond: cond}
+}
+
+// gs2BindingType is the channel binding type a client-first-message asks
+// for ("p=type,..."), for the failure text.
+func gs2BindingType(first []byte) string {
+	flag, _, _ := strings.Cut(string(first), ",")
+	if t, ok := strings.CutPrefix(flag, "p="); ok {
+		return t
+	}
+	return "(none)"
+}
+
 // challenge sends a <challenge/> and reads the client's <response/>.
-func (c *conn) challenge(data []byte) (resp []byte, cond string, err error) {
+func (c *conn) challenge(data []byte) (resp []byte, f failure, err error) {
 	ch := router.NewElement(nsSASL, "challenge")
 	if len(data) > 0 {
 		ch.AppendText(base64.StdEncoding.EncodeToString(data))
 	}
 	if err := c.writeElement(ch); err != nil {
-		return nil, "", err
+		return nil, failure{}, err
 	}
 	e, err := c.in.Next()
 	if err != nil {
-		return nil, "", err
+		return nil, failure{}, err
 	}
 	switch {
 	case e.Name.Space == nsSASL && e.Name.Local == "response":
 		resp, err := decodeSASL(e.Text())
 		if err != nil {
-			return nil, "incorrect-encoding", nil
+			return nil, failure{cond: "incorrect-encoding", text: "the response is not base64"}, nil
 		}
-		return resp, "", nil
+		return resp, failure{}, nil
 	case e.Name.Space == nsSASL && e.Name.Local == "abort":
-		return nil, "aborted", nil
+		return nil, failure{cond: "aborted"}, nil
 	}
-	return nil, "", stream.NotAuthorized
+	return nil, failure{}, stream.NotAuthorized
 }
 
 // decodeSASL decodes a SASL payload; "=" is an empty response (RFC 6120

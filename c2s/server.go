@@ -63,7 +63,7 @@ func New(opts Options) *Server {
 	return &Server{
 		opts:          opts,
 		limits:        opts.Config.Limits,
-		throttle:      NewThrottle(opts.Config.Limits.LoginFailures, opts.Config.Limits.LoginWindow),
+		throttle:      NewThrottle(opts.Config.Limits.LoginFailures, opts.Config.Limits.LoginFailuresPerIP, opts.Config.Limits.LoginWindow),
 		pending:       connlimit.New(opts.Config.Limits.MaxPendingPerIP),
 		registrations: newRegistrationLimit(opts.Config.Registration.PerIP, opts.Config.Registration.Window),
 		conns:         map[*conn]struct{}{},
@@ -94,16 +94,20 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, directTLS bool) err
 		}
 		delay = 0
 		c := newConn(s, nc, directTLS)
-		release, ok := s.pending.Acquire(c.ip)
+		ticket, ok := s.pending.Acquire(c.ip, c.evict)
 		if !ok {
-			// Too many connections from this address still negotiating:
-			// refuse before spending a goroutine and a TLS handshake.
+			// Too many connections from this address still negotiating,
+			// none of them evictable (every c2s one is, so this is a
+			// safety net): refuse before spending a goroutine and a TLS
+			// handshake.
 			s.opts.Log.Warn("c2s connection refused: too many unauthenticated connections from this address", slog.String("remote", nc.RemoteAddr().String()))
 			nc.Close()
 			continue
 		}
-		c.releasePending = release
+		c.pending = ticket
+		c.releasePending = ticket.Release
 		if !s.track(c) {
+			ticket.Release()
 			nc.Close()
 			return nil
 		}

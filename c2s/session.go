@@ -68,15 +68,20 @@ func (c *conn) Priority() int { return int(c.priority.Load()) }
 func (c *conn) LastPresence() *router.Stanza { return c.presence.Load() }
 
 // Deliver implements router.Session: it queues without blocking, and a full
-// queue means the client does not keep up, so the session is closed.
+// queue means the client does not keep up, so the session is closed. A
+// stanza it accepts is written or, if the session ends first, routed again
+// by requeue; one it refuses is the caller's to route elsewhere.
 func (c *conn) Deliver(st *router.Stanza) bool {
 	select {
 	case <-c.done:
 		return false
 	default:
 	}
-	if c.out.push(st) {
+	switch c.out.push(st) {
+	case pushed:
 		return true
+	case queueEnded:
+		return false
 	}
 	c.log.Warn("c2s outbound queue full; closing session")
 	c.Close(stream.ResourceConstraint)
@@ -146,7 +151,7 @@ func (c *conn) writeQueued() error {
 // Unbind the router delivers it to the account's other resources or treats
 // it as undelivered, so nothing queued is silently lost.
 func (c *conn) requeue(ctx context.Context) {
-	for _, st := range c.out.take() {
+	for _, st := range c.out.drain() {
 		if st.Kind() == router.KindMessage {
 			c.srv.opts.Router.Route(ctx, st)
 		}

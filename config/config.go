@@ -70,10 +70,16 @@ type Limits struct {
 	// OutboundQueue is how many stanzas may wait for a slow client before
 	// its session is dropped.
 	OutboundQueue int `yaml:"outbound_queue"`
-	// LoginFailures failed authentications from one IP within LoginWindow
-	// make further attempts from it fail until the window passes.
-	LoginFailures int           `yaml:"login_failures"`
-	LoginWindow   time.Duration `yaml:"login_window"`
+	// LoginFailures failed authentications at one account from one IP
+	// (IPv6: one /64) within LoginWindow make further attempts at that
+	// account from there fail until the window passes; other accounts
+	// behind the same address are not affected.
+	LoginFailures int `yaml:"login_failures"`
+	// LoginFailuresPerIP failed authentications from one IP at any
+	// accounts within LoginWindow make every further attempt from there
+	// fail: a higher ceiling that stops guessing across many names.
+	LoginFailuresPerIP int           `yaml:"login_failures_per_ip"`
+	LoginWindow        time.Duration `yaml:"login_window"`
 	// PingInterval is how long a client may be silent before the server
 	// pings it (XEP-0199); PingTimeout how long it then has to answer.
 	PingInterval time.Duration `yaml:"ping_interval"`

@@ -23,7 +23,7 @@ func TestDefault(t *testing.T) {
 		Auth:    Auth{ScramIterations: 4096, AllowPlain: true},
 		Limits: Limits{
 			MaxStanzaSize: 262144, MaxDepth: 64, MaxSessionsPerUser: 10,
-			OutboundQueue: 1024, LoginFailures: 5, LoginWindow: time.Minute,
+			OutboundQueue: 1024, LoginFailures: 5, LoginFailuresPerIP: 50, LoginWindow: time.Minute,
 			PingInterval: 5 * time.Minute, PingTimeout: time.Minute,
 			MaxRosterItems: 1000, MaxOfflineMessages: 1000, MaxVCardSize: 65536, MaxBlocklistItems: 1000,
 			MaxPendingPerIP: 32,

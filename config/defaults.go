@@ -20,6 +20,7 @@ const (
 	defaultMaxSessions     = 10
 	defaultOutboundQueue   = 1024
 	defaultLoginFailures   = 5
+	defaultLoginFailuresIP = 50
 	defaultLoginWindow     = time.Minute
 	defaultPingInterval    = 5 * time.Minute
 	defaultPingTimeout     = time.Minute
@@ -109,6 +110,7 @@ func (l *Limits) applyDefaults() {
 	setDefault(&l.MaxSessionsPerUser, defaultMaxSessions)
 	setDefault(&l.OutboundQueue, defaultOutboundQueue)
 	setDefault(&l.LoginFailures, defaultLoginFailures)
+	setDefault(&l.LoginFailuresPerIP, defaultLoginFailuresIP)
 	setDefault(&l.LoginWindow, defaultLoginWindow)
 	setDefault(&l.PingInterval, defaultPingInterval)
 	setDefault(&l.PingTimeout, defaultPingTimeout)

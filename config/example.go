@@ -46,7 +46,8 @@ limits:
   max_depth: 64               # XML nesting depth of one stanza
   max_sessions_per_user: 10   # resources one account may have bound at once
   outbound_queue: 1024        # stanzas waiting for a slow client before it is dropped
-  login_failures: 5           # failed logins from one IP within login_window before it is refused
+  login_failures: 5           # failed logins at one account from one IP within login_window before it is refused
+  login_failures_per_ip: 50   # failed logins from one IP at any accounts within login_window before it is refused
   login_window: 1m            # durations are written like 30s, 5m, 1h
   ping_interval: 5m           # client silence before the server pings it (XEP-0199)
   ping_timeout: 1m            # how long the client then has to answer

@@ -65,6 +65,7 @@ limits:
   max_sessions_per_user: 3
   outbound_queue: 100
   login_failures: 3
+  login_failures_per_ip: 20
   login_window: 30s
   ping_interval: 2h
   ping_timeout: 90s
@@ -100,7 +101,7 @@ log: {level: debug, format: json}
 				Auth:      Auth{ScramIterations: 10000, AllowPlain: false},
 				Limits: Limits{
 					MaxStanzaSize: 65536, MaxDepth: 32, MaxSessionsPerUser: 3,
-					OutboundQueue: 100, LoginFailures: 3, LoginWindow: 30 * time.Second,
+					OutboundQueue: 100, LoginFailures: 3, LoginFailuresPerIP: 20, LoginWindow: 30 * time.Second,
 					PingInterval: 2 * time.Hour, PingTimeout: 90 * time.Second,
 					MaxRosterItems: 50, MaxOfflineMessages: 20, MaxVCardSize: 4096, MaxBlocklistItems: 10,
 					MaxPendingPerIP: 4,
@@ -209,7 +210,7 @@ func TestLoadErrors(t *testing.T) {
 	}, {
 		name: "unknown nested key",
 		text: "hosts: [{domain: example.org}]\nlimits:\n  max_depth: 10\n  max_stanzas: 5\n",
-		want: []string{`xmppd.yaml:4: unknown key "max_stanzas" in limits (known keys: login_failures, login_window, max_blocklist_items, max_depth, max_offline_messages, max_pending_per_ip, max_roster_items, max_sessions_per_user, max_stanza_size, max_vcard_size, outbound_queue, ping_interval, ping_timeout)`},
+		want: []string{`xmppd.yaml:4: unknown key "max_stanzas" in limits (known keys: login_failures, login_failures_per_ip, login_window, max_blocklist_items, max_depth, max_offline_messages, max_pending_per_ip, max_roster_items, max_sessions_per_user, max_stanza_size, max_vcard_size, outbound_queue, ping_interval, ping_timeout)`},
 	}, {
 		name: "unknown key in a list item",
 		text: "hosts:\n  - domain: example.org\n  - domain: example.net\n    certificate: x.pem\n",

@@ -174,6 +174,7 @@ func (c *Config) checkLimits(ps *problems) {
 		{"max_sessions_per_user", l.MaxSessionsPerUser},
 		{"outbound_queue", l.OutboundQueue},
 		{"login_failures", l.LoginFailures},
+		{"login_failures_per_ip", l.LoginFailuresPerIP},
 		{"max_roster_items", l.MaxRosterItems},
 		{"max_offline_messages", l.MaxOfflineMessages},
 		{"max_vcard_size", l.MaxVCardSize},

@@ -17,6 +17,7 @@ import (
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stream"
 
+	"github.com/xmppd/xmppd/internal/connlimit"
 	"github.com/xmppd/xmppd/router"
 )
 
@@ -53,6 +54,9 @@ type inStream struct {
 	// releasePending stops counting the connection against its address's
 	// unauthenticated connections, once a domain has authenticated.
 	releasePending func()
+	// pending is the stream's place among its address's unauthenticated
+	// connections; negotiation reports its progress there.
+	pending *connlimit.Ticket
 }
 
 func newInStream(s *Server, nc net.Conn, directTLS bool) *inStream {
@@ -151,6 +155,7 @@ func (in *inStream) serverTLS(ctx context.Context, alpn string) error {
 	in.c.writeMu.Lock()
 	in.c.nc, in.c.tls = tc, tc
 	in.c.writeMu.Unlock()
+	in.pending.Progress(connlimit.TLS)
 	return nil
 }
 
@@ -162,6 +167,7 @@ func (in *inStream) stream(ctx context.Context) (restart bool, err error) {
 	if err != nil {
 		return false, err
 	}
+	in.pending.Progress(connlimit.Header)
 	to, err := jid.Parse(hdr.to)
 	if hdr.to != "" && (err != nil || to.Localpart() != "" || to.Resourcepart() != "" || !in.s.opts.Router.Serves(to.Domainpart())) {
 		return false, stream.HostUnknown
@@ -201,11 +207,13 @@ func (in *inStream) stream(ctx context.Context) (restart bool, err error) {
 			}
 			return true, in.serverTLS(ctx, "")
 		case e.Name.Space == nsSASL && e.Name.Local == "auth":
+			in.pending.Progress(connlimit.Auth)
 			ok, err := in.saslExternal(e)
 			if err != nil || ok {
 				return ok, err
 			}
 		case e.Name.Space == nsDialback && e.Name.Local == "result":
+			in.pending.Progress(connlimit.Auth)
 			if err := in.dialbackResult(ctx, e); err != nil {
 				return false, err
 			}

@@ -171,17 +171,25 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, directTLS bool) err
 			return err
 		}
 		ip, _, _ := net.SplitHostPort(nc.RemoteAddr().String())
-		release, ok := s.pending.Acquire(ip)
+		ticket, ok := s.pending.Acquire(ip, func(at connlimit.Stage) {
+			// A plain close: it wakes the reader whatever it waits for,
+			// and the peer's server just connects again when it has
+			// something to send.
+			s.log.Info("s2s pending connection evicted to make room for a newer one from its address", slog.String("peer", nc.RemoteAddr().String()), slog.Int("stage", int(at)))
+			nc.Close()
+		})
 		if !ok {
 			s.log.Warn("s2s connection refused: too many unauthenticated connections from this address", slog.String("peer", nc.RemoteAddr().String()))
 			nc.Close()
 			continue
 		}
 		in := newInStream(s, nc, directTLS)
-		in.releasePending = release
+		in.pending = ticket
+		in.releasePending = ticket.Release
 		s.mu.Lock()
 		if s.closed {
 			s.mu.Unlock()
+			ticket.Release()
 			nc.Close()
 			return nil
 		}

@@ -37,6 +37,9 @@ type Raw struct {
 	// stream.
 	StreamHeader string
 	Features     *router.Element
+	// LastFailureText is the <text/> of the last SASL <failure/> that
+	// AuthPlain or AuthSCRAM saw, "" if it had none.
+	LastFailureText string
 }
 
 // rawTimeout bounds each read of a Raw connection.
@@ -235,6 +238,10 @@ func (c *Raw) AuthPlain(local, password string) (cond string, err error) {
 func (c *Raw) saslOutcome(e *router.Element, check func([]byte) error) (string, error) {
 	switch {
 	case e.Name.Space == nsSASL && e.Name.Local == "failure":
+		c.LastFailureText = ""
+		if t := e.Child(nsSASL, "text"); t != nil {
+			c.LastFailureText = t.Text()
+		}
 		for _, cond := range e.Elements() {
 			if cond.Name.Local != "text" {
 				return cond.Name.Local, nil
