@@ -96,24 +96,36 @@ func TestReaderNext(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			r := router.NewReader(strings.NewReader(streamOpen+tc.in), router.NSClient, maxSize, 16)
 			router.SetClock(r, steadyClock())
-			if _, err := r.Header(); err != nil {
-				t.Fatal(err)
-			}
-			e, err := r.Next()
-			if tc.want != nil {
-				if !errors.Is(err, tc.want) {
-					t.Fatalf("Next: %v, %v; want %v", e, err, tc.want)
-				}
+			e := firstElement(t, r, tc.want)
+			if e == nil {
 				return
-			}
-			if err != nil {
-				t.Fatalf("Next: %v", err)
 			}
 			if got := string(e.AppendXML(nil, router.NSClient)); tc.out != "" && got != tc.out {
 				t.Errorf("got %s; want %s", got, tc.out)
 			}
 		})
 	}
+}
+
+// firstElement reads r's header and first element. With want set, it
+// checks that Next fails with want and returns nil; otherwise that Next
+// succeeds.
+func firstElement(t *testing.T, r *router.Reader, want error) *router.Element {
+	t.Helper()
+	if _, err := r.Header(); err != nil {
+		t.Fatal(err)
+	}
+	e, err := r.Next()
+	switch {
+	case want != nil && !errors.Is(err, want):
+		t.Fatalf("Next: %v, %v; want %v", e, err, want)
+	case want == nil && err != nil:
+		t.Fatalf("Next: %v", err)
+	}
+	if want != nil {
+		return nil
+	}
+	return e
 }
 
 // steadyClock returns a clock that moves one second on every reading:
@@ -147,18 +159,8 @@ func TestReaderWhitespaceRate(t *testing.T) {
 			src := &spaceSource{chunk: tc.chunk, left: reads, tick: func() { now = now.Add(tc.step) }}
 			r := router.NewReader(io.MultiReader(strings.NewReader(streamOpen), src, strings.NewReader(`<message/>`)), router.NSClient, maxSize, 16)
 			router.SetClock(r, func() time.Time { return now })
-			if _, err := r.Header(); err != nil {
-				t.Fatal(err)
-			}
-			e, err := r.Next()
-			if tc.want != nil {
-				if !errors.Is(err, tc.want) {
-					t.Fatalf("Next: %v, %v; want %v", e, err, tc.want)
-				}
-				return
-			}
-			if err != nil || e.Name.Local != "message" {
-				t.Fatalf("Next: %v, %v; want the message", e, err)
+			if e := firstElement(t, r, tc.want); e != nil && e.Name.Local != "message" {
+				t.Fatalf("Next: %v; want the message", e)
 			}
 		})
 	}
