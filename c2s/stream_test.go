@@ -31,6 +31,10 @@ func TestStreamHeaderErrors(t *testing.T) {
 		{"not a stream", `<?xml version='1.0'?><message xmlns='jabber:client' to='localhost'/>`, "not-well-formed"},
 		{"processing instruction", `<?php echo 1; ?><stream:stream xmlns='jabber:client' ` + streamNS + ` to='localhost' version='1.0'>`, "restricted-xml"},
 		{"malformed", `<stream:stream xmlns='jabber:client' ` + streamNS + ` to='localhost' version='1.0'<<`, "not-well-formed"},
+		// Answered at once: the server must not wait for a '<' (this
+		// would wait for the negotiation timeout, past rawWait).
+		{"HTTP request", "GET / HTTP/1.1\r\nHost: localhost\r\n", "not-well-formed"},
+		{"Latin-1", `<?xml version='1.0' encoding='ISO-8859-1'?><stream:stream xmlns='jabber:client' ` + streamNS + ` to='localhost' version='1.0'>`, "unsupported-encoding"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c, err := s.DialRaw()
@@ -140,6 +144,8 @@ func TestHostileInput(t *testing.T) {
 		{"mismatched tags", `<message to="alice@localhost"><body>x</message>`, "not-well-formed"},
 		{"bad attribute", `<message to=alice@localhost/>`, "not-well-formed"},
 		{"duplicate attribute", `<message to="alice@localhost" from="alice@localhost/x" from="bob@localhost/y"/>`, "not-well-formed"},
+		{"undeclared element prefix", `<message to="alice@localhost"><foo:bar/></message>`, "not-well-formed"},
+		{"undeclared attribute prefix", `<message to="alice@localhost"><body foo:x="1">x</body></message>`, "not-well-formed"},
 		{"name that is not an NCName", `<message to="alice@localhost"><p:0 xmlns:p="urn:x"/></message>`, "not-well-formed"},
 		{"undefined entity", `<message to="alice@localhost"><body>&bogus;</body></message>`, "not-well-formed"},
 		{"text between stanzas", `hello<message to="alice@localhost"/>`, "not-well-formed"},
@@ -175,6 +181,50 @@ func TestHostileInput(t *testing.T) {
 	id := "big"
 	alice.MustSend(t, `<message type="chat" id="`+id+`" to="`+bob.LocalAddr().String()+`"><body>`+body(maxSize-200)+`</body></message>`)
 	bob.MustNext(t, "message "+id, isMessage(id))
+}
+
+// TestStreamHeaderEncodings checks that a declaration naming UTF-8, in
+// either case, or none, opens the stream as before.
+func TestStreamHeaderEncodings(t *testing.T) {
+	s := testserver.Start(t, nil)
+	open := strings.TrimPrefix(testserver.Header, "<?xml version='1.0'?>")
+	for _, decl := range []string{"", `<?xml version='1.0'?>`, `<?xml version='1.0' encoding='UTF-8'?>`, `<?xml version="1.0" encoding="utf-8"?>`} {
+		t.Run(decl, func(t *testing.T) {
+			c, err := s.DialRaw()
+			if err != nil {
+				t.Fatal(err)
+			}
+			e, err := c.Open(decl + open)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if e.Name.Local != "features" {
+				t.Fatalf("got %s; want the stream features", e)
+			}
+		})
+	}
+}
+
+// TestWhitespaceKeepalive checks that a run of whitespace between stanzas
+// longer than max_stanza_size is accepted: the limit is for stanzas, and
+// the stanza after the run is routed.
+func TestWhitespaceKeepalive(t *testing.T) {
+	const maxSize = 32 << 10
+	s := testserver.Start(t, func(c *config.Config) { c.Limits.MaxStanzaSize = maxSize })
+	s.AddUser("alice", "pw")
+	s.AddUser("bob", "pw")
+	alice := s.LoginRaw("alice", "pw", "")
+	bob := s.Login("bob", "pw", testserver.LoginOptions{})
+	// Within the burst the reader allows (twice the limit), past the old
+	// limit (the size limit plus the reader's slack).
+	run := strings.Repeat(" \n", (3*maxSize/2+9000)/2)
+	if err := alice.Send(run + `<message type="chat" id="ka" to="` + bob.LocalAddr().String() + `"><body>hi</body></message>`); err != nil {
+		t.Fatal(err)
+	}
+	bob.MustNext(t, "message ka", isMessage("ka"))
+	if _, err := alice.Request(`<iq type="get" id="p1" to="localhost"><ping xmlns="urn:xmpp:ping"/></iq>`); err != nil {
+		t.Fatalf("alice's stream after the whitespace: %v", err)
+	}
 }
 
 // TestIdlePing checks XEP-0199 keepalive: a client that answers the

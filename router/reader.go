@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"mellium.im/xmpp/stream"
@@ -30,10 +31,20 @@ var ErrStreamEnd = errors.New("stream closed by peer")
 // stream.Error values, ready to be sent as the stream error.
 type Reader struct {
 	d         *xml.Decoder
+	br        *bufio.Reader // below d: whitespace between elements is skipped here
 	lim       *limitedReader
 	contentNS string
 	maxSize   int64
 	maxDepth  int
+
+	// bare holds the in-scope namespace names that contain no colon
+	// (rare: real ones are URIs), innermost last; see unbound.
+	bare []string
+
+	// Whitespace budget between elements (see chargeSpace).
+	now      func() time.Time
+	wsTokens int64
+	wsLast   time.Time
 }
 
 // limitedReader fails reads once more than max bytes have been consumed
@@ -76,9 +87,86 @@ func NewReader(r io.Reader, contentNS string, maxSize int64, maxDepth int) *Read
 	// A small read buffer: the decoder keeps it for the life of the
 	// stream, and TLS already buffers whole records below it, so a larger
 	// one only costs memory per idle session (docs/PERFORMANCE.md).
-	d := xml.NewDecoder(bufio.NewReaderSize(lim, readBufferSize))
+	br := bufio.NewReaderSize(lim, readBufferSize)
+	d := xml.NewDecoder(br)
 	d.Strict = true
-	return &Reader{d: d, lim: lim, contentNS: contentNS, maxSize: maxSize, maxDepth: maxDepth}
+	// XMPP is UTF-8 only (RFC 6120 §11.6): any other declared encoding is
+	// answered with unsupported-encoding rather than a bare close.
+	d.CharsetReader = func(string, io.Reader) (io.Reader, error) { return nil, errUnsupportedEncoding }
+	return &Reader{d: d, br: br, lim: lim, contentNS: contentNS, maxSize: maxSize, maxDepth: maxDepth, now: time.Now}
+}
+
+// errUnsupportedEncoding is returned by the decoder's CharsetReader and
+// turned into unsupported-encoding.
+var errUnsupportedEncoding = errors.New("encoding other than UTF-8")
+
+// skipSpace discards whitespace at the reader's position, straight from the
+// buffer below the decoder, so that a run of keepalives is never held in
+// memory and does not count toward the element size limit, and then checks
+// that what follows can start markup: anything but '<' there is not XML
+// (an HTTP request line, say), reported at once instead of after the
+// decoder has waited for the next '<'. It must only be called where the
+// decoder holds no byte read ahead: before the first token and after a
+// complete top-level element or processing instruction.
+func (r *Reader) skipSpace() error {
+	for {
+		if r.br.Buffered() == 0 {
+			r.lim.start = r.lim.n // whitespace discarded so far does not count
+		}
+		if _, err := r.br.Peek(1); err != nil {
+			if errors.Is(err, errTooLarge) {
+				return stream.PolicyViolation
+			}
+			return err
+		}
+		buf, _ := r.br.Peek(r.br.Buffered())
+		i := 0
+		for i < len(buf) && isSpaceByte(buf[i]) {
+			i++
+		}
+		if i > 0 {
+			r.br.Discard(i)
+			if err := r.chargeSpace(int64(i)); err != nil {
+				return err
+			}
+		}
+		if i < len(buf) {
+			if buf[i] != '<' {
+				return fmt.Errorf("%w: text where markup must start", stream.NotWellFormed)
+			}
+			// The element starts here: the size limit counts from it.
+			r.lim.start = r.lim.n - int64(r.br.Buffered())
+			return nil
+		}
+	}
+}
+
+// chargeSpace takes n bytes of whitespace between elements from a token
+// bucket that holds twice the stanza size limit and refills by the limit
+// every second: keepalives of any total length pass, while a peer that
+// streams nothing but whitespace at full speed gets policy-violation. With
+// no size limit there is no budget either.
+func (r *Reader) chargeSpace(n int64) error {
+	if r.maxSize <= 0 {
+		return nil
+	}
+	burst := 2 * r.maxSize
+	now := r.now()
+	if r.wsLast.IsZero() {
+		r.wsTokens = burst
+	} else if el := now.Sub(r.wsLast); el > 0 {
+		if el >= 2*time.Second {
+			r.wsTokens = burst
+		} else {
+			r.wsTokens = min(burst, r.wsTokens+int64(el)*r.maxSize/int64(time.Second))
+		}
+	}
+	r.wsLast = now
+	r.wsTokens -= n
+	if r.wsTokens < 0 {
+		return fmt.Errorf("%w: whitespace between stanzas faster than the limit", stream.PolicyViolation)
+	}
+	return nil
 }
 
 // Header reads the stream header: the first start element, which must be
@@ -86,6 +174,9 @@ func NewReader(r io.Reader, contentNS string, maxSize int64, maxDepth int) *Read
 // version, the default namespace).
 func (r *Reader) Header() (xml.StartElement, error) {
 	for {
+		if err := r.skipSpace(); err != nil {
+			return xml.StartElement{}, err
+		}
 		tok, err := r.token()
 		if err != nil {
 			return xml.StartElement{}, err
@@ -96,15 +187,17 @@ func (r *Reader) Header() (xml.StartElement, error) {
 				return xml.StartElement{}, stream.RestrictedXML
 			}
 		case xml.CharData:
-			if !isSpace(t) {
-				return xml.StartElement{}, stream.NotWellFormed
-			}
+			// skipSpace saw '<' next, so the decoder returns no text here.
+			return xml.StartElement{}, stream.NotWellFormed
 		case xml.StartElement:
 			if t.Name.Local != "stream" {
 				return t, stream.NotWellFormed
 			}
 			if t.Name.Space != NSStream {
 				return t, stream.InvalidNamespace
+			}
+			for _, a := range t.Attr {
+				r.declare(a)
 			}
 			return t.Copy(), nil
 		default:
@@ -116,18 +209,18 @@ func (r *Reader) Header() (xml.StartElement, error) {
 // Next returns the next top-level element. Whitespace between elements
 // (keepalives) is skipped. It returns ErrStreamEnd when the stream closes.
 func (r *Reader) Next() (*Element, error) {
-	r.lim.start = r.d.InputOffset()
 	for {
+		if err := r.skipSpace(); err != nil {
+			return nil, err
+		}
 		tok, err := r.token()
 		if err != nil {
 			return nil, err
 		}
 		switch t := tok.(type) {
 		case xml.CharData:
-			if !isSpace(t) {
-				return nil, stream.NotWellFormed
-			}
-			r.lim.start = r.d.InputOffset()
+			// skipSpace saw '<' next, so the decoder returns no text here.
+			return nil, stream.NotWellFormed
 		case xml.StartElement:
 			start := r.d.InputOffset()
 			return r.element(t, start, 1)
@@ -147,15 +240,26 @@ func (r *Reader) element(start xml.StartElement, offset int64, depth int) (*Elem
 	if hasDuplicateAttr(start.Attr) || hasBadName(start) {
 		return nil, stream.NotWellFormed
 	}
+	mark := len(r.bare)
 	e := &Element{Name: r.name(start.Name)}
 	// encoding/xml gives every start element a fresh Attr slice and keeps
 	// none of it, so filter it in place instead of copying.
 	attrs := start.Attr[:0]
 	for _, a := range start.Attr {
 		if a.Name.Space == "xmlns" || (a.Name.Space == "" && a.Name.Local == "xmlns") {
+			r.declare(a)
 			continue // namespace declarations are regenerated on output
 		}
 		attrs = append(attrs, a)
+	}
+	// Checked once this element's own declarations are in scope.
+	if r.unbound(start.Name.Space) {
+		return nil, fmt.Errorf("%w: element prefix %q is not declared", stream.NotWellFormed, start.Name.Space)
+	}
+	for _, a := range attrs {
+		if r.unbound(a.Name.Space) {
+			return nil, fmt.Errorf("%w: attribute prefix %q is not declared", stream.NotWellFormed, a.Name.Space)
+		}
 	}
 	if len(attrs) > 0 {
 		e.Attr = attrs
@@ -179,6 +283,7 @@ func (r *Reader) element(start xml.StartElement, offset int64, depth int) (*Elem
 			if r.maxSize > 0 && r.d.InputOffset()-offset > r.maxSize {
 				return nil, stream.PolicyViolation
 			}
+			r.bare = r.bare[:mark]
 			return e, nil
 		case xml.CharData:
 			// The decoder splits text at CDATA sections; join the pieces so
@@ -199,6 +304,35 @@ func (r *Reader) element(start xml.StartElement, offset int64, depth int) (*Elem
 	}
 }
 
+// declare records a namespace declaration (xmlns or xmlns:p) whose
+// namespace name has no colon, for unbound.
+func (r *Reader) declare(a xml.Attr) {
+	if (a.Name.Space == "xmlns" || (a.Name.Space == "" && a.Name.Local == "xmlns")) &&
+		a.Value != "" && strings.IndexByte(a.Value, ':') < 0 {
+		r.bare = append(r.bare, a.Value)
+	}
+}
+
+// unbound reports a name whose prefix is not declared. encoding/xml does
+// not fail on <foo:bar/>: it leaves the prefix itself as Name.Space, and
+// written out that would be <bar xmlns='foo'/>, a different element.
+// A prefix is an NCName, so has no colon, while a namespace name is a URI
+// and has one; so a colon-less Space is an undeclared prefix unless it is
+// a (colon-less, rare) namespace name declared in scope. The common case
+// costs one IndexByte. (A prefix equal to such an in-scope namespace name
+// cannot be told apart and is let through; its output is well-formed.)
+func (r *Reader) unbound(space string) bool {
+	if space == "" || strings.IndexByte(space, ':') >= 0 {
+		return false
+	}
+	for _, s := range r.bare {
+		if s == space {
+			return false
+		}
+	}
+	return true
+}
+
 // name maps the stream's content namespace to "" (see Element).
 func (r *Reader) name(n xml.Name) xml.Name {
 	if n.Space == r.contentNS {
@@ -217,6 +351,8 @@ func (r *Reader) token() (xml.Token, error) {
 	switch {
 	case errors.Is(err, errTooLarge):
 		return nil, stream.PolicyViolation
+	case errors.Is(err, errUnsupportedEncoding):
+		return nil, fmt.Errorf("%w: %v", stream.UnsupportedEncoding, err)
 	case errors.As(err, &syn):
 		return nil, fmt.Errorf("%w: %v", stream.NotWellFormed, syn)
 	case errors.Is(err, io.EOF):
@@ -287,15 +423,8 @@ func isNCName(s string) bool {
 	return err == nil
 }
 
-func isSpace(b []byte) bool {
-	for _, c := range b {
-		switch c {
-		case ' ', '\t', '\r', '\n':
-		default:
-			return false
-		}
-	}
-	return true
+func isSpaceByte(c byte) bool {
+	return c == ' ' || c == '\t' || c == '\r' || c == '\n'
 }
 
 // ParseElement parses one element from b, as if it had been read on a
