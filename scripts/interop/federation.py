@@ -57,8 +57,8 @@ def describe_error(stanza):
 
 
 class Client(chat.Client):
-    """The Client of slixmpp_chat.py (pinned to one address, one mechanism and
-    one CA file) that records every presence and error stanza it receives and
+    """The Client of slixmpp_chat.py (pinned to one address and one CA file,
+    and to one SASL mechanism only when --mech is given) that records every presence and error stanza it receives and
     leaves all subscription decisions to the test."""
 
     def __init__(self, name, jid, password, addr, port, mech, ca_file):
@@ -256,7 +256,8 @@ def main():
         p.add_argument(f"--jid-{s}", required=True)
         p.add_argument(f"--addr-{s}", required=True, help="c2s (STARTTLS) address of its server")
         p.add_argument(f"--port-{s}", type=int, required=True)
-        p.add_argument(f"--mech-{s}", required=True, help="the only SASL mechanism to use")
+        p.add_argument(f"--mech-{s}", default=None,
+                       help="the only SASL mechanism to use (default: slixmpp's own choice)")
     p.add_argument("--ca-file", required=True, help="PEM CA certificate(s) to trust")
     p.add_argument("--label", default="")
     p.add_argument("--step-timeout", type=float, default=20)
