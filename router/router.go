@@ -81,6 +81,7 @@ func (r *Router) Route(ctx context.Context, st *Stanza) {
 		for _, f := range *p {
 			var out *Stanza
 			if r.guard(f.owner, st, func() { out = f.h(ctx, st) }) {
+				r.crashed(ctx, st)
 				return
 			}
 			if out == nil {
@@ -294,6 +295,7 @@ func (r *Router) runStanzaHandlers(ctx context.Context, target Target, st *Stanz
 	for _, e := range loadMap(&r.hooks.stanza)[stanzaKey{target, st.Kind()}] {
 		handled := false
 		if r.guard(e.owner, st, func() { handled = e.h(ctx, st) }) {
+			r.crashed(ctx, st)
 			return true
 		}
 		if handled {
@@ -301,6 +303,18 @@ func (r *Router) runStanzaHandlers(ctx context.Context, target Target, st *Stanz
 		}
 	}
 	return false
+}
+
+// crashed answers the sender of a stanza whose filter or handler panicked
+// (guard has logged it with the module's ID): an IQ request or a message
+// gets internal-server-error, so the sender learns that it was not
+// delivered instead of waiting for an answer that will not come. Presence
+// expects no answer and is dropped, as RFC 6120 §8.3.1 lets a server do
+// with errors for presence it cannot process.
+func (r *Router) crashed(ctx context.Context, st *Stanza) {
+	if st.Kind() != KindPresence {
+		r.Bounce(ctx, st, stanza.InternalServerError, "")
+	}
 }
 
 // handleIQ dispatches an IQ for the server or an account to its handler.

@@ -858,6 +858,7 @@ func TestFilters(t *testing.T) {
 		name     string
 		filters  []filter
 		wantBody string // "" means not delivered
+		wantErr  string // the condition the sender gets, "" for none
 	}{
 		{name: "none", wantBody: "x;"},
 		{
@@ -880,8 +881,9 @@ func TestFilters(t *testing.T) {
 			wantBody: "replaced;after;",
 		},
 		{
-			name:    "a crashing filter stops the stanza",
+			name:    "a crashing filter stops the stanza and answers the sender",
 			filters: []filter{{10, crash}, {0, tag("after")}},
+			wantErr: "internal-server-error",
 		},
 	}
 	for _, tt := range tests {
@@ -902,8 +904,12 @@ func TestFilters(t *testing.T) {
 			} else if len(got) != 1 || got[0].Child("", "body").Text() != tt.wantBody {
 				t.Errorf("delivered %v, want body %q", got, tt.wantBody)
 			}
-			if errs := errorsTo(from); len(errs) > 0 {
+			errs := errorsTo(from)
+			switch {
+			case tt.wantErr == "" && len(errs) > 0:
 				t.Errorf("sender got errors %q", errs)
+			case tt.wantErr != "" && !slices.Equal(errs, []string{tt.wantErr}):
+				t.Errorf("sender got errors %q, want [%s]", errs, tt.wantErr)
 			}
 		})
 	}
@@ -1136,5 +1142,30 @@ func TestConcurrentRouting(t *testing.T) {
 	}
 	if answers != senders*perSender {
 		t.Errorf("sender got %d iq answers, want %d", answers, senders*perSender)
+	}
+}
+
+// TestPanickingStanzaHandlerAnswers checks that a message whose handler
+// panics gets internal-server-error back, while a presence, which expects
+// no answer, is dropped quietly; the next stanza is handled as usual.
+func TestPanickingStanzaHandlerAnswers(t *testing.T) {
+	tests := []struct {
+		name, kind, stanza string
+		wantErr            []string
+	}{
+		{name: "message", kind: router.KindMessage, stanza: `<message to="bob@localhost" type="chat" id="m1"><body>x</body></message>`, wantErr: []string{"internal-server-error"}},
+		{name: "presence", kind: router.KindPresence, stanza: `<presence to="bob@localhost" id="p1"/>`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r, from := newRouter(t)
+			r.HandleStanza("crasher", router.ToAccount, tt.kind, 0, func(context.Context, *router.Stanza) bool { panic("handler bug") })
+			st := parse(t, tt.stanza)
+			st.SetFrom(from.jid)
+			r.Route(context.Background(), st)
+			if errs := errorsTo(from); !slices.Equal(errs, tt.wantErr) {
+				t.Errorf("sender got errors %q, want %q", errs, tt.wantErr)
+			}
+		})
 	}
 }
