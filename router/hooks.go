@@ -28,9 +28,18 @@ func (t Target) String() string {
 	return "account"
 }
 
-// Priorities of hooks: higher runs first.
+// Priorities of hooks: higher runs first. The named levels say what runs
+// there, so that modules that never see each other still run in an order
+// that makes sense.
 const (
-	PriorityFirst   = 1000
+	// PriorityAccess is for filters that decide whether a stanza may pass
+	// at all (blocking): they run before everything else, so that a
+	// refused stanza leaves no trace and gets the refusing module's answer.
+	PriorityAccess = 1000
+	// PriorityFirst is for filters and handlers that must see a stanza
+	// before the ordinary ones but after access control (last's check of
+	// queries to full JIDs).
+	PriorityFirst   = 500
 	PriorityDefault = 0
 	PriorityLast    = -1000
 )

@@ -863,8 +863,8 @@ func TestFilters(t *testing.T) {
 		{name: "none", wantBody: "x;"},
 		{
 			name:     "priority order, not registration order",
-			filters:  []filter{{router.PriorityLast, tag("last")}, {router.PriorityDefault, tag("default")}, {router.PriorityFirst, tag("first")}},
-			wantBody: "x;first;default;last;",
+			filters:  []filter{{router.PriorityLast, tag("last")}, {router.PriorityDefault, tag("default")}, {router.PriorityFirst, tag("first")}, {router.PriorityAccess, tag("access")}},
+			wantBody: "x;access;first;default;last;",
 		},
 		{
 			name:     "same priority keeps registration order",

@@ -34,10 +34,10 @@ const (
 	NSErrors = "urn:xmpp:blocking:errors"
 )
 
-// FilterPriority runs the blocking filter ahead of the filters of modules
-// that act on stanzas (roster subscriptions, carbons, archives), so that a
-// blocked stanza leaves no trace anywhere.
-const FilterPriority = router.PriorityDefault + 100
+// FilterPriority runs the blocking filter ahead of every other filter
+// (roster subscriptions, last's full-JID check, carbons, archives), so that
+// a blocked stanza leaves no trace anywhere.
+const FilterPriority = router.PriorityAccess
 
 func init() {
 	modules.Register(modules.Info{ID: "blocking", New: func() modules.Module { return new(Blocking) }})

@@ -188,3 +188,19 @@ func eventually(t *testing.T, what string, cond func() bool) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestBlockingRunsBeforeLast checks the order of the two filters: a query
+// to a full JID from someone the account blocked gets the blocking answer
+// (XEP-0191 §3.5: service-unavailable, as if the account were not there),
+// not last's forbidden, which would tell the blocked user that the
+// account exists and refuses him.
+func TestBlockingRunsBeforeLast(t *testing.T) {
+	s := testserver.Start(t, func(c *config.Config) { testserver.EnableModules(c, "blocking", "last") })
+	for _, u := range []string{"alice", "carol"} {
+		s.AddUser(u, pw)
+	}
+	alice := s.Login("alice", pw, testserver.LoginOptions{})
+	carol := s.Login("carol", pw, testserver.LoginOptions{})
+	testserver.WantResult(t, alice.MustRequest(t, `<iq type='set' id='b1'><block xmlns='urn:xmpp:blocking'><item jid='carol@localhost'/></block></iq>`))
+	testserver.WantIQError(t, carol.MustRequest(t, query(alice.LocalAddr().String())), "service-unavailable", "cancel")
+}
