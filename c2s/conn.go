@@ -84,11 +84,9 @@ type conn struct {
 	closeOnce  sync.Once
 	finishOnce sync.Once
 	endOnce    sync.Once
-	// releasePending stops counting this connection against its address's
-	// unauthenticated connections: at authentication, or at the end.
-	releasePending func()
 	// pending is the connection's place among its address's
 	// unauthenticated connections; negotiation reports its progress there.
+	// Touched by the reading goroutine only; nil once released.
 	pending *connlimit.Ticket
 	done    chan struct{} // closed by Close
 	cause   error         // why; set before done is closed
@@ -106,8 +104,6 @@ func newConn(s *Server, nc net.Conn, directTLS bool) *conn {
 		ip:        ip,
 		log:       s.opts.Log.With(slog.String("remote", nc.RemoteAddr().String())),
 		done:      make(chan struct{}),
-		// Serve replaces it with the release of the address's count.
-		releasePending: func() {},
 	}
 }
 
@@ -516,6 +512,15 @@ func (c *conn) evict(at connlimit.Stage) {
 		return
 	}
 	c.Close(stream.ConnectionTimeout)
+}
+
+// releasePending stops counting this connection against its address's
+// unauthenticated connections: at authentication, or at the end. The
+// ticket is dropped with it, so that a bound session keeps nothing of the
+// pending limit (docs/PERFORMANCE.md counts bytes per idle session).
+func (c *conn) releasePending() {
+	c.pending.Release()
+	c.pending = nil
 }
 
 // errEvicted ends a connection evicted before its stream was open.

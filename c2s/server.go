@@ -105,7 +105,6 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, directTLS bool) err
 			continue
 		}
 		c.pending = ticket
-		c.releasePending = ticket.Release
 		if !s.track(c) {
 			ticket.Release()
 			nc.Close()
