@@ -11,9 +11,9 @@ import (
 
 	"mellium.im/xmpp/jid"
 
-	"github.com/xmppd/xmppd/c2s/sasl"
 	"github.com/xmppd/xmppd/config"
 	"github.com/xmppd/xmppd/storage"
+	"github.com/xmppd/xmppd/storage/credential"
 )
 
 // Users performs account operations for the domains of one configuration.
@@ -52,7 +52,7 @@ func (u Users) withPassword(account, password string) (jid.JID, []storage.Creden
 	if password == "" {
 		return j, nil, errors.New("empty password")
 	}
-	creds, err := sasl.NewCredentials(password, u.Config.Auth.ScramIterations)
+	creds, err := credential.NewCredentials(password, u.Config.Auth.ScramIterations)
 	if err != nil {
 		return j, nil, fmt.Errorf("derive credentials: %w", err)
 	}

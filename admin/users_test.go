@@ -8,10 +8,10 @@ import (
 	"testing"
 
 	"github.com/xmppd/xmppd/admin"
-	"github.com/xmppd/xmppd/c2s/sasl"
 	"github.com/xmppd/xmppd/config"
 	"github.com/xmppd/xmppd/internal/storetest"
 	"github.com/xmppd/xmppd/storage"
+	"github.com/xmppd/xmppd/storage/credential"
 )
 
 // testConfig serves localhost and example.org.
@@ -77,9 +77,9 @@ func verify(t *testing.T, users storage.Users, domain, local, password string) b
 	if len(u.Credentials) == 0 {
 		t.Fatalf("%s@%s has no credentials", local, domain)
 	}
-	ok := sasl.VerifyPlain(u.Credentials[0], password)
+	ok := credential.VerifyPlain(u.Credentials[0], password)
 	for _, c := range u.Credentials[1:] {
-		if sasl.VerifyPlain(c, password) != ok {
+		if credential.VerifyPlain(c, password) != ok {
 			t.Errorf("%s credentials disagree with %s", c.Mechanism, u.Credentials[0].Mechanism)
 		}
 	}
@@ -113,7 +113,7 @@ func TestUsers(t *testing.T) {
 			}
 		}
 		slices.Sort(mechs)
-		if want := []string{sasl.SHA1, sasl.SHA256}; !slices.Equal(mechs, want) {
+		if want := []string{credential.SHA1, credential.SHA256}; !slices.Equal(mechs, want) {
 			t.Errorf("credentials for %q, want %q", mechs, want)
 		}
 		if !verify(t, db.Users(), "localhost", "alice", "secret one") {

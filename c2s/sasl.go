@@ -14,6 +14,7 @@ import (
 	"github.com/xmppd/xmppd/c2s/sasl"
 	"github.com/xmppd/xmppd/router"
 	"github.com/xmppd/xmppd/storage"
+	"github.com/xmppd/xmppd/storage/credential"
 )
 
 // maxSASLFailures is how many wrong credentials (a failed SCRAM proof or
@@ -241,10 +242,10 @@ func (c *conn) plain(ctx context.Context, msg []byte) (user string, f failure) {
 	if err != nil {
 		// Spend the same work as a real check so timing does not tell
 		// whether the account exists.
-		sasl.VerifyPlain(c.decoy().Credential(sasl.SHA256, authcid), password)
+		credential.VerifyPlain(c.decoy().Credential(sasl.SHA256, authcid), password)
 		return "", badCredential(account)
 	}
-	if !sasl.VerifyPlain(cred, password) {
+	if !credential.VerifyPlain(cred, password) {
 		return "", badCredential(account)
 	}
 	local, _ := c.localpart(authcid)

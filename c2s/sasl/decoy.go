@@ -9,6 +9,7 @@ import (
 	"golang.org/x/text/secure/precis"
 
 	"github.com/xmppd/xmppd/storage"
+	"github.com/xmppd/xmppd/storage/credential"
 )
 
 // Decoy makes stand-in credentials for accounts that do not exist. A server
@@ -23,7 +24,7 @@ type Decoy struct {
 	// those of real accounts stay put. Nil uses a random per-process secret.
 	Secret []byte
 	// Iterations should be the count that real credentials use, so that the
-	// decoy's i= looks like theirs. Zero means DefaultIterations.
+	// decoy's i= looks like theirs. Zero means credential.DefaultIterations.
 	Iterations int
 }
 
@@ -57,10 +58,10 @@ func (d Decoy) Credential(mechanism, username string) storage.Credential {
 	key := sha256.Sum256(secret)
 	iterations := d.Iterations
 	if iterations <= 0 {
-		iterations = DefaultIterations
+		iterations = credential.DefaultIterations
 	}
 	derive := func(purpose string, n int) []byte {
-		info := "xmppd scram decoy\x00" + purpose + "\x00" + f.name + "\x00" + username
+		info := "xmppd scram decoy\x00" + purpose + "\x00" + f.Name + "\x00" + username
 		out, err := hkdf.Key(sha256.New, key[:], nil, info, n)
 		if err != nil { // only for lengths beyond 255 hashes, never asked for
 			panic("scram: decoy: " + err.Error())
@@ -68,10 +69,10 @@ func (d Decoy) Credential(mechanism, username string) storage.Credential {
 		return out
 	}
 	return storage.Credential{
-		Mechanism:  f.name,
-		Salt:       derive("salt", saltLen),
+		Mechanism:  f.Name,
+		Salt:       derive("salt", credential.SaltLen),
 		Iterations: iterations,
-		StoredKey:  derive("stored-key", f.size),
-		ServerKey:  derive("server-key", f.size),
+		StoredKey:  derive("stored-key", f.Size),
+		ServerKey:  derive("server-key", f.Size),
 	}
 }

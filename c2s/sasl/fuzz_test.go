@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/xmppd/xmppd/storage"
+	"github.com/xmppd/xmppd/storage/credential"
 )
 
 // FuzzServerStep feeds arbitrary client-first and client-final messages to
@@ -14,7 +15,7 @@ import (
 // ErrTemporary), and may only report done after a proof that holds.
 func FuzzServerStep(f *testing.F) {
 	const serverNonce = "%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0"
-	cred, err := Derive(SHA256, "pencil", rfc7677Salt, 4096)
+	cred, err := credential.Derive(SHA256, "pencil", rfc7677Salt, 4096)
 	if err != nil {
 		f.Fatal(err)
 	}

@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/xmppd/xmppd/storage"
+	"github.com/xmppd/xmppd/storage/credential"
 )
 
 // Lookup returns the stored credential of an authentication identity (the
@@ -41,7 +42,7 @@ type Server struct {
 	// Decoy answers for accounts that do not exist; see Decoy.
 	Decoy Decoy
 
-	fam    family
+	fam    credential.Family
 	plus   bool
 	lookup Lookup
 	cb     ChannelBinding
@@ -250,14 +251,14 @@ func (s *Server) loadCredential() error {
 	cred, err := s.lookup(s.authcid)
 	switch {
 	case errors.Is(err, storage.ErrNotFound):
-		s.cred, s.decoy = s.Decoy.Credential(s.fam.name, s.authcid), true
+		s.cred, s.decoy = s.Decoy.Credential(s.fam.Name, s.authcid), true
 		return nil
 	case err != nil:
 		return fmt.Errorf("%w: look up %q: %w", ErrTemporary, s.authcid, err)
-	case cred.Mechanism != s.fam.name:
-		return fmt.Errorf("%w: look up %q: got a %s credential for %s", ErrTemporary, s.authcid, cred.Mechanism, s.fam.name)
+	case cred.Mechanism != s.fam.Name:
+		return fmt.Errorf("%w: look up %q: got a %s credential for %s", ErrTemporary, s.authcid, cred.Mechanism, s.fam.Name)
 	case len(cred.Salt) == 0 || cred.Iterations < 1 ||
-		len(cred.StoredKey) != s.fam.size || len(cred.ServerKey) != s.fam.size:
+		len(cred.StoredKey) != s.fam.Size || len(cred.ServerKey) != s.fam.Size:
 		return fmt.Errorf("%w: look up %q: damaged %s credential", ErrTemporary, s.authcid, cred.Mechanism)
 	}
 	s.cred = cred
@@ -278,7 +279,7 @@ func (s *Server) final(in []byte) ([]byte, error) {
 	}
 	withoutProof := msg[:i]
 	proof, err := base64.StdEncoding.Strict().DecodeString(msg[i+3:])
-	if err != nil || len(proof) != s.fam.size {
+	if err != nil || len(proof) != s.fam.Size {
 		return nil, fmt.Errorf("%w: client-final: bad proof", ErrMalformed)
 	}
 	attrs := strings.Split(withoutProof, ",")
@@ -305,11 +306,11 @@ func (s *Server) final(in []byte) ([]byte, error) {
 // the exchange with ServerKey (RFC 5802 §3).
 func (s *Server) verify(finalWithoutProof string, proof []byte) ([]byte, error) {
 	authMessage := []byte(s.clientFirst + "," + s.serverFirst + "," + finalWithoutProof)
-	clientKey := s.fam.hmac(s.cred.StoredKey, authMessage)
+	clientKey := s.fam.HMAC(s.cred.StoredKey, authMessage)
 	subtle.XORBytes(clientKey, clientKey, proof)
-	if !hmac.Equal(s.fam.hash(clientKey), s.cred.StoredKey) || s.decoy {
+	if !hmac.Equal(s.fam.Hash(clientKey), s.cred.StoredKey) || s.decoy {
 		return nil, fmt.Errorf("%w: wrong proof for %q", ErrNotAuthorized, s.authcid)
 	}
-	signature := s.fam.hmac(s.cred.ServerKey, authMessage)
+	signature := s.fam.HMAC(s.cred.ServerKey, authMessage)
 	return []byte("v=" + base64.StdEncoding.EncodeToString(signature)), nil
 }

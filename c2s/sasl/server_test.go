@@ -25,7 +25,7 @@ func (a accounts) lookup(t testing.TB, mech string) Lookup {
 	creds := map[string]storage.Credential{}
 	for user, pw := range a {
 		salt := fmt.Appendf(nil, "%-16.16s", "salt:"+user) // as long as real salts
-		creds[user] = mustDerive(t, f.name, pw, salt, 4096)
+		creds[user] = mustDerive(t, f.Name, pw, salt, 4096)
 	}
 	return func(authcid string) (storage.Credential, error) {
 		if c, ok := creds[authcid]; ok {
@@ -273,17 +273,17 @@ func (c testClient) final(t testing.TB, serverFirst string) string {
 	withoutProof := "c=" + base64.StdEncoding.EncodeToString(append([]byte(cbHeader), c.cbData...)) + ",r=" + nonce
 	authMessage := []byte(c.first()[len(c.header):] + "," + serverFirst + "," + withoutProof)
 
-	salted, err := pbkdf2.Key(f.newHash, c.pass, mustBase64(salt), iterations, f.size)
+	salted, err := pbkdf2.Key(f.New, c.pass, mustBase64(salt), iterations, f.Size)
 	if err != nil {
 		t.Fatal(err)
 	}
 	mac := func(key, msg []byte) []byte {
-		m := hmac.New(f.newHash, key)
+		m := hmac.New(f.New, key)
 		m.Write(msg)
 		return m.Sum(nil)
 	}
 	clientKey := mac(salted, []byte("Client Key"))
-	h := f.newHash()
+	h := f.New()
 	h.Write(clientKey)
 	proof := mac(h.Sum(nil), authMessage)
 	subtle.XORBytes(proof, proof, clientKey)

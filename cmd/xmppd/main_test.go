@@ -15,9 +15,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/xmppd/xmppd/c2s/sasl"
 	"github.com/xmppd/xmppd/config"
 	"github.com/xmppd/xmppd/internal/storetest"
+	"github.com/xmppd/xmppd/storage/credential"
 	sqlstore "github.com/xmppd/xmppd/storage/sql"
 )
 
@@ -160,7 +160,7 @@ func verifyPassword(t *testing.T, st config.Storage, domain, local, password str
 	}
 	ok := true
 	for _, c := range u.Credentials {
-		ok = ok && sasl.VerifyPlain(c, password)
+		ok = ok && credential.VerifyPlain(c, password)
 	}
 	return ok
 }

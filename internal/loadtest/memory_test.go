@@ -17,10 +17,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/xmppd/xmppd/c2s/sasl"
 	"github.com/xmppd/xmppd/config"
 	"github.com/xmppd/xmppd/server"
 	"github.com/xmppd/xmppd/storage"
+	"github.com/xmppd/xmppd/storage/credential"
 )
 
 // TestIdleSessionMemory measures what one idle, authenticated TLS session
@@ -158,7 +158,7 @@ const memPassword = "load-test-password"
 // derived once, so that creating thousands of accounts takes seconds.
 func addUsers(t testing.TB, srv *server.Server, n int) {
 	t.Helper()
-	creds, err := sasl.NewCredentials(memPassword, srv.Config.Auth.ScramIterations)
+	creds, err := credential.NewCredentials(memPassword, srv.Config.Auth.ScramIterations)
 	if err != nil {
 		t.Fatal(err)
 	}
