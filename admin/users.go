@@ -1,6 +1,9 @@
 // Package admin holds the operator's operations (add a user, change a
-// password, …) defined once, with their input checks, so that the CLI and a
-// later admin API or in-band registration share one implementation.
+// password, …) defined once, with their input checks, so that the CLI, the
+// later control socket and XEP-0133 ad-hoc commands, and in-band
+// registration share one implementation. Commands is the registry of them:
+// each operation with its typed arguments, validation and result, from
+// which cmd/xmppd builds its CLI.
 package admin
 
 import (
@@ -109,9 +112,9 @@ func (u Users) Delete(ctx context.Context, account string) (jid.JID, error) {
 // List returns the accounts of a served domain, or of all when domain is "".
 func (u Users) List(ctx context.Context, domain string) ([]jid.JID, error) {
 	if domain != "" {
-		d, err := jid.Parse(domain)
-		if err != nil || d.Localpart() != "" || d.Resourcepart() != "" {
-			return nil, fmt.Errorf("invalid domain %q", domain)
+		d, err := parseDomain(domain)
+		if err != nil {
+			return nil, err
 		}
 		domain = d.Domainpart()
 		if _, ok := u.Config.Host(domain); !ok {

@@ -1,18 +1,18 @@
 // Command xmppd is a federated XMPP server in one binary: `xmppd serve` runs
-// it, and the other commands (user, config, db, version) are for operators.
-// This package only wires the CLI to the packages that do the work.
+// it, and the other commands (user, roster, s2s, config, db, version) are
+// for operators. This package only wires the CLI to the packages that do the
+// work: the operator commands are built from the admin registry.
 package main
 
 import (
-	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"os"
 	"strings"
 
 	"github.com/spf13/cobra"
 
+	"github.com/xmppd/xmppd/admin"
 	"github.com/xmppd/xmppd/config"
 )
 
@@ -37,7 +37,9 @@ func newRoot() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.PersistentFlags().StringVarP(&c.configPath, "config", "c", "", "configuration file (default: the development default, data in ./xmppd-data)")
-	root.AddCommand(c.serveCmd(), c.userCmd(), c.rosterCmd(), c.s2sCmd(), c.configCmd(), c.dbCmd(), versionCmd())
+	root.AddCommand(c.serveCmd())
+	root.AddCommand(c.registryCmds()...)
+	root.AddCommand(versionCmd())
 	return root
 }
 
@@ -47,11 +49,7 @@ func (c *cli) loadConfig() (*config.Config, error) {
 	if c.configPath == "" {
 		return config.Default(), nil
 	}
-	cfg, err := config.Load(c.configPath)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("config file %s does not exist", c.configPath)
-	}
-	return cfg, err
+	return admin.LoadConfig(c.configPath)
 }
 
 // newLogger builds the slog logger the config asks for.

@@ -1,99 +1,50 @@
 package main
 
 import (
-	"errors"
+	"context"
 	"fmt"
-	"io/fs"
 	"runtime"
 
 	"github.com/spf13/cobra"
 
+	"github.com/xmppd/xmppd/admin"
 	"github.com/xmppd/xmppd/config"
 	"github.com/xmppd/xmppd/modules"
 	"github.com/xmppd/xmppd/modules/version"
+	"github.com/xmppd/xmppd/storage"
 	sqlstore "github.com/xmppd/xmppd/storage/sql"
 )
 
-func (c *cli) configCmd() *cobra.Command {
-	cmd := &cobra.Command{Use: "config", Short: "Check or print configuration"}
-	check := &cobra.Command{
-		Use:   "check [FILE]",
-		Short: "Validate a configuration file (default: --config)",
-		Args:  cobra.MaximumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			path := c.configPath
-			if len(args) == 1 {
-				path = args[0]
-			}
-			if path == "" {
-				return errors.New("no configuration file given")
-			}
-			cfg, err := config.Load(path)
-			if errors.Is(err, fs.ErrNotExist) {
-				return fmt.Errorf("config file %s does not exist", path)
-			}
-			if err != nil {
-				return err
-			}
-			if err := checkModules(cfg.Modules); err != nil {
-				return fmt.Errorf("%s: %w", path, err)
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%s: ok\n", path)
-			return nil
-		},
+// env is what the registry's commands run against from the CLI: --config,
+// and the parts admin may not import (the SQL store, the module registry,
+// federation).
+func (c *cli) env() *admin.Env {
+	return &admin.Env{
+		ConfigPath:      c.configPath,
+		OpenStore:       openStore,
+		Migrate:         migrate,
+		KnownModules:    modules.Known(),
+		CheckFederation: checkFederation,
 	}
-	example := &cobra.Command{
-		Use:   "example",
-		Short: "Print a commented configuration with every option and its default",
-		Args:  cobra.NoArgs,
-		Run: func(cmd *cobra.Command, _ []string) {
-			fmt.Fprint(cmd.OutOrStdout(), config.Example())
-		},
-	}
-	cmd.AddCommand(check, example)
-	return cmd
 }
 
-// checkModules rejects module IDs no module registered.
-func checkModules(ids []string) error {
-	known := map[string]bool{}
-	for _, id := range modules.Known() {
-		known[id] = true
+// openStore opens the configured database, applying pending migrations.
+func openStore(ctx context.Context, st config.Storage) (storage.Store, error) {
+	db, err := sqlstore.Open(ctx, st)
+	if err != nil {
+		return nil, err
 	}
-	for _, id := range ids {
-		if !known[id] {
-			return fmt.Errorf("modules: unknown module %q (known: %v)", id, modules.Known())
-		}
-	}
-	return nil
+	return db, nil
 }
 
-func (c *cli) dbCmd() *cobra.Command {
-	cmd := &cobra.Command{Use: "db", Short: "Database maintenance"}
-	migrate := &cobra.Command{
-		Use:   "migrate",
-		Short: "Apply pending schema migrations",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := c.loadConfig()
-			if err != nil {
-				return err
-			}
-			db, err := sqlstore.Connect(cmd.Context(), cfg.Storage)
-			if err != nil {
-				return err
-			}
-			defer db.Close()
-			n, err := db.Migrate(cmd.Context())
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "applied %d migration(s)\n", n)
-			return nil
-		},
+// migrate applies pending migrations and says how many.
+func migrate(ctx context.Context, st config.Storage) (int, error) {
+	db, err := sqlstore.Connect(ctx, st)
+	if err != nil {
+		return 0, err
 	}
-	cmd.AddCommand(migrate)
-	return cmd
+	defer db.Close()
+	return db.Migrate(ctx)
 }
 
 func versionCmd() *cobra.Command {
