@@ -14,7 +14,8 @@ import (
 // configuration comes from, and the parts of the server admin may not import
 // itself (DESIGN.md: the store's implementation, the module registry and
 // federation are wired by cmd and server). The CLI builds one per run; a
-// control socket would give the running server's.
+// control socket would give the running server's. An Env caches the
+// configuration it loaded and is not safe for concurrent use.
 type Env struct {
 	// ConfigPath is the configuration file; "" means the development
 	// default (config.Default).
