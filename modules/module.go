@@ -90,7 +90,7 @@ type Host struct {
 // ID is the module's ID.
 func (h *Host) ID() string { return h.id }
 
-// Router returns the router, for lookups such as Serves or Sessions.
+// Router returns the router, for lookups such as ServesUsers or Sessions.
 func (h *Host) Router() *router.Router { return h.router }
 
 // Store returns the database.
