@@ -113,6 +113,31 @@ func (h *Host) HandleIQ(target router.Target, typ stanza.IQType, ns string, fn r
 	return nil
 }
 
+// AddService makes the module the owner of the service address domain
+// (conference.DOMAIN, upload.DOMAIN): fn receives every stanza to it or to a
+// JID under it, until the module stops. fn may be nil for a service that
+// only answers the IQs it registers with HandleServiceIQ.
+func (h *Host) AddService(domain string, fn router.ServiceHandler) error {
+	reg, err := h.router.AddService(h.id, domain, fn)
+	if err != nil {
+		return fmt.Errorf("%s: %w", h.id, err)
+	}
+	h.regs = append(h.regs, reg)
+	return nil
+}
+
+// HandleServiceIQ answers IQs of type typ whose payload is in namespace ns,
+// addressed to the service address domain itself: a service's own
+// disco#info, say.
+func (h *Host) HandleServiceIQ(domain string, typ stanza.IQType, ns string, fn router.IQHandler) error {
+	reg, err := h.router.HandleServiceIQ(h.id, domain, string(typ), ns, fn)
+	if err != nil {
+		return fmt.Errorf("%s: %w", h.id, err)
+	}
+	h.regs = append(h.regs, reg)
+	return nil
+}
+
 // HandleStanza attaches fn to messages or presences (kind) for target.
 func (h *Host) HandleStanza(target router.Target, kind string, priority int, fn router.StanzaHandler) {
 	h.regs = append(h.regs, h.router.HandleStanza(h.id, target, kind, priority, fn))
