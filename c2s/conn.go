@@ -370,7 +370,7 @@ func (c *conn) openStream() error {
 		return stream.InvalidNamespace
 	}
 	domain, err := jid.Parse(to)
-	if err != nil || domain.Localpart() != "" || domain.Resourcepart() != "" || !c.srv.opts.Router.Serves(domain.Domainpart()) {
+	if err != nil || domain.Localpart() != "" || domain.Resourcepart() != "" || !c.srv.opts.Router.ServesUsers(domain.Domainpart()) {
 		return stream.HostUnknown
 	}
 	if c.host != "" && c.host != domain.Domainpart() {

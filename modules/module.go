@@ -90,7 +90,7 @@ type Host struct {
 // ID is the module's ID.
 func (h *Host) ID() string { return h.id }
 
-// Router returns the router, for lookups such as Serves or Sessions.
+// Router returns the router, for lookups such as ServesUsers or Sessions.
 func (h *Host) Router() *router.Router { return h.router }
 
 // Store returns the database.
@@ -106,6 +106,31 @@ func (h *Host) Logger() *slog.Logger { return h.log }
 // payload is in namespace ns, addressed to target.
 func (h *Host) HandleIQ(target router.Target, typ stanza.IQType, ns string, fn router.IQHandler) error {
 	reg, err := h.router.HandleIQ(h.id, target, string(typ), ns, fn)
+	if err != nil {
+		return fmt.Errorf("%s: %w", h.id, err)
+	}
+	h.regs = append(h.regs, reg)
+	return nil
+}
+
+// AddService makes the module the owner of the service address domain
+// (conference.DOMAIN, upload.DOMAIN): fn receives every stanza to it or to a
+// JID under it, until the module stops. fn may be nil for a service that
+// only answers the IQs it registers with HandleServiceIQ.
+func (h *Host) AddService(domain string, fn router.ServiceHandler) error {
+	reg, err := h.router.AddService(h.id, domain, fn)
+	if err != nil {
+		return fmt.Errorf("%s: %w", h.id, err)
+	}
+	h.regs = append(h.regs, reg)
+	return nil
+}
+
+// HandleServiceIQ answers IQs of type typ whose payload is in namespace ns,
+// addressed to the service address domain itself: a service's own
+// disco#info, say.
+func (h *Host) HandleServiceIQ(domain string, typ stanza.IQType, ns string, fn router.IQHandler) error {
+	reg, err := h.router.HandleServiceIQ(h.id, domain, string(typ), ns, fn)
 	if err != nil {
 		return fmt.Errorf("%s: %w", h.id, err)
 	}

@@ -83,7 +83,7 @@ func (r *Router) StreamFeatures() []*Element {
 
 // AccountExists tells whether a local account exists.
 func (r *Router) AccountExists(ctx context.Context, bare jid.JID) (bool, error) {
-	if !r.Serves(bare.Domainpart()) || bare.Localpart() == "" {
+	if !r.ServesUsers(bare.Domainpart()) || bare.Localpart() == "" {
 		return false, nil
 	}
 	return r.accounts.Exists(ctx, bare.Bare())

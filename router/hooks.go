@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
 	"runtime/debug"
 	"sort"
 	"sync"
@@ -82,6 +83,15 @@ type iqKey struct {
 	target Target
 	typ    string // get or set
 	ns     string // payload namespace
+	addr   string // the service address (HandleServiceIQ); "" for target's
+}
+
+// String names what the key is addressed to, for errors.
+func (k iqKey) String() string {
+	if k.addr != "" {
+		return k.addr
+	}
+	return k.target.String()
 }
 
 type stanzaKey struct {
@@ -113,6 +123,31 @@ func register[T any](hk *hooks, p *atomic.Pointer[T], add func(old T, seq int) T
 		defer hk.mu.Unlock()
 		swap(p, seq, remove)
 	})
+}
+
+// registerUnique adds h under k to a map that holds one handler per key.
+// If k is taken, it changes nothing and reports the holder.
+func registerUnique[K comparable, H any](hk *hooks, p *atomic.Pointer[map[K]entry[H]], k K, owner string, h H) (reg Registration, holder string, taken bool) {
+	reg = register(hk, p,
+		func(old map[K]entry[H], seq int) map[K]entry[H] {
+			if e, ok := old[k]; ok {
+				holder, taken = e.owner, true
+				return old
+			}
+			return withKey(old, k, entry[H]{owner, PriorityDefault, seq, h})
+		},
+		func(old map[K]entry[H], seq int) map[K]entry[H] {
+			if e, ok := old[k]; !ok || e.seq != seq {
+				return old
+			}
+			m := maps.Clone(old)
+			delete(m, k)
+			return m
+		})
+	if taken {
+		return nil, holder, true
+	}
+	return reg, "", false
 }
 
 func swap[T any](p *atomic.Pointer[T], seq int, change func(old T, seq int) T) {
@@ -180,27 +215,14 @@ func withKey[K comparable, V any](m map[K]V, k K, v V) map[K]V {
 // in namespace ns, addressed to target. One handler per key: a second
 // registration of the same key is an error.
 func (r *Router) HandleIQ(owner string, target Target, typ, ns string, h IQHandler) (Registration, error) {
-	k := iqKey{target, typ, ns}
-	var dup error
-	reg := register(&r.hooks, &r.hooks.iq,
-		func(old map[iqKey]entry[IQHandler], seq int) map[iqKey]entry[IQHandler] {
-			if e, ok := old[k]; ok {
-				dup = fmt.Errorf("router: iq %s %s %s already handled by %s", target, typ, ns, e.owner)
-				return old
-			}
-			return withKey(old, k, entry[IQHandler]{owner, PriorityDefault, seq, h})
-		},
-		func(old map[iqKey]entry[IQHandler], seq int) map[iqKey]entry[IQHandler] {
-			m := make(map[iqKey]entry[IQHandler], len(old))
-			for kk, v := range old {
-				if kk != k || v.seq != seq {
-					m[kk] = v
-				}
-			}
-			return m
-		})
-	if dup != nil {
-		return nil, dup
+	return r.addIQ(owner, iqKey{target: target, typ: typ, ns: ns}, h)
+}
+
+// addIQ registers the one IQ handler of k.
+func (r *Router) addIQ(owner string, k iqKey, h IQHandler) (Registration, error) {
+	reg, holder, taken := registerUnique(&r.hooks, &r.hooks.iq, k, owner, h)
+	if taken {
+		return nil, fmt.Errorf("router: iq %s %s %s already handled by %s", k, k.typ, k.ns, holder)
 	}
 	return reg, nil
 }

@@ -35,6 +35,7 @@ type Router struct {
 	// sessionEvents holds the session event handlers.
 	sessionEvents sessionHooks
 	features      streamFeatures
+	services      services
 	// domains is never changed after New, so reading it takes no lock.
 	domains map[string]bool
 	remote  atomic.Pointer[Remote]
@@ -60,12 +61,15 @@ func (r *Router) Sessions() Registry { return r.sessions }
 // Logger returns the router's logger.
 func (r *Router) Logger() *slog.Logger { return r.log }
 
-// Serves tells whether domain is one of ours.
-func (r *Router) Serves(domain string) bool {
+// ServesUsers tells whether domain is a served user domain, where accounts
+// live and clients log in. Service addresses are not (IsService), and what
+// is neither is remote; IsLocal tells either of ours.
+func (r *Router) ServesUsers(domain string) bool {
 	return r.domains[domain]
 }
 
-// Domains returns the served domains.
+// Domains returns the served user domains; Services returns the service
+// addresses.
 func (r *Router) Domains() []string {
 	out := make([]string, 0, len(r.domains))
 	for d := range r.domains {
@@ -103,7 +107,10 @@ func (r *Router) deliver(ctx context.Context, st *Stanza) {
 		r.toAccount(ctx, st, st.From.Bare())
 		return
 	}
-	if !r.Serves(to.Domainpart()) {
+	if !r.domains[to.Domainpart()] {
+		if r.toService(ctx, st) {
+			return
+		}
 		rem := r.remote.Load()
 		if rem == nil || *rem == nil {
 			r.Bounce(ctx, st, stanza.RemoteServerNotFound, "")
@@ -330,16 +337,21 @@ func (r *Router) handleIQ(ctx context.Context, target Target, st *Stanza) {
 		return
 	}
 	handlers := loadMap(&r.hooks.iq)
-	e, ok := handlers[iqKey{target, st.Type(), payload.Name.Space}]
+	e, ok := handlers[iqKey{target: target, typ: st.Type(), ns: payload.Name.Space}]
 	if !ok && target == ToAccount && st.To.Domainpart() == "" {
 		// An IQ without 'to' is for the server acting for the account (RFC
 		// 6120 §10.3.3); server-wide services such as ping answer it too.
-		e, ok = handlers[iqKey{ToServer, st.Type(), payload.Name.Space}]
+		e, ok = handlers[iqKey{target: ToServer, typ: st.Type(), ns: payload.Name.Space}]
 	}
 	if !ok {
 		r.Bounce(ctx, st, stanza.ServiceUnavailable, "")
 		return
 	}
+	r.runIQ(ctx, e, st)
+}
+
+// runIQ runs the handler e of an IQ request and sends its response.
+func (r *Router) runIQ(ctx context.Context, e entry[IQHandler], st *Stanza) {
 	var resp *Stanza
 	if r.guard(e.owner, st, func() { resp = e.h(ctx, st) }) {
 		r.Bounce(ctx, st, stanza.InternalServerError, "")

@@ -1067,17 +1067,41 @@ func TestHandleIQDuplicate(t *testing.T) {
 	}
 }
 
-// TestDomains checks Serves and Domains.
+// TestDomains checks that the router tells served user domains, service
+// addresses and remote domains apart.
 func TestDomains(t *testing.T) {
 	r, _ := newRouter(t)
+	if _, err := r.AddService("muc", "conference.localhost", nil); err != nil {
+		t.Fatal(err)
+	}
 	got := r.Domains()
 	slices.Sort(got)
 	if want := []string{"example.org", "localhost"}; !slices.Equal(got, want) {
 		t.Errorf("Domains() = %q, want %q", got, want)
 	}
-	for d, want := range map[string]bool{"localhost": true, "example.org": true, "example.com": false, "conference.localhost": false, "": false} {
-		if got := r.Serves(d); got != want {
-			t.Errorf("Serves(%q) = %v, want %v", d, got, want)
+	if got, want := r.Services(), []string{"conference.localhost"}; !slices.Equal(got, want) {
+		t.Errorf("Services() = %q, want %q", got, want)
+	}
+	tests := []struct {
+		domain                string
+		users, service, local bool
+	}{
+		{domain: "localhost", users: true, local: true},
+		{domain: "example.org", users: true, local: true},
+		{domain: "conference.localhost", service: true, local: true},
+		{domain: "upload.localhost"},
+		{domain: "example.com"},
+		{domain: ""},
+	}
+	for _, tt := range tests {
+		if got := r.ServesUsers(tt.domain); got != tt.users {
+			t.Errorf("ServesUsers(%q) = %v, want %v", tt.domain, got, tt.users)
+		}
+		if got := r.IsService(tt.domain); got != tt.service {
+			t.Errorf("IsService(%q) = %v, want %v", tt.domain, got, tt.service)
+		}
+		if got := r.IsLocal(tt.domain); got != tt.local {
+			t.Errorf("IsLocal(%q) = %v, want %v", tt.domain, got, tt.local)
 		}
 	}
 }

@@ -169,7 +169,7 @@ func (in *inStream) stream(ctx context.Context) (restart bool, err error) {
 	}
 	in.pending.Progress(connlimit.Header)
 	to, err := jid.Parse(hdr.to)
-	if hdr.to != "" && (err != nil || to.Localpart() != "" || to.Resourcepart() != "" || !in.s.opts.Router.Serves(to.Domainpart())) {
+	if hdr.to != "" && (err != nil || to.Localpart() != "" || to.Resourcepart() != "" || !in.s.opts.Router.IsLocal(to.Domainpart())) {
 		return false, stream.HostUnknown
 	}
 	if hdr.to != "" {
@@ -345,7 +345,7 @@ func (in *inStream) dialbackResult(ctx context.Context, e *router.Element) error
 		}
 		return in.c.writeDialback(r)
 	}
-	if !in.s.opts.Router.Serves(local) {
+	if !in.s.opts.Router.IsLocal(local) {
 		return reply("error", "item-not-found")
 	}
 	if !in.plaintextOK(remote) {
@@ -402,7 +402,7 @@ func (in *inStream) dialbackVerify(e *router.Element) error {
 		return stream.ImproperAddressing
 	}
 	typ := "invalid"
-	if in.s.opts.Router.Serves(originating) && VerifyDialbackKey(in.s.secret, receiving, originating, id, e.Text()) {
+	if in.s.opts.Router.IsLocal(originating) && VerifyDialbackKey(in.s.secret, receiving, originating, id, e.Text()) {
 		typ = "valid"
 	}
 	in.log.Debug("s2s dialback verify answered", slog.String("receiving", receiving), slog.String("type", typ))
@@ -418,7 +418,7 @@ func (in *inStream) stanza(ctx context.Context, e *router.Element) error {
 		return stream.ImproperAddressing
 	}
 	local, remote := st.To.Domainpart(), st.From.Domainpart()
-	if !in.s.opts.Router.Serves(local) {
+	if !in.s.opts.Router.IsLocal(local) {
 		return stream.HostUnknown
 	}
 	in.mu.Lock()

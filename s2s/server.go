@@ -113,7 +113,7 @@ func New(opts Options) (*Server, error) {
 // its sender's domain to its recipient's, which connects if needed.
 func (s *Server) Route(ctx context.Context, st *router.Stanza) {
 	local, remote := st.From.Domainpart(), st.To.Domainpart()
-	if !s.cfg.Enabled || !s.opts.Router.Serves(local) {
+	if !s.cfg.Enabled || !s.opts.Router.IsLocal(local) {
 		s.opts.Router.Bounce(ctx, st, stanza.RemoteServerNotFound, "")
 		return
 	}

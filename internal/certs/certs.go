@@ -62,21 +62,27 @@ func Load(cfg *config.Config) (*Store, error) {
 	return s, nil
 }
 
-// ForDomain returns the certificate of a served domain, or nil.
-func (s *Store) ForDomain(domain string) *tls.Certificate { return s.byDomain[domain] }
-
-// GetCertificate picks the certificate by SNI, falling back to the first
-// host's for clients that send none.
-func (s *Store) GetCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
-	name := strings.ToLower(strings.TrimSuffix(hello.ServerName, "."))
+// ForDomain returns the certificate of a served domain, or nil. A service
+// address directly under a served domain (conference., upload.) shares its
+// parent's certificate, which therefore names it too (the generated ones
+// name *.DOMAIN); a service under no served domain has none, and its s2s
+// streams authenticate by dialback instead of SASL EXTERNAL.
+func (s *Store) ForDomain(domain string) *tls.Certificate {
+	name := strings.ToLower(strings.TrimSuffix(domain, "."))
 	if c, ok := s.byDomain[name]; ok {
-		return c, nil
+		return c
 	}
-	// Subdomains (conference., upload.) share their parent's certificate.
 	if i := strings.IndexByte(name, '.'); i > 0 {
-		if c, ok := s.byDomain[name[i+1:]]; ok {
-			return c, nil
-		}
+		return s.byDomain[name[i+1:]]
+	}
+	return nil
+}
+
+// GetCertificate picks the certificate by SNI, as ForDomain does, falling
+// back to the first host's for clients that send none.
+func (s *Store) GetCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+	if c := s.ForDomain(hello.ServerName); c != nil {
+		return c, nil
 	}
 	return s.first, nil
 }

@@ -170,8 +170,23 @@ func TestGetCertificate(t *testing.T) {
 			}
 		})
 	}
-	if s.ForDomain("example.com") != nil {
-		t.Error("ForDomain of an unserved domain is not nil")
+	// ForDomain, which s2s presents as a client certificate, chooses the
+	// same way but has no fallback: a service address under a served
+	// domain gets its parent's certificate, anything else none.
+	for domain, want := range map[string]string{
+		"example.org":             "example.org",
+		"conference.example.org":  "example.org",
+		"upload.chat.example.net": "chat.example.net",
+		"example.com":             "",
+		"a.b.example.org":         "",
+	} {
+		got := ""
+		if c := s.ForDomain(domain); c != nil {
+			got = c.Leaf.Subject.CommonName
+		}
+		if got != want {
+			t.Errorf("ForDomain(%q) is the certificate of %q, want %q", domain, got, want)
+		}
 	}
 }
 

@@ -1,11 +1,15 @@
 // Package disco answers XEP-0030 service discovery for the server and for
 // accounts. Its feature lists are collected from the modules that are
-// enabled, so disco never advertises what this server does not run.
+// enabled, and the server's items are the service addresses those modules
+// own, so disco never advertises what this server does not run. A service
+// answers disco for its own address (router.HandleServiceIQ).
 package disco
 
 import (
 	"context"
 	"errors"
+	"slices"
+	"strings"
 
 	"mellium.im/xmpp/stanza"
 
@@ -103,7 +107,26 @@ func (d *Disco) serverItems(_ context.Context, iq *router.Stanza) *router.Stanza
 	if hasNode(iq) {
 		return iq.ErrorReply(stanza.Cancel, stanza.ItemNotFound, "")
 	}
-	return iq.Reply(query(iq, NSItems))
+	q := query(iq, NSItems)
+	for _, svc := range d.services(iq.To.Domainpart()) {
+		q.Append(router.NewElement(NSItems, "item", "jid", svc))
+	}
+	return iq.Reply(q)
+}
+
+// services lists the service addresses that the items of domain name:
+// those under it (conference.DOMAIN), and on every domain those under none
+// of the served domains (a component's own domain). Only running modules
+// own addresses, so only enabled services are listed.
+func (d *Disco) services(domain string) []string {
+	rt := d.h.Router()
+	var out []string
+	for _, svc := range rt.Services() {
+		if strings.HasSuffix(svc, "."+domain) || !slices.ContainsFunc(rt.Domains(), func(user string) bool { return strings.HasSuffix(svc, "."+user) }) {
+			out = append(out, svc)
+		}
+	}
+	return out
 }
 
 // allowed tells whether the requester may discover the account. Like

@@ -119,7 +119,7 @@ func (l *Last) allowed(ctx context.Context, owner, requester jid.JID) (bool, err
 	if requester.Bare().Equal(owner) {
 		return true, nil
 	}
-	if requester.Localpart() == "" && l.h.Router().Serves(requester.Domainpart()) {
+	if requester.Localpart() == "" && l.h.Router().ServesUsers(requester.Domainpart()) {
 		return true, nil
 	}
 	item, err := l.h.Store().Rosters().Item(ctx, owner, requester.Bare())
@@ -141,7 +141,7 @@ func (l *Last) filterFull(ctx context.Context, st *router.Stanza) *router.Stanza
 		return st
 	}
 	p := st.FirstChild()
-	if p == nil || p.Name.Space != NS || !l.h.Router().Serves(st.To.Domainpart()) {
+	if p == nil || p.Name.Space != NS || !l.h.Router().ServesUsers(st.To.Domainpart()) {
 		return st
 	}
 	owner := st.To.Bare()

@@ -66,7 +66,7 @@ func (r *Register) users() admin.Users {
 // offered.
 func (r *Register) account(iq *router.Stanza) (jid.JID, bool) {
 	from := iq.From
-	if from.Localpart() == "" || !r.h.Router().Serves(from.Domainpart()) {
+	if from.Localpart() == "" || !r.h.Router().ServesUsers(from.Domainpart()) {
 		return jid.JID{}, false
 	}
 	if iq.To.Domainpart() != "" && iq.To.Domainpart() != from.Domainpart() {

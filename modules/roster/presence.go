@@ -99,7 +99,7 @@ func isSubscriptionType(t string) bool {
 // and directed presence is remembered so that it can be withdrawn at
 // logout (§4.6).
 func (r *Roster) outbound(ctx context.Context, st *router.Stanza) *router.Stanza {
-	if st.Kind() != router.KindPresence || st.From.Resourcepart() == "" || !r.h.Router().Serves(st.From.Domainpart()) || st.To.Domainpart() == "" {
+	if st.Kind() != router.KindPresence || st.From.Resourcepart() == "" || !r.h.Router().ServesUsers(st.From.Domainpart()) || st.To.Domainpart() == "" {
 		return st
 	}
 	typ := st.Type()
