@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sort"
 	"sync"
 
@@ -19,19 +20,11 @@ import (
 	"github.com/xmppd/xmppd/storage"
 )
 
-// Module is implemented by every module. Only its identity is mandatory;
-// Starter and Stopper are optional, so small modules stay small.
-type Module interface {
-	ModuleInfo() Info
-}
-
-// Info says what a module is called and how to build one.
-type Info struct {
-	// ID is the stable name the configuration enables the module by.
-	ID string
-	// New returns a fresh, unstarted instance.
-	New func() Module
-}
+// Module is what a constructor given to Register or RegisterWithOptions
+// builds. Nothing is mandatory beyond the ID and the constructor, which the
+// registration says once: Starter, Stopper and Validator (for options) are
+// optional interfaces the host checks for, so small modules stay small.
+type Module any
 
 // Starter is implemented by modules that attach handlers when the server
 // starts.
@@ -45,23 +38,97 @@ type Stopper interface {
 	Stop() error
 }
 
+// Validator is implemented by a module's options type (Caddy's idea) when
+// some values are wrong whatever their YAML type says: a limit that must be
+// positive, two settings that exclude each other. The registry calls it on
+// the decoded options, after defaults and file are merged, and reports its
+// error at the line of the module's block.
+type Validator interface {
+	Validate() error
+}
+
+// entry is one registered module: how to build it from the configuration.
+type entry struct {
+	// build decodes the module's options from cfg (if it has any) and
+	// returns a fresh, unstarted instance.
+	build func(cfg *config.Config) (Module, error)
+	// defaults returns the default options, nil for a module without.
+	defaults func() any
+}
+
 var (
 	registryMu sync.RWMutex
-	registry   = map[string]Info{}
+	registry   = map[string]entry{}
 )
 
-// Register makes a module known by its ID. It is meant for init() and
-// panics on a duplicate ID, which is a programming error.
-func Register(info Info) {
-	registryMu.Lock()
-	defer registryMu.Unlock()
-	if info.ID == "" || info.New == nil {
+// Register makes a module without options known by its ID: the module's
+// package calls it in init(), e.g.
+//
+//	modules.Register("ping", func() *Ping { return new(Ping) })
+//
+// It panics on an empty or duplicate ID or a nil constructor, which are
+// programming errors.
+func Register[M Module](id string, newFunc func() M) {
+	if newFunc == nil {
 		panic("modules: Register needs an ID and a constructor")
 	}
-	if _, dup := registry[info.ID]; dup {
-		panic(fmt.Sprintf("modules: module %q registered twice", info.ID))
+	add(id, entry{build: func(*config.Config) (Module, error) { return newFunc(), nil }})
+}
+
+// RegisterWithOptions makes a module known whose behaviour the operator
+// tunes in its own block of the configuration, module_options.<id>. O is
+// the options type, a struct with yaml tags; defaults holds every default,
+// and the file's block is decoded over a copy of it, strictly (an unknown
+// key is an error naming key and line). If *O implements Validator, the
+// result is validated. newFunc gets the decoded options.
+func RegisterWithOptions[O any, M Module](id string, defaults O, newFunc func(O) M) {
+	if newFunc == nil {
+		panic("modules: RegisterWithOptions needs an ID and a constructor")
 	}
-	registry[info.ID] = info
+	add(id, entry{
+		build: func(cfg *config.Config) (Module, error) {
+			o, err := decodeOptions(cfg, id, defaults)
+			if err != nil {
+				return nil, err
+			}
+			return newFunc(o), nil
+		},
+		defaults: func() any { return defaults },
+	})
+}
+
+func add(id string, e entry) {
+	registryMu.Lock()
+	defer registryMu.Unlock()
+	if id == "" {
+		panic("modules: Register needs an ID and a constructor")
+	}
+	if _, dup := registry[id]; dup {
+		panic(fmt.Sprintf("modules: module %q registered twice", id))
+	}
+	registry[id] = e
+}
+
+// decodeOptions decodes module id's block of cfg over defaults and
+// validates the result.
+func decodeOptions[O any](cfg *config.Config, id string, defaults O) (O, error) {
+	o := defaults
+	if err := cfg.DecodeModuleOptions(id, &o); err != nil {
+		return defaults, err
+	}
+	if v, ok := any(&o).(Validator); ok {
+		if err := v.Validate(); err != nil {
+			return defaults, cfg.ModuleOptionsError(id, err)
+		}
+	}
+	return o, nil
+}
+
+func lookup(id string) (entry, bool) {
+	registryMu.RLock()
+	defer registryMu.RUnlock()
+	e, ok := registry[id]
+	return e, ok
 }
 
 // Known returns the IDs of all registered modules, sorted.
@@ -74,6 +141,58 @@ func Known() []string {
 	}
 	sort.Strings(ids)
 	return ids
+}
+
+// DefaultOptions returns the default options of module id, and false for
+// a module that is unknown or has no options: what `xmppd config example`
+// must show.
+func DefaultOptions(id string) (any, bool) {
+	e, ok := lookup(id)
+	if !ok || e.defaults == nil {
+		return nil, false
+	}
+	return e.defaults(), true
+}
+
+// Check reports everything about cfg that only the module registry can
+// know, all at once, for `xmppd config check` and before starting: module
+// IDs that no module registered, options blocks for modules that are
+// unknown or not enabled, and options that do not decode or validate. The
+// config package cannot tell, because it does not import the modules.
+func Check(cfg *config.Config) error {
+	var errs []error
+	for i, id := range cfg.Modules {
+		if _, ok := lookup(id); !ok {
+			errs = append(errs, fmt.Errorf("modules[%d]: unknown module %q (known: %v)", i, id, Known()))
+		}
+	}
+	errs = append(errs, checkOptionsBlocks(cfg, cfg.Modules)...)
+	for _, id := range cfg.Modules {
+		if e, ok := lookup(id); ok && e.defaults != nil {
+			if _, err := e.build(cfg); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// checkOptionsBlocks reports the options blocks of cfg that no module in
+// enabled will read: for a module nobody registered (a typo, most likely)
+// or for one that is not enabled. Both are errors rather than warnings,
+// because an operator who wrote a limit expects it to hold.
+func checkOptionsBlocks(cfg *config.Config, enabled []string) []error {
+	var errs []error
+	for _, id := range cfg.ModuleOptionsIDs() {
+		_, known := lookup(id)
+		switch {
+		case !known:
+			errs = append(errs, cfg.ModuleOptionsError(id, fmt.Errorf("options for unknown module %q (known: %v)", id, Known())))
+		case !slices.Contains(enabled, id):
+			errs = append(errs, cfg.ModuleOptionsError(id, fmt.Errorf("options for module %q, which is not enabled: add it to modules, or remove its options", id)))
+		}
+	}
+	return errs
 }
 
 // Host is what a module sees of the server. Every registration made through
@@ -159,19 +278,26 @@ type Set struct {
 	modules []Module
 }
 
-// Start builds and starts the modules named by ids, in order. If one fails,
-// those already started are stopped again.
+// Start builds and starts the modules named by ids, in order, each with its
+// options from cfg's module_options. Options for a module that is not
+// among ids are an error, as in Check. If one module fails, those already
+// started are stopped again.
 func Start(ctx context.Context, ids []string, r *router.Router, store storage.Store, cfg *config.Config, log *slog.Logger) (*Set, error) {
+	if errs := checkOptionsBlocks(cfg, ids); len(errs) > 0 {
+		return nil, fmt.Errorf("modules: %w", errors.Join(errs...))
+	}
 	set := &Set{}
 	for _, id := range ids {
-		registryMu.RLock()
-		info, ok := registry[id]
-		registryMu.RUnlock()
+		e, ok := lookup(id)
 		if !ok {
 			set.Stop()
 			return nil, fmt.Errorf("modules: unknown module %q (known: %v)", id, Known())
 		}
-		m := info.New()
+		m, err := e.build(cfg)
+		if err != nil {
+			set.Stop()
+			return nil, fmt.Errorf("modules: %s: %w", id, err)
+		}
 		h := &Host{id: id, router: r, store: store, cfg: cfg, log: log.With(slog.String("module", id))}
 		set.hosts = append(set.hosts, h)
 		set.modules = append(set.modules, m)
@@ -184,6 +310,11 @@ func Start(ctx context.Context, ids []string, r *router.Router, store storage.St
 	}
 	return set, nil
 }
+
+// Modules returns the running modules in start order, for the server's
+// wiring to hand those that implement a listener's hook (such as c2s's
+// pre-authentication IQ handler) to that listener.
+func (s *Set) Modules() []Module { return slices.Clone(s.modules) }
 
 // Stop stops the modules in reverse order and removes their registrations.
 func (s *Set) Stop() error {

@@ -25,7 +25,7 @@ import (
 const NS = "jabber:iq:register"
 
 func init() {
-	modules.Register(modules.Info{ID: "register", New: func() modules.Module { return new(Register) }})
+	modules.Register("register", func() *Register { return new(Register) })
 }
 
 // Register is the account management module.
@@ -33,15 +33,7 @@ type Register struct {
 	h *modules.Host
 }
 
-var (
-	_ modules.Module  = (*Register)(nil)
-	_ modules.Starter = (*Register)(nil)
-)
-
-// ModuleInfo implements modules.Module.
-func (*Register) ModuleInfo() modules.Info {
-	return modules.Info{ID: "register", New: func() modules.Module { return new(Register) }}
-}
+var _ modules.Starter = (*Register)(nil)
 
 // Start implements modules.Starter.
 func (r *Register) Start(_ context.Context, h *modules.Host) error {
