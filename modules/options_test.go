@@ -189,4 +189,5 @@ func TestDefaultOptions(t *testing.T) {
 func knownList() string {
 	return "[" + strings.Join(modules.Known(), " ") + "]"
 }
+
 var discard = slog.New(slog.DiscardHandler)
