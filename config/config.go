@@ -33,6 +33,10 @@ type Config struct {
 	// deprecated keys, each placed like an error ("xmppd.yaml:7: ...");
 	// `xmppd config check` and `xmppd serve` print them.
 	Warnings []string `yaml:"-"`
+
+	// src is the file the configuration was loaded from, with the line
+	// of each setting, for Errorf; nil for one built in code.
+	src *file
 }
 
 // Host is one served (virtual) domain with its certificate.

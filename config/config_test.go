@@ -172,7 +172,7 @@ func TestExample(t *testing.T) {
 	if len(c.ModuleOptions) == 0 {
 		t.Error("Example() has no module_options")
 	}
-	c.ModuleOptions = nil
+	c.ModuleOptions, c.src = nil, nil
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("Example() loads as\n%+v\nwant Default()\n%+v", c, want)
 	}

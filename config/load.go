@@ -52,7 +52,20 @@ func Load(path string) (*Config, error) {
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
+	c.src = f
 	return c, nil
+}
+
+// Errorf makes an error about the setting at path ("modules[2]"), placed
+// like Load's own: "xmppd.yaml:7: modules[2]: ...", or "config: ..." for a
+// configuration built in code. It is for checks that only other packages
+// can make, such as whether a module ID names a module.
+func (c *Config) Errorf(path, format string, args ...any) error {
+	f := c.src
+	if f == nil {
+		f = &file{}
+	}
+	return f.errorf(f.lineOf(path), "%s: %w", path, fmt.Errorf(format, args...))
 }
 
 // file is one configuration file being decoded.
@@ -84,7 +97,7 @@ func (f *file) fail(line int, format string, args ...any) {
 // the file: a problem with a defaulted or missing setting points at the
 // section it belongs in.
 func (f *file) lineOf(path string) int {
-	for path != "" {
+	for path != "" && f.lines != nil {
 		if line, ok := f.lines[path]; ok {
 			return line
 		}

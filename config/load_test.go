@@ -39,6 +39,7 @@ func TestLoadValid(t *testing.T) {
 			want := Default()
 			want.Hosts = []Host{{Domain: "example.org"}}
 			want.DataDir = "xmppd-data"
+			c.src = nil // where it was read from
 			if !reflect.DeepEqual(c, want) {
 				t.Errorf("got  %+v\nwant %+v", c, want)
 			}
@@ -117,7 +118,7 @@ log: {level: debug, format: json}
 				"register": "allow_registration: true\nper_ip: 1\n",
 				"roster":   "max_items: 50\n",
 			})
-			c.ModuleOptions = nil
+			c.ModuleOptions, c.src = nil, nil
 			if !reflect.DeepEqual(c, want) {
 				t.Errorf("got  %+v\nwant %+v", c, want)
 			}

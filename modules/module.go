@@ -163,7 +163,7 @@ func Check(cfg *config.Config) error {
 	var errs []error
 	for i, id := range cfg.Modules {
 		if _, ok := lookup(id); !ok {
-			errs = append(errs, fmt.Errorf("modules[%d]: unknown module %q (known: %v)", i, id, Known()))
+			errs = append(errs, cfg.Errorf(fmt.Sprintf("modules[%d]", i), "unknown module %q (known: %v)", id, Known()))
 		}
 	}
 	errs = append(errs, checkOptionsBlocks(cfg, cfg.Modules)...)

@@ -120,7 +120,7 @@ func TestOptions(t *testing.T) {
 		name: "every problem at once",
 		text: "hosts: [{domain: localhost}]\nmodules: [test-options, nope]\nmodule_options:\n  test-options: {limit: 0, colour: red}\n  ping: {}\n",
 		err: []string{
-			`modules[1]: unknown module "nope" (known: ` + knownList() + `)`,
+			`xmppd.yaml:2: modules[1]: unknown module "nope" (known: ` + knownList() + `)`,
 			`xmppd.yaml:5: module_options.ping: options for module "ping", which is not enabled: add it to modules, or remove its options`,
 			`xmppd.yaml:4: unknown key "colour" in module_options.test-options (known keys: limit, name, period)`,
 		},

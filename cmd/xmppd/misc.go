@@ -35,8 +35,13 @@ func (c *cli) configCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if err := checkModules(cfg.Modules); err != nil {
-				return fmt.Errorf("%s: %w", path, err)
+			// The modules' part (IDs, their options) is the registry's
+			// to check: the config package does not know the modules.
+			if err := modules.Check(cfg); err != nil {
+				return err
+			}
+			for _, w := range cfg.Warnings {
+				fmt.Fprintf(cmd.ErrOrStderr(), "warning: %s\n", w)
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "%s: ok\n", path)
 			return nil
@@ -52,20 +57,6 @@ func (c *cli) configCmd() *cobra.Command {
 	}
 	cmd.AddCommand(check, example)
 	return cmd
-}
-
-// checkModules rejects module IDs no module registered.
-func checkModules(ids []string) error {
-	known := map[string]bool{}
-	for _, id := range modules.Known() {
-		known[id] = true
-	}
-	for _, id := range ids {
-		if !known[id] {
-			return fmt.Errorf("modules: unknown module %q (known: %v)", id, modules.Known())
-		}
-	}
-	return nil
 }
 
 func (c *cli) dbCmd() *cobra.Command {
