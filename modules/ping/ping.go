@@ -15,9 +15,7 @@ import (
 // NS is the XEP-0199 namespace.
 const NS = "urn:xmpp:ping"
 
-func init() {
-	modules.Register("ping", func() *Ping { return new(Ping) })
-}
+func init() { modules.Register("ping", func() *Ping { return new(Ping) }) }
 
 // Ping is the ping module.
 type Ping struct{}
