@@ -1,6 +1,13 @@
 // Package config holds xmppd's typed configuration: loaded from one strict
 // YAML file (an unknown key is an error naming key and line), with ${VAR}
 // expansion for secrets, defaults for everything, and validation.
+//
+// Each module's own settings are a block under module_options, which this
+// package keeps as YAML with its lines and decodes, as strictly, into the
+// options type the module registry hands it (modules.go): the modules
+// import config, so config cannot know their types. Settings that moved
+// into those blocks are still read at their old place, with a warning
+// (deprecated.go).
 package config
 
 import "time"

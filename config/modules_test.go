@@ -245,3 +245,24 @@ func TestSetModuleOptions(t *testing.T) {
 		t.Errorf("unknown key set in code: %v", err)
 	}
 }
+
+// TestErrorf checks that other packages' errors about a setting are placed
+// like Load's own.
+func TestErrorf(t *testing.T) {
+	c, err := loadString(t, "xmppd.yaml", "hosts: [{domain: example.org}]\nmodules:\n  - ping\n  - nope\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		c          *Config
+		path, want string
+	}{
+		{c, "modules[1]", "xmppd.yaml:4: modules[1]: no such thing: 1"},
+		{c, "storage", "xmppd.yaml: storage: no such thing: 1"}, // not in the file
+		{Default(), "modules[1]", "config: modules[1]: no such thing: 1"},
+	} {
+		if got := tt.c.Errorf(tt.path, "no such thing: %d", 1).Error(); got != tt.want {
+			t.Errorf("Errorf(%s) = %s, want %s", tt.path, got, tt.want)
+		}
+	}
+}
