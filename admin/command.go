@@ -121,6 +121,10 @@ type Result struct {
 	Value any
 	// Text is the rendering for a terminal.
 	Text string
+	// Warnings are things the operator should fix that did not stop the
+	// command (a deprecated configuration key); the CLI prints them to
+	// standard error.
+	Warnings []string
 }
 
 // textf is a Result of one formatted line.

@@ -272,20 +272,17 @@ func checkConfig(_ context.Context, env *Env, in Input) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	if err := checkModules(cfg.Modules, env.KnownModules); err != nil {
-		return Result{}, fmt.Errorf("%s: %w", path, err)
-	}
-	return textf(nil, "%s: ok", path), nil
-}
-
-// checkModules rejects module IDs no module registered.
-func checkModules(ids, known []string) error {
-	for _, id := range ids {
-		if !slices.Contains(known, id) {
-			return fmt.Errorf("modules: unknown module %q (known: %v)", id, known)
+	if env.CheckModules != nil {
+		// The modules' part (IDs, their options) is the registry's to
+		// check: config does not know the modules. Its errors carry the
+		// file and line.
+		if err := env.CheckModules(cfg); err != nil {
+			return Result{}, err
 		}
 	}
-	return nil
+	res := textf(nil, "%s: ok", path)
+	res.Warnings = cfg.Warnings
+	return res, nil
 }
 
 // migrate is db migrate; its Value is the number of migrations applied.

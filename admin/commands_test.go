@@ -218,7 +218,7 @@ func TestCommandsRun(t *testing.T) {
 		env := &admin.Env{
 			OpenStore:    func(context.Context, config.Storage) (storage.Store, error) { return keepOpen{db}, nil },
 			Migrate:      func(context.Context, config.Storage) (int, error) { migrations++; return 0, nil },
-			KnownModules: []string{"ping"},
+			CheckModules: func(*config.Config) error { return nil },
 		}
 		steps := []struct {
 			path     string

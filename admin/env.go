@@ -25,9 +25,10 @@ type Env struct {
 	OpenStore func(ctx context.Context, cfg config.Storage) (storage.Store, error)
 	// Migrate applies pending schema migrations and says how many.
 	Migrate func(ctx context.Context, cfg config.Storage) (applied int, err error)
-	// KnownModules are the IDs of the modules compiled in, which config
-	// check accepts in the modules list.
-	KnownModules []string
+	// CheckModules checks the modules part of a configuration (module IDs,
+	// their options blocks) against the module registry, which admin must
+	// not import; its errors name the file and line. Nil checks nothing.
+	CheckModules func(cfg *config.Config) error
 	// CheckFederation probes a remote domain the way this server would
 	// federate with it (s2s check). It is injected because admin must not
 	// import s2s; the command around it (arguments, verdict, exit status) is

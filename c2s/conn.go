@@ -66,10 +66,10 @@ type conn struct {
 	deadline      time.Time // negotiation must finish by then
 	pinged        bool
 
-	// In-band registration before SASL (register.go): the requests seen,
-	// and whether one created an account.
-	registerRequests int
-	registered       bool
+	// IQs before SASL (preauth.go): how many were seen, and the
+	// per-connection answerers of their handlers, by namespace.
+	preAuthRequests int
+	preAuth         map[string]func(context.Context, *router.Stanza) *router.Stanza
 
 	// Session state.
 	jid        jid.JID
@@ -411,8 +411,10 @@ func (c *conn) features() *router.Element {
 			}
 			f.Append(cb)
 		}
-		if c.srv.opts.Config.Registration.Enabled {
-			f.Append(router.NewElement(nsRegisterFeature, "register")) // XEP-0077 §8
+		for _, h := range c.srv.opts.PreAuth {
+			if e := h.PreAuthFeature(c.host); e != nil {
+				f.Append(e)
+			}
 		}
 	default:
 		f.Append(router.NewElement(nsBind, "bind"))
@@ -456,8 +458,8 @@ func (c *conn) negotiateStream(ctx context.Context) error {
 			if err != nil || restart {
 				return err
 			}
-		case c.tls != nil && !c.authed && isRegisterIQ(e):
-			if err := c.register(ctx, e); err != nil {
+		case c.tls != nil && !c.authed && c.preAuthHandler(e) != nil:
+			if err := c.preAuthIQ(ctx, c.preAuthHandler(e), e); err != nil {
 				return err
 			}
 		case e.Name.Space == "" && e.Name.Local == "iq" && c.authed:

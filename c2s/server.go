@@ -35,6 +35,9 @@ type Options struct {
 	Users  storage.Users
 	Certs  *certs.Store
 	Log    *slog.Logger
+	// PreAuth answer the IQs of their namespaces that clients send before
+	// authenticating (in-band registration); see PreAuthIQHandler.
+	PreAuth []PreAuthIQHandler
 }
 
 // Server accepts client connections on any number of listeners.
@@ -45,8 +48,6 @@ type Server struct {
 	// pending counts connections per address block that have not
 	// authenticated yet (limits.max_pending_per_ip).
 	pending *connlimit.PerIP
-	// registrations limits in-band account creation per IP (register.go).
-	registrations *registrationLimit
 
 	mu     sync.Mutex
 	conns  map[*conn]struct{}
@@ -61,12 +62,11 @@ const NegotiationTimeout = 60 * time.Second
 // New returns a Server.
 func New(opts Options) *Server {
 	return &Server{
-		opts:          opts,
-		limits:        opts.Config.Limits,
-		throttle:      NewThrottle(opts.Config.Limits.LoginFailures, opts.Config.Limits.LoginFailuresPerIP, opts.Config.Limits.LoginWindow),
-		pending:       connlimit.New(opts.Config.Limits.MaxPendingPerIP),
-		registrations: newRegistrationLimit(opts.Config.Registration.PerIP, opts.Config.Registration.Window),
-		conns:         map[*conn]struct{}{},
+		opts:     opts,
+		limits:   opts.Config.Limits,
+		throttle: NewThrottle(opts.Config.Limits.LoginFailures, opts.Config.Limits.LoginFailuresPerIP, opts.Config.Limits.LoginWindow),
+		pending:  connlimit.New(opts.Config.Limits.MaxPendingPerIP),
+		conns:    map[*conn]struct{}{},
 	}
 }
 

@@ -1,6 +1,13 @@
 // Package config holds xmppd's typed configuration: loaded from one strict
 // YAML file (an unknown key is an error naming key and line), with ${VAR}
 // expansion for secrets, defaults for everything, and validation.
+//
+// Each module's own settings are a block under module_options, which this
+// package keeps as YAML with its lines and decodes, as strictly, into the
+// options type the module registry hands it (modules.go): the modules
+// import config, so config cannot know their types. Settings that moved
+// into those blocks are still read at their old place, with a warning
+// (deprecated.go).
 package config
 
 import "time"
@@ -14,13 +21,29 @@ type Config struct {
 	Storage   Storage    `yaml:"storage"`
 	// Modules lists the enabled modules by ID.
 	Modules []string `yaml:"modules"`
-	Auth    Auth     `yaml:"auth"`
-	Limits  Limits   `yaml:"limits"`
-	// Registration configures in-band account creation.
+	// ModuleOptions holds each module's own block, by module ID, for the
+	// module registry to decode into the module's options type (see
+	// ModuleOptions): a module's settings live with the module.
+	ModuleOptions map[string]*ModuleOptions `yaml:"module_options"`
+	Auth          Auth                      `yaml:"auth"`
+	Limits        Limits                    `yaml:"limits"`
+	// Registration is read from old files only.
+	//
+	// Deprecated: in-band registration is module_options.register
+	// (allow_registration, per_ip, window); Load moves these there.
 	Registration Registration `yaml:"registration"`
 	// S2S configures federation with other domains.
 	S2S S2S `yaml:"s2s"`
 	Log Log `yaml:"log"`
+
+	// Warnings are what Load found questionable but not wrong, such as
+	// deprecated keys, each placed like an error ("xmppd.yaml:7: ...");
+	// `xmppd config check` and `xmppd serve` print them.
+	Warnings []string `yaml:"-"`
+
+	// src is the file the configuration was loaded from, with the line
+	// of each setting, for Errorf; nil for one built in code.
+	src *file
 }
 
 // Host is one served (virtual) domain with its certificate.
@@ -84,15 +107,15 @@ type Limits struct {
 	// pings it (XEP-0199); PingTimeout how long it then has to answer.
 	PingInterval time.Duration `yaml:"ping_interval"`
 	PingTimeout  time.Duration `yaml:"ping_timeout"`
-	// MaxRosterItems bounds one roster (RFC 6121 §2.3.3 not-allowed).
-	MaxRosterItems int `yaml:"max_roster_items"`
-	// MaxOfflineMessages bounds one account's offline queue (XEP-0160);
-	// over it, senders get service-unavailable.
+	// The module limits below are read from old files only.
+	//
+	// Deprecated: they are module_options.roster.max_items,
+	// .offline.max_messages, .vcard.max_size and .blocking.max_items;
+	// Load moves them there.
+	MaxRosterItems     int `yaml:"max_roster_items"`
 	MaxOfflineMessages int `yaml:"max_offline_messages"`
-	// MaxVCardSize bounds one vCard (XEP-0054), in bytes.
-	MaxVCardSize int `yaml:"max_vcard_size"`
-	// MaxBlocklistItems bounds one blocklist (XEP-0191).
-	MaxBlocklistItems int `yaml:"max_blocklist_items"`
+	MaxVCardSize       int `yaml:"max_vcard_size"`
+	MaxBlocklistItems  int `yaml:"max_blocklist_items"`
 	// MaxPendingPerIP bounds the connections from one IP address (IPv6:
 	// one /64) that have not authenticated yet, on client and on server
 	// listeners. Authenticated connections are not counted, so that many
@@ -100,7 +123,10 @@ type Limits struct {
 	MaxPendingPerIP int `yaml:"max_pending_per_ip"`
 }
 
-// Registration configures in-band registration (XEP-0077).
+// Registration is the old place of the in-band registration settings
+// (XEP-0077).
+//
+// Deprecated: they are module_options.register now.
 type Registration struct {
 	// Enabled lets anyone create an account over XMPP. Off by default:
 	// open registration invites spam accounts.

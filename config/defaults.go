@@ -24,13 +24,7 @@ const (
 	defaultLoginWindow     = time.Minute
 	defaultPingInterval    = 5 * time.Minute
 	defaultPingTimeout     = time.Minute
-	defaultMaxRosterItems  = 1000
-	defaultMaxOffline      = 1000
-	defaultMaxVCardSize    = 64 << 10
-	defaultMaxBlocklist    = 1000
 	defaultMaxPendingPerIP = 32
-	defaultRegPerIP        = 3
-	defaultRegWindow       = time.Hour
 	defaultS2SConnect      = 30 * time.Second
 	defaultS2SIdle         = 10 * time.Minute
 	defaultLogLevel        = "info"
@@ -85,8 +79,6 @@ func (c *Config) ApplyDefaults() {
 	}
 	setDefault(&c.Auth.ScramIterations, defaultScramIterations)
 	c.Limits.applyDefaults()
-	setDefault(&c.Registration.PerIP, defaultRegPerIP)
-	setDefault(&c.Registration.Window, defaultRegWindow)
 	// Empty and absent mean the same for these, so keep one form.
 	if len(c.S2S.Routes) == 0 {
 		c.S2S.Routes = nil
@@ -114,10 +106,6 @@ func (l *Limits) applyDefaults() {
 	setDefault(&l.LoginWindow, defaultLoginWindow)
 	setDefault(&l.PingInterval, defaultPingInterval)
 	setDefault(&l.PingTimeout, defaultPingTimeout)
-	setDefault(&l.MaxRosterItems, defaultMaxRosterItems)
-	setDefault(&l.MaxOfflineMessages, defaultMaxOffline)
-	setDefault(&l.MaxVCardSize, defaultMaxVCardSize)
-	setDefault(&l.MaxBlocklistItems, defaultMaxBlocklist)
 	setDefault(&l.MaxPendingPerIP, defaultMaxPendingPerIP)
 }
 

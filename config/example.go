@@ -37,6 +37,22 @@ storage:
 # Enabled modules, by ID.
 modules: [disco, ping, version, time, roster, offline, blocking, vcard, private, last, register]
 
+# Each module's own settings, under its ID; only enabled modules may have a
+# block, and a module without one uses these defaults.
+module_options:
+  register:                    # in-band registration (XEP-0077)
+    allow_registration: false  # let anyone create an account over XMPP; off: open registration invites spam
+    per_ip: 3                  # accounts one IP address may create within window
+    window: 1h
+  roster:
+    max_items: 1000            # contacts in one roster
+  offline:
+    max_messages: 1000         # messages kept for an offline account; more bounce
+  vcard:
+    max_size: 65536            # bytes in one vCard (XEP-0054)
+  blocking:
+    max_items: 1000            # JIDs in one blocklist (XEP-0191)
+
 auth:
   scram_iterations: 4096   # PBKDF2 rounds for new SCRAM credentials, 4096 to 1000000
   allow_plain: true        # offer SASL PLAIN (never without TLS)
@@ -51,10 +67,6 @@ limits:
   login_window: 1m            # durations are written like 30s, 5m, 1h
   ping_interval: 5m           # client silence before the server pings it (XEP-0199)
   ping_timeout: 1m            # how long the client then has to answer
-  max_roster_items: 1000      # contacts in one roster
-  max_offline_messages: 1000  # messages kept for an offline account; more bounce
-  max_vcard_size: 65536       # bytes in one vCard (XEP-0054)
-  max_blocklist_items: 1000   # JIDs in one blocklist (XEP-0191)
   max_pending_per_ip: 32      # unauthenticated connections from one IP (IPv6: one /64)
 
 # Federation with other domains (server-to-server). Add listeners of type
@@ -71,13 +83,6 @@ s2s:
   plaintext_domains: []     # domains allowed without TLS: tests only
   connect_timeout: 30s      # connecting and authenticating to a remote server
   idle_timeout: 10m         # close a stream that carried nothing this long
-
-# In-band registration (XEP-0077): account creation by anyone over XMPP.
-# Password change by logged-in users works even when this is off.
-registration:
-  enabled: false   # off by default: open registration invites spam
-  per_ip: 3        # accounts one IP address may create within window
-  window: 1h
 
 log:
   level: info    # debug, info, warn or error

@@ -45,14 +45,27 @@ func Load(path string) (*Config, error) {
 	}
 	c.ApplyDefaults()
 	c.resolvePaths(filepath.Dir(path))
-	if ps := c.problems(); len(ps) > 0 {
-		errs := make([]error, len(ps))
-		for i, p := range ps {
-			errs[i] = f.errorf(f.lineOf(p.path), "%s: %s", p.path, p.msg)
-		}
+	errs := f.moveDeprecated(c)
+	for _, p := range c.problems() {
+		errs = append(errs, f.errorf(f.lineOf(p.path), "%s: %s", p.path, p.msg))
+	}
+	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
+	c.src = f
 	return c, nil
+}
+
+// Errorf makes an error about the setting at path ("modules[2]"), placed
+// like Load's own: "xmppd.yaml:7: modules[2]: ...", or "config: ..." for a
+// configuration built in code. It is for checks that only other packages
+// can make, such as whether a module ID names a module.
+func (c *Config) Errorf(path, format string, args ...any) error {
+	f := c.src
+	if f == nil {
+		f = &file{}
+	}
+	return f.errorf(f.lineOf(path), "%s: %w", path, fmt.Errorf(format, args...))
 }
 
 // file is one configuration file being decoded.
@@ -67,10 +80,13 @@ type file struct {
 // (line > 0), the line.
 func (f *file) errorf(line int, format string, args ...any) error {
 	pos := f.name
+	if pos == "" {
+		pos = "config" // not from a file: built in code, as Validate says
+	}
 	if line > 0 {
 		pos += ":" + strconv.Itoa(line)
 	}
-	return fmt.Errorf("%s: %s", pos, fmt.Sprintf(format, args...))
+	return fmt.Errorf("%s: %w", pos, fmt.Errorf(format, args...))
 }
 
 func (f *file) fail(line int, format string, args ...any) {
@@ -81,7 +97,7 @@ func (f *file) fail(line int, format string, args ...any) {
 // the file: a problem with a defaulted or missing setting points at the
 // section it belongs in.
 func (f *file) lineOf(path string) int {
-	for path != "" {
+	for path != "" && f.lines != nil {
 		if line, ok := f.lines[path]; ok {
 			return line
 		}
@@ -123,6 +139,7 @@ func (f *file) decode(data []byte) (*Config, error) {
 	if err := root.Decode(c); err != nil {
 		return nil, f.yamlError(err)
 	}
+	f.placeModuleOptions(c)
 	return c, nil
 }
 
@@ -171,6 +188,8 @@ func (f *file) walk(n *yaml.Node, t reflect.Type, path string, depth int) {
 		return
 	}
 	switch {
+	case t == moduleOptionsType && n.Kind == yaml.MappingNode:
+		f.walkModuleOptions(n, path)
 	case t.Kind() == reflect.Struct && n.Kind == yaml.MappingNode:
 		f.walkStruct(n, t, path, depth)
 	case t.Kind() == reflect.Slice && n.Kind == yaml.SequenceNode:
@@ -193,7 +212,7 @@ func (f *file) walkStruct(n *yaml.Node, t reflect.Type, path string, depth int) 
 		field, ok := fields[key.Value]
 		if !ok {
 			f.fail(key.Line, "unknown key %q %s (known keys: %s)",
-				key.Value, where(path), strings.Join(sortedKeys(fields), ", "))
+				key.Value, where(path), strings.Join(currentKeys(path, fields), ", "))
 			continue
 		}
 		p := key.Value

@@ -39,6 +39,7 @@ func TestLoadValid(t *testing.T) {
 			want := Default()
 			want.Hosts = []Host{{Domain: "example.org"}}
 			want.DataDir = "xmppd-data"
+			c.src = nil // where it was read from
 			if !reflect.DeepEqual(c, want) {
 				t.Errorf("got  %+v\nwant %+v", c, want)
 			}
@@ -55,7 +56,11 @@ listeners:
   - {type: c2s_tls, address: "127.0.0.1:0"}
 storage:
   postgres: postgres://xmppd@db/xmppd
-modules: [ping, muc]
+modules: [ping, muc, register, roster]
+module_options:
+  register: {allow_registration: true, per_ip: 1}
+  roster:
+    max_items: 50
 auth:
   scram_iterations: 10000
   allow_plain: false
@@ -69,12 +74,7 @@ limits:
   login_window: 30s
   ping_interval: 2h
   ping_timeout: 90s
-  max_roster_items: 50
-  max_offline_messages: 20
-  max_vcard_size: 4096
-  max_blocklist_items: 10
   max_pending_per_ip: 4
-registration: {enabled: true, per_ip: 1, window: 10m}
 s2s:
   enabled: false
   routes: {example.net: "127.0.0.2:5269"}
@@ -97,16 +97,14 @@ log: {level: debug, format: json}
 				},
 				Listeners: []Listener{{Type: ListenerC2SDirectTLS, Address: "127.0.0.1:0"}},
 				Storage:   Storage{Postgres: "postgres://xmppd@db/xmppd"},
-				Modules:   []string{"ping", "muc"},
+				Modules:   []string{"ping", "muc", "register", "roster"},
 				Auth:      Auth{ScramIterations: 10000, AllowPlain: false},
 				Limits: Limits{
 					MaxStanzaSize: 65536, MaxDepth: 32, MaxSessionsPerUser: 3,
 					OutboundQueue: 100, LoginFailures: 3, LoginFailuresPerIP: 20, LoginWindow: 30 * time.Second,
 					PingInterval: 2 * time.Hour, PingTimeout: 90 * time.Second,
-					MaxRosterItems: 50, MaxOfflineMessages: 20, MaxVCardSize: 4096, MaxBlocklistItems: 10,
 					MaxPendingPerIP: 4,
 				},
-				Registration: Registration{Enabled: true, PerIP: 1, Window: 10 * time.Minute},
 				S2S: S2S{
 					Routes: map[string]string{"example.net": "127.0.0.2:5269"}, DNSServer: "127.0.0.53:53",
 					CAFile: "/etc/xmppd/ca.pem", Auth: S2SAuthRequireCert,
@@ -116,6 +114,11 @@ log: {level: debug, format: json}
 				},
 				Log: Log{Level: "debug", Format: "json"},
 			}
+			wantOptions(t, c, map[string]string{
+				"register": "allow_registration: true\nper_ip: 1\n",
+				"roster":   "max_items: 50\n",
+			})
+			c.ModuleOptions, c.src = nil, nil
 			if !reflect.DeepEqual(c, want) {
 				t.Errorf("got  %+v\nwant %+v", c, want)
 			}
@@ -206,11 +209,11 @@ func TestLoadErrors(t *testing.T) {
 	}{{
 		name: "unknown key at top level",
 		text: "hosts: [{domain: example.org}]\n\nlistner: []\n",
-		want: []string{`xmppd.yaml:3: unknown key "listner" at top level (known keys: auth, data_dir, hosts, limits, listeners, log, modules, registration, s2s, storage)`},
+		want: []string{`xmppd.yaml:3: unknown key "listner" at top level (known keys: auth, data_dir, hosts, limits, listeners, log, module_options, modules, s2s, storage)`},
 	}, {
 		name: "unknown nested key",
 		text: "hosts: [{domain: example.org}]\nlimits:\n  max_depth: 10\n  max_stanzas: 5\n",
-		want: []string{`xmppd.yaml:4: unknown key "max_stanzas" in limits (known keys: login_failures, login_failures_per_ip, login_window, max_blocklist_items, max_depth, max_offline_messages, max_pending_per_ip, max_roster_items, max_sessions_per_user, max_stanza_size, max_vcard_size, outbound_queue, ping_interval, ping_timeout)`},
+		want: []string{`xmppd.yaml:4: unknown key "max_stanzas" in limits (known keys: login_failures, login_failures_per_ip, login_window, max_depth, max_pending_per_ip, max_sessions_per_user, max_stanza_size, outbound_queue, ping_interval, ping_timeout)`},
 	}, {
 		name: "unknown key in a list item",
 		text: "hosts:\n  - domain: example.org\n  - domain: example.net\n    certificate: x.pem\n",
@@ -219,7 +222,7 @@ func TestLoadErrors(t *testing.T) {
 		name: "every unknown key is reported",
 		text: "foo: 1\nhosts: [{domain: example.org}]\nlog: {colour: true}\n",
 		want: []string{
-			`xmppd.yaml:1: unknown key "foo" at top level (known keys: auth, data_dir, hosts, limits, listeners, log, modules, registration, s2s, storage)`,
+			`xmppd.yaml:1: unknown key "foo" at top level (known keys: auth, data_dir, hosts, limits, listeners, log, module_options, modules, s2s, storage)`,
 			`xmppd.yaml:3: unknown key "colour" in log (known keys: format, level)`,
 		},
 	}, {

@@ -52,6 +52,7 @@ func (c *Config) problems() problems {
 	c.checkAuth(&ps)
 	c.checkLimits(&ps)
 	c.checkLog(&ps)
+	c.checkDeprecated(&ps)
 	return ps
 }
 
@@ -175,10 +176,6 @@ func (c *Config) checkLimits(ps *problems) {
 		{"outbound_queue", l.OutboundQueue},
 		{"login_failures", l.LoginFailures},
 		{"login_failures_per_ip", l.LoginFailuresPerIP},
-		{"max_roster_items", l.MaxRosterItems},
-		{"max_offline_messages", l.MaxOfflineMessages},
-		{"max_vcard_size", l.MaxVCardSize},
-		{"max_blocklist_items", l.MaxBlocklistItems},
 		{"max_pending_per_ip", l.MaxPendingPerIP},
 	} {
 		if v.n <= 0 {
@@ -198,12 +195,6 @@ func (c *Config) checkLimits(ps *problems) {
 		}
 	}
 	c.checkS2S(ps)
-	if c.Registration.PerIP <= 0 {
-		ps.add("registration.per_ip", "must be positive, not %d", c.Registration.PerIP)
-	}
-	if c.Registration.Window <= 0 {
-		ps.add("registration.window", "must be positive, not %s", c.Registration.Window)
-	}
 }
 
 func (c *Config) checkLog(ps *problems) {

@@ -9,8 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sort"
-	"sync"
+	"slices"
 
 	"mellium.im/xmpp/stanza"
 
@@ -19,19 +18,11 @@ import (
 	"github.com/xmppd/xmppd/storage"
 )
 
-// Module is implemented by every module. Only its identity is mandatory;
-// Starter and Stopper are optional, so small modules stay small.
-type Module interface {
-	ModuleInfo() Info
-}
-
-// Info says what a module is called and how to build one.
-type Info struct {
-	// ID is the stable name the configuration enables the module by.
-	ID string
-	// New returns a fresh, unstarted instance.
-	New func() Module
-}
+// Module is what a constructor given to Register or RegisterWithOptions
+// builds. Nothing is mandatory beyond the ID and the constructor, which the
+// registration says once: Starter, Stopper and Validator (for options) are
+// optional interfaces the host checks for, so small modules stay small.
+type Module any
 
 // Starter is implemented by modules that attach handlers when the server
 // starts.
@@ -43,37 +34,6 @@ type Starter interface {
 // registrations (which the Host removes by itself).
 type Stopper interface {
 	Stop() error
-}
-
-var (
-	registryMu sync.RWMutex
-	registry   = map[string]Info{}
-)
-
-// Register makes a module known by its ID. It is meant for init() and
-// panics on a duplicate ID, which is a programming error.
-func Register(info Info) {
-	registryMu.Lock()
-	defer registryMu.Unlock()
-	if info.ID == "" || info.New == nil {
-		panic("modules: Register needs an ID and a constructor")
-	}
-	if _, dup := registry[info.ID]; dup {
-		panic(fmt.Sprintf("modules: module %q registered twice", info.ID))
-	}
-	registry[info.ID] = info
-}
-
-// Known returns the IDs of all registered modules, sorted.
-func Known() []string {
-	registryMu.RLock()
-	defer registryMu.RUnlock()
-	ids := make([]string, 0, len(registry))
-	for id := range registry {
-		ids = append(ids, id)
-	}
-	sort.Strings(ids)
-	return ids
 }
 
 // Host is what a module sees of the server. Every registration made through
@@ -184,19 +144,26 @@ type Set struct {
 	modules []Module
 }
 
-// Start builds and starts the modules named by ids, in order. If one fails,
-// those already started are stopped again.
+// Start builds and starts the modules named by ids, in order, each with its
+// options from cfg's module_options. Options for a module that is not
+// among ids are an error, as in Check. If one module fails, those already
+// started are stopped again.
 func Start(ctx context.Context, ids []string, r *router.Router, store storage.Store, cfg *config.Config, log *slog.Logger) (*Set, error) {
+	if errs := checkOptionsBlocks(cfg, ids); len(errs) > 0 {
+		return nil, fmt.Errorf("modules: %w", errors.Join(errs...))
+	}
 	set := &Set{}
 	for _, id := range ids {
-		registryMu.RLock()
-		info, ok := registry[id]
-		registryMu.RUnlock()
+		e, ok := lookup(id)
 		if !ok {
 			set.Stop()
 			return nil, fmt.Errorf("modules: unknown module %q (known: %v)", id, Known())
 		}
-		m := info.New()
+		m, err := e.build(cfg)
+		if err != nil {
+			set.Stop()
+			return nil, fmt.Errorf("modules: %s: %w", id, err)
+		}
 		h := &Host{id: id, router: r, store: store, cfg: cfg, log: log.With(slog.String("module", id))}
 		set.hosts = append(set.hosts, h)
 		set.modules = append(set.modules, m)
@@ -209,6 +176,11 @@ func Start(ctx context.Context, ids []string, r *router.Router, store storage.St
 	}
 	return set, nil
 }
+
+// Modules returns the running modules in start order, for the server's
+// wiring to hand those that implement a listener's hook (such as c2s's
+// pre-authentication IQ handler) to that listener.
+func (s *Set) Modules() []Module { return slices.Clone(s.modules) }
 
 // Stop stops the modules in reverse order and removes their registrations.
 func (s *Set) Stop() error {

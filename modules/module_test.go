@@ -47,10 +47,6 @@ const nsTest = "urn:xmppd:test"
 // everything registers one of each kind of handler through its Host.
 type everything struct{}
 
-func (*everything) ModuleInfo() modules.Info {
-	return modules.Info{ID: "test-everything", New: func() modules.Module { return new(everything) }}
-}
-
 func (*everything) Start(_ context.Context, h *modules.Host) error {
 	if h.ID() != "test-everything" || h.Router() == nil || h.Config() == nil || h.Logger() == nil {
 		return errors.New("host is missing something")
@@ -78,8 +74,6 @@ func (*everything) Start(_ context.Context, h *modules.Host) error {
 // stopper records its start and stop; "test-stop-b" fails to stop.
 type stopper struct{ id string }
 
-func (s *stopper) ModuleInfo() modules.Info { return modules.Info{ID: s.id} }
-
 func (s *stopper) Start(context.Context, *modules.Host) error {
 	record("start " + s.id)
 	return nil
@@ -96,8 +90,6 @@ func (s *stopper) Stop() error {
 // failing fails to start after registering a feature.
 type failing struct{}
 
-func (*failing) ModuleInfo() modules.Info { return modules.Info{ID: "test-failing"} }
-
 func (*failing) Start(_ context.Context, h *modules.Host) error {
 	h.AddFeature(router.ToServer, "urn:xmppd:failing")
 	return errors.New("no luck")
@@ -105,8 +97,6 @@ func (*failing) Start(_ context.Context, h *modules.Host) error {
 
 // pingClash wants the IQ key the ping module has.
 type pingClash struct{}
-
-func (*pingClash) ModuleInfo() modules.Info { return modules.Info{ID: "test-ping-clash"} }
 
 func (*pingClash) Start(_ context.Context, h *modules.Host) error {
 	return h.HandleIQ(router.ToServer, stanza.GetIQ, "urn:xmpp:ping", func(_ context.Context, iq *router.Stanza) *router.Stanza {
@@ -117,20 +107,18 @@ func (*pingClash) Start(_ context.Context, h *modules.Host) error {
 // minimal has no Start and no Stop: only its identity is mandatory.
 type minimal struct{}
 
-func (*minimal) ModuleInfo() modules.Info { return modules.Info{ID: "test-minimal"} }
-
 var (
 	_ modules.Starter = (*everything)(nil)
 	_ modules.Stopper = (*stopper)(nil)
 )
 
 func init() {
-	modules.Register(modules.Info{ID: "test-everything", New: func() modules.Module { return new(everything) }})
-	modules.Register(modules.Info{ID: "test-stop-a", New: func() modules.Module { return &stopper{"test-stop-a"} }})
-	modules.Register(modules.Info{ID: "test-stop-b", New: func() modules.Module { return &stopper{"test-stop-b"} }})
-	modules.Register(modules.Info{ID: "test-failing", New: func() modules.Module { return new(failing) }})
-	modules.Register(modules.Info{ID: "test-ping-clash", New: func() modules.Module { return new(pingClash) }})
-	modules.Register(modules.Info{ID: "test-minimal", New: func() modules.Module { return new(minimal) }})
+	modules.Register("test-everything", func() *everything { return new(everything) })
+	modules.Register("test-stop-a", func() *stopper { return &stopper{"test-stop-a"} })
+	modules.Register("test-stop-b", func() *stopper { return &stopper{"test-stop-b"} })
+	modules.Register("test-failing", func() *failing { return new(failing) })
+	modules.Register("test-ping-clash", func() *pingClash { return new(pingClash) })
+	modules.Register("test-minimal", func() *minimal { return new(minimal) })
 }
 
 // allAccounts says every account exists.
@@ -180,14 +168,20 @@ func TestKnown(t *testing.T) {
 }
 
 func TestRegisterPanics(t *testing.T) {
-	newMinimal := func() modules.Module { return new(minimal) }
+	newMinimal := func() *minimal { return new(minimal) }
 	tests := []struct {
-		name string
-		info modules.Info
+		name     string
+		register func()
 	}{
-		{"duplicate ID", modules.Info{ID: "ping", New: newMinimal}},
-		{"empty ID", modules.Info{New: newMinimal}},
-		{"no constructor", modules.Info{ID: "test-no-constructor"}},
+		{"duplicate ID", func() { modules.Register("ping", newMinimal) }},
+		{"empty ID", func() { modules.Register("", newMinimal) }},
+		{"no constructor", func() { modules.Register[*minimal]("test-no-constructor", nil) }},
+		{"no constructor with options", func() {
+			modules.RegisterWithOptions[testOptions, *minimal]("test-no-constructor", testOptions{}, nil)
+		}},
+		{"duplicate ID with options", func() {
+			modules.RegisterWithOptions("test-options", testOptions{}, func(testOptions) *minimal { return nil })
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -196,7 +190,7 @@ func TestRegisterPanics(t *testing.T) {
 					t.Error("Register did not panic")
 				}
 			}()
-			modules.Register(tt.info)
+			tt.register()
 		})
 	}
 	if slices.Contains(modules.Known(), "test-no-constructor") {

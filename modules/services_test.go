@@ -15,8 +15,6 @@ import (
 // address's own IQ handler.
 type service struct{}
 
-func (*service) ModuleInfo() modules.Info { return modules.Info{ID: "test-service"} }
-
 func (*service) Start(_ context.Context, h *modules.Host) error {
 	if err := h.AddService("rooms.localhost", func(_ context.Context, st *router.Stanza) bool {
 		record("service " + st.ID())
@@ -31,7 +29,7 @@ func (*service) Start(_ context.Context, h *modules.Host) error {
 }
 
 func init() {
-	modules.Register(modules.Info{ID: "test-service", New: func() modules.Module { return new(service) }})
+	modules.Register("test-service", func() *service { return new(service) })
 }
 
 // TestModuleService checks that a module owns a service address through

@@ -87,7 +87,7 @@ func start(ctx context.Context, cfg *config.Config, log *slog.Logger, db storage
 		return nil, err
 	}
 	srv := &Server{Config: cfg, Router: r, Store: db, modules: mods, log: log}
-	srv.C2S = c2s.New(c2s.Options{Config: cfg, Router: r, Users: db.Users(), Certs: cs, Log: log})
+	srv.C2S = c2s.New(c2s.Options{Config: cfg, Router: r, Users: db.Users(), Certs: cs, Log: log, PreAuth: preAuthHandlers(mods)})
 	srv.S2S, err = s2s.New(s2s.Options{Config: cfg, Router: r, Certs: cs, Log: log})
 	if err != nil {
 		mods.Stop()
@@ -123,6 +123,19 @@ func start(ctx context.Context, cfg *config.Config, log *slog.Logger, db storage
 		}()
 	}
 	return srv, nil
+}
+
+// preAuthHandlers returns the running modules that answer IQs before
+// authentication (the register module's sign-up), for c2s, which cannot
+// import the modules and so gets them from here.
+func preAuthHandlers(mods *modules.Set) []c2s.PreAuthIQHandler {
+	var hs []c2s.PreAuthIQHandler
+	for _, m := range mods.Modules() {
+		if h, ok := m.(c2s.PreAuthIQHandler); ok {
+			hs = append(hs, h)
+		}
+	}
+	return hs
 }
 
 // Addr returns the bound address of the first listener of a type.

@@ -88,6 +88,9 @@ func (c *cli) adapt(ac *admin.Command) *cobra.Command {
 			}
 		}
 		res, err := ac.Exec(cmd.Context(), env, in)
+		for _, w := range res.Warnings {
+			fmt.Fprintf(cmd.ErrOrStderr(), "warning: %s\n", w)
+		}
 		fmt.Fprint(cmd.OutOrStdout(), res.Text)
 		return err
 	}

@@ -287,6 +287,11 @@ func TestConfigCommands(t *testing.T) {
 	unknownKey := write("unknown-key.yaml", "hosts:\n  - domain: localhost\n    certificate: x.pem\n")
 	unknownModule := write("unknown-module.yaml", "hosts:\n  - domain: localhost\nmodules: [ping, no_such_module]\n")
 	badValue := write("bad-value.yaml", "hosts:\n  - domain: localhost\nlog:\n  level: loud\n")
+	oldKey := write("old-key.yaml", "hosts:\n  - domain: localhost\nlimits:\n  max_roster_items: 10\n")
+	bothKeys := write("both-keys.yaml", "hosts:\n  - domain: localhost\nlimits:\n  max_roster_items: 10\nmodule_options:\n  roster: {max_items: 20}\n")
+	optionKey := write("option-key.yaml", "hosts:\n  - domain: localhost\nmodule_options:\n  roster:\n    max_item: 20\n")
+	optionValue := write("option-value.yaml", "hosts:\n  - domain: localhost\nmodule_options:\n  vcard:\n    max_size: -1\n")
+	optionModule := write("option-module.yaml", "hosts:\n  - domain: localhost\nmodules: [ping]\nmodule_options:\n  roster: {max_items: 20}\n  rooster: {max_items: 20}\n")
 	missing := filepath.Join(dir, "missing.yaml")
 
 	tests := []struct {
@@ -296,6 +301,8 @@ func TestConfigCommands(t *testing.T) {
 		// wantErr are substrings of stderr; the error may span lines when
 		// a file has several problems.
 		wantErr []string
+		// wantWarn is a substring of stderr for a file that checks.
+		wantWarn string
 	}{
 		{name: "the example checks", args: []string{"config", "check", examplePath}, wantOut: examplePath + ": ok\n"},
 		{name: "--config names the file", args: []string{"-c", examplePath, "config", "check"}, wantOut: examplePath + ": ok\n"},
@@ -303,6 +310,14 @@ func TestConfigCommands(t *testing.T) {
 		{name: "unknown key", args: []string{"config", "check", unknownKey}, wantErr: []string{unknownKey + ":3:", `"certificate"`}},
 		{name: "unknown module", args: []string{"config", "check", unknownModule}, wantErr: []string{unknownModule, `unknown module "no_such_module"`}},
 		{name: "invalid value", args: []string{"config", "check", badValue}, wantErr: []string{badValue + ":4:", "log.level", "loud"}},
+		{name: "deprecated key", args: []string{"config", "check", oldKey}, wantOut: oldKey + ": ok\n",
+			wantWarn: "warning: " + oldKey + ":4: limits.max_roster_items is deprecated: write module_options.roster.max_items instead\n"},
+		{name: "old and new key", args: []string{"config", "check", bothKeys}, wantErr: []string{bothKeys + ":4:", "limits.max_roster_items and module_options.roster.max_items (line 6)"}},
+		{name: "unknown module option", args: []string{"config", "check", optionKey}, wantErr: []string{optionKey + ":5:", `unknown key "max_item" in module_options.roster`}},
+		{name: "invalid module option", args: []string{"config", "check", optionValue}, wantErr: []string{optionValue + ":4:", "module_options.vcard: max_size: must be positive, not -1"}},
+		{name: "options of a module not enabled or unknown", args: []string{"config", "check", optionModule}, wantErr: []string{
+			optionModule + `:5: module_options.roster: options for module "roster", which is not enabled`,
+			optionModule + `:6: module_options.rooster: options for unknown module "rooster"`}},
 		{name: "missing file", args: []string{"config", "check", missing}, wantErr: []string{"config file " + missing + " does not exist"}},
 		{name: "no file", args: []string{"config", "check"}, wantErr: []string{"no configuration file given"}},
 		{name: "two files", args: []string{"config", "check", examplePath, examplePath}, wantErr: []string{"accepts at most 1 arg(s)"}},
@@ -310,6 +325,12 @@ func TestConfigCommands(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			r := xmppd(t, "", "", tt.args...)
+			if tt.wantWarn != "" {
+				if r.code != 0 || r.stdout != tt.wantOut || !strings.Contains(r.stderr, tt.wantWarn) {
+					t.Errorf("exit %d, stdout %q, stderr %q; want exit 0, %q and the warning %q", r.code, r.stdout, r.stderr, tt.wantOut, tt.wantWarn)
+				}
+				return
+			}
 			if tt.wantErr == nil {
 				r.check(t, tt.wantOut, "")
 				return

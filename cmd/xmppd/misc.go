@@ -23,7 +23,7 @@ func (c *cli) env() *admin.Env {
 		ConfigPath:      c.configPath,
 		OpenStore:       openStore,
 		Migrate:         migrate,
-		KnownModules:    modules.Known(),
+		CheckModules:    modules.Check,
 		CheckFederation: checkFederation,
 	}
 }

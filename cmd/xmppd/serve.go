@@ -28,6 +28,9 @@ func (c *cli) serveCmd() *cobra.Command {
 				return err
 			}
 			log := newLogger(cfg.Log)
+			for _, w := range cfg.Warnings {
+				log.Warn(w)
+			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			log.Info("starting xmppd", slog.String("version", version.String()), slog.String("config", c.configPathOrDefault()))

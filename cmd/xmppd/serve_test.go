@@ -374,6 +374,11 @@ func TestServeErrors(t *testing.T) {
 	if err := os.WriteFile(busyCfg, []byte(text), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	// A deprecated key is warned about in the log before anything else.
+	oldCfg := filepath.Join(dir, "old.yaml")
+	if err := os.WriteFile(oldCfg, []byte(text+"limits:\n  max_vcard_size: 1000\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	badCfg := filepath.Join(dir, "bad.yaml")
 	if err := os.WriteFile(badCfg, []byte("hosts:\n  - domain: localhost\nlistener: []\n"), 0o600); err != nil {
 		t.Fatal(err)
@@ -382,10 +387,13 @@ func TestServeErrors(t *testing.T) {
 		name    string
 		args    []string
 		wantErr string
+		wantLog string // in the log before the error
 	}{
-		{"port in use", []string{"-c", busyCfg, "serve"}, "listen c2s on " + busy.Addr().String()},
-		{"invalid config", []string{"-c", badCfg, "serve"}, `"listener"`},
-		{"missing config", []string{"-c", filepath.Join(dir, "missing.yaml"), "serve"}, "does not exist"},
+		{"port in use", []string{"-c", busyCfg, "serve"}, "listen c2s on " + busy.Addr().String(), ""},
+		{"invalid config", []string{"-c", badCfg, "serve"}, `"listener"`, ""},
+		{"missing config", []string{"-c", filepath.Join(dir, "missing.yaml"), "serve"}, "does not exist", ""},
+		{"deprecated key", []string{"-c", oldCfg, "serve"}, "listen c2s on " + busy.Addr().String(),
+			"level=WARN msg=\"" + oldCfg + ":8: limits.max_vcard_size is deprecated: write module_options.vcard.max_size instead\""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -397,6 +405,9 @@ func TestServeErrors(t *testing.T) {
 			lines := strings.Split(strings.TrimSuffix(r.stderr, "\n"), "\n")
 			if last := lines[len(lines)-1]; !strings.HasPrefix(last, "xmppd: ") || !strings.Contains(last, tt.wantErr) {
 				t.Errorf("last line of stderr %q, want \"xmppd: …%s…\"", last, tt.wantErr)
+			}
+			if !strings.Contains(r.stderr, tt.wantLog) {
+				t.Errorf("stderr %q does not contain %q", r.stderr, tt.wantLog)
 			}
 		})
 	}

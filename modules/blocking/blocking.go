@@ -40,13 +40,29 @@ const (
 const FilterPriority = router.PriorityAccess
 
 func init() {
-	modules.Register(modules.Info{ID: "blocking", New: func() modules.Module { return new(Blocking) }})
+	modules.RegisterWithOptions("blocking", DefaultOptions(), New)
 }
+
+// Options are the blocking module's settings, module_options.blocking.
+type Options struct {
+	// MaxItems bounds one blocklist.
+	MaxItems int `yaml:"max_items"`
+}
+
+// DefaultOptions is a list longer than any person's, short enough to
+// check for every stanza.
+func DefaultOptions() Options { return Options{MaxItems: 1000} }
+
+// Validate implements modules.Validator.
+func (o *Options) Validate() error { return modules.MustBePositive("max_items", o.MaxItems) }
+
+// New returns an unstarted blocking module with options o.
+func New(o Options) *Blocking { return &Blocking{maxItems: o.MaxItems} }
 
 // Blocking is the blocking command module.
 type Blocking struct {
 	h *modules.Host
-	// maxItems bounds one blocklist (limits.max_blocklist_items), so that
+	// maxItems bounds one blocklist (module_options.blocking.max_items), so that
 	// a client cannot make the server hold an unbounded list in memory for
 	// every stanza it filters.
 	maxItems int
@@ -75,20 +91,11 @@ type Blocking struct {
 	interested sync.Map // router.Session → struct{}
 }
 
-var (
-	_ modules.Module  = (*Blocking)(nil)
-	_ modules.Starter = (*Blocking)(nil)
-)
-
-// ModuleInfo implements modules.Module.
-func (*Blocking) ModuleInfo() modules.Info {
-	return modules.Info{ID: "blocking", New: func() modules.Module { return new(Blocking) }}
-}
+var _ modules.Starter = (*Blocking)(nil)
 
 // Start implements modules.Starter.
 func (b *Blocking) Start(_ context.Context, h *modules.Host) error {
 	b.h = h
-	b.maxItems = h.Config().Limits.MaxBlocklistItems
 	b.lists = map[string]*sync.Map{}
 	for _, d := range h.Router().Domains() {
 		b.lists[d] = new(sync.Map)

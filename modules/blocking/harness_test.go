@@ -29,13 +29,13 @@ var (
 )
 
 func init() {
-	modules.Register(modules.Info{ID: testID, New: func() modules.Module {
-		b := new(Blocking)
+	modules.RegisterWithOptions(testID, DefaultOptions(), func(o Options) *Blocking {
+		b := New(o)
 		startedMu.Lock()
 		started = b
 		startedMu.Unlock()
 		return b
-	}})
+	})
 }
 
 type harness struct {

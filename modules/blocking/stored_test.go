@@ -3,7 +3,6 @@ package blocking
 import (
 	"context"
 	"fmt"
-	"github.com/xmppd/xmppd/config"
 	"slices"
 	"testing"
 
@@ -68,14 +67,14 @@ func TestBlockPurgesStored(t *testing.T) {
 	})
 }
 
-// TestBlocklistFull checks that a list cannot grow past limits.max_blocklist_items, and that
+// TestBlocklistFull checks that a list cannot grow past module_options.blocking.max_items, and that
 // blocking what is blocked already does not count.
 func TestBlocklistFull(t *testing.T) {
 	storetest.Run(t, func(t *testing.T, b storetest.Backend) {
 		h := newHarness(t, b)
 		alice := jid.MustParse("alice@localhost")
 		var items []jid.JID
-		for i := range config.Default().Limits.MaxBlocklistItems {
+		for i := range DefaultOptions().MaxItems {
 			items = append(items, jid.MustParse(fmt.Sprintf("u%d@spam.example", i)))
 		}
 		if err := h.store.Blocklists().Add(context.Background(), alice, items); err != nil {

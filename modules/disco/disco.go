@@ -25,7 +25,7 @@ const (
 )
 
 func init() {
-	modules.Register(modules.Info{ID: "disco", New: func() modules.Module { return new(Disco) }})
+	modules.Register("disco", func() *Disco { return new(Disco) })
 }
 
 // Disco is the service discovery module.
@@ -33,15 +33,7 @@ type Disco struct {
 	h *modules.Host
 }
 
-var (
-	_ modules.Module  = (*Disco)(nil)
-	_ modules.Starter = (*Disco)(nil)
-)
-
-// ModuleInfo implements modules.Module.
-func (*Disco) ModuleInfo() modules.Info {
-	return modules.Info{ID: "disco", New: func() modules.Module { return new(Disco) }}
-}
+var _ modules.Starter = (*Disco)(nil)
 
 // Start implements modules.Starter.
 func (d *Disco) Start(_ context.Context, h *modules.Host) error {

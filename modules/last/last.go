@@ -22,7 +22,7 @@ import (
 const NS = "jabber:iq:last"
 
 func init() {
-	modules.Register(modules.Info{ID: "last", New: func() modules.Module { return new(Last) }})
+	modules.Register("last", func() *Last { return new(Last) })
 }
 
 // Last is the last activity module.
@@ -32,15 +32,7 @@ type Last struct {
 	now     func() time.Time
 }
 
-var (
-	_ modules.Module  = (*Last)(nil)
-	_ modules.Starter = (*Last)(nil)
-)
-
-// ModuleInfo implements modules.Module.
-func (*Last) ModuleInfo() modules.Info {
-	return modules.Info{ID: "last", New: func() modules.Module { return new(Last) }}
-}
+var _ modules.Starter = (*Last)(nil)
 
 // Start implements modules.Starter.
 func (l *Last) Start(_ context.Context, h *modules.Host) error {

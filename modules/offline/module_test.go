@@ -37,7 +37,7 @@ func newHarness(t *testing.T, b storetest.Backend, limit int) *harness {
 	t.Helper()
 	db := storetest.Open(t, b)
 	cfg := config.Default()
-	cfg.Limits.MaxOfflineMessages = limit
+	cfg.SetModuleOptions("offline", Options{MaxMessages: limit})
 	r := routertest.StartModules(t, db, cfg, []string{"offline"}, "alice", "bob")
 	return &harness{t: t, r: r, store: db}
 }

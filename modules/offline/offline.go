@@ -29,12 +29,29 @@ import (
 const Feature = "msgoffline"
 
 func init() {
-	modules.Register(modules.Info{ID: "offline", New: func() modules.Module { return new(Offline) }})
+	modules.RegisterWithOptions("offline", DefaultOptions(), func(o Options) *Offline {
+		return &Offline{maxMessages: o.MaxMessages}
+	})
 }
+
+// Options are the offline module's settings, module_options.offline.
+type Options struct {
+	// MaxMessages bounds one account's queue; over it, senders get
+	// service-unavailable (XEP-0160 §2), so a flood cannot fill the disk.
+	MaxMessages int `yaml:"max_messages"`
+}
+
+// DefaultOptions keeps up to 1000 messages, like ejabberd's default
+// access rule.
+func DefaultOptions() Options { return Options{MaxMessages: 1000} }
+
+// Validate implements modules.Validator.
+func (o *Options) Validate() error { return modules.MustBePositive("max_messages", o.MaxMessages) }
 
 // Offline is the offline message module.
 type Offline struct {
-	h *modules.Host
+	h           *modules.Host
+	maxMessages int
 	// delivering serialises the deliveries of one account, so that two
 	// sessions that become available at once cannot both deliver (and then
 	// both delete) the same messages.
@@ -47,15 +64,7 @@ type Offline struct {
 	waiting map[router.Session]struct{}
 }
 
-var (
-	_ modules.Module  = (*Offline)(nil)
-	_ modules.Starter = (*Offline)(nil)
-)
-
-// ModuleInfo implements modules.Module.
-func (*Offline) ModuleInfo() modules.Info {
-	return modules.Info{ID: "offline", New: func() modules.Module { return new(Offline) }}
-}
+var _ modules.Starter = (*Offline)(nil)
 
 // Start implements modules.Starter.
 func (o *Offline) Start(_ context.Context, h *modules.Host) error {
@@ -83,8 +92,7 @@ func (o *Offline) store(ctx context.Context, st *router.Stanza) bool {
 	}
 	owner = owner.Bare()
 	msg := stamped(st, owner.Domainpart(), time.Now())
-	limit := o.h.Config().Limits.MaxOfflineMessages
-	err := o.h.Store().Offline().Push(ctx, owner, msg.AppendXML(nil, router.NSClient), limit)
+	err := o.h.Store().Offline().Push(ctx, owner, msg.AppendXML(nil, router.NSClient), o.maxMessages)
 	switch {
 	case errors.Is(err, storage.ErrLimit):
 		o.h.Logger().Debug("offline queue full", slog.String("owner", owner.String()))

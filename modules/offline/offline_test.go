@@ -92,7 +92,7 @@ func TestStore(t *testing.T) {
 // service-unavailable (XEP-0160 §2 step 3).
 func TestQueueFull(t *testing.T) {
 	storetest.Run(t, func(t *testing.T, b storetest.Backend) {
-		s := start(t, b, func(c *config.Config) { c.Limits.MaxOfflineMessages = 2 })
+		s := start(t, b, func(c *config.Config) { c.SetModuleOptions("offline", offline.Options{MaxMessages: 2}) })
 		bob := login(s, "bob")
 		for _, id := range []string{"m1", "m2", "m3"} {
 			bob.MustSend(t, `<message type="chat" id="`+id+`" to="alice@localhost"><body>`+id+`</body></message>`)

@@ -15,22 +15,12 @@ import (
 // NS is the XEP-0199 namespace.
 const NS = "urn:xmpp:ping"
 
-func init() {
-	modules.Register(modules.Info{ID: "ping", New: func() modules.Module { return new(Ping) }})
-}
+func init() { modules.Register("ping", func() *Ping { return new(Ping) }) }
 
 // Ping is the ping module.
 type Ping struct{}
 
-var (
-	_ modules.Module  = (*Ping)(nil)
-	_ modules.Starter = (*Ping)(nil)
-)
-
-// ModuleInfo implements modules.Module.
-func (*Ping) ModuleInfo() modules.Info {
-	return modules.Info{ID: "ping", New: func() modules.Module { return new(Ping) }}
-}
+var _ modules.Starter = (*Ping)(nil)
 
 // Start implements modules.Starter.
 func (*Ping) Start(_ context.Context, h *modules.Host) error {

@@ -20,7 +20,7 @@ import (
 const NS = "jabber:iq:private"
 
 func init() {
-	modules.Register(modules.Info{ID: "private", New: func() modules.Module { return new(Private) }})
+	modules.Register("private", func() *Private { return new(Private) })
 }
 
 // Private is the private XML storage module.
@@ -28,15 +28,7 @@ type Private struct {
 	h *modules.Host
 }
 
-var (
-	_ modules.Module  = (*Private)(nil)
-	_ modules.Starter = (*Private)(nil)
-)
-
-// ModuleInfo implements modules.Module.
-func (*Private) ModuleInfo() modules.Info {
-	return modules.Info{ID: "private", New: func() modules.Module { return new(Private) }}
-}
+var _ modules.Starter = (*Private)(nil)
 
 // Start implements modules.Starter.
 func (p *Private) Start(_ context.Context, h *modules.Host) error {

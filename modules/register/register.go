@@ -1,14 +1,16 @@
-// Package register lets an authenticated user manage their account in band
-// (XEP-0077): see that it is registered, change its password, or remove it.
-// It works whether or not registration.enabled lets new users sign up;
-// signing up happens before authentication, on the client stream, and is
-// therefore done by c2s (see c2s/register.go).
+// Package register is in-band registration (XEP-0077), all of it: signing
+// up before authentication, when module_options.register.allow_registration
+// lets anyone create an account (signup.go, plugged into c2s's stream
+// negotiation), and for an authenticated user seeing that it is
+// registered, changing its password or removing its account, which work
+// whether sign-up is allowed or not.
 package register
 
 import (
 	"context"
 	"errors"
 	"strings"
+	"time"
 
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stanza"
@@ -25,23 +27,44 @@ import (
 const NS = "jabber:iq:register"
 
 func init() {
-	modules.Register(modules.Info{ID: "register", New: func() modules.Module { return new(Register) }})
+	modules.RegisterWithOptions("register", DefaultOptions(), New)
 }
 
-// Register is the account management module.
+// Options are the register module's settings, module_options.register.
+type Options struct {
+	// AllowRegistration lets anyone create an account over XMPP before
+	// logging in. Password change and removal work either way.
+	AllowRegistration bool `yaml:"allow_registration"`
+	// PerIP accounts may be created from one IP address (IPv6: one /64)
+	// within Window; more get policy-violation until the window passes.
+	PerIP  int           `yaml:"per_ip"`
+	Window time.Duration `yaml:"window"`
+}
+
+// DefaultOptions keeps sign-up off, since open registration invites spam
+// accounts, and when it is turned on lets one address create a few
+// accounts an hour: a household, not a bot.
+func DefaultOptions() Options { return Options{PerIP: 3, Window: time.Hour} }
+
+// Validate implements modules.Validator.
+func (o *Options) Validate() error {
+	return errors.Join(modules.MustBePositive("per_ip", o.PerIP), modules.MustBePositive("window", o.Window))
+}
+
+// New returns an unstarted register module with options o.
+func New(o Options) *Register {
+	return &Register{opts: o, limit: newRegistrationLimit(o.PerIP, o.Window)}
+}
+
+// Register is the in-band registration module.
 type Register struct {
-	h *modules.Host
+	h    *modules.Host
+	opts Options
+	// limit counts the accounts created per address (signup.go).
+	limit *registrationLimit
 }
 
-var (
-	_ modules.Module  = (*Register)(nil)
-	_ modules.Starter = (*Register)(nil)
-)
-
-// ModuleInfo implements modules.Module.
-func (*Register) ModuleInfo() modules.Info {
-	return modules.Info{ID: "register", New: func() modules.Module { return new(Register) }}
-}
+var _ modules.Starter = (*Register)(nil)
 
 // Start implements modules.Starter.
 func (r *Register) Start(_ context.Context, h *modules.Host) error {

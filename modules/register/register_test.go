@@ -10,6 +10,7 @@ import (
 	"github.com/xmppd/xmppd/config"
 	"github.com/xmppd/xmppd/internal/storetest"
 	"github.com/xmppd/xmppd/internal/testserver"
+	"github.com/xmppd/xmppd/modules/register"
 	"github.com/xmppd/xmppd/storage"
 )
 
@@ -23,7 +24,7 @@ func start(t *testing.T, b storetest.Backend) *testserver.Server {
 	s := testserver.StartOn(t, b, func(c *config.Config) {
 		testserver.EnableModules(c, "register", "vcard", "private")
 	})
-	if s.Config.Registration.Enabled {
+	if register.DefaultOptions().AllowRegistration {
 		t.Fatal("registration enabled by default")
 	}
 	return s

@@ -11,13 +11,14 @@ import (
 	"github.com/xmppd/xmppd/config"
 	"github.com/xmppd/xmppd/internal/storetest"
 	"github.com/xmppd/xmppd/internal/testserver"
+	"github.com/xmppd/xmppd/modules/roster"
 	"github.com/xmppd/xmppd/router"
 )
 
 // limited starts a server whose accounts may have limit roster items.
 func limited(t *testing.T, b storetest.Backend, limit int) *testserver.Server {
 	t.Helper()
-	return testserver.StartOn(t, b, func(c *config.Config) { c.Limits.MaxRosterItems = limit })
+	return testserver.StartOn(t, b, func(c *config.Config) { c.SetModuleOptions("roster", roster.Options{MaxItems: limit}) })
 }
 
 // subscribeFrom routes a subscription request from contact to a local

@@ -35,17 +35,13 @@ var (
 )
 
 func init() {
-	modules.Register(modules.Info{ID: reentryID, New: func() modules.Module {
+	modules.Register(reentryID, func() *reentry {
 		m := &reentry{reentered: make(chan struct{}, 1)}
 		reentryMu.Lock()
 		reentryStarted = m
 		reentryMu.Unlock()
 		return m
-	}})
-}
-
-func (*reentry) ModuleInfo() modules.Info {
-	return modules.Info{ID: reentryID, New: func() modules.Module { return new(reentry) }}
+	})
 }
 
 func (m *reentry) Start(_ context.Context, h *modules.Host) error {

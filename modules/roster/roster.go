@@ -26,8 +26,25 @@ const (
 )
 
 func init() {
-	modules.Register(modules.Info{ID: "roster", New: func() modules.Module { return new(Roster) }})
+	modules.RegisterWithOptions("roster", DefaultOptions(), New)
 }
+
+// New returns an unstarted roster module with options o.
+func New(o Options) *Roster { return &Roster{maxItems: o.MaxItems} }
+
+// Options are the roster module's settings, module_options.roster.
+type Options struct {
+	// MaxItems bounds one roster (RFC 6121 §2.3.3 not-allowed), and the
+	// subscription requests stored for one account.
+	MaxItems int `yaml:"max_items"`
+}
+
+// DefaultOptions are ejabberd's and Prosody's order of magnitude: more
+// contacts than people keep, few enough that a roster push stays small.
+func DefaultOptions() Options { return Options{MaxItems: 1000} }
+
+// Validate implements modules.Validator.
+func (o *Options) Validate() error { return modules.MustBePositive("max_items", o.MaxItems) }
 
 // Roster is the roster and presence module.
 type Roster struct {
@@ -46,20 +63,11 @@ type Roster struct {
 	requests keylock.Map
 }
 
-var (
-	_ modules.Module  = (*Roster)(nil)
-	_ modules.Starter = (*Roster)(nil)
-)
-
-// ModuleInfo implements modules.Module.
-func (*Roster) ModuleInfo() modules.Info {
-	return modules.Info{ID: "roster", New: func() modules.Module { return new(Roster) }}
-}
+var _ modules.Starter = (*Roster)(nil)
 
 // Start implements modules.Starter.
 func (r *Roster) Start(_ context.Context, h *modules.Host) error {
 	r.h = h
-	r.maxItems = h.Config().Limits.MaxRosterItems
 	r.maxRequestSize = h.Config().Limits.MaxStanzaSize
 	if err := h.HandleIQ(router.ToAccount, stanza.GetIQ, NS, r.get); err != nil {
 		return err

@@ -258,7 +258,7 @@ func TestRosterOfAnotherUser(t *testing.T) {
 // removing existing items still works.
 func TestRosterItemLimit(t *testing.T) {
 	storetest.Run(t, func(t *testing.T, b storetest.Backend) {
-		s := testserver.StartOn(t, b, func(c *config.Config) { c.Limits.MaxRosterItems = 2 })
+		s := testserver.StartOn(t, b, func(c *config.Config) { c.SetModuleOptions("roster", roster.Options{MaxItems: 2}) })
 		addUsers(s, "alice", "dave")
 		dave := online(t, s, "dave", "pc")
 		a := login(t, s, "alice", "phone")

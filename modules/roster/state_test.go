@@ -27,13 +27,13 @@ var (
 )
 
 func init() {
-	modules.Register(modules.Info{ID: testID, New: func() modules.Module {
-		r := new(Roster)
+	modules.RegisterWithOptions(testID, DefaultOptions(), func(o Options) *Roster {
+		r := New(o)
 		startedMu.Lock()
 		started = r
 		startedMu.Unlock()
 		return r
-	}})
+	})
 }
 
 // startRoster starts the module on b with account alice and returns it

@@ -24,23 +24,31 @@ import (
 const NS = "vcard-temp"
 
 func init() {
-	modules.Register(modules.Info{ID: "vcard", New: func() modules.Module { return new(VCard) }})
+	modules.RegisterWithOptions("vcard", DefaultOptions(), func(o Options) *VCard {
+		return &VCard{maxSize: o.MaxSize}
+	})
 }
+
+// Options are the vcard module's settings, module_options.vcard.
+type Options struct {
+	// MaxSize bounds one vCard, in bytes: room for a small avatar, which
+	// XEP-0153 clients put in it.
+	MaxSize int `yaml:"max_size"`
+}
+
+// DefaultOptions allows 64 KiB, what ejabberd allows.
+func DefaultOptions() Options { return Options{MaxSize: 64 << 10} }
+
+// Validate implements modules.Validator.
+func (o *Options) Validate() error { return modules.MustBePositive("max_size", o.MaxSize) }
 
 // VCard is the vcard-temp module.
 type VCard struct {
-	h *modules.Host
+	h       *modules.Host
+	maxSize int
 }
 
-var (
-	_ modules.Module  = (*VCard)(nil)
-	_ modules.Starter = (*VCard)(nil)
-)
-
-// ModuleInfo implements modules.Module.
-func (*VCard) ModuleInfo() modules.Info {
-	return modules.Info{ID: "vcard", New: func() modules.Module { return new(VCard) }}
-}
+var _ modules.Starter = (*VCard)(nil)
 
 // Start implements modules.Starter.
 func (v *VCard) Start(_ context.Context, h *modules.Host) error {
@@ -99,7 +107,7 @@ func (v *VCard) set(ctx context.Context, iq *router.Stanza) *router.Stanza {
 		return iq.ErrorReply(stanza.Modify, stanza.BadRequest, "the payload must be <vCard xmlns='vcard-temp'/>")
 	}
 	data := card.AppendXML(nil, router.NSClient)
-	if max := v.h.Config().Limits.MaxVCardSize; len(data) > max {
+	if max := v.maxSize; len(data) > max {
 		// Like an oversized pubsub item (XEP-0060 §7.1.3.4) or upload
 		// (XEP-0363): the request does not meet the server's criteria.
 		return iq.ErrorReply(stanza.Modify, stanza.NotAcceptable, fmt.Sprintf("the vCard is too large: %d bytes, at most %d allowed", len(data), max))

@@ -11,6 +11,7 @@ import (
 	"github.com/xmppd/xmppd/config"
 	"github.com/xmppd/xmppd/internal/storetest"
 	"github.com/xmppd/xmppd/internal/testserver"
+	"github.com/xmppd/xmppd/modules/vcard"
 	"github.com/xmppd/xmppd/router"
 	"github.com/xmppd/xmppd/storage"
 )
@@ -24,7 +25,7 @@ func start(t *testing.T, b storetest.Backend) *testserver.Server {
 	t.Helper()
 	return testserver.StartOn(t, b, func(c *config.Config) {
 		testserver.EnableModules(c, "vcard")
-		c.Limits.MaxVCardSize = maxSize
+		c.SetModuleOptions("vcard", vcard.Options{MaxSize: maxSize})
 	})
 }
 

@@ -20,21 +20,13 @@ const NS = "jabber:iq:version"
 const Name = "xmppd"
 
 func init() {
-	modules.Register(modules.Info{ID: "version", New: func() modules.Module { return new(Version) }})
+	modules.Register("version", func() *Version { return new(Version) })
 }
 
 // Version is the version module.
 type Version struct{}
 
-var (
-	_ modules.Module  = (*Version)(nil)
-	_ modules.Starter = (*Version)(nil)
-)
-
-// ModuleInfo implements modules.Module.
-func (*Version) ModuleInfo() modules.Info {
-	return modules.Info{ID: "version", New: func() modules.Module { return new(Version) }}
-}
+var _ modules.Starter = (*Version)(nil)
 
 // String is the version of this build: the module version from the build
 // information when there is one, else "devel".

@@ -16,7 +16,7 @@ import (
 const NS = "urn:xmpp:time"
 
 func init() {
-	modules.Register(modules.Info{ID: "time", New: func() modules.Module { return new(Time) }})
+	modules.Register("time", func() *Time { return new(Time) })
 }
 
 // Time is the entity time module.
@@ -25,15 +25,7 @@ type Time struct {
 	now func() time.Time
 }
 
-var (
-	_ modules.Module  = (*Time)(nil)
-	_ modules.Starter = (*Time)(nil)
-)
-
-// ModuleInfo implements modules.Module.
-func (*Time) ModuleInfo() modules.Info {
-	return modules.Info{ID: "time", New: func() modules.Module { return new(Time) }}
-}
+var _ modules.Starter = (*Time)(nil)
 
 // Start implements modules.Starter.
 func (t *Time) Start(_ context.Context, h *modules.Host) error {

@@ -1,8 +1,9 @@
-package c2s_test
+package register_test
 
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -10,22 +11,22 @@ import (
 	"github.com/xmppd/xmppd/config"
 	"github.com/xmppd/xmppd/internal/storetest"
 	"github.com/xmppd/xmppd/internal/testserver"
+	"github.com/xmppd/xmppd/modules/register"
 	"github.com/xmppd/xmppd/router"
 	"github.com/xmppd/xmppd/storage"
 )
 
-const (
-	nsRegister        = "jabber:iq:register"
-	nsRegisterFeature = "http://jabber.org/features/iq-register"
-)
+const nsRegisterFeature = "http://jabber.org/features/iq-register"
+
+// rawWait is how long a test waits for the server to end a raw connection:
+// generous, because it only bounds a failure, never measures a success.
+const rawWait = 30 * time.Second
 
 // openRegistration starts a server with in-band registration enabled.
 func openRegistration(t *testing.T, b storetest.Backend, perIP int) *testserver.Server {
 	t.Helper()
 	return testserver.StartOn(t, b, func(c *config.Config) {
-		c.Registration.Enabled = true
-		c.Registration.PerIP = perIP
-		c.Registration.Window = time.Hour
+		c.SetModuleOptions("register", register.Options{AllowRegistration: true, PerIP: perIP, Window: time.Hour})
 	})
 }
 
@@ -118,12 +119,12 @@ func TestRegister(t *testing.T) {
 		}
 
 		e := rawRequest(t, raw, `<iq type='get' id='reg1' to='localhost'><query xmlns='jabber:iq:register'/></iq>`)
-		q := e.Child(nsRegister, "query")
-		if e.Get("type") != "result" || q == nil || q.Child(nsRegister, "username") == nil ||
-			q.Child(nsRegister, "password") == nil || q.Child(nsRegister, "instructions") == nil {
+		q := e.Child(ns, "query")
+		if e.Get("type") != "result" || q == nil || q.Child(ns, "username") == nil ||
+			q.Child(ns, "password") == nil || q.Child(ns, "instructions") == nil {
 			t.Fatalf("fields: %s, want instructions, username and password", e)
 		}
-		if q.Child(nsRegister, "registered") != nil {
+		if q.Child(ns, "registered") != nil {
 			t.Errorf("an unauthenticated client is told it is registered: %s", e)
 		}
 
@@ -250,5 +251,26 @@ func TestRegisterRequestLimit(t *testing.T) {
 	cond, err := c.WaitStreamError(rawWait)
 	if err != nil || cond != "policy-violation" {
 		t.Fatalf("stream error %q (%v), want policy-violation", cond, err)
+	}
+}
+
+// TestSignupWithoutModule checks a server without the register module: it
+// offers no registration, and a registration request before login is like
+// any stanza before authentication (RFC 6120 §6.4.1: not-authorized), since
+// nothing on that server knows XEP-0077.
+func TestSignupWithoutModule(t *testing.T) {
+	s := testserver.Start(t, func(c *config.Config) {
+		c.Modules = slices.DeleteFunc(c.Modules, func(id string) bool { return id == "register" })
+	})
+	c := dialTLS(t, s)
+	if offersRegistration(c.Features) {
+		t.Errorf("registration offered without the module: %s", c.Features)
+	}
+	if err := c.Send(`<iq type='get' id='reg1'><query xmlns='jabber:iq:register'/></iq>`); err != nil {
+		t.Fatal(err)
+	}
+	cond, err := c.WaitStreamError(rawWait)
+	if err != nil || cond != "not-authorized" {
+		t.Fatalf("stream error %q (%v), want not-authorized", cond, err)
 	}
 }
