@@ -47,6 +47,9 @@ type Server struct {
 	pending *connlimit.PerIP
 	// registrations limits in-band account creation per IP (register.go).
 	registrations *registrationLimit
+	// negotiation holds the negotiation steps and the owners of post-bind
+	// elements (negotiate.go).
+	negotiation negotiation
 
 	mu     sync.Mutex
 	conns  map[*conn]struct{}
@@ -58,9 +61,9 @@ type Server struct {
 // binding a resource.
 const NegotiationTimeout = 60 * time.Second
 
-// New returns a Server.
+// New returns a Server with the standard negotiation steps.
 func New(opts Options) *Server {
-	return &Server{
+	s := &Server{
 		opts:          opts,
 		limits:        opts.Config.Limits,
 		throttle:      NewThrottle(opts.Config.Limits.LoginFailures, opts.Config.Limits.LoginFailuresPerIP, opts.Config.Limits.LoginWindow),
@@ -68,6 +71,8 @@ func New(opts Options) *Server {
 		registrations: newRegistrationLimit(opts.Config.Registration.PerIP, opts.Config.Registration.Window),
 		conns:         map[*conn]struct{}{},
 	}
+	s.addStandardSteps()
+	return s
 }
 
 // Serve accepts connections on ln until ctx is done or ln fails. directTLS
