@@ -41,29 +41,30 @@ const writeTimeout = 30 * time.Second
 // negotiates and writes directly; once bound it carries a Session, which
 // writes through its bounded queue and writer goroutine.
 type conn struct {
-	srv       *Server
-	raw       net.Conn // the TCP connection, for deadlines set by other goroutines
-	nc        net.Conn // the transport: TCP, or TLS over it
-	tls       *tls.Conn
-	leaf      *x509.Certificate // the certificate we presented
-	directTLS bool
-	ip        string
-	log       *slog.Logger
-	in        *router.Reader
+	srv  *Server
+	raw  net.Conn // the TCP connection, for deadlines set by other goroutines
+	nc   net.Conn // the transport: TCP, or TLS over it
+	tls  *tls.Conn
+	leaf *x509.Certificate // the certificate we presented
+	ip   string
+	log  *slog.Logger
+	in   *router.Reader
 
 	// Negotiation state, touched by the reading goroutine only.
-	host         string // the served domain the client asked for
-	peer         string // the client's stream from, echoed as our to
+	host string // the served domain the client asked for
+	peer string // the client's stream from, echoed as our to
+	// The flags are together, so that they take one word.
+	directTLS    bool
 	headerSent   bool
 	authed       bool
+	bound        bool
+	pinged       bool
 	user         string // local part, once authenticated
 	saslFailures int    // wrong credentials on this stream
 	// otherFailures counts the SASL failures that are not wrong
 	// credentials (see maxOtherFailures).
 	otherFailures int
-	bound         bool
 	deadline      time.Time // negotiation must finish by then
-	pinged        bool
 
 	// In-band registration before SASL (register.go): the requests seen,
 	// and whether one created an account.

@@ -31,13 +31,14 @@ type Session struct {
 	// still routed again when the session ends during shutdown.
 	ctx       context.Context
 	log       *slog.Logger
-	host      string
 	jid       jid.JID
 	jidString string // jid.String(), computed once
 	available atomic.Bool
-	presence  atomic.Pointer[router.Stanza]
-	priority  atomic.Int32
-	out       *outQueue
+	// closed is set by Close; the writer is woken to see it.
+	closed   atomic.Bool
+	priority atomic.Int32
+	presence atomic.Pointer[router.Stanza]
+	out      *outQueue
 
 	// attachMu serialises Attach and Detach; att is read without it.
 	attachMu sync.Mutex
@@ -45,8 +46,7 @@ type Session struct {
 
 	closeOnce sync.Once
 	endOnce   sync.Once
-	done      chan struct{} // closed by Close
-	cause     error         // why; set before done is closed
+	cause     error // why; set before closed
 }
 
 // attachment is a session on one transport, with the writer goroutine that
@@ -62,13 +62,11 @@ var _ router.Session = (*Session)(nil)
 func newSession(ctx context.Context, srv *Server, log *slog.Logger, full jid.JID) *Session {
 	return &Session{
 		srv:       srv,
-		ctx:       context.WithoutCancel(ctx),
+		ctx:       ctx,
 		log:       log,
-		host:      full.Domainpart(),
 		jid:       full,
 		jidString: full.String(),
 		out:       newOutQueue(srv.limits.OutboundQueue),
-		done:      make(chan struct{}),
 	}
 }
 
@@ -90,10 +88,8 @@ func (s *Session) LastPresence() *router.Stanza { return s.presence.Load() }
 // attached now or to the next one) or, if the session ends first, routed
 // again by requeue; one it refuses is the caller's to route elsewhere.
 func (s *Session) Deliver(st *router.Stanza) bool {
-	select {
-	case <-s.done:
+	if s.closed.Load() {
 		return false
-	default:
 	}
 	switch s.out.push(st) {
 	case pushed:
@@ -117,17 +113,18 @@ func (s *Session) Close(cause error) {
 	}
 }
 
-// stop closes done with cause and tells the attached transport, if any, to
+// stop marks the session closed with cause and tells the attached transport, if any, to
 // stop. first reports whether this call did it; attached whether a
 // transport was attached then.
 func (s *Session) stop(cause error) (first, attached bool) {
 	s.closeOnce.Do(func() {
 		first = true
 		s.cause = cause
-		close(s.done)
+		s.closed.Store(true)
 		if a := s.att.Load(); a != nil {
 			attached = true
 			a.t.Close(cause)
+			s.out.wake()
 		}
 	})
 	return first, attached
@@ -159,16 +156,14 @@ func (s *Session) Attach(t Transport) error {
 	}
 	a := &attachment{t: t, stopped: make(chan struct{})}
 	s.att.Store(a)
-	// Checked after the store: Close loads att after closing done, so
-	// either it tells t to stop or this sees done.
-	select {
-	case <-s.done:
+	// Checked after the store: Close loads att after setting closed, so
+	// either it tells t to stop or this sees closed.
+	if s.closed.Load() {
 		s.att.Store(nil)
 		// Close may have seen a and left the end to its reader, which
 		// will never run: end it here (End runs once).
 		s.endLater()
 		return errSessionEnded
-	default:
 	}
 	go s.writeLoop(a)
 	s.out.wake()
@@ -208,10 +203,12 @@ func (s *Session) End() {
 			t.Close(s.cause)
 			t.Finish(final)
 		}
+		// Clean-up must run even when the server is shutting down.
+		ctx := context.WithoutCancel(s.ctx)
 		r := s.srv.opts.Router
 		r.Sessions().Unbind(s)
-		s.requeue(s.ctx)
-		r.SessionEnded(s.ctx, s)
+		s.requeue(ctx)
+		r.SessionEnded(ctx, s)
 	})
 }
 
@@ -266,17 +263,12 @@ func (s *Session) writeLoop(a *attachment) {
 			s.Close(stream.InternalServerError)
 		}
 	}()
-	for {
-		select {
-		case <-s.out.ready:
-			if s.att.Load() != a {
-				return
-			}
-			if err := s.writeQueued(a); err != nil {
-				s.Close(err)
-				return
-			}
-		case <-s.done:
+	for range s.out.ready {
+		if s.closed.Load() || s.att.Load() != a {
+			return
+		}
+		if err := s.writeQueued(a); err != nil {
+			s.Close(err)
 			return
 		}
 	}
@@ -301,15 +293,9 @@ func (s *Session) writeQueued(a *attachment) error {
 		if err := a.t.Write(buf); err != nil {
 			return err
 		}
-		select {
-		case <-s.done:
-			// Closing: leave the rest for End and requeue.
-			s.out.putBack(items[i:])
-			return nil
-		default:
-		}
-		if s.att.Load() != a {
-			// Detached: the rest is for the next transport.
+		if s.closed.Load() || s.att.Load() != a {
+			// Closing, or detached: leave the rest for End and
+			// requeue, or for the next transport.
 			s.out.putBack(items[i:])
 			return nil
 		}
@@ -393,7 +379,7 @@ func (s *Session) handle(ctx context.Context, e *router.Element) error {
 func (s *Session) reply(st *router.Stanza) {
 	st.SetTo(s.jid)
 	if st.From.Domainpart() == "" {
-		st.SetFrom(jid.MustParse(s.host))
+		st.SetFrom(s.jid.Domain())
 	}
 	s.Deliver(st)
 }
@@ -427,7 +413,7 @@ func (s *Session) local(st *router.Stanza) (handled, initial bool) {
 	case router.KindIQ:
 		// The RFC 3921 session IQ is a no-op kept for old clients.
 		p := st.FirstChild()
-		if st.Type() == "set" && p != nil && p.Name.Space == nsSession && (st.To.Domainpart() == "" || st.To.String() == s.host) {
+		if st.Type() == "set" && p != nil && p.Name.Space == nsSession && (st.To.Domainpart() == "" || st.To.String() == s.jid.Domainpart()) {
 			s.reply(st.Reply())
 			return true, false
 		}

@@ -1,6 +1,9 @@
 package router
 
-import "sync"
+import (
+	"sync"
+	"sync/atomic"
+)
 
 // SessionState holds the per-session state of modules: one slot per
 // SessionKey. It lives in the session, so a module's state of a session goes
@@ -9,10 +12,11 @@ import "sync"
 // is missed). The zero value is empty and ready; a Session implementation
 // embeds one (or returns one) from State.
 type SessionState struct {
-	mu sync.Mutex
-	// slots is a short list: a handful of modules keep state per session,
-	// and an idle session that none of them touched pays for a nil slice.
-	slots []slot
+	mu sync.Mutex // serialises writers
+	// slots is a short list, copied on write and read without the lock:
+	// a handful of modules keep state per session, and an idle session
+	// that none of them touched pays for a nil pointer.
+	slots atomic.Pointer[[]slot]
 }
 
 type slot struct {
@@ -24,13 +28,38 @@ type slot struct {
 // SessionState.
 func (s *SessionState) State() *SessionState { return s }
 
-func (s *SessionState) find(key any) int {
-	for i := range s.slots {
-		if s.slots[i].key == key {
-			return i
+// load returns the value of key's slot.
+func (s *SessionState) load(key any) (any, bool) {
+	if p := s.slots.Load(); p != nil {
+		for _, sl := range *p {
+			if sl.key == key {
+				return sl.val, true
+			}
 		}
 	}
-	return -1
+	return nil, false
+}
+
+// store sets key's slot to val, or clears it if del; the caller holds mu.
+func (s *SessionState) store(key, val any, del bool) {
+	var old []slot
+	if p := s.slots.Load(); p != nil {
+		old = *p
+	}
+	next := make([]slot, 0, len(old)+1)
+	for _, sl := range old {
+		if sl.key != key {
+			next = append(next, sl)
+		}
+	}
+	if !del {
+		next = append(next, slot{key: key, val: val})
+	}
+	if len(next) == 0 {
+		s.slots.Store(nil)
+		return
+	}
+	s.slots.Store(&next)
 }
 
 // SessionKey names one slot of per-session state holding a T. A module
@@ -50,11 +79,8 @@ func (k *SessionKey[T]) String() string { return k.name }
 
 // Get returns the value of the slot in s, and whether it was set.
 func (k *SessionKey[T]) Get(s Session) (T, bool) {
-	st := s.State()
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	if i := st.find(k); i >= 0 {
-		return st.slots[i].val.(T), true
+	if v, ok := s.State().load(k); ok {
+		return v.(T), true
 	}
 	var zero T
 	return zero, false
@@ -65,11 +91,7 @@ func (k *SessionKey[T]) Set(s Session, v T) {
 	st := s.State()
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	if i := st.find(k); i >= 0 {
-		st.slots[i].val = v
-		return
-	}
-	st.slots = append(st.slots, slot{key: k, val: v})
+	st.store(k, v, false)
 }
 
 // GetOrSet returns the value of the slot in s, setting it to create() first
@@ -79,11 +101,11 @@ func (k *SessionKey[T]) GetOrSet(s Session, create func() T) T {
 	st := s.State()
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	if i := st.find(k); i >= 0 {
-		return st.slots[i].val.(T)
+	if v, ok := st.load(k); ok {
+		return v.(T)
 	}
 	v := create()
-	st.slots = append(st.slots, slot{key: k, val: v})
+	st.store(k, v, false)
 	return v
 }
 
@@ -92,7 +114,7 @@ func (k *SessionKey[T]) Delete(s Session) {
 	st := s.State()
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	if i := st.find(k); i >= 0 {
-		st.slots = append(st.slots[:i], st.slots[i+1:]...)
+	if _, ok := st.load(k); ok {
+		st.store(k, nil, true)
 	}
 }
