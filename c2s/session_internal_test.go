@@ -108,6 +108,30 @@ func serveTransport(s *Session, t Transport) <-chan struct{} {
 	return done
 }
 
+// endCount counts the session-ended events.
+type endCount struct {
+	n  atomic.Int32
+	ch chan struct{} // a token per event
+}
+
+// boundSession returns a detached session bound in srv's registry, and
+// the count of session-ended events.
+func boundSession(t *testing.T, srv *Server) (*Session, jid.JID, *endCount) {
+	t.Helper()
+	r := srv.opts.Router
+	ends := &endCount{ch: make(chan struct{}, 4)}
+	r.OnSessionEnd("test", router.PriorityDefault, func(context.Context, router.Session) {
+		ends.n.Add(1)
+		ends.ch <- struct{}{}
+	})
+	full := jid.MustParse("a@example.org/r")
+	s := newSession(context.Background(), srv, srv.opts.Log, full)
+	if _, err := r.Sessions().Bind(s, 0); err != nil {
+		t.Fatal(err)
+	}
+	return s, full, ends
+}
+
 func message(t *testing.T, id string) *router.Stanza {
 	return routertest.Stanza(t, `<message type='chat' id='`+id+`' to='a@example.org/r'><body>x</body></message>`)
 }
@@ -119,17 +143,8 @@ func message(t *testing.T, id string) *router.Stanza {
 func TestDetachAttach(t *testing.T) {
 	srv := testSessionServer(8)
 	r := srv.opts.Router
-	var ended atomic.Int32
-	endedCh := make(chan struct{}, 4)
-	r.OnSessionEnd("test", router.PriorityDefault, func(context.Context, router.Session) {
-		ended.Add(1)
-		endedCh <- struct{}{}
-	})
-	full := jid.MustParse("a@example.org/r")
-	s := newSession(context.Background(), srv, srv.opts.Log, full)
-	if _, err := r.Sessions().Bind(s, 0); err != nil {
-		t.Fatal(err)
-	}
+	s, full, ends := boundSession(t, srv)
+	ended, endedCh := &ends.n, ends.ch
 	t1 := newMemTransport()
 	if err := s.Attach(t1); err != nil {
 		t.Fatal(err)
@@ -206,22 +221,13 @@ func TestDetachedQueueBound(t *testing.T) {
 	const bound = 4
 	srv := testSessionServer(bound)
 	r := srv.opts.Router
-	var ended atomic.Int32
-	endedCh := make(chan struct{}, 4)
-	r.OnSessionEnd("test", router.PriorityDefault, func(context.Context, router.Session) {
-		ended.Add(1)
-		endedCh <- struct{}{}
-	})
+	s, _, ends := boundSession(t, srv)
+	ended, endedCh := &ends.n, ends.ch
 	var undelivered atomic.Int32
 	r.OnUndelivered("test", router.PriorityDefault, func(_ context.Context, st *router.Stanza) bool {
 		undelivered.Add(1)
 		return true
 	})
-	full := jid.MustParse("a@example.org/r")
-	s := newSession(context.Background(), srv, srv.opts.Log, full)
-	if _, err := r.Sessions().Bind(s, 0); err != nil {
-		t.Fatal(err)
-	}
 	for i := range bound {
 		if !s.Deliver(message(t, "q"+string(rune('0'+i)))) {
 			t.Fatalf("delivery %d to the detached session refused", i)
