@@ -74,6 +74,9 @@ type conn struct {
 	// sess is the session this connection carries once bound; set by the
 	// reading goroutine.
 	sess *Session
+	// stepState is the negotiation steps' state of this connection
+	// (Negotiation.State).
+	stepState router.SessionState
 
 	writeMu    sync.Mutex
 	closeOnce  sync.Once

@@ -87,6 +87,11 @@ func (n *Negotiation) RemoteAddr() net.Addr { return n.c.RemoteAddr() }
 // Write sends one element to the client.
 func (n *Negotiation) Write(e *router.Element) error { return n.c.writeElement(e) }
 
+// State holds the steps' per-connection state (a request count, say),
+// kept with a router.SessionKey as a module keeps session state: it goes
+// with the connection.
+func (n *Negotiation) State() *router.SessionState { return &n.c.stepState }
+
 // Next reads the client's next element, for steps of several rounds.
 func (n *Negotiation) Next() (*router.Element, error) { return n.c.in.Next() }
 

@@ -2,6 +2,7 @@ package c2s_test
 
 import (
 	"context"
+	"strconv"
 	"testing"
 
 	"github.com/xmppd/xmppd/c2s"
@@ -10,6 +11,10 @@ import (
 )
 
 const nsToy = "urn:example:toy"
+
+// toyPings counts the toy pings of one connection: a step's
+// per-connection state.
+var toyPings = router.NewSessionKey[int]("toy.pings")
 
 // TestRegisteredStepAndElement registers a toy negotiation step, offered
 // after authentication with a feature computed per connection and handling
@@ -30,7 +35,10 @@ func TestRegisteredStepAndElement(t *testing.T) {
 			return e.Name.Space == nsToy && e.Name.Local == "ping"
 		},
 		Handle: func(_ context.Context, n *c2s.Negotiation, e *router.Element) (c2s.Outcome, error) {
-			return c2s.Continue, n.Write(router.NewElement(nsToy, "pong", "id", e.Get("id"), "stage", boolText(n.Stage() == c2s.AfterAuth)))
+			pings := toyPings.GetOrSet(n, func() int { return 0 }) + 1
+			toyPings.Set(n, pings)
+			return c2s.Continue, n.Write(router.NewElement(nsToy, "pong", "id", e.Get("id"),
+				"stage", boolText(n.Stage() == c2s.AfterAuth), "n", strconv.Itoa(pings)))
 		},
 	})
 	defer reg.Remove()
@@ -65,15 +73,17 @@ func TestRegisteredStepAndElement(t *testing.T) {
 	if c.Features.Child("urn:ietf:params:xml:ns:xmpp-bind", "bind") == nil {
 		t.Fatalf("features after auth %s; want bind still", c.Features)
 	}
-	if err := c.Send(`<ping xmlns='` + nsToy + `' id='t1'/>`); err != nil {
-		t.Fatal(err)
-	}
-	e, err := c.Next()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if e.Name.Space != nsToy || e.Name.Local != "pong" || e.Get("id") != "t1" || e.Get("stage") != "true" {
-		t.Fatalf("answer to the toy element: %s", e)
+	for i, id := range []string{"t1", "t2"} {
+		if err := c.Send(`<ping xmlns='` + nsToy + `' id='` + id + `'/>`); err != nil {
+			t.Fatal(err)
+		}
+		e, err := c.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e.Name.Space != nsToy || e.Name.Local != "pong" || e.Get("id") != id || e.Get("stage") != "true" || e.Get("n") != strconv.Itoa(i+1) {
+			t.Fatalf("answer to toy ping %s: %s; want pong %d of this connection", id, e, i+1)
+		}
 	}
 	full, err := c.Bind("r")
 	if err != nil {

@@ -62,6 +62,13 @@ func (s *SessionState) store(key, val any, del bool) {
 	s.slots.Store(&next)
 }
 
+// StateHolder is what has a SessionState: a Session, and in c2s a
+// connection's negotiation, whose steps keep per-connection state the same
+// way.
+type StateHolder interface {
+	State() *SessionState
+}
+
 // SessionKey names one slot of per-session state holding a T. A module
 // creates its keys once (a package variable) and is the only one that
 // reads or writes them, so the slot is typed and private to the module
@@ -78,7 +85,7 @@ func NewSessionKey[T any](name string) *SessionKey[T] { return &SessionKey[T]{na
 func (k *SessionKey[T]) String() string { return k.name }
 
 // Get returns the value of the slot in s, and whether it was set.
-func (k *SessionKey[T]) Get(s Session) (T, bool) {
+func (k *SessionKey[T]) Get(s StateHolder) (T, bool) {
 	if v, ok := s.State().load(k); ok {
 		return v.(T), true
 	}
@@ -87,7 +94,7 @@ func (k *SessionKey[T]) Get(s Session) (T, bool) {
 }
 
 // Set sets the slot in s to v.
-func (k *SessionKey[T]) Set(s Session, v T) {
+func (k *SessionKey[T]) Set(s StateHolder, v T) {
 	st := s.State()
 	st.mu.Lock()
 	defer st.mu.Unlock()
@@ -97,7 +104,7 @@ func (k *SessionKey[T]) Set(s Session, v T) {
 // GetOrSet returns the value of the slot in s, setting it to create() first
 // if it is not set; create runs under the state's lock and must not touch
 // the session's state itself.
-func (k *SessionKey[T]) GetOrSet(s Session, create func() T) T {
+func (k *SessionKey[T]) GetOrSet(s StateHolder, create func() T) T {
 	st := s.State()
 	st.mu.Lock()
 	defer st.mu.Unlock()
@@ -110,7 +117,7 @@ func (k *SessionKey[T]) GetOrSet(s Session, create func() T) T {
 }
 
 // Delete clears the slot in s.
-func (k *SessionKey[T]) Delete(s Session) {
+func (k *SessionKey[T]) Delete(s StateHolder) {
 	st := s.State()
 	st.mu.Lock()
 	defer st.mu.Unlock()
