@@ -12,7 +12,6 @@ import (
 	"runtime/debug"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"mellium.im/xmpp/jid"
@@ -37,53 +36,51 @@ const (
 // this long is treated as gone.
 const writeTimeout = 30 * time.Second
 
-// conn is one client connection, from accept to close. Before binding, its
-// reading goroutine negotiates and writes directly; once bound it is a
-// router.Session whose writes go through a bounded queue to a writer
-// goroutine.
+// conn is one client connection, from accept to close: the TCP/STARTTLS
+// and direct TLS Transport. Before binding, its reading goroutine
+// negotiates and writes directly; once bound it carries a Session, which
+// writes through its bounded queue and writer goroutine.
 type conn struct {
-	srv       *Server
-	raw       net.Conn // the TCP connection, for deadlines set by other goroutines
-	nc        net.Conn // the transport: TCP, or TLS over it
-	tls       *tls.Conn
-	leaf      *x509.Certificate // the certificate we presented
-	directTLS bool
-	ip        string
-	log       *slog.Logger
-	in        *router.Reader
+	srv  *Server
+	raw  net.Conn // the TCP connection, for deadlines set by other goroutines
+	nc   net.Conn // the transport: TCP, or TLS over it
+	tls  *tls.Conn
+	leaf *x509.Certificate // the certificate we presented
+	ip   string
+	log  *slog.Logger
+	in   *router.Reader
 
 	// Negotiation state, touched by the reading goroutine only.
-	host         string // the served domain the client asked for
-	peer         string // the client's stream from, echoed as our to
+	host string // the served domain the client asked for
+	peer string // the client's stream from, echoed as our to
+	// The flags are together, so that they take one word.
+	directTLS    bool
 	headerSent   bool
 	authed       bool
+	bound        bool
+	pinged       bool
 	user         string // local part, once authenticated
 	saslFailures int    // wrong credentials on this stream
 	// otherFailures counts the SASL failures that are not wrong
 	// credentials (see maxOtherFailures).
 	otherFailures int
-	bound         bool
 	deadline      time.Time // negotiation must finish by then
-	pinged        bool
 
 	// IQs before SASL (preauth.go): how many were seen, and the
 	// per-connection answerers of their handlers, by namespace.
 	preAuthRequests int
 	preAuth         map[string]func(context.Context, *router.Stanza) *router.Stanza
 
-	// Session state.
-	jid        jid.JID
-	jidString  string // jid.String(), computed once
-	available  atomic.Bool
-	presence   atomic.Pointer[router.Stanza]
-	priority   atomic.Int32
-	out        *outQueue
-	writerDone chan struct{}
+	// sess is the session this connection carries once bound; set by the
+	// reading goroutine.
+	sess *Session
+	// stepState is the negotiation steps' state of this connection
+	// (Negotiation.State).
+	stepState router.SessionState
 
 	writeMu    sync.Mutex
 	closeOnce  sync.Once
 	finishOnce sync.Once
-	endOnce    sync.Once
 	// pending is the connection's place among its address's
 	// unauthenticated connections; negotiation reports its progress there.
 	// Touched by the reading goroutine only; nil once released.
@@ -91,8 +88,6 @@ type conn struct {
 	done    chan struct{} // closed by Close
 	cause   error         // why; set before done is closed
 }
-
-var _ router.Session = (*conn)(nil)
 
 func newConn(s *Server, nc net.Conn, directTLS bool) *conn {
 	ip, _, _ := net.SplitHostPort(nc.RemoteAddr().String())
@@ -115,39 +110,24 @@ func (c *conn) run(ctx context.Context) {
 		if v := recover(); v != nil {
 			c.log.Error("c2s connection panicked", slog.Any("panic", v), slog.String("stack", string(debug.Stack())))
 			c.Close(stream.InternalServerError)
-			if c.bound {
-				c.endSession(ctx)
+			if c.sess != nil {
+				c.sess.transportEnded(c, stream.InternalServerError)
 			} else {
-				c.finish()
+				c.finish(nil)
 			}
 		}
 	}()
 	c.deadline = time.Now().Add(NegotiationTimeout)
 	err := c.negotiate(ctx)
-	if err != nil || !c.bound {
+	if err != nil || c.sess == nil {
 		c.Close(err)
-		c.finish()
+		c.finish(nil)
 		c.logEnd(err)
 		return
 	}
-	err = c.readLoop(ctx)
-	c.Close(err)
-	c.endSession(ctx)
+	err = c.sess.serve(ctx, c)
+	c.sess.transportEnded(c, err)
 	c.logEnd(c.cause)
-}
-
-// endSession waits for the writer, then takes a closed bound session out of
-// the registry, routes again what it had queued and runs the session-end
-// hooks. It runs once.
-func (c *conn) endSession(ctx context.Context) {
-	c.endOnce.Do(func() {
-		<-c.writerDone
-		// Clean-up must run even when the server is shutting down.
-		ctx = context.WithoutCancel(ctx)
-		c.srv.opts.Router.Sessions().Unbind(c)
-		c.requeue(ctx)
-		c.srv.opts.Router.SessionEnded(ctx, c)
-	})
 }
 
 func (c *conn) logEnd(err error) {
@@ -171,9 +151,9 @@ func (c *conn) Close(cause error) {
 	})
 }
 
-// finish writes the closing stream error (if any) and </stream:stream>,
-// then closes the transport. Runs once.
-func (c *conn) finish() {
+// finish writes final and the closing stream error (if any) and
+// </stream:stream>, then closes the transport. Runs once.
+func (c *conn) finish(final []byte) {
 	c.finishOnce.Do(func() {
 		var se stream.Error
 		isStreamErr := errors.As(c.cause, &se)
@@ -182,7 +162,7 @@ func (c *conn) finish() {
 			buf = c.appendHeader(buf)
 		}
 		if isStreamErr {
-			buf = c.appendQueued(buf)
+			buf = append(buf, final...)
 			buf = append(buf, `<stream:error><`...)
 			buf = append(buf, se.Err...)
 			buf = append(buf, ` xmlns="`+nsStreams+`"/></stream:error>`...)
@@ -198,30 +178,6 @@ func (c *conn) finish() {
 		}
 		c.nc.Close()
 	})
-}
-
-// appendQueued appends the IQs and presences still queued when the server
-// closes the stream with an error, so that a reply queued just before Close
-// reaches the client before the error: the result of an account removal
-// comes before the not-authorized it causes (XEP-0077 §3.2). They go in the
-// one final write, whose deadline bounds them, up to maxBatch bytes; what
-// does not fit is dropped, as requeue would drop it. Messages are put back,
-// in order, for requeue to route again, which is safer than a last write.
-func (c *conn) appendQueued(buf []byte) []byte {
-	if c.out == nil {
-		return buf
-	}
-	var messages []*router.Stanza
-	for _, st := range c.out.take() {
-		switch {
-		case st.Kind() == router.KindMessage:
-			messages = append(messages, st)
-		case len(buf) < maxBatch:
-			buf = st.AppendXML(buf, router.NSClient)
-		}
-	}
-	c.out.putBack(messages)
-	return buf
 }
 
 // write sends raw bytes to the client.
@@ -314,10 +270,10 @@ var errClosing = errors.New("connection closing")
 
 // sendPing asks an idle client to prove it is alive.
 func (c *conn) sendPing() {
-	iq := router.NewElement("", "iq", "type", "get", "id", "ping-"+router.NewID(), "from", c.host, "to", c.jid.String())
+	iq := router.NewElement("", "iq", "type", "get", "id", "ping-"+router.NewID(), "from", c.host, "to", c.sess.jidString)
 	iq.Append(router.NewElement(nsPing, "ping"))
 	st, _ := router.NewStanza(iq)
-	c.Deliver(st)
+	c.sess.Deliver(st)
 }
 
 // newReader starts reading a (re)started stream.
@@ -392,86 +348,6 @@ func (c *conn) openStream() error {
 	return c.write(buf)
 }
 
-// features lists what the client may negotiate next (RFC 6120 §4.3.2).
-func (c *conn) features() *router.Element {
-	f := router.NewElement(router.NSStream, "features")
-	switch {
-	case c.tls == nil:
-		f.Append(router.NewElement(nsTLS, "starttls").Append(router.NewElement(nsTLS, "required")))
-	case !c.authed:
-		mechs := router.NewElement(nsSASL, "mechanisms")
-		for _, m := range c.mechanisms() {
-			mechs.Append(router.NewElement(nsSASL, "mechanism").AppendText(m))
-		}
-		f.Append(mechs)
-		if types := c.binding().Types(); len(types) > 0 {
-			cb := router.NewElement(nsSASLCB, "sasl-channel-binding")
-			for _, t := range types {
-				cb.Append(router.NewElement(nsSASLCB, "channel-binding", "type", t))
-			}
-			f.Append(cb)
-		}
-		for _, h := range c.srv.opts.PreAuth {
-			if e := h.PreAuthFeature(c.host); e != nil {
-				f.Append(e)
-			}
-		}
-	default:
-		f.Append(router.NewElement(nsBind, "bind"))
-		f.Append(router.NewElement(nsSession, "session").Append(router.NewElement(nsSession, "optional")))
-		f.Append(c.srv.opts.Router.StreamFeatures()...)
-	}
-	return f
-}
-
-// negotiateStream handles elements on one stream until it must restart
-// (after TLS or SASL) or a resource is bound.
-func (c *conn) negotiateStream(ctx context.Context) error {
-	for {
-		e, err := c.in.Next()
-		if err != nil {
-			return err
-		}
-		switch {
-		case e.Name.Space == nsTLS && e.Name.Local == "starttls":
-			if c.tls != nil {
-				return stream.PolicyViolation
-			}
-			if err := c.writeElement(router.NewElement(nsTLS, "proceed")); err != nil {
-				return err
-			}
-			return c.handshake(ctx)
-		case e.Name.Space == nsSASL && e.Name.Local == "auth":
-			if c.authed {
-				return stream.PolicyViolation
-			}
-			if c.tls == nil {
-				// RFC 6120 §6.4.5: no SASL, and so no PLAIN, before TLS.
-				if err := c.saslFailure(failure{cond: "encryption-required", text: "negotiate TLS first"}); err != nil {
-					return err
-				}
-				continue
-			}
-			// After the TLS check: an <auth> in plaintext is no progress.
-			c.pending.Progress(connlimit.Auth)
-			restart, err := c.authenticate(ctx, e)
-			if err != nil || restart {
-				return err
-			}
-		case c.tls != nil && !c.authed && c.preAuthHandler(e) != nil:
-			if err := c.preAuthIQ(ctx, c.preAuthHandler(e), e); err != nil {
-				return err
-			}
-		case e.Name.Space == "" && e.Name.Local == "iq" && c.authed:
-			if done, err := c.negotiateIQ(e); err != nil || done {
-				return err
-			}
-		default:
-			return stream.NotAuthorized
-		}
-	}
-}
-
 // handshake runs the TLS server handshake on the transport.
 func (c *conn) handshake(ctx context.Context) error {
 	cfg := c.srv.opts.Certs.ServerConfig("")
@@ -527,14 +403,3 @@ func (c *conn) releasePending() {
 
 // errEvicted ends a connection evicted before its stream was open.
 var errEvicted = errors.New("evicted: too many unauthenticated connections from this address")
-
-// negotiateIQ handles the IQs allowed between SASL and binding.
-func (c *conn) negotiateIQ(e *router.Element) (bound bool, err error) {
-	st, _ := router.NewStanza(e)
-	payload := e.FirstChild()
-	if e.Get("type") == "set" && payload != nil && payload.Name.Space == nsBind && payload.Name.Local == "bind" {
-		return c.bind(st, payload)
-	}
-	// Anything else before binding has no sender address yet.
-	return false, stream.NotAuthorized
-}

@@ -89,3 +89,12 @@ func (q *outQueue) putBack(items []*router.Stanza) {
 	default:
 	}
 }
+
+// wake makes the writer look at the queue (and at whether it is still the
+// session's writer).
+func (q *outQueue) wake() {
+	select {
+	case q.ready <- struct{}{}:
+	default:
+	}
+}

@@ -23,7 +23,7 @@ func TestDeliverRacingSessionEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := range iterations {
-		c := &conn{done: make(chan struct{}), out: newOutQueue(0), log: slog.New(slog.DiscardHandler)}
+		c := &Session{out: newOutQueue(0), log: slog.New(slog.DiscardHandler)}
 		var wg sync.WaitGroup
 		accepted := 0
 		wg.Add(1)

@@ -17,14 +17,15 @@ import (
 // requeue.
 func TestFinishWritesQueued(t *testing.T) {
 	server, client := net.Pipe()
-	c := &conn{raw: server, nc: server, headerSent: true, out: newOutQueue(8), done: make(chan struct{})}
+	c := &conn{raw: server, nc: server, headerSent: true, done: make(chan struct{})}
+	sess := &Session{out: newOutQueue(8)}
 	for _, s := range []string{
 		`<message id='m1' to='a@localhost/r'><body>1</body></message>`,
 		`<iq type='result' id='unreg1' to='a@localhost/r'/>`,
 		`<message id='m2' to='a@localhost/r'><body>2</body></message>`,
 		`<presence id='p1' from='b@localhost/r' to='a@localhost/r'/>`,
 	} {
-		c.out.push(routertest.Stanza(t, s))
+		sess.out.push(routertest.Stanza(t, s))
 	}
 	c.cause = stream.NotAuthorized
 	close(c.done)
@@ -33,7 +34,7 @@ func TestFinishWritesQueued(t *testing.T) {
 		b, _ := io.ReadAll(client)
 		written <- string(b)
 	}()
-	c.finish()
+	c.finish(sess.appendQueued(nil))
 	got := <-written
 	iq, p, se := strings.Index(got, `id="unreg1"`), strings.Index(got, `id="p1"`), strings.Index(got, "<stream:error>")
 	if iq < 0 || p < 0 || se < 0 || iq > p || p > se || !strings.Contains(got, "<not-authorized") {
@@ -42,7 +43,7 @@ func TestFinishWritesQueued(t *testing.T) {
 	if strings.Contains(got, "<message") {
 		t.Errorf("messages written: %q", got)
 	}
-	left := c.out.take()
+	left := sess.out.take()
 	for i, id := range []string{"m1", "m2"} {
 		if i >= len(left) {
 			t.Fatalf("message %s not left queued", id)

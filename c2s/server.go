@@ -1,8 +1,16 @@
 // Package c2s serves client connections (RFC 6120): it accepts TCP with
-// STARTTLS and direct TLS (XEP-0368), negotiates the stream itself (TLS,
-// SASL SCRAM with channel binding, resource binding), and then runs one read
-// loop per connection that stamps 'from' and hands stanzas to the router,
-// plus one writer per session fed by a bounded queue.
+// STARTTLS and direct TLS (XEP-0368), negotiates the stream itself as a
+// list of registered steps (Step: TLS, SASL SCRAM with channel binding,
+// in-band registration, resource binding; Server.AddStep adds more), and
+// then serves the bound Session: a read loop per connection that stamps
+// 'from' and hands stanzas to the router (or other top-level elements to
+// their owner, Server.HandleElement), plus one writer per attachment fed by
+// the session's bounded queue.
+//
+// A Session is apart from the Transport that carries it (the TCP or TLS
+// connection here; WebSocket and BOSH later implement the same interface):
+// it can be detached and attached to another transport, and it ends, with
+// "session ended", only once.
 //
 // Stream negotiation is ours rather than mellium's ReceiveSession: xmppd must
 // check the stream's 'to' against its hosts, send the RFC's stream errors
@@ -48,6 +56,9 @@ type Server struct {
 	// pending counts connections per address block that have not
 	// authenticated yet (limits.max_pending_per_ip).
 	pending *connlimit.PerIP
+	// negotiation holds the negotiation steps and the owners of post-bind
+	// elements (negotiate.go).
+	negotiation negotiation
 
 	mu     sync.Mutex
 	conns  map[*conn]struct{}
@@ -59,15 +70,17 @@ type Server struct {
 // binding a resource.
 const NegotiationTimeout = 60 * time.Second
 
-// New returns a Server.
+// New returns a Server with the standard negotiation steps.
 func New(opts Options) *Server {
-	return &Server{
+	s := &Server{
 		opts:     opts,
 		limits:   opts.Config.Limits,
 		throttle: NewThrottle(opts.Config.Limits.LoginFailures, opts.Config.Limits.LoginFailuresPerIP, opts.Config.Limits.LoginWindow),
 		pending:  connlimit.New(opts.Config.Limits.MaxPendingPerIP),
 		conns:    map[*conn]struct{}{},
 	}
+	s.addStandardSteps()
+	return s
 }
 
 // Serve accepts connections on ln until ctx is done or ln fails. directTLS

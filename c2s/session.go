@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stanza"
@@ -16,76 +17,234 @@ import (
 	"github.com/xmppd/xmppd/router"
 )
 
-// bind binds a resource (RFC 6120 §7): the client's choice if valid, else
-// a generated one. A session already bound to the same full JID is replaced
-// and closed with a conflict error (§7.7.2.2, first policy).
-func (c *conn) bind(iq *router.Stanza, payload *router.Element) (bool, error) {
-	res := ""
-	if r := payload.Child(nsBind, "resource"); r != nil {
-		res = strings.TrimSpace(r.Text())
+// Session is a bound resource: its full JID, presence and priority, its
+// outbound queue and the modules' state of it (router.SessionState). The
+// Transport that carries it is apart: a session can be detached from its
+// transport and attached to another, and it ends, with "session ended" for
+// the router and the modules, only when End says so, not when a transport
+// goes (which, until stream management, ends the session too: see
+// transportEnded).
+type Session struct {
+	router.SessionState
+	srv *Server
+	// ctx is the server's, without its cancellation: what is queued is
+	// still routed again when the session ends during shutdown.
+	ctx       context.Context
+	log       *slog.Logger
+	jid       jid.JID
+	jidString string // jid.String(), computed once
+	available atomic.Bool
+	// closed is set by Close; the writer is woken to see it.
+	closed   atomic.Bool
+	priority atomic.Int32
+	presence atomic.Pointer[router.Stanza]
+	out      *outQueue
+
+	// attachMu serialises Attach and Detach; att is read without it.
+	attachMu sync.Mutex
+	att      atomic.Pointer[attachment] // nil while detached
+
+	closeOnce sync.Once
+	endOnce   sync.Once
+	cause     error // why; set before closed
+}
+
+// attachment is a session on one transport, with the writer goroutine that
+// feeds the transport from the session's queue.
+type attachment struct {
+	t       Transport
+	stopped chan struct{} // closed when the writer has returned
+}
+
+var _ router.Session = (*Session)(nil)
+
+// newSession returns a detached session of full on srv.
+func newSession(ctx context.Context, srv *Server, log *slog.Logger, full jid.JID) *Session {
+	return &Session{
+		srv:       srv,
+		ctx:       ctx,
+		log:       log,
+		jid:       full,
+		jidString: full.String(),
+		out:       newOutQueue(srv.limits.OutboundQueue),
 	}
-	if res == "" {
-		res = "xmppd-" + router.NewID()
-	}
-	full, err := jid.New(c.user, c.host, res)
-	if err != nil {
-		return false, c.writeElement(iq.ErrorReply(stanza.Modify, stanza.BadRequest, "invalid resource").Element)
-	}
-	c.jid, c.jidString = full, full.String()
-	c.out = newOutQueue(c.srv.limits.OutboundQueue)
-	c.writerDone = make(chan struct{})
-	old, err := c.srv.opts.Router.Sessions().Bind(c, c.srv.limits.MaxSessionsPerUser)
-	if errors.Is(err, router.ErrTooManySessions) {
-		c.jid = jid.JID{}
-		return false, c.writeElement(iq.ErrorReply(stanza.Wait, stanza.ResourceConstraint, "too many sessions").Element)
-	}
-	if old != nil {
-		old.Close(stream.Conflict)
-	}
-	result := router.NewElement("", "iq", "type", "result", "id", iq.ID())
-	result.Append(router.NewElement(nsBind, "bind").Append(router.NewElement(nsBind, "jid").AppendText(full.String())))
-	if err := c.writeElement(result); err != nil {
-		c.srv.opts.Router.Sessions().Unbind(c)
-		return false, err
-	}
-	c.bound = true
-	c.log = c.log.With(slog.String("jid", full.String()))
-	c.log.Info("c2s session bound")
-	go c.writeLoop()
-	return true, nil
 }
 
 // JID implements router.Session.
-func (c *conn) JID() jid.JID { return c.jid }
+func (s *Session) JID() jid.JID { return s.jid }
 
 // Available implements router.Session.
-func (c *conn) Available() bool { return c.available.Load() }
+func (s *Session) Available() bool { return s.available.Load() }
 
 // Priority implements router.Session.
-func (c *conn) Priority() int { return int(c.priority.Load()) }
+func (s *Session) Priority() int { return int(s.priority.Load()) }
 
 // LastPresence implements router.Session.
-func (c *conn) LastPresence() *router.Stanza { return c.presence.Load() }
+func (s *Session) LastPresence() *router.Stanza { return s.presence.Load() }
 
-// Deliver implements router.Session: it queues without blocking, and a full
-// queue means the client does not keep up, so the session is closed. A
-// stanza it accepts is written or, if the session ends first, routed again
-// by requeue; one it refuses is the caller's to route elsewhere.
-func (c *conn) Deliver(st *router.Stanza) bool {
-	select {
-	case <-c.done:
+// Deliver implements router.Session: it queues without blocking, attached
+// or not, and a full queue means the client does not keep up, so the
+// session is closed. A stanza it accepts is written (to the transport
+// attached now or to the next one) or, if the session ends first, routed
+// again by requeue; one it refuses is the caller's to route elsewhere.
+func (s *Session) Deliver(st *router.Stanza) bool {
+	if s.closed.Load() {
 		return false
-	default:
 	}
-	switch c.out.push(st) {
+	switch s.out.push(st) {
 	case pushed:
 		return true
 	case queueEnded:
 		return false
 	}
-	c.log.Warn("c2s outbound queue full; closing session")
-	c.Close(stream.ResourceConstraint)
+	s.log.Warn("c2s outbound queue full; closing session")
+	s.Close(stream.ResourceConstraint)
 	return false
+}
+
+// Close implements router.Session: it ends the session with cause. The
+// attached transport is told to stop, and the goroutine reading it ends
+// the session; a detached session, which nobody reads, is ended by a
+// goroutine of its own. Any goroutine, any number of times; the first cause
+// wins.
+func (s *Session) Close(cause error) {
+	if first, attached := s.stop(cause); first && !attached {
+		s.endLater()
+	}
+}
+
+// stop marks the session closed with cause and tells the attached transport, if any, to
+// stop. first reports whether this call did it; attached whether a
+// transport was attached then.
+func (s *Session) stop(cause error) (first, attached bool) {
+	s.closeOnce.Do(func() {
+		first = true
+		s.cause = cause
+		s.closed.Store(true)
+		if a := s.att.Load(); a != nil {
+			attached = true
+			a.t.Close(cause)
+			s.out.wake()
+		}
+	})
+	return first, attached
+}
+
+// endLater ends the session on a goroutine of its own, owned by the
+// server: for a session that no transport's reader will end.
+func (s *Session) endLater() {
+	s.srv.wg.Add(1)
+	go func() {
+		defer s.srv.wg.Done()
+		s.End()
+	}()
+}
+
+// errAttached and errSessionEnded are Attach's refusals.
+var (
+	errAttached     = errors.New("c2s: session is attached to a transport")
+	errSessionEnded = errors.New("c2s: session has ended")
+)
+
+// Attach makes t the session's transport: what is queued, and what is
+// delivered from now on, is written to t. The session must be detached.
+func (s *Session) Attach(t Transport) error {
+	s.attachMu.Lock()
+	defer s.attachMu.Unlock()
+	if s.att.Load() != nil {
+		return errAttached
+	}
+	a := &attachment{t: t, stopped: make(chan struct{})}
+	s.att.Store(a)
+	// Checked after the store: Close loads att after setting closed, so
+	// either it tells t to stop or this sees closed.
+	if s.closed.Load() {
+		s.att.Store(nil)
+		// Close may have seen a and left the end to its reader, which
+		// will never run: end it here (End runs once).
+		s.endLater()
+		return errSessionEnded
+	}
+	go s.writeLoop(a)
+	s.out.wake()
+	return nil
+}
+
+// Detach takes the session off its transport and returns it (nil if it
+// was detached): once Detach returns, nothing more is written to it, and
+// stanzas delivered meanwhile stay queued, up to the queue's bound, for
+// the next Attach. The session stays bound: detaching is not ending.
+// Closing the transport is the caller's.
+func (s *Session) Detach() Transport {
+	s.attachMu.Lock()
+	defer s.attachMu.Unlock()
+	a := s.att.Swap(nil)
+	if a == nil {
+		return nil
+	}
+	s.out.wake() // the writer sees it is detached
+	<-a.stopped
+	return a.t
+}
+
+// End ends the session for good, once: the writer stops, the transport (if
+// any) gets the stream's end, the session is unbound, what it had queued
+// is routed again and the session-end hooks run. It waits for the writer,
+// so it must not run on the writer's goroutine.
+func (s *Session) End() {
+	s.endOnce.Do(func() {
+		s.stop(nil)
+		if t := s.Detach(); t != nil {
+			var final []byte
+			var se stream.Error
+			if errors.As(s.cause, &se) {
+				final = s.appendQueued(nil)
+			}
+			t.Close(s.cause)
+			t.Finish(final)
+		}
+		// Clean-up must run even when the server is shutting down.
+		ctx := context.WithoutCancel(s.ctx)
+		r := s.srv.opts.Router
+		r.Sessions().Unbind(s)
+		s.requeue(ctx)
+		r.SessionEnded(ctx, s)
+	})
+}
+
+// transportEnded is called by the goroutine that read t once t's stream is
+// over with err. If t still carries the session, the session ends with it
+// (stream management will detach instead); a transport the session was
+// detached from is just closed.
+func (s *Session) transportEnded(t Transport, err error) {
+	if a := s.att.Load(); a != nil && a.t == t {
+		s.Close(err)
+		s.End()
+		return
+	}
+	t.Close(err)
+	t.Finish(nil)
+}
+
+// appendQueued appends the IQs and presences still queued when the server
+// closes the stream with an error, so that a reply queued just before Close
+// reaches the client before the error: the result of an account removal
+// comes before the not-authorized it causes (XEP-0077 §3.2). They go in the
+// one final write, whose deadline bounds them, up to maxBatch bytes; what
+// does not fit is dropped, as requeue would drop it. Messages are put back,
+// in order, for requeue to route again, which is safer than a last write.
+func (s *Session) appendQueued(buf []byte) []byte {
+	var messages []*router.Stanza
+	for _, st := range s.out.take() {
+		switch {
+		case st.Kind() == router.KindMessage:
+			messages = append(messages, st)
+		case len(buf) < maxBatch:
+			buf = st.AppendXML(buf, router.NSClient)
+		}
+	}
+	s.out.putBack(messages)
+	return buf
 }
 
 // writeBufs pools serialisation buffers, so an idle session holds none.
@@ -94,33 +253,31 @@ var writeBufs = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &
 // maxBatch is how much is gathered from the queue into one write.
 const maxBatch = 64 << 10
 
-// writeLoop writes queued stanzas until the session closes, batching what
-// has piled up into one write.
-func (c *conn) writeLoop() {
-	defer close(c.writerDone)
-	defer c.finish()
+// writeLoop writes queued stanzas to a's transport until the session
+// closes or is detached from a, batching what has piled up into one write.
+func (s *Session) writeLoop(a *attachment) {
+	defer close(a.stopped)
 	defer func() {
 		if v := recover(); v != nil {
-			c.log.Error("c2s writer panicked", slog.Any("panic", v), slog.String("stack", string(debug.Stack())))
-			c.Close(stream.InternalServerError)
+			s.log.Error("c2s writer panicked", slog.Any("panic", v), slog.String("stack", string(debug.Stack())))
+			s.Close(stream.InternalServerError)
 		}
 	}()
-	for {
-		select {
-		case <-c.out.ready:
-			if err := c.writeQueued(); err != nil {
-				c.Close(err)
-				return
-			}
-		case <-c.done:
+	for range s.out.ready {
+		if s.closed.Load() || s.att.Load() != a {
+			return
+		}
+		if err := s.writeQueued(a); err != nil {
+			s.Close(err)
 			return
 		}
 	}
 }
 
-// writeQueued writes everything queued, in writes of about maxBatch bytes.
-func (c *conn) writeQueued() error {
-	items := c.out.take()
+// writeQueued writes everything queued to a's transport, in writes of
+// about maxBatch bytes.
+func (s *Session) writeQueued(a *attachment) error {
+	items := s.out.take()
 	bp := writeBufs.Get().(*[]byte)
 	defer func() {
 		if cap(*bp) <= maxBatch*2 {
@@ -133,15 +290,14 @@ func (c *conn) writeQueued() error {
 			buf = items[i].AppendXML(buf, router.NSClient)
 		}
 		*bp = buf[:0]
-		if err := c.write(buf); err != nil {
+		if err := a.t.Write(buf); err != nil {
 			return err
 		}
-		select {
-		case <-c.done:
-			// Closing: leave the rest for finish and requeue.
-			c.out.putBack(items[i:])
+		if s.closed.Load() || s.att.Load() != a {
+			// Closing, or detached: leave the rest for End and
+			// requeue, or for the next transport.
+			s.out.putBack(items[i:])
 			return nil
-		default:
 		}
 	}
 	return nil
@@ -150,63 +306,82 @@ func (c *conn) writeQueued() error {
 // requeue routes again what was still queued when the session ended: after
 // Unbind the router delivers it to the account's other resources or treats
 // it as undelivered, so nothing queued is silently lost.
-func (c *conn) requeue(ctx context.Context) {
-	for _, st := range c.out.drain() {
+func (s *Session) requeue(ctx context.Context) {
+	for _, st := range s.out.drain() {
 		if st.Kind() == router.KindMessage {
-			c.srv.opts.Router.Route(ctx, st)
+			s.srv.opts.Router.Route(ctx, st)
 		}
 	}
 }
 
-// readLoop reads stanzas from a bound client, stamps them and routes them.
-func (c *conn) readLoop(ctx context.Context) error {
-	r := c.srv.opts.Router
+// serve reads t's elements for the session until t's stream ends, and
+// returns why.
+func (s *Session) serve(ctx context.Context, t Transport) error {
 	for {
-		e, err := c.in.Next()
+		e, err := t.Next()
 		if err != nil {
-			if errors.Is(err, errClosing) {
-				return c.cause
-			}
 			return err
 		}
-		if e.Name.Space != "" {
-			return stream.UnsupportedStanzaType
+		if err := s.handle(ctx, e); err != nil {
+			return err
 		}
-		switch e.Name.Local {
-		case router.KindMessage, router.KindPresence, router.KindIQ:
-		default:
-			return stream.UnsupportedStanzaType
-		}
-		st, err := router.NewStanza(e)
-		// RFC 6120 §8.1.2.1: the server stamps the full JID of the session,
-		// whatever the client wrote.
-		st.StampFrom(c.jid, c.jidString)
-		if err != nil {
-			var se stanza.Error
-			errors.As(err, &se)
-			st.To = jid.JID{}
-			st.SetAttr("to", "")
-			c.reply(st.ErrorFrom(se))
-			continue
-		}
-		if cond := checkStanza(st); cond != "" {
-			c.reply(st.ErrorReply(router.DefaultErrorType(cond), cond, ""))
-			continue
-		}
-		if c.local(st) {
-			continue
-		}
-		r.Route(ctx, st)
 	}
+}
+
+// handle takes one top-level element from the client: a stanza is stamped
+// and routed; another element goes to the owner registered for its name
+// (Server.HandleElement), and without one ends the stream.
+func (s *Session) handle(ctx context.Context, e *router.Element) error {
+	if e.Name.Space != "" {
+		if h := s.srv.elementHandler(e.Name.Space, e.Name.Local); h != nil {
+			return h(ctx, s, e)
+		}
+		return stream.UnsupportedStanzaType
+	}
+	switch e.Name.Local {
+	case router.KindMessage, router.KindPresence, router.KindIQ:
+	default:
+		return stream.UnsupportedStanzaType
+	}
+	st, err := router.NewStanza(e)
+	// RFC 6120 §8.1.2.1: the server stamps the full JID of the session,
+	// whatever the client wrote.
+	st.StampFrom(s.jid, s.jidString)
+	if err != nil {
+		var se stanza.Error
+		errors.As(err, &se)
+		st.To = jid.JID{}
+		st.SetAttr("to", "")
+		s.reply(st.ErrorFrom(se))
+		return nil
+	}
+	if cond := checkStanza(st); cond != "" {
+		s.reply(st.ErrorReply(router.DefaultErrorType(cond), cond, ""))
+		return nil
+	}
+	handled, initial := s.local(st)
+	if handled {
+		return nil
+	}
+	r := s.srv.opts.Router
+	r.Route(ctx, st)
+	if initial {
+		// Initial presence (RFC 6121 §4.2) has been broadcast, and what
+		// the session gets for it (the contacts' presence) is queued:
+		// now the modules that wait for available sessions (offline,
+		// XEP-0160) hear of it, whichever module broadcasts presence.
+		r.SessionAvailable(ctx, s)
+	}
+	return nil
 }
 
 // reply sends the server's answer to a stanza of this client.
-func (c *conn) reply(st *router.Stanza) {
-	st.SetTo(c.jid)
+func (s *Session) reply(st *router.Stanza) {
+	st.SetTo(s.jid)
 	if st.From.Domainpart() == "" {
-		st.SetFrom(jid.MustParse(c.host))
+		st.SetFrom(s.jid.Domain())
 	}
-	c.Deliver(st)
+	s.Deliver(st)
 }
 
 // checkStanza applies RFC 6120 §8.2's rules for the common attributes and
@@ -230,19 +405,21 @@ func checkStanza(st *router.Stanza) stanza.Condition {
 	return ""
 }
 
-// local handles what concerns this stream alone and reports whether it did.
-func (c *conn) local(st *router.Stanza) bool {
+// local handles what concerns this session alone and reports whether it
+// did; initial reports an available broadcast presence from an unavailable
+// session (RFC 6121 §4.2's initial presence), still to be routed.
+func (s *Session) local(st *router.Stanza) (handled, initial bool) {
 	switch st.Kind() {
 	case router.KindIQ:
 		// The RFC 3921 session IQ is a no-op kept for old clients.
 		p := st.FirstChild()
-		if st.Type() == "set" && p != nil && p.Name.Space == nsSession && (st.To.Domainpart() == "" || st.To.String() == c.host) {
-			c.reply(st.Reply())
-			return true
+		if st.Type() == "set" && p != nil && p.Name.Space == nsSession && (st.To.Domainpart() == "" || st.To.String() == s.jid.Domainpart()) {
+			s.reply(st.Reply())
+			return true, false
 		}
 	case router.KindPresence:
 		if st.To.Domainpart() != "" {
-			return false
+			return false, false
 		}
 		switch st.Type() {
 		case "":
@@ -250,18 +427,18 @@ func (c *conn) local(st *router.Stanza) bool {
 			if p := st.Child("", "priority"); p != nil {
 				n, err := strconv.Atoi(strings.TrimSpace(p.Text()))
 				if err != nil || n < -128 || n > 127 {
-					c.reply(st.ErrorReply(stanza.Modify, stanza.BadRequest, "priority must be an integer from -128 to 127"))
-					return true
+					s.reply(st.ErrorReply(stanza.Modify, stanza.BadRequest, "priority must be an integer from -128 to 127"))
+					return true, false
 				}
 				prio = n
 			}
-			c.priority.Store(int32(prio))
-			c.presence.Store(st.Copy())
-			c.available.Store(true)
+			s.priority.Store(int32(prio))
+			s.presence.Store(st.Copy())
+			return false, !s.available.Swap(true)
 		case "unavailable":
-			c.available.Store(false)
-			c.presence.Store(nil)
+			s.available.Store(false)
+			s.presence.Store(nil)
 		}
 	}
-	return false
+	return false, false
 }

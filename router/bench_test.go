@@ -195,6 +195,7 @@ func BenchmarkRouteChatParallel(b *testing.B) {
 
 // nopSession accepts every stanza and does nothing with it.
 type nopSession struct {
+	router.SessionState
 	jid jid.JID
 	n   int
 }

@@ -28,6 +28,9 @@ type Session interface {
 	// Close ends the session with a stream error (e.g. conflict when a new
 	// session binds the same full JID).
 	Close(cause error)
+	// State holds the modules' per-session state (see SessionKey); an
+	// implementation embeds a SessionState.
+	State() *SessionState
 }
 
 // ErrTooManySessions is returned by Bind when the account already has the

@@ -18,6 +18,7 @@ import (
 
 // fakeSession is a bound resource that records what the router delivers.
 type fakeSession struct {
+	router.SessionState
 	jid       jid.JID
 	available bool
 	priority  int

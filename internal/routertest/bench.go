@@ -92,6 +92,7 @@ func RouteNext(tb testing.TB, ctx context.Context, r *router.Router, rd *router.
 // what the c2s writer goroutine does with a queued stanza: serialise it into
 // a reused buffer.
 type Sink struct {
+	router.SessionState
 	jid   jid.JID
 	Buf   []byte // the last stanza delivered, serialised
 	N     int    // stanzas delivered

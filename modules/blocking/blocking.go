@@ -85,10 +85,6 @@ type Blocking struct {
 	// is kept only if no change happened while it was being read, so a
 	// stale read never overwrites a newer list.
 	epoch atomic.Uint64
-
-	// interested holds the sessions that asked for the blocklist: only
-	// they get pushes (XEP-0191 §3.3).
-	interested sync.Map // router.Session → struct{}
 }
 
 var _ modules.Starter = (*Blocking)(nil)
@@ -166,7 +162,6 @@ func (b *Blocking) hasSessions(owner jid.JID) bool {
 // ended forgets what concerned a session that closed, and the account's
 // list once its last session is gone.
 func (b *Blocking) ended(_ context.Context, s router.Session) {
-	b.interested.Delete(s)
 	owner := s.JID().Bare()
 	b.mu.Lock()
 	if lists := b.accountLists(owner); lists != nil && !b.hasSessions(owner) {

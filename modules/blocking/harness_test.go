@@ -159,6 +159,7 @@ func (h *harness) request(s *fakeSession, xml string) *router.Stanza {
 
 // fakeSession is a bound client that records what it is given.
 type fakeSession struct {
+	router.SessionState
 	jid      jid.JID
 	presence *router.Stanza // nil: unavailable
 

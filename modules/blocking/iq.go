@@ -41,18 +41,16 @@ func (b *Blocking) get(ctx context.Context, iq *router.Stanza) *router.Stanza {
 	return iq.Reply(itemsElement("blocklist", items))
 }
 
+// interested marks the sessions that asked for the blocklist: only they
+// get pushes (XEP-0191 §3.3). The mark lives in the session, and goes with
+// it.
+var interested = router.NewSessionKey[struct{}]("blocking.interested")
+
 // markInterested remembers that the session bound to full asked for the
 // blocklist.
 func (b *Blocking) markInterested(full jid.JID) {
-	r := b.h.Router()
-	s := r.Sessions().Lookup(full)
-	if s == nil {
-		return
-	}
-	b.interested.Store(s, struct{}{})
-	if r.Sessions().Lookup(full) != s {
-		// It ended meanwhile, maybe before ended could forget it.
-		b.interested.Delete(s)
+	if s := b.h.Router().Sessions().Lookup(full); s != nil {
+		interested.Set(s, struct{}{})
 	}
 }
 
@@ -190,7 +188,7 @@ func itemsElement(name string, items []jid.JID) *router.Element {
 // blocklist (§3.3–3.5), each in its own IQ set as the XEP shows.
 func (b *Blocking) push(owner jid.JID, payload *router.Element) {
 	for _, s := range b.h.Router().Sessions().Sessions(owner) {
-		if _, ok := b.interested.Load(s); !ok {
+		if _, ok := interested.Get(s); !ok {
 			continue
 		}
 		iq := &router.Stanza{Element: router.NewElement("", "iq", "type", "set", "id", "block-"+router.NewID())}

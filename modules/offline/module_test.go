@@ -72,6 +72,7 @@ func (h *harness) count() int {
 // fakeSession is a bound client that records what it is given. Its
 // availability and priority may change while the router reads them.
 type fakeSession struct {
+	router.SessionState
 	jid       jid.JID
 	available atomic.Bool
 	priority  atomic.Int32

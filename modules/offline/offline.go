@@ -14,6 +14,7 @@ import (
 	"errors"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"mellium.im/xmpp/jid"
@@ -57,19 +58,24 @@ type Offline struct {
 	// both delete) the same messages.
 	delivering keylock.Map
 
+	// mu serialises the changes of the waitingKey marks with waiting.
 	mu sync.Mutex
-	// waiting holds the sessions that became available with a negative
-	// priority: they get the messages once they raise it (XEP-0160 §2,
-	// "next sends non-negative available presence").
-	waiting map[router.Session]struct{}
+	// waiting counts the sessions marked with waitingKey, so that the
+	// presence filter skips the session lookup while none waits.
+	waiting atomic.Int64
 }
+
+// waitingKey marks a session that became available with a negative
+// priority: it gets the messages once it raises it (XEP-0160 §2, "next
+// sends non-negative available presence"). The mark lives in the session,
+// and goes with it.
+var waitingKey = router.NewSessionKey[struct{}]("offline.waiting")
 
 var _ modules.Starter = (*Offline)(nil)
 
 // Start implements modules.Starter.
 func (o *Offline) Start(_ context.Context, h *modules.Host) error {
 	o.h = h
-	o.waiting = map[router.Session]struct{}{}
 	h.AddFeature(router.ToServer, Feature)
 	h.OnUndelivered(router.PriorityDefault, o.store)
 	h.OnSessionAvailable(router.PriorityDefault, o.available)
@@ -131,7 +137,10 @@ func (o *Offline) deliverable(owner jid.JID) router.Session {
 func (o *Offline) available(ctx context.Context, s router.Session) {
 	if s.Priority() < 0 {
 		o.mu.Lock()
-		o.waiting[s] = struct{}{}
+		if _, already := waitingKey.Get(s); !already {
+			waitingKey.Set(s, struct{}{})
+			o.waiting.Add(1)
+		}
 		o.mu.Unlock()
 		if o.h.Router().Sessions().Lookup(s.JID()) != s {
 			o.forget(s) // it ended meanwhile, maybe before ended ran
@@ -149,21 +158,14 @@ func (o *Offline) priorityRaised(ctx context.Context, st *router.Stanza) *router
 	if st.Kind() != router.KindPresence || st.To.Domainpart() != "" || st.Type() != "" {
 		return st
 	}
-	o.mu.Lock()
-	none := len(o.waiting) == 0
-	o.mu.Unlock()
-	if none {
+	if o.waiting.Load() == 0 {
 		return st
 	}
 	s := o.h.Router().Sessions().Lookup(st.From)
 	if s == nil || s.Priority() < 0 {
 		return st
 	}
-	o.mu.Lock()
-	_, waits := o.waiting[s]
-	delete(o.waiting, s)
-	o.mu.Unlock()
-	if waits {
+	if o.forget(s) {
 		o.deliver(ctx, s)
 	}
 	return st
@@ -172,10 +174,15 @@ func (o *Offline) priorityRaised(ctx context.Context, st *router.Stanza) *router
 // ended forgets a session that closed.
 func (o *Offline) ended(_ context.Context, s router.Session) { o.forget(s) }
 
-func (o *Offline) forget(s router.Session) {
+// forget clears s's waiting mark and reports whether it had one.
+func (o *Offline) forget(s router.Session) (waited bool) {
 	o.mu.Lock()
-	delete(o.waiting, s)
-	o.mu.Unlock()
+	defer o.mu.Unlock()
+	if _, waited = waitingKey.Get(s); waited {
+		waitingKey.Delete(s)
+		o.waiting.Add(-1)
+	}
+	return waited
 }
 
 // deliver hands the stored messages to s, oldest first, and deletes those

@@ -442,10 +442,9 @@ func (r *Roster) broadcast(ctx context.Context, st *router.Stanza) {
 			queue(func(ctx context.Context) { r.broadcastToContacts(ctx, st, initial, s) })
 			if initial {
 				queue(func(ctx context.Context) { r.initial(ctx, s) })
-				// The modules that wait for available sessions
-				// (offline) hear of it after what the session gets
-				// at its initial presence.
-				queue(func(ctx context.Context) { r.h.Router().SessionAvailable(ctx, s) })
+				// The session itself (c2s) tells the modules that
+				// wait for available sessions (offline), once this
+				// broadcast has been routed.
 			}
 		case "unavailable":
 			r.unavailable(s, st, nil, queue)

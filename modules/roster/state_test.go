@@ -54,7 +54,10 @@ func (r *Roster) tracked() int {
 }
 
 // fakeSession is a bound client that accepts everything.
-type fakeSession struct{ jid jid.JID }
+type fakeSession struct {
+	jid jid.JID
+	router.SessionState
+}
 
 var _ router.Session = (*fakeSession)(nil)
 
