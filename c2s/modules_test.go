@@ -14,6 +14,7 @@ import (
 const (
 	nsDiscoInfo  = "http://jabber.org/protocol/disco#info"
 	nsDiscoItems = "http://jabber.org/protocol/disco#items"
+	nsCaps       = "http://jabber.org/protocol/caps"
 	nsPing       = "urn:xmpp:ping"
 	nsVersion    = "jabber:iq:version"
 	nsTime       = "urn:xmpp:time"
@@ -59,9 +60,9 @@ func TestServerDisco(t *testing.T) {
 		modules  []string
 		features []string
 	}{
-		{"base", baseModules(), []string{nsDiscoInfo, nsDiscoItems, nsVersion, nsPing, nsTime}},
-		{"without ping", []string{"disco", "version", "time", "roster"}, []string{nsDiscoInfo, nsDiscoItems, nsVersion, nsTime}},
-		{"disco only", []string{"disco"}, []string{nsDiscoInfo, nsDiscoItems}},
+		{"base", baseModules(), []string{nsDiscoInfo, nsDiscoItems, nsCaps, nsVersion, nsPing, nsTime}},
+		{"without ping", []string{"disco", "version", "time", "roster"}, []string{nsDiscoInfo, nsDiscoItems, nsCaps, nsVersion, nsTime}},
+		{"disco only", []string{"disco"}, []string{nsDiscoInfo, nsDiscoItems, nsCaps}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := testserver.Start(t, func(c *config.Config) { c.Modules = tc.modules })

@@ -371,12 +371,13 @@ var (
 	}
 
 	// moduleFeaturesStep advertises what modules add with
-	// router.AddStreamFeature (XEP-0237 roster versioning).
+	// router.AddStreamFeature (XEP-0237 roster versioning) and
+	// router.AddStreamFeatureFunc (XEP-0115 caps).
 	moduleFeaturesStep = Step{
 		Name:   "module-features",
 		Stages: AfterAuth,
 		Features: func(n *Negotiation) []*router.Element {
-			return n.c.srv.opts.Router.StreamFeatures()
+			return n.c.srv.opts.Router.StreamFeatures(n.Host())
 		},
 	}
 )

@@ -125,6 +125,13 @@ func (h *Host) AddStreamFeature(e *router.Element) {
 	h.regs = append(h.regs, h.router.AddStreamFeature(e))
 }
 
+// AddStreamFeatureFunc advertises to authenticated clients, in the stream
+// features, what f builds for the domain they logged in to; for features
+// that change while the server runs (XEP-0115 caps).
+func (h *Host) AddStreamFeatureFunc(f router.StreamFeatureFunc) {
+	h.regs = append(h.regs, h.router.AddStreamFeatureFunc(h.id, f))
+}
+
 // OnSessionAvailable attaches fn to sessions that sent initial presence.
 func (h *Host) OnSessionAvailable(priority int, fn router.SessionHandler) {
 	h.regs = append(h.regs, h.router.OnSessionAvailable(h.id, priority, fn))

@@ -56,27 +56,45 @@ func (r *Router) runSession(ctx context.Context, list *atomic.Pointer[[]entry[Se
 	}
 }
 
-// streamFeatures holds the elements modules add to the client stream
-// features after authentication (e.g. XEP-0237 roster versioning).
+// StreamFeatureFunc builds a stream feature for a client authenticated on
+// domain, or returns nil for none. It is called at every negotiation, so a
+// feature that changes while the server runs (XEP-0115 caps, whose ver
+// follows the disco features) is always current; it should be cheap.
+type StreamFeatureFunc func(domain string) *Element
+
+// streamFeatures holds what modules add to the client stream features
+// after authentication (e.g. XEP-0237 roster versioning).
 type streamFeatures struct {
-	list atomic.Pointer[[]entry[*Element]]
+	list atomic.Pointer[[]entry[StreamFeatureFunc]]
 }
 
 // AddStreamFeature advertises e in the stream features offered to
 // authenticated clients, for as long as the registration lasts.
 func (r *Router) AddStreamFeature(e *Element) Registration {
-	return register(&r.hooks, &r.features.list, listAdder("", PriorityDefault, e), without[*Element])
+	return r.AddStreamFeatureFunc("", func(string) *Element { return e.Copy() })
 }
 
-// StreamFeatures returns copies of the module stream features.
-func (r *Router) StreamFeatures() []*Element {
+// AddStreamFeatureFunc advertises what f builds in the stream features
+// offered to authenticated clients, for as long as the registration lasts.
+// A panic in f is logged with owner and the feature left out.
+func (r *Router) AddStreamFeatureFunc(owner string, f StreamFeatureFunc) Registration {
+	return register(&r.hooks, &r.features.list, listAdder(owner, PriorityDefault, f), without[StreamFeatureFunc])
+}
+
+// StreamFeatures returns the module stream features for a client
+// authenticated on domain, each a new element the caller may change.
+func (r *Router) StreamFeatures(domain string) []*Element {
 	p := r.features.list.Load()
 	if p == nil {
 		return nil
 	}
 	out := make([]*Element, 0, len(*p))
 	for _, f := range *p {
-		out = append(out, f.h.Copy())
+		var e *Element
+		r.guardSession(f.owner, func() { e = f.h(domain) })
+		if e != nil {
+			out = append(out, e)
+		}
 	}
 	return out
 }

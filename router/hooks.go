@@ -76,7 +76,9 @@ type hooks struct {
 	filters  atomic.Pointer[[]entry[Filter]]
 	undeliv  atomic.Pointer[[]entry[StanzaHandler]]
 	features atomic.Pointer[map[Target][]entry[string]]
-	seq      int
+	// featureGen counts changes of features (FeatureGeneration).
+	featureGen atomic.Uint64
+	seq        int
 }
 
 type iqKey struct {
@@ -250,8 +252,19 @@ func (r *Router) AddFilter(owner string, priority int, f Filter) Registration {
 // AddFeature advertises a disco#info feature on target (the server or
 // every account), for as long as the registration lasts.
 func (r *Router) AddFeature(target Target, ns string) Registration {
-	return register(&r.hooks, &r.hooks.features, keyedAdder(target, "", PriorityDefault, ns), keyedRemover[Target, string](target))
+	reg := register(&r.hooks, &r.hooks.features, keyedAdder(target, "", PriorityDefault, ns), keyedRemover[Target, string](target))
+	r.hooks.featureGen.Add(1)
+	return removeFunc(func() {
+		reg.Remove()
+		r.hooks.featureGen.Add(1)
+	})
 }
+
+// FeatureGeneration changes whenever a feature is added or removed on any
+// target, after Features shows the change: a value derived from Features
+// (the XEP-0115 ver) that was computed under a generation read before
+// Features stays valid while FeatureGeneration returns the same number.
+func (r *Router) FeatureGeneration() uint64 { return r.hooks.featureGen.Load() }
 
 // Features lists the features advertised on target, sorted and unique.
 func (r *Router) Features(target Target) []string {

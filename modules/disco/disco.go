@@ -10,6 +10,7 @@ import (
 	"errors"
 	"slices"
 	"strings"
+	"sync/atomic"
 
 	"mellium.im/xmpp/stanza"
 
@@ -30,7 +31,8 @@ func init() {
 
 // Disco is the service discovery module.
 type Disco struct {
-	h *modules.Host
+	h    *modules.Host
+	caps atomic.Pointer[capsCache] // the server's XEP-0115 ver
 }
 
 var _ modules.Starter = (*Disco)(nil)
@@ -42,6 +44,8 @@ func (d *Disco) Start(_ context.Context, h *modules.Host) error {
 		h.AddFeature(t, NSInfo)
 		h.AddFeature(t, NSItems)
 	}
+	h.AddFeature(router.ToServer, NSCaps)
+	h.AddStreamFeatureFunc(d.capsFeature)
 	for _, reg := range []struct {
 		target router.Target
 		ns     string
@@ -69,30 +73,38 @@ func query(iq *router.Stanza, ns string) *router.Element {
 }
 
 // hasNode reports a request for a node; no module offers nodes yet, so any
-// node is item-not-found (XEP-0030 §3.1 and §4.1).
+// node is item-not-found (XEP-0030 §3.1 and §4.1), but for the server's
+// caps node in disco#info.
 func hasNode(iq *router.Stanza) bool { return iq.FirstChild().Get("node") != "" }
 
-func (d *Disco) info(iq *router.Stanza, target router.Target, category, typ string) *router.Stanza {
-	if hasNode(iq) {
+// info answers disco#info for target. The caps node NODE#VER, when
+// target has one, is answered like no node (XEP-0115 §6.2).
+func (d *Disco) info(iq *router.Stanza, target router.Target, capsNode string) *router.Stanza {
+	if node := iq.FirstChild().Get("node"); node != "" && node != capsNode {
 		return iq.ErrorReply(stanza.Cancel, stanza.ItemNotFound, "")
 	}
-	q := query(iq, NSInfo)
-	q.Append(router.NewElement(NSInfo, "identity", "category", category, "type", typ, "name", nameFor(category)))
-	for _, f := range d.h.Router().Features(target) {
-		q.Append(router.NewElement(NSInfo, "feature", "var", f))
-	}
+	q := d.infoQuery(target)
+	q.SetAttr("node", iq.FirstChild().Get("node"))
 	return iq.Reply(q)
 }
 
-func nameFor(category string) string {
-	if category == "server" {
-		return "xmppd"
+// infoQuery is the disco#info answer for target, without node: what
+// disco#info answers and what the server's caps ver hashes.
+func (d *Disco) infoQuery(target router.Target) *router.Element {
+	q := router.NewElement(NSInfo, "query")
+	if target == router.ToServer {
+		q.Append(router.NewElement(NSInfo, "identity", "category", "server", "type", "im", "name", "xmppd"))
+	} else {
+		q.Append(router.NewElement(NSInfo, "identity", "category", "account", "type", "registered"))
 	}
-	return ""
+	for _, f := range d.h.Router().Features(target) {
+		q.Append(router.NewElement(NSInfo, "feature", "var", f))
+	}
+	return q
 }
 
 func (d *Disco) serverInfo(_ context.Context, iq *router.Stanza) *router.Stanza {
-	return d.info(iq, router.ToServer, "server", "im")
+	return d.info(iq, router.ToServer, d.capsNode())
 }
 
 func (d *Disco) serverItems(_ context.Context, iq *router.Stanza) *router.Stanza {
@@ -149,7 +161,7 @@ func (d *Disco) accountInfo(ctx context.Context, iq *router.Stanza) *router.Stan
 	if !ok {
 		return iq.ErrorReply(stanza.Cancel, stanza.ServiceUnavailable, "")
 	}
-	return d.info(iq, router.ToAccount, "account", "registered")
+	return d.info(iq, router.ToAccount, "")
 }
 
 func (d *Disco) accountItems(ctx context.Context, iq *router.Stanza) *router.Stanza {
