@@ -2,7 +2,8 @@
 // accounts. Its feature lists are collected from the modules that are
 // enabled, and the server's items are the service addresses those modules
 // own, so disco never advertises what this server does not run. A service
-// answers disco for its own address (router.HandleServiceIQ).
+// answers disco for its own address (router.HandleServiceIQ). The server's
+// own entity capabilities (XEP-0115, caps.go) hash the same answer.
 package disco
 
 import (
@@ -73,8 +74,8 @@ func query(iq *router.Stanza, ns string) *router.Element {
 }
 
 // hasNode reports a request for a node; no module offers nodes yet, so any
-// node is item-not-found (XEP-0030 §3.1 and §4.1), but for the server's
-// caps node in disco#info.
+// node of disco#items is item-not-found (XEP-0030 §4.1), as is any of
+// disco#info but the server's caps node (info).
 func hasNode(iq *router.Stanza) bool { return iq.FirstChild().Get("node") != "" }
 
 // info answers disco#info for target. The caps node NODE#VER, when
