@@ -153,7 +153,7 @@ func (b *Blocking) invalidate(owner jid.JID) {
 }
 
 func (b *Blocking) hasSessions(owner jid.JID) bool {
-	return len(b.h.Router().Sessions().Sessions(owner)) > 0
+	return len(b.h.Router().Sessions(owner)) > 0
 }
 
 // ended forgets what concerned a session that closed, and the account's

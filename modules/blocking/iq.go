@@ -45,12 +45,12 @@ func (b *Blocking) get(ctx context.Context, iq *router.Stanza) *router.Stanza {
 // blocklist.
 func (b *Blocking) markInterested(full jid.JID) {
 	r := b.h.Router()
-	s := r.Sessions().Lookup(full)
+	s := r.Session(full)
 	if s == nil {
 		return
 	}
 	b.interested.Store(s, struct{}{})
-	if r.Sessions().Lookup(full) != s {
+	if r.Session(full) != s {
 		// It ended meanwhile, maybe before ended could forget it.
 		b.interested.Delete(s)
 	}
@@ -141,7 +141,7 @@ func (b *Blocking) block(ctx context.Context, iq *router.Stanza, items []jid.JID
 		b.logErr("blocking: purge stored stanzas of blocked JIDs", owner, err)
 	}
 	b.h.Route(ctx, iq.Reply())
-	b.push(owner, itemsElement("block", items))
+	b.push(ctx, owner, itemsElement("block", items))
 	return nil
 }
 
@@ -169,7 +169,7 @@ func (b *Blocking) unblock(ctx context.Context, iq *router.Stanza, items []jid.J
 	}
 	b.invalidate(owner)
 	b.h.Route(ctx, iq.Reply())
-	b.push(owner, itemsElement("unblock", items))
+	b.push(ctx, owner, itemsElement("unblock", items))
 	// After the change, so that the filter lets the presence through to
 	// contacts that no other item still blocks.
 	b.sendPresence(ctx, owner, removed, currentPresence)
@@ -188,14 +188,14 @@ func itemsElement(name string, items []jid.JID) *router.Element {
 
 // push sends a change to every session of owner that asked for the
 // blocklist (§3.3–3.5), each in its own IQ set as the XEP shows.
-func (b *Blocking) push(owner jid.JID, payload *router.Element) {
-	for _, s := range b.h.Router().Sessions().Sessions(owner) {
+func (b *Blocking) push(ctx context.Context, owner jid.JID, payload *router.Element) {
+	for _, s := range b.h.Router().Sessions(owner) {
 		if _, ok := b.interested.Load(s); !ok {
 			continue
 		}
 		iq := &router.Stanza{Element: router.NewElement("", "iq", "type", "set", "id", "block-"+router.NewID())}
 		iq.SetTo(s.JID())
 		iq.Append(payload.Copy())
-		s.Deliver(iq)
+		b.h.Router().DeliverTo(ctx, s, iq)
 	}
 }

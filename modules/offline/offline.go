@@ -108,7 +108,7 @@ func (o *Offline) store(ctx context.Context, st *router.Stanza) bool {
 // deliverable returns an available session of owner with a non-negative
 // priority, or nil.
 func (o *Offline) deliverable(owner jid.JID) router.Session {
-	for _, s := range o.h.Router().Sessions().Sessions(owner) {
+	for _, s := range o.h.Router().Sessions(owner) {
 		if s.Available() && s.Priority() >= 0 {
 			return s
 		}
@@ -125,7 +125,7 @@ func (o *Offline) available(ctx context.Context, s router.Session) {
 		o.mu.Lock()
 		o.waiting[s] = struct{}{}
 		o.mu.Unlock()
-		if o.h.Router().Sessions().Lookup(s.JID()) != s {
+		if o.h.Router().Session(s.JID()) != s {
 			o.forget(s) // it ended meanwhile, maybe before ended ran
 		}
 		return
@@ -147,7 +147,7 @@ func (o *Offline) priorityRaised(ctx context.Context, st *router.Stanza) *router
 	if none {
 		return st
 	}
-	s := o.h.Router().Sessions().Lookup(st.From)
+	s := o.h.Router().Session(st.From)
 	if s == nil || s.Priority() < 0 {
 		return st
 	}
@@ -197,7 +197,7 @@ func (o *Offline) deliver(ctx context.Context, s router.Session) {
 			done = append(done, m.ID)
 			continue
 		}
-		if !s.Deliver(st) {
+		if !o.h.Router().DeliverTo(ctx, s, st) {
 			break
 		}
 		done = append(done, m.ID)
