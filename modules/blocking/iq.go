@@ -72,11 +72,27 @@ func (b *Blocking) set(ctx context.Context, iq *router.Stanza) *router.Stanza {
 			// §3.3: a block needs at least one item.
 			return iq.ErrorReply(stanza.Modify, stanza.BadRequest, "nothing to block")
 		}
-		return b.block(ctx, iq, items)
+		b.inOrder(ctx, iq, func(ctx context.Context) *router.Stanza { return b.block(ctx, iq, items) })
+		return nil
 	case "unblock":
-		return b.unblock(ctx, iq, items)
+		b.inOrder(ctx, iq, func(ctx context.Context) *router.Stanza { return b.unblock(ctx, iq, items) })
+		return nil
 	}
 	return iq.ErrorReply(stanza.Modify, stanza.BadRequest, "")
+}
+
+// inOrder runs change after the changes to the same account's list asked
+// for before it, holding no lock (see keylock.Ordered), and routes the
+// error it returns. A change asked for from inside another one (a filter
+// reached by its routing) runs once that one is done, and answers then.
+func (b *Blocking) inOrder(ctx context.Context, iq *router.Stanza, change func(context.Context) *router.Stanza) {
+	b.changes.Do(ctx, iq.From.Bare().String(), func(queue func(func(context.Context))) {
+		queue(func(ctx context.Context) {
+			if resp := change(ctx); resp != nil {
+				b.h.Route(ctx, resp)
+			}
+		})
+	})
 }
 
 // parseItems reads the <item jid='…'/> children of a command, normalised and
@@ -105,15 +121,14 @@ func parseItems(cmd *router.Element) ([]jid.JID, stanza.Condition) {
 	return items, ""
 }
 
-// block adds items to the user's list. The contacts that receive the user's
+// block adds items to the user's list; it runs in inOrder, and returns an
+// error answer or nil once it has answered. The contacts that receive the user's
 // presence are sent unavailable presence first (§3.3), while the filter
 // still lets it through; then the list is stored, what the server keeps
 // from the blocked JIDs is dropped, and only then are the requester
 // answered and the interested sessions pushed to.
 func (b *Blocking) block(ctx context.Context, iq *router.Stanza, items []jid.JID) *router.Stanza {
 	owner := iq.From.Bare()
-	unlock := b.changes.Lock(owner.String())
-	defer unlock()
 	current, err := b.h.Store().Blocklists().List(ctx, owner)
 	if err != nil {
 		b.logErr("blocking: read blocklist", owner, err)
@@ -146,12 +161,10 @@ func (b *Blocking) block(ctx context.Context, iq *router.Stanza, items []jid.JID
 }
 
 // unblock removes items from the user's list, or every item if none is
-// given (§3.4, §3.5), then sends the user's current presence to the
+// given (§3.4, §3.5), in inOrder like block, then sends the user's current presence to the
 // unblocked contacts that receive it.
 func (b *Blocking) unblock(ctx context.Context, iq *router.Stanza, items []jid.JID) *router.Stanza {
 	owner := iq.From.Bare()
-	unlock := b.changes.Lock(owner.String())
-	defer unlock()
 	current, err := b.h.Store().Blocklists().List(ctx, owner)
 	if err != nil {
 		b.logErr("blocking: read blocklist", owner, err)

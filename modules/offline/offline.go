@@ -35,10 +35,12 @@ func init() {
 // Offline is the offline message module.
 type Offline struct {
 	h *modules.Host
-	// delivering serialises the deliveries of one account, so that two
-	// sessions that become available at once cannot both deliver (and then
-	// both delete) the same messages.
-	delivering keylock.Map
+	// delivering runs the deliveries of one account one after the other,
+	// so that two sessions that become available at once cannot both
+	// deliver (and then both delete) the same messages; it holds no lock
+	// while one reads storage or hands messages over, so a delivery hook
+	// or filter reached from a delivery may start another one.
+	delivering keylock.Ordered
 
 	mu sync.Mutex
 	// waiting holds the sessions that became available with a negative
@@ -171,12 +173,19 @@ func (o *Offline) forget(s router.Session) {
 }
 
 // deliver hands the stored messages to s, oldest first, and deletes those
-// it took. A session whose queue overflows closes itself; the messages it
-// did not take stay stored for the next login.
+// it took, after the deliveries to the same account asked for before. A
+// session whose queue overflows closes itself; the messages it did not
+// take stay stored for the next login. Asked for from inside a delivery,
+// it runs once that one is done.
 func (o *Offline) deliver(ctx context.Context, s router.Session) {
+	o.delivering.Do(ctx, s.JID().Bare().String(), func(queue func(func(context.Context))) {
+		queue(func(ctx context.Context) { o.deliverNow(ctx, s) })
+	})
+}
+
+// deliverNow is deliver's work, run in turn by delivering.
+func (o *Offline) deliverNow(ctx context.Context, s router.Session) {
 	owner := s.JID().Bare()
-	unlock := o.delivering.Lock(owner.String())
-	defer unlock()
 	store := o.h.Store().Offline()
 	msgs, err := store.List(ctx, owner)
 	if err != nil {
