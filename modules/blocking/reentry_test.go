@@ -3,70 +3,21 @@ package blocking
 import (
 	"context"
 	"slices"
-	"sync"
 	"testing"
 
 	"mellium.im/xmpp/jid"
 
+	"github.com/xmppd/xmppd/internal/routertest"
 	"github.com/xmppd/xmppd/internal/storetest"
-	"github.com/xmppd/xmppd/modules"
 	"github.com/xmppd/xmppd/router"
 	"github.com/xmppd/xmppd/storage"
 )
 
-// reentryID registers a module whose filter, on the stanza the test picks,
-// routes another stanza from inside the routing of the first: what a module
-// that reacts to a blocklist change (by changing it again, or by sending
-// presence that this module filters) does.
+// reentryID registers routertest's Reactor, whose filter routes another
+// stanza from inside the routing of the one the test picks.
 const reentryID = "blocking-reentry"
 
-// reentry is that module; react, set by the test, returns what to route
-// for a stanza, or nil, and is used once.
-type reentry struct {
-	h     *modules.Host
-	mu    sync.Mutex
-	react func(*router.Stanza) *router.Stanza
-}
-
-var (
-	reentryMu      sync.Mutex
-	reentryStarted *reentry
-)
-
-func init() {
-	modules.Register(modules.Info{ID: reentryID, New: func() modules.Module {
-		m := new(reentry)
-		reentryMu.Lock()
-		reentryStarted = m
-		reentryMu.Unlock()
-		return m
-	}})
-}
-
-func (*reentry) ModuleInfo() modules.Info {
-	return modules.Info{ID: reentryID, New: func() modules.Module { return new(reentry) }}
-}
-
-func (m *reentry) Start(_ context.Context, h *modules.Host) error {
-	m.h = h
-	h.AddFilter(router.PriorityDefault, m.filter)
-	return nil
-}
-
-func (m *reentry) filter(ctx context.Context, st *router.Stanza) *router.Stanza {
-	m.mu.Lock()
-	var out *router.Stanza
-	if m.react != nil {
-		if out = m.react(st); out != nil {
-			m.react = nil
-		}
-	}
-	m.mu.Unlock()
-	if out != nil {
-		m.h.Route(ctx, out)
-	}
-	return st
-}
+var reactor = routertest.Reactors(reentryID)
 
 // TestChangeReentry checks that a blocklist change reached from inside
 // the routing of another change of the same account does not deadlock
@@ -108,9 +59,7 @@ func TestChangeReentry(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			storetest.Run(t, func(t *testing.T, b storetest.Backend) {
 				h := newHarnessWith(t, b, []string{testID, reentryID})
-				reentryMu.Lock()
-				m := reentryStarted
-				reentryMu.Unlock()
+				m := reactor()
 				alice := jid.MustParse("alice@localhost")
 				// bob sees alice's presence, so that a block or an
 				// unblock of bob sends some.
@@ -125,16 +74,14 @@ func TestChangeReentry(t *testing.T) {
 				}
 				a := h.bind("alice@localhost/a", `<presence/>`)
 				h.bind("bob@localhost/b", `<presence/>`)
-				m.mu.Lock()
-				m.react = func(st *router.Stanza) *router.Stanza {
+				m.On(func(st *router.Stanza) *router.Stanza {
 					if !tt.when(st) {
 						return nil
 					}
 					out := h.stanza(tt.second)
 					out.SetFrom(a.jid)
 					return out
-				}
-				m.mu.Unlock()
+				})
 				h.send(a.jid.String(), tt.first)
 
 				var answers []string
