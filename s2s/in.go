@@ -99,13 +99,16 @@ func workerOf(bare string, n int) int {
 func (in *inStream) dispatch(ctx context.Context, st *router.Stanza) error {
 	w := &in.workers
 	if w.queues == nil {
+		// The reading goroutine may still change in.log (a restarted
+		// stream's header): the workers keep the one of now.
+		log := in.log
 		w.queues = make([]chan *router.Stanza, inWorkers)
 		for i := range w.queues {
 			q := make(chan *router.Stanza, inQueue)
 			w.queues[i] = q
 			w.wg.Go(func() {
 				for st := range q {
-					in.route(ctx, st)
+					in.route(ctx, log, st)
 				}
 			})
 		}
@@ -121,10 +124,10 @@ func (in *inStream) dispatch(ctx context.Context, st *router.Stanza) error {
 // route routes one stanza of the peer's; a panic is logged and ends only
 // that stanza's routing, not the worker (the router already answers the
 // sender of a stanza whose module crashed).
-func (in *inStream) route(ctx context.Context, st *router.Stanza) {
+func (in *inStream) route(ctx context.Context, log *slog.Logger, st *router.Stanza) {
 	defer func() {
 		if v := recover(); v != nil {
-			in.log.Error("s2s inbound stanza routing panicked", slog.Any("panic", v), slog.String("stack", string(debug.Stack())))
+			log.Error("s2s inbound stanza routing panicked", slog.Any("panic", v), slog.String("stack", string(debug.Stack())))
 		}
 	}()
 	in.s.opts.Router.Route(ctx, st)
