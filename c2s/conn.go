@@ -273,7 +273,7 @@ func (c *conn) sendPing() {
 	iq := router.NewElement("", "iq", "type", "get", "id", "ping-"+router.NewID(), "from", c.host, "to", c.sess.jidString)
 	iq.Append(router.NewElement(nsPing, "ping"))
 	st, _ := router.NewStanza(iq)
-	c.sess.Deliver(st)
+	c.srv.opts.Router.DeliverTo(c.sess.ctx, c.sess, st)
 }
 
 // newReader starts reading a (re)started stream.

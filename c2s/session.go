@@ -375,13 +375,14 @@ func (s *Session) handle(ctx context.Context, e *router.Element) error {
 	return nil
 }
 
-// reply sends the server's answer to a stanza of this client.
+// reply sends the server's answer to a stanza of this client, through the
+// router's delivery hooks like every other stanza handed to a session.
 func (s *Session) reply(st *router.Stanza) {
 	st.SetTo(s.jid)
 	if st.From.Domainpart() == "" {
 		st.SetFrom(s.jid.Domain())
 	}
-	s.Deliver(st)
+	s.srv.opts.Router.DeliverTo(s.ctx, s, st)
 }
 
 // checkStanza applies RFC 6120 §8.2's rules for the common attributes and

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"slices"
 
+	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stanza"
 
 	"github.com/xmppd/xmppd/config"
@@ -47,11 +48,61 @@ type Host struct {
 	regs   []router.Registration
 }
 
+// Router is what a module may do with the router beyond registering
+// handlers: send, look up sessions and accounts. It is an interface, not
+// the router itself, so that a module cannot reach around the hooks (a
+// stanza handed to a session goes through the delivery hooks, one routed
+// through the filters) or bind and unbind sessions, and so that the calls
+// can later be answered for sessions on other nodes.
+type Router interface {
+	// Route sends a stanza the module made through the filters, as if
+	// its 'from' had sent it.
+	Route(ctx context.Context, st *router.Stanza)
+	// DeliverTo hands st to one session the module picked, through the
+	// delivery hooks, and tells whether it was taken (see
+	// router.Router.DeliverTo).
+	DeliverTo(ctx context.Context, s router.Session, st *router.Stanza) bool
+	// Bounce answers st with a stanza error, unless st is an error or an
+	// IQ response.
+	Bounce(ctx context.Context, st *router.Stanza, cond stanza.Condition, text string)
+	// SendIQ sends an IQ request of the server's and waits for the answer
+	// (see router.Router.SendIQ).
+	SendIQ(ctx context.Context, iq *router.Stanza) (*router.Stanza, error)
+	// Sessions returns the sessions bound to an account (a snapshot).
+	Sessions(bare jid.JID) []router.Session
+	// Session returns the session bound to a full JID, or nil.
+	Session(full jid.JID) router.Session
+	// AccountExists tells whether a local account exists.
+	AccountExists(ctx context.Context, bare jid.JID) (bool, error)
+	// ServesUsers tells whether domain is a user domain of this server
+	// (not a service address), and Domains lists them.
+	ServesUsers(domain string) bool
+	Domains() []string
+	// Services lists the service addresses (disco#items of the server).
+	Services() []string
+	// Features lists the disco#info features advertised on target.
+	Features(target router.Target) []string
+	// FeatureGeneration changes whenever a feature is added or removed, so
+	// that what is computed from Features (the caps hash) can be cached.
+	FeatureGeneration() uint64
+}
+
+// hostRouter is the Router a Host gives its module.
+type hostRouter struct{ *router.Router }
+
+var _ Router = hostRouter{}
+
+func (r hostRouter) Sessions(bare jid.JID) []router.Session {
+	return r.Router.Sessions().Sessions(bare)
+}
+
+func (r hostRouter) Session(full jid.JID) router.Session { return r.Router.Sessions().Lookup(full) }
+
 // ID is the module's ID.
 func (h *Host) ID() string { return h.id }
 
-// Router returns the router, for lookups such as ServesUsers or Sessions.
-func (h *Host) Router() *router.Router { return h.router }
+// Router returns what the module may do with the router.
+func (h *Host) Router() Router { return hostRouter{h.router} }
 
 // Store returns the database.
 func (h *Host) Store() storage.Store { return h.store }
@@ -103,14 +154,20 @@ func (h *Host) HandleStanza(target router.Target, kind string, priority int, fn 
 	h.regs = append(h.regs, h.router.HandleStanza(h.id, target, kind, priority, fn))
 }
 
-// OnUndelivered attaches fn to messages that found no available resource.
-func (h *Host) OnUndelivered(priority int, fn router.StanzaHandler) {
+// OnUndelivered attaches fn to messages that found no available resource;
+// every module attached hears of each such message.
+func (h *Host) OnUndelivered(priority int, fn router.UndeliveredHandler) {
 	h.regs = append(h.regs, h.router.OnUndelivered(h.id, priority, fn))
 }
 
 // AddFilter attaches a pre-routing filter.
 func (h *Host) AddFilter(priority int, f router.Filter) {
 	h.regs = append(h.regs, h.router.AddFilter(h.id, priority, f))
+}
+
+// AddDeliveryHook attaches a hook on every stanza handed to a session.
+func (h *Host) AddDeliveryHook(priority int, fn router.DeliveryHook) {
+	h.regs = append(h.regs, h.router.AddDeliveryHook(h.id, priority, fn))
 }
 
 // AddFeature advertises a disco#info feature on target; it should be done

@@ -59,6 +59,22 @@ type StanzaHandler func(ctx context.Context, st *Stanza) (handled bool)
 // …). It returns the stanza to route, changed or not, or nil to stop it.
 type Filter func(ctx context.Context, st *Stanza) *Stanza
 
+// DeliveryHook sees every stanza as it is handed to a session, whatever
+// path brought it there (a routed stanza, a bounce, a roster push): the
+// stage where carbons of received messages, stanza IDs, CSI holding back
+// and blocking act on what one resource really gets. It returns the stanza
+// to hand over, changed or not, or nil to suppress it; a suppressed stanza
+// counts as taken, since the hook took responsibility for it. Hooks fold
+// in priority order, each seeing what the one before returned.
+type DeliveryHook func(ctx context.Context, s Session, st *Stanza) *Stanza
+
+// UndeliveredHandler hears of a message to a local account that no
+// resource could take. Every handler hears it (offline storage, an
+// archive); stored says whether this one took responsibility for the
+// message, so that the sender is answered only if nobody did. st is shared
+// by the handlers: a handler copies what it keeps and changes nothing.
+type UndeliveredHandler func(ctx context.Context, st *Stanza) (stored bool)
+
 // Registration is what adding a handler returns; Remove takes it away again,
 // so a module that stops leaves nothing behind.
 type Registration interface{ Remove() }
@@ -74,7 +90,8 @@ type hooks struct {
 	iq       atomic.Pointer[map[iqKey]entry[IQHandler]]
 	stanza   atomic.Pointer[map[stanzaKey][]entry[StanzaHandler]]
 	filters  atomic.Pointer[[]entry[Filter]]
-	undeliv  atomic.Pointer[[]entry[StanzaHandler]]
+	delivery atomic.Pointer[[]entry[DeliveryHook]]
+	undeliv  atomic.Pointer[[]entry[UndeliveredHandler]]
 	features atomic.Pointer[map[Target][]entry[string]]
 	// featureGen counts changes of features (FeatureGeneration).
 	featureGen atomic.Uint64
@@ -237,16 +254,23 @@ func (r *Router) HandleStanza(owner string, target Target, kind string, priority
 }
 
 // OnUndelivered registers h for messages to a local account that has no
-// available resource (offline storage, archives). The first handler that
-// returns true has taken responsibility for the message; if none does, the
-// sender gets the RFC 6121 §8.5.2.2 error.
-func (r *Router) OnUndelivered(owner string, priority int, h StanzaHandler) Registration {
-	return register(&r.hooks, &r.hooks.undeliv, listAdder(owner, priority, h), without[StanzaHandler])
+// available resource (offline storage, archives). It is an event: every
+// handler hears of the message, in priority order, whether or not one
+// before it stored it; if none stored it, the sender gets the RFC 6121
+// §8.5.2.2 error.
+func (r *Router) OnUndelivered(owner string, priority int, h UndeliveredHandler) Registration {
+	return register(&r.hooks, &r.hooks.undeliv, listAdder(owner, priority, h), without[UndeliveredHandler])
 }
 
 // AddFilter registers a pre-routing filter.
 func (r *Router) AddFilter(owner string, priority int, f Filter) Registration {
 	return register(&r.hooks, &r.hooks.filters, listAdder(owner, priority, f), without[Filter])
+}
+
+// AddDeliveryHook registers a hook on every hand-over of a stanza to a
+// session (see DeliveryHook).
+func (r *Router) AddDeliveryHook(owner string, priority int, h DeliveryHook) Registration {
+	return register(&r.hooks, &r.hooks.delivery, listAdder(owner, priority, h), without[DeliveryHook])
 }
 
 // AddFeature advertises a disco#info feature on target (the server or

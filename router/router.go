@@ -36,6 +36,8 @@ type Router struct {
 	sessionEvents sessionHooks
 	features      streamFeatures
 	services      services
+	// requests holds the server's IQ requests waiting for an answer.
+	requests pendingIQs
 	// domains is never changed after New, so reading it takes no lock.
 	domains map[string]bool
 	remote  atomic.Pointer[Remote]
@@ -223,7 +225,7 @@ func (r *Router) messageToBare(ctx context.Context, st *Stanza, bare jid.JID) {
 		if i < len(targets)-1 {
 			out = st.Copy()
 		}
-		if s.Deliver(out) {
+		if r.deliverTo(ctx, s, out) {
 			delivered = true
 		}
 	}
@@ -233,8 +235,9 @@ func (r *Router) messageToBare(ctx context.Context, st *Stanza, bare jid.JID) {
 	r.undelivered(ctx, st, bare)
 }
 
-// undelivered gives a message nobody could take to the offline hooks, and
-// failing those answers the sender as RFC 6121 §8.5.2.2 and §8.5.1 say.
+// undelivered tells every undelivered handler of a message nobody could
+// take (offline storage, archives), and if none stored it answers the
+// sender as RFC 6121 §8.5.2.2 and §8.5.1 say.
 func (r *Router) undelivered(ctx context.Context, st *Stanza, bare jid.JID) {
 	exists, err := r.accounts.Exists(ctx, bare)
 	if err != nil {
@@ -242,21 +245,28 @@ func (r *Router) undelivered(ctx context.Context, st *Stanza, bare jid.JID) {
 		r.Bounce(ctx, st, stanza.InternalServerError, "")
 		return
 	}
-	if exists {
-		if p := r.hooks.undeliv.Load(); p != nil {
-			for _, e := range *p {
-				handled := false
-				if r.guard(e.owner, st, func() { handled = e.h(ctx, st) }) {
-					break
-				}
-				if handled {
-					return
-				}
+	stored, panicked := false, false
+	if p := r.hooks.undeliv.Load(); exists && p != nil {
+		for _, e := range *p {
+			took := false
+			if r.guard(e.owner, st, func() { took = e.h(ctx, st) }) {
+				panicked = true
+				continue
 			}
+			stored = stored || took
 		}
+	}
+	if stored {
+		return
 	}
 	switch st.Type() {
 	case "headline", "error":
+		return
+	}
+	if panicked {
+		// A handler that might have stored it crashed: the sender learns
+		// that the server failed, not that the user is away.
+		r.Bounce(ctx, st, stanza.InternalServerError, "")
 		return
 	}
 	r.Bounce(ctx, st, stanza.ServiceUnavailable, "")
@@ -274,7 +284,7 @@ func (r *Router) toFull(ctx context.Context, st *Stanza) {
 		}
 	}
 	if s := r.sessions.Lookup(st.To); s != nil {
-		if !s.Deliver(st) && st.Kind() == KindMessage {
+		if !r.deliverTo(ctx, s, st) && st.Kind() == KindMessage {
 			r.undelivered(ctx, st, st.To.Bare())
 		}
 		return
@@ -290,11 +300,6 @@ func (r *Router) toFull(ctx context.Context, st *Stanza) {
 	case KindIQ:
 		r.Bounce(ctx, st, stanza.ServiceUnavailable, "")
 	}
-}
-
-// deliverTo hands st to one session.
-func (r *Router) deliverTo(_ context.Context, s Session, st *Stanza) {
-	s.Deliver(st)
 }
 
 // runStanzaHandlers runs the message or presence handlers of target.
@@ -328,7 +333,9 @@ func (r *Router) crashed(ctx context.Context, st *Stanza) {
 func (r *Router) handleIQ(ctx context.Context, target Target, st *Stanza) {
 	if !st.IsIQRequest() {
 		// Results and errors addressed to the server answer requests the
-		// server made (pings); nobody waits for them here.
+		// server made: SendIQ waits for some; the rest (c2s pings, answers
+		// too late or from the wrong peer) are dropped.
+		r.requests.answered(st)
 		return
 	}
 	payload := st.FirstChild()

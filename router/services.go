@@ -82,6 +82,10 @@ func (r *Router) toService(ctx context.Context, st *Stanza) bool {
 	if !ok {
 		return false
 	}
+	if st.Kind() == KindIQ && !st.IsIQRequest() && r.requests.answered(st) {
+		// The answer to a request the service sent with SendIQ.
+		return true
+	}
 	if st.IsIQRequest() && st.To.Localpart() == "" && st.To.Resourcepart() == "" {
 		if p := st.FirstChild(); p != nil {
 			if ie, ok := loadMap(&r.hooks.iq)[iqKey{typ: st.Type(), ns: p.Name.Space, addr: st.To.Domainpart()}]; ok {

@@ -21,3 +21,7 @@ func SetMinBackoff(t testing.TB, d time.Duration) {
 	minBackoff = d
 	t.Cleanup(func() { minBackoff = old })
 }
+
+// WorkerOf is the worker of an inbound stream that routes the stanzas to
+// a bare JID.
+func WorkerOf(bare string) int { return workerOf(bare, inWorkers) }

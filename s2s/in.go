@@ -57,6 +57,89 @@ type inStream struct {
 	// pending is the stream's place among its address's unauthenticated
 	// connections; negotiation reports its progress there.
 	pending *connlimit.Ticket
+
+	// workers route the stream's stanzas (see dispatch); started by the
+	// reading goroutine at the first stanza and stopped by run.
+	workers routeWorkers
+}
+
+// Workers of an inbound stream. A stanza's routing may wait for storage
+// (an offline message, a roster change), and one slow call must not stall
+// the whole federation link: the reading goroutine hands each stanza to one
+// of inWorkers goroutines, picked by the recipient's bare JID so that the
+// stanzas to one recipient keep their order (RFC 6120 §10.1). Each worker
+// has a queue of inQueue stanzas; when the one a stanza needs is full, the
+// reading goroutine waits, which slows the peer down through TCP instead
+// of letting it make the server buffer without bound.
+const (
+	inWorkers = 4
+	inQueue   = 32
+)
+
+// routeWorkers are the goroutines that route one inbound stream's stanzas.
+type routeWorkers struct {
+	queues []chan *router.Stanza
+	wg     sync.WaitGroup
+}
+
+// workerOf picks the worker for the stanzas to a bare JID: FNV-1a, inline
+// so that the hot path allocates nothing.
+func workerOf(bare string, n int) int {
+	h := uint32(2166136261)
+	for i := 0; i < len(bare); i++ {
+		h ^= uint32(bare[i])
+		h *= 16777619
+	}
+	return int(h % uint32(n))
+}
+
+// dispatch hands st to the worker of its recipient, starting the workers
+// on the first stanza: streams that only carry dialback verifications
+// never start any.
+func (in *inStream) dispatch(ctx context.Context, st *router.Stanza) error {
+	w := &in.workers
+	if w.queues == nil {
+		// The reading goroutine may still change in.log (a restarted
+		// stream's header): the workers keep the one of now.
+		log := in.log
+		w.queues = make([]chan *router.Stanza, inWorkers)
+		for i := range w.queues {
+			q := make(chan *router.Stanza, inQueue)
+			w.queues[i] = q
+			w.wg.Go(func() {
+				for st := range q {
+					in.route(ctx, log, st)
+				}
+			})
+		}
+	}
+	select {
+	case w.queues[workerOf(st.To.Bare().String(), len(w.queues))] <- st:
+		return nil
+	case <-ctx.Done():
+		return stream.SystemShutdown
+	}
+}
+
+// route routes one stanza of the peer's; a panic is logged and ends only
+// that stanza's routing, not the worker (the router already answers the
+// sender of a stanza whose module crashed).
+func (in *inStream) route(ctx context.Context, log *slog.Logger, st *router.Stanza) {
+	defer func() {
+		if v := recover(); v != nil {
+			log.Error("s2s inbound stanza routing panicked", slog.Any("panic", v), slog.String("stack", string(debug.Stack())))
+		}
+	}()
+	in.s.opts.Router.Route(ctx, st)
+}
+
+// stopWorkers lets the workers route what they were given and waits for
+// them to end; run calls it once the stream is over.
+func (in *inStream) stopWorkers() {
+	for _, q := range in.workers.queues {
+		close(q)
+	}
+	in.workers.wg.Wait()
 }
 
 func newInStream(s *Server, nc net.Conn, directTLS bool) *inStream {
@@ -88,6 +171,9 @@ func (in *inStream) describe() string {
 
 // run serves the connection until it ends; a panic ends only it.
 func (in *inStream) run(ctx context.Context) {
+	// Last: the stanzas already read are still routed, and the stream
+	// owns its workers until they are done.
+	defer in.stopWorkers()
 	defer func() {
 		if v := recover(); v != nil {
 			in.log.Error("s2s inbound stream panicked", slog.Any("panic", v), slog.String("stack", string(debug.Stack())))
@@ -411,7 +497,7 @@ func (in *inStream) dialbackVerify(e *router.Element) error {
 }
 
 // stanza checks a stanza's addresses against what the stream authenticated
-// (RFC 6120 §4.9.3, §13.4) and routes it.
+// (RFC 6120 §4.9.3, §13.4) and hands it to a worker to route.
 func (in *inStream) stanza(ctx context.Context, e *router.Element) error {
 	st, err := router.NewStanza(e)
 	if err != nil || e.Get("from") == "" || e.Get("to") == "" {
@@ -436,8 +522,7 @@ func (in *inStream) stanza(ctx context.Context, e *router.Element) error {
 		return stream.PolicyViolation
 	}
 	in.c.nc.SetDeadline(time.Now().Add(idleTimeoutIn))
-	in.s.opts.Router.Route(ctx, st)
-	return nil
+	return in.dispatch(ctx, st)
 }
 
 // verifyKey asks the authoritative server of remote whether key is the one

@@ -66,10 +66,13 @@ type Blocking struct {
 	// a client cannot make the server hold an unbounded list in memory for
 	// every stanza it filters.
 	maxItems int
-	// changes serialises the changes of one account's list, so that what
-	// a change reads first (the list, for the limit and for whom to send
-	// presence) still holds when it writes.
-	changes keylock.Map
+	// changes runs the changes of one account's list one after the
+	// other, so that what a change reads first (the list, for the limit
+	// and for whom to send presence) still holds when it writes, and
+	// their answers, pushes and presence go out in order; no lock is held
+	// while a change reads, writes or routes, so a filter or hook reached
+	// from it may come back with another change of the same account.
+	changes keylock.Ordered
 
 	// lists holds the lists of accounts with bound sessions: for each
 	// served domain (fixed when the router is made), a map from localpart
@@ -156,7 +159,7 @@ func (b *Blocking) invalidate(owner jid.JID) {
 }
 
 func (b *Blocking) hasSessions(owner jid.JID) bool {
-	return len(b.h.Router().Sessions().Sessions(owner)) > 0
+	return len(b.h.Router().Sessions(owner)) > 0
 }
 
 // ended forgets what concerned a session that closed, and the account's

@@ -30,7 +30,7 @@ func (b *Blocking) filter(ctx context.Context, st *router.Stanza) *router.Stanza
 			return nil
 		}
 		if blocked {
-			b.refuseOutbound(st)
+			b.refuseOutbound(ctx, st)
 			return nil
 		}
 	}
@@ -86,7 +86,7 @@ func (b *Blocking) refuseInbound(ctx context.Context, st *router.Stanza) {
 // subscription, so each change of status would otherwise bring the client
 // an error for a contact it has already chosen to silence. Errors and IQ
 // responses are never answered (RFC 6120 §8.3.1).
-func (b *Blocking) refuseOutbound(st *router.Stanza) {
+func (b *Blocking) refuseOutbound(ctx context.Context, st *router.Stanza) {
 	switch {
 	case st.Kind() == router.KindPresence, st.Type() == "error":
 		return
@@ -95,13 +95,13 @@ func (b *Blocking) refuseOutbound(st *router.Stanza) {
 	}
 	// The answer goes straight to the sending session: routed, it would
 	// come from the blocked JID and this filter would drop it.
-	s := b.h.Router().Sessions().Lookup(st.From)
+	s := b.h.Router().Session(st.From)
 	if s == nil {
 		return // sent by the server for the account, or the session is gone
 	}
 	e := st.ErrorReply(stanza.Cancel, stanza.NotAcceptable, "")
 	e.Child("", "error").Append(router.NewElement(NSErrors, "blocked"))
-	s.Deliver(e)
+	b.h.Router().DeliverTo(ctx, s, e)
 }
 
 // failed handles a stanza whose blocklist could not be read. It is not

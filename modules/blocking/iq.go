@@ -49,7 +49,7 @@ var interested = router.NewSessionKey[struct{}]("blocking.interested")
 // markInterested remembers that the session bound to full asked for the
 // blocklist.
 func (b *Blocking) markInterested(full jid.JID) {
-	if s := b.h.Router().Sessions().Lookup(full); s != nil {
+	if s := b.h.Router().Session(full); s != nil {
 		interested.Set(s, struct{}{})
 	}
 }
@@ -70,11 +70,27 @@ func (b *Blocking) set(ctx context.Context, iq *router.Stanza) *router.Stanza {
 			// §3.3: a block needs at least one item.
 			return iq.ErrorReply(stanza.Modify, stanza.BadRequest, "nothing to block")
 		}
-		return b.block(ctx, iq, items)
+		b.inOrder(ctx, iq, func(ctx context.Context) *router.Stanza { return b.block(ctx, iq, items) })
+		return nil
 	case "unblock":
-		return b.unblock(ctx, iq, items)
+		b.inOrder(ctx, iq, func(ctx context.Context) *router.Stanza { return b.unblock(ctx, iq, items) })
+		return nil
 	}
 	return iq.ErrorReply(stanza.Modify, stanza.BadRequest, "")
+}
+
+// inOrder runs change after the changes to the same account's list asked
+// for before it, holding no lock (see keylock.Ordered), and routes the
+// error it returns. A change asked for from inside another one (a filter
+// reached by its routing) runs once that one is done, and answers then.
+func (b *Blocking) inOrder(ctx context.Context, iq *router.Stanza, change func(context.Context) *router.Stanza) {
+	b.changes.Do(ctx, iq.From.Bare().String(), func(queue func(func(context.Context))) {
+		queue(func(ctx context.Context) {
+			if resp := change(ctx); resp != nil {
+				b.h.Route(ctx, resp)
+			}
+		})
+	})
 }
 
 // parseItems reads the <item jid='…'/> children of a command, normalised and
@@ -103,15 +119,14 @@ func parseItems(cmd *router.Element) ([]jid.JID, stanza.Condition) {
 	return items, ""
 }
 
-// block adds items to the user's list. The contacts that receive the user's
+// block adds items to the user's list; it runs in inOrder, and returns an
+// error answer or nil once it has answered. The contacts that receive the user's
 // presence are sent unavailable presence first (§3.3), while the filter
 // still lets it through; then the list is stored, what the server keeps
 // from the blocked JIDs is dropped, and only then are the requester
 // answered and the interested sessions pushed to.
 func (b *Blocking) block(ctx context.Context, iq *router.Stanza, items []jid.JID) *router.Stanza {
 	owner := iq.From.Bare()
-	unlock := b.changes.Lock(owner.String())
-	defer unlock()
 	current, err := b.h.Store().Blocklists().List(ctx, owner)
 	if err != nil {
 		b.logErr("blocking: read blocklist", owner, err)
@@ -139,17 +154,15 @@ func (b *Blocking) block(ctx context.Context, iq *router.Stanza, items []jid.JID
 		b.logErr("blocking: purge stored stanzas of blocked JIDs", owner, err)
 	}
 	b.h.Route(ctx, iq.Reply())
-	b.push(owner, itemsElement("block", items))
+	b.push(ctx, owner, itemsElement("block", items))
 	return nil
 }
 
 // unblock removes items from the user's list, or every item if none is
-// given (§3.4, §3.5), then sends the user's current presence to the
+// given (§3.4, §3.5), in inOrder like block, then sends the user's current presence to the
 // unblocked contacts that receive it.
 func (b *Blocking) unblock(ctx context.Context, iq *router.Stanza, items []jid.JID) *router.Stanza {
 	owner := iq.From.Bare()
-	unlock := b.changes.Lock(owner.String())
-	defer unlock()
 	current, err := b.h.Store().Blocklists().List(ctx, owner)
 	if err != nil {
 		b.logErr("blocking: read blocklist", owner, err)
@@ -167,7 +180,7 @@ func (b *Blocking) unblock(ctx context.Context, iq *router.Stanza, items []jid.J
 	}
 	b.invalidate(owner)
 	b.h.Route(ctx, iq.Reply())
-	b.push(owner, itemsElement("unblock", items))
+	b.push(ctx, owner, itemsElement("unblock", items))
 	// After the change, so that the filter lets the presence through to
 	// contacts that no other item still blocks.
 	b.sendPresence(ctx, owner, removed, currentPresence)
@@ -186,14 +199,14 @@ func itemsElement(name string, items []jid.JID) *router.Element {
 
 // push sends a change to every session of owner that asked for the
 // blocklist (§3.3–3.5), each in its own IQ set as the XEP shows.
-func (b *Blocking) push(owner jid.JID, payload *router.Element) {
-	for _, s := range b.h.Router().Sessions().Sessions(owner) {
+func (b *Blocking) push(ctx context.Context, owner jid.JID, payload *router.Element) {
+	for _, s := range b.h.Router().Sessions(owner) {
 		if _, ok := interested.Get(s); !ok {
 			continue
 		}
 		iq := &router.Stanza{Element: router.NewElement("", "iq", "type", "set", "id", "block-"+router.NewID())}
 		iq.SetTo(s.JID())
 		iq.Append(payload.Copy())
-		s.Deliver(iq)
+		b.h.Router().DeliverTo(ctx, s, iq)
 	}
 }

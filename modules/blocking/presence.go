@@ -30,7 +30,7 @@ func (b *Blocking) sendPresence(ctx context.Context, owner jid.JID, items []jid.
 		return
 	}
 	var sessions []router.Session
-	for _, s := range b.h.Router().Sessions().Sessions(owner) {
+	for _, s := range b.h.Router().Sessions(owner) {
 		if s.Available() {
 			sessions = append(sessions, s)
 		}

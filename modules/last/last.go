@@ -87,7 +87,7 @@ func (l *Last) account(ctx context.Context, iq *router.Stanza) *router.Stanza {
 	if !allowed {
 		return iq.ErrorReply(stanza.Auth, stanza.Forbidden, "")
 	}
-	if len(l.h.Router().Sessions().Sessions(owner)) > 0 {
+	if len(l.h.Router().Sessions(owner)) > 0 {
 		return iq.Reply(query(0, ""))
 	}
 	at, status, err := l.h.Store().LastActivity().Get(ctx, owner)

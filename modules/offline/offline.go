@@ -53,10 +53,12 @@ func (o *Options) Validate() error { return modules.MustBePositive("max_messages
 type Offline struct {
 	h           *modules.Host
 	maxMessages int
-	// delivering serialises the deliveries of one account, so that two
-	// sessions that become available at once cannot both deliver (and then
-	// both delete) the same messages.
-	delivering keylock.Map
+	// delivering runs the deliveries of one account one after the other,
+	// so that two sessions that become available at once cannot both
+	// deliver (and then both delete) the same messages; it holds no lock
+	// while one reads storage or hands messages over, so a delivery hook
+	// or filter reached from a delivery may start another one.
+	delivering keylock.Ordered
 
 	// mu serialises the changes of the waitingKey marks with waiting.
 	mu sync.Mutex
@@ -122,7 +124,7 @@ func (o *Offline) store(ctx context.Context, st *router.Stanza) bool {
 // deliverable returns an available session of owner with a non-negative
 // priority, or nil.
 func (o *Offline) deliverable(owner jid.JID) router.Session {
-	for _, s := range o.h.Router().Sessions().Sessions(owner) {
+	for _, s := range o.h.Router().Sessions(owner) {
 		if s.Available() && s.Priority() >= 0 {
 			return s
 		}
@@ -142,7 +144,7 @@ func (o *Offline) available(ctx context.Context, s router.Session) {
 			o.waiting.Add(1)
 		}
 		o.mu.Unlock()
-		if o.h.Router().Sessions().Lookup(s.JID()) != s {
+		if o.h.Router().Session(s.JID()) != s {
 			o.forget(s) // it ended meanwhile, maybe before ended ran
 		}
 		return
@@ -161,7 +163,7 @@ func (o *Offline) priorityRaised(ctx context.Context, st *router.Stanza) *router
 	if o.waiting.Load() == 0 {
 		return st
 	}
-	s := o.h.Router().Sessions().Lookup(st.From)
+	s := o.h.Router().Session(st.From)
 	if s == nil || s.Priority() < 0 {
 		return st
 	}
@@ -186,12 +188,19 @@ func (o *Offline) forget(s router.Session) (waited bool) {
 }
 
 // deliver hands the stored messages to s, oldest first, and deletes those
-// it took. A session whose queue overflows closes itself; the messages it
-// did not take stay stored for the next login.
+// it took, after the deliveries to the same account asked for before. A
+// session whose queue overflows closes itself; the messages it did not
+// take stay stored for the next login. Asked for from inside a delivery,
+// it runs once that one is done.
 func (o *Offline) deliver(ctx context.Context, s router.Session) {
+	o.delivering.Do(ctx, s.JID().Bare().String(), func(queue func(func(context.Context))) {
+		queue(func(ctx context.Context) { o.deliverNow(ctx, s) })
+	})
+}
+
+// deliverNow is deliver's work, run in turn by delivering.
+func (o *Offline) deliverNow(ctx context.Context, s router.Session) {
 	owner := s.JID().Bare()
-	unlock := o.delivering.Lock(owner.String())
-	defer unlock()
 	store := o.h.Store().Offline()
 	msgs, err := store.List(ctx, owner)
 	if err != nil {
@@ -212,7 +221,7 @@ func (o *Offline) deliver(ctx context.Context, s router.Session) {
 			done = append(done, m.ID)
 			continue
 		}
-		if !s.Deliver(st) {
+		if !o.h.Router().DeliverTo(ctx, s, st) {
 			break
 		}
 		done = append(done, m.ID)

@@ -182,7 +182,7 @@ func (r *Register) remove(ctx context.Context, iq *router.Stanza, acct jid.JID) 
 	}
 	r.h.Logger().Info("account removed in band", "account", acct.String())
 	r.h.Route(ctx, iq.Reply())
-	for _, s := range r.h.Router().Sessions().Sessions(acct) {
+	for _, s := range r.h.Router().Sessions(acct) {
 		s.Close(stream.NotAuthorized)
 	}
 	return nil

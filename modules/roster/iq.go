@@ -54,7 +54,7 @@ func (r *Roster) get(ctx context.Context, iq *router.Stanza) *router.Stanza {
 		return iq.ErrorReply(stanza.Auth, stanza.Forbidden, "")
 	}
 	owner := iq.From.Bare()
-	if s := r.h.Router().Sessions().Lookup(iq.From); s != nil {
+	if s := r.h.Router().Session(iq.From); s != nil {
 		if ss := r.track(s); ss != nil {
 			ss.setInterested()
 		}
@@ -210,7 +210,7 @@ func (r *Roster) remove(ctx context.Context, iq *router.Stanza, owner, contact j
 // push sends a roster push to every interested resource of owner (RFC 6121
 // §2.1.6).
 func (r *Roster) push(ctx context.Context, owner jid.JID, item *router.Element, ver int64) {
-	for _, s := range r.h.Router().Sessions().Sessions(owner) {
+	for _, s := range r.h.Router().Sessions(owner) {
 		// state, not track: the session may have ended since the
 		// snapshot, and one that never asked for the roster has none.
 		if ss := r.state(s); ss == nil || !ss.isInterested() {
@@ -220,7 +220,7 @@ func (r *Roster) push(ctx context.Context, owner jid.JID, item *router.Element, 
 		e := router.NewElement("", "iq", "type", "set", "id", "push-"+router.NewID())
 		st := &router.Stanza{Element: e.Append(q)}
 		st.SetTo(s.JID())
-		s.Deliver(st)
+		r.h.Router().DeliverTo(ctx, s, st)
 	}
 }
 

@@ -74,7 +74,7 @@ func (r *Roster) track(s router.Session) *sessionState {
 		return ss
 	}
 	v, loaded := r.sessions.LoadOrStore(s, &sessionState{})
-	if r.h.Router().Sessions().Lookup(s.JID()) != s {
+	if r.h.Router().Session(s.JID()) != s {
 		if !loaded {
 			// Only the one who stored it drops it: a state another
 			// caller created may hold what ended still needs.
@@ -205,7 +205,7 @@ func (r *Roster) pending(ctx context.Context, owner, contact jid.JID) bool {
 // directed remembers directed presence to someone who does not get the
 // user's broadcasts anyway.
 func (r *Roster) directed(ctx context.Context, st *router.Stanza) {
-	s := r.h.Router().Sessions().Lookup(st.From)
+	s := r.h.Router().Session(st.From)
 	if s == nil {
 		return
 	}
@@ -289,9 +289,9 @@ func (r *Roster) inboundSubscription(ctx context.Context, st *router.Stanza) {
 		}
 	}
 	if res.Deliver {
-		for _, s := range r.h.Router().Sessions().Sessions(owner) {
+		for _, s := range r.h.Router().Sessions(owner) {
 			if s.Available() {
-				s.Deliver(st.Copy())
+				r.h.Router().DeliverTo(ctx, s, st.Copy())
 			}
 		}
 	}
@@ -393,7 +393,7 @@ func (r *Roster) send(ctx context.Context, owner, contact jid.JID, typ string) {
 // sendPresences sends the presence of each available resource of owner to
 // contact, and tells whether there was any.
 func (r *Roster) sendPresences(ctx context.Context, owner, contact jid.JID) (sent bool) {
-	for _, s := range r.h.Router().Sessions().Sessions(owner) {
+	for _, s := range r.h.Router().Sessions(owner) {
 		last := s.LastPresence()
 		if last == nil {
 			continue
@@ -410,7 +410,7 @@ func (r *Roster) sendPresences(ctx context.Context, owner, contact jid.JID) (sen
 // sendUnavailable sends unavailable presence from each available resource
 // of owner to contact.
 func (r *Roster) sendUnavailable(ctx context.Context, owner, contact jid.JID) {
-	for _, s := range r.h.Router().Sessions().Sessions(owner) {
+	for _, s := range r.h.Router().Sessions(owner) {
 		if !s.Available() {
 			continue
 		}
@@ -424,7 +424,7 @@ func (r *Roster) sendUnavailable(ctx context.Context, owner, contact jid.JID) {
 // broadcast handles presence a local session sent without 'to': its
 // availability (RFC 6121 §4.2, §4.4, §4.5).
 func (r *Roster) broadcast(ctx context.Context, st *router.Stanza) {
-	s := r.h.Router().Sessions().Lookup(st.From)
+	s := r.h.Router().Session(st.From)
 	if s == nil {
 		return
 	}
@@ -474,11 +474,11 @@ func (r *Roster) broadcastToContacts(ctx context.Context, st *router.Stanza, ini
 			r.send(ctx, owner, it.Contact, "probe")
 		}
 	}
-	for _, s := range r.h.Router().Sessions().Sessions(owner) {
+	for _, s := range r.h.Router().Sessions(owner) {
 		if s.Available() || s == sender {
 			p := st.Copy()
 			p.SetTo(s.JID())
-			s.Deliver(p)
+			r.h.Router().DeliverTo(ctx, s, p)
 		}
 	}
 }
@@ -489,7 +489,7 @@ func (r *Roster) broadcastToContacts(ctx context.Context, st *router.Stanza, ini
 // is closing.
 func (r *Roster) initial(ctx context.Context, s router.Session) {
 	owner := s.JID().Bare()
-	for _, other := range r.h.Router().Sessions().Sessions(owner) {
+	for _, other := range r.h.Router().Sessions(owner) {
 		if other == s {
 			continue
 		}
@@ -497,7 +497,7 @@ func (r *Roster) initial(ctx context.Context, s router.Session) {
 			p := last.Copy()
 			p.SetFrom(other.JID())
 			p.SetTo(s.JID())
-			if !s.Deliver(p) {
+			if !r.h.Router().DeliverTo(ctx, s, p) {
 				return
 			}
 		}
@@ -517,7 +517,7 @@ func (r *Roster) initial(ctx context.Context, s router.Session) {
 			continue
 		}
 		st.SetTo(owner)
-		if !s.Deliver(st) {
+		if !r.h.Router().DeliverTo(ctx, s, st) {
 			return
 		}
 	}
@@ -582,7 +582,7 @@ func (r *Roster) unavailable(s router.Session, st *router.Stanza, replacement ro
 		return
 	}
 	owner := s.JID().Bare()
-	for _, other := range r.h.Router().Sessions().Sessions(owner) {
+	for _, other := range r.h.Router().Sessions(owner) {
 		if other != s && other.Available() {
 			return
 		}
@@ -612,7 +612,7 @@ func (r *Roster) unavailable(s router.Session, st *router.Stanza, replacement ro
 // and what they send goes in the same order.
 func (r *Roster) ended(ctx context.Context, s router.Session) {
 	r.inOrder(ctx, s.JID(), func(queue func(func(context.Context))) {
-		replacement := r.h.Router().Sessions().Lookup(s.JID())
+		replacement := r.h.Router().Session(s.JID())
 		if replacement == s {
 			replacement = nil
 		}

@@ -1,78 +1,23 @@
 package roster_test
 
 import (
-	"context"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/xmppd/xmppd/config"
+	"github.com/xmppd/xmppd/internal/routertest"
 	"github.com/xmppd/xmppd/internal/storetest"
 	"github.com/xmppd/xmppd/internal/testserver"
-	"github.com/xmppd/xmppd/modules"
 	"github.com/xmppd/xmppd/router"
 )
 
-// reentryID registers a module whose filter, on a stanza the test picks,
-// routes another presence from inside the routing of the first: what a
-// module that reacts to presence (for example by sending the user's
-// presence again) does from the roster module's broadcast.
+// reentryID registers routertest's Reactor, whose filter, on a stanza the
+// test picks, routes another presence from inside the routing of the
+// first: what a module that reacts to presence (for example by sending the
+// user's presence again) does from the roster module's broadcast.
 const reentryID = "test-presence-reentry"
 
-// reentry is that module. The test sets react before the stanza it
-// watches for is sent; the filter calls it once, routes what it returns
-// and then reports on reentered.
-type reentry struct {
-	h         *modules.Host
-	mu        sync.Mutex
-	react     func(*router.Stanza) *router.Stanza
-	reentered chan struct{}
-}
-
-var (
-	reentryMu      sync.Mutex
-	reentryStarted *reentry
-)
-
-func init() {
-	modules.Register(reentryID, func() *reentry {
-		m := &reentry{reentered: make(chan struct{}, 1)}
-		reentryMu.Lock()
-		reentryStarted = m
-		reentryMu.Unlock()
-		return m
-	})
-}
-
-func (m *reentry) Start(_ context.Context, h *modules.Host) error {
-	m.h = h
-	h.AddFilter(router.PriorityDefault, m.filter)
-	return nil
-}
-
-// on arms the filter.
-func (m *reentry) on(react func(*router.Stanza) *router.Stanza) {
-	m.mu.Lock()
-	m.react = react
-	m.mu.Unlock()
-}
-
-func (m *reentry) filter(ctx context.Context, st *router.Stanza) *router.Stanza {
-	m.mu.Lock()
-	react := m.react
-	var out *router.Stanza
-	if react != nil {
-		if out = react(st); out != nil {
-			m.react = nil
-		}
-	}
-	m.mu.Unlock()
-	if out != nil {
-		m.h.Route(ctx, out)
-		m.reentered <- struct{}{}
-	}
-	return st
-}
+var reactor = routertest.Reactors(reentryID)
 
 // presenceFrom builds a presence broadcast (no 'to') from full.
 func presenceFrom(t *testing.T, full, payload string) *router.Stanza {
@@ -137,9 +82,7 @@ func TestPresenceReentry(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			storetest.Run(t, func(t *testing.T, b storetest.Backend) {
 				s := testserver.StartOn(t, b, func(c *config.Config) { testserver.EnableModules(c, reentryID) })
-				reentryMu.Lock()
-				m := reentryStarted
-				reentryMu.Unlock()
+				m := reactor()
 				addUsers(s, "alice", "bob")
 				befriend(t, s, "alice", "bob")
 				bob := online(t, s, "bob", "desk")
@@ -148,10 +91,10 @@ func TestPresenceReentry(t *testing.T) {
 				r.phone = online(t, s, "alice", "phone")
 				bob.next("the phone's presence", isPresence(r.phone.full, ""))
 
-				m.on(func(st *router.Stanza) *router.Stanza { return tt.react(t, r, st) })
+				m.On(func(st *router.Stanza) *router.Stanza { return tt.react(t, r, st) })
 				tt.trigger(r)
 				select {
-				case <-m.reentered:
+				case <-m.Reentered:
 				case <-time.After(wait):
 					// A hang detector, not a time limit: on the old
 					// code this never comes.
