@@ -46,10 +46,10 @@ type pendingIQs struct {
 }
 
 // SendIQ sends an IQ request of the server's (iq's 'from' is a served
-// domain, a service address, or a local account the server acts for) and waits for the answer
-// to it: the disco#info of a client for entity capabilities, a push to an
-// app server. It sets the request's id, routes it like any stanza and
-// returns the result, or the IQ error with an error wrapping ErrIQError.
+// domain, a service address, or a local account the server acts for) and
+// waits for the answer to it: the disco#info of a client for entity
+// capabilities, a push to an app server. It sets the request's id, routes
+// it like any stanza and returns the result, or the IQ error with an error wrapping ErrIQError.
 // It gives up when ctx is done, or after DefaultIQTimeout if ctx has no
 // deadline. The wait is on the caller's goroutine; a module that must not
 // wait calls it from a goroutine it owns. An answer that matches no
