@@ -16,13 +16,17 @@ import (
 	"github.com/xmppd/xmppd/storage"
 )
 
-// sessionState is what this module knows of one local session.
+// sessionState is what this module knows of one local session. It lives in
+// the session's own state (stateKey), so it goes with the session.
 type sessionState struct {
 	mu         sync.Mutex
 	available  bool
 	interested bool               // asked for the roster, so gets pushes
 	directed   map[string]jid.JID // directed presence sent outside the roster
 }
+
+// stateKey is the roster module's slot in a session's state.
+var stateKey = router.NewSessionKey[*sessionState]("roster.session")
 
 func (s *sessionState) setInterested() {
 	s.mu.Lock()
@@ -58,8 +62,8 @@ func (s *sessionState) hasDirected(to string) bool {
 // only read it use this rather than track: they may run after ended forgot
 // the session, and a state they created then would never be forgotten.
 func (r *Roster) state(s router.Session) *sessionState {
-	if v, ok := r.sessions.Load(s); ok {
-		return v.(*sessionState)
+	if v, ok := stateKey.Get(s); ok {
+		return v
 	}
 	return nil
 }
@@ -73,16 +77,20 @@ func (r *Roster) track(s router.Session) *sessionState {
 	if ss := r.state(s); ss != nil {
 		return ss
 	}
-	v, loaded := r.sessions.LoadOrStore(s, &sessionState{})
+	created := false
+	ss := stateKey.GetOrSet(s, func() *sessionState {
+		created = true
+		return &sessionState{}
+	})
 	if r.h.Router().Session(s.JID()) != s {
-		if !loaded {
+		if created {
 			// Only the one who stored it drops it: a state another
 			// caller created may hold what ended still needs.
-			r.sessions.CompareAndDelete(s, v)
+			stateKey.Delete(s)
 		}
 		return nil
 	}
-	return v.(*sessionState)
+	return ss
 }
 
 // isSubscriptionType tells the four subscription presence types apart.
@@ -617,6 +625,6 @@ func (r *Roster) ended(ctx context.Context, s router.Session) {
 			replacement = nil
 		}
 		r.unavailable(s, nil, replacement, queue)
-		r.sessions.Delete(s)
+		stateKey.Delete(s)
 	})
 }

@@ -9,7 +9,6 @@ package roster
 
 import (
 	"context"
-	"sync"
 
 	"mellium.im/xmpp/stanza"
 
@@ -53,7 +52,6 @@ type Roster struct {
 	// maxRequestSize bounds a stored subscription request, in bytes: the
 	// stanza size limit of the streams it can arrive on.
 	maxRequestSize int
-	sessions       sync.Map // router.Session → *sessionState
 	// availability orders the availability changes of one account's
 	// sessions, and what they send, per bare JID (see ended).
 	availability keylock.Ordered
