@@ -205,6 +205,7 @@ func (s *Server) addStandardSteps() {
 	s.AddStep(bindStep)
 	s.AddStep(sessionStep)
 	s.AddStep(moduleFeaturesStep)
+	s.AddStep(smStep)
 }
 
 // features lists what the client may negotiate next (RFC 6120 §4.3.2).

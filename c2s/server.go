@@ -59,6 +59,8 @@ type Server struct {
 	// negotiation holds the negotiation steps and the owners of post-bind
 	// elements (negotiate.go).
 	negotiation negotiation
+	// sm holds the resumable sessions (stream management, sm.go).
+	sm smRegistry
 
 	mu     sync.Mutex
 	conns  map[*conn]struct{}
@@ -80,6 +82,7 @@ func New(opts Options) *Server {
 		conns:    map[*conn]struct{}{},
 	}
 	s.addStandardSteps()
+	s.addSMHandlers()
 	return s
 }
 
@@ -158,6 +161,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		c.Close(stream.SystemShutdown)
 	}
 	s.mu.Unlock()
+	s.endHibernating(stream.SystemShutdown)
 	done := make(chan struct{})
 	go func() { s.wg.Wait(); close(done) }()
 	select {

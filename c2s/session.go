@@ -213,11 +213,15 @@ func (s *Session) End() {
 }
 
 // transportEnded is called by the goroutine that read t once t's stream is
-// over with err. If t still carries the session, the session ends with it
-// (stream management will detach instead); a transport the session was
+// over with err. If t still carries the session, the session ends with it,
+// unless the connection was lost under a resumable session, which then
+// hibernates (stream management, sm.go); a transport the session was
 // detached from is just closed.
 func (s *Session) transportEnded(t Transport, err error) {
 	if a := s.att.Load(); a != nil && a.t == t {
+		if s.hibernate(t, err) {
+			return
+		}
 		s.Close(err)
 		s.End()
 		return
@@ -268,6 +272,12 @@ func (s *Session) writeLoop(a *attachment) {
 			return
 		}
 		if err := s.writeQueued(a); err != nil {
+			if sm := s.sm(); sm != nil && sm.id != "" {
+				// The connection is lost, not the session: its
+				// reader sees the cause and hibernates it.
+				a.t.Close(err)
+				return
+			}
 			s.Close(err)
 			return
 		}
@@ -275,9 +285,13 @@ func (s *Session) writeLoop(a *attachment) {
 }
 
 // writeQueued writes everything queued to a's transport, in writes of
-// about maxBatch bytes.
+// about maxBatch bytes. With stream management, what it writes is counted
+// and kept until the client acknowledges it (sm.go).
 func (s *Session) writeQueued(a *attachment) error {
 	items := s.out.take()
+	if sm := s.sm(); sm != nil {
+		return s.writeQueuedSM(a, sm, items)
+	}
 	bp := writeBufs.Get().(*[]byte)
 	defer func() {
 		if cap(*bp) <= maxBatch*2 {
@@ -305,11 +319,22 @@ func (s *Session) writeQueued(a *attachment) error {
 
 // requeue routes again what was still queued when the session ended: after
 // Unbind the router delivers it to the account's other resources or treats
-// it as undelivered, so nothing queued is silently lost.
+// it as undelivered, so nothing queued is silently lost. With stream
+// management, what was sent and not acknowledged comes first, and IQ
+// requests get an error (XEP-0198 §5, RFC 6121 §8.5.3.2.2: the resource is
+// gone).
 func (s *Session) requeue(ctx context.Context) {
-	for _, st := range s.out.drain() {
-		if st.Kind() == router.KindMessage {
-			s.srv.opts.Router.Route(ctx, st)
+	unacked := s.smEnd()
+	withSM := s.sm() != nil
+	r := s.srv.opts.Router
+	for _, st := range append(unacked, s.out.drain()...) {
+		switch {
+		case st.Name.Space != "":
+			// A stream management element: not a stanza.
+		case st.Kind() == router.KindMessage:
+			r.Route(ctx, st)
+		case withSM && st.IsIQRequest():
+			r.Bounce(ctx, st, stanza.ServiceUnavailable, "")
 		}
 	}
 }
@@ -321,6 +346,11 @@ func (s *Session) serve(ctx context.Context, t Transport) error {
 		e, err := t.Next()
 		if err != nil {
 			return err
+		}
+		if a := s.att.Load(); a == nil || a.t != t {
+			// Resumed on another connection: what still comes here is
+			// not the session's.
+			return errResumed
 		}
 		if err := s.handle(ctx, e); err != nil {
 			return err
@@ -343,6 +373,7 @@ func (s *Session) handle(ctx context.Context, e *router.Element) error {
 	default:
 		return stream.UnsupportedStanzaType
 	}
+	s.countInbound()
 	st, err := router.NewStanza(e)
 	// RFC 6120 §8.1.2.1: the server stamps the full JID of the session,
 	// whatever the client wrote.
