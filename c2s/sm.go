@@ -325,7 +325,15 @@ func smEnable(_ context.Context, s *Session, e *router.Element) error {
 	if err != nil {
 		return s.queueControl(smFailed(stanza.BadRequest))
 	}
+	// Complete before it is published: the writer reads it unlocked.
 	sm := &smState{}
+	if cmd.resume {
+		sm.timeout = s.srv.limits.ResumeTimeout
+		if cmd.max > 0 {
+			sm.timeout = min(sm.timeout, time.Duration(cmd.max)*time.Second)
+		}
+		sm.id = newResumptionID()
+	}
 	created := false
 	smKey.GetOrSet(s, func() *smState { created = true; return sm })
 	if !created {
@@ -334,14 +342,10 @@ func smEnable(_ context.Context, s *Session, e *router.Element) error {
 	}
 	enabled := router.NewElement(nsSM, "enabled")
 	if cmd.resume {
-		sm.timeout = s.srv.limits.ResumeTimeout
-		if cmd.max > 0 {
-			sm.timeout = min(sm.timeout, time.Duration(cmd.max)*time.Second)
-		}
-		sm.id = newResumptionID()
 		s.srv.sm.add(sm.id, s)
-		enabled.SetAttr("id", sm.id).SetAttr("resume", "true").
-			SetAttr("max", strconv.Itoa(int(sm.timeout/time.Second)))
+		// max is in whole seconds, rounded up: 0 would read as none.
+		secs := (sm.timeout + time.Second - 1) / time.Second
+		enabled.SetAttr("id", sm.id).SetAttr("resume", "true").SetAttr("max", strconv.Itoa(int(secs)))
 	}
 	s.log.Debug("c2s stream management enabled", slog.Bool("resume", cmd.resume))
 	return s.queueControl(enabled)
@@ -495,6 +499,11 @@ func (s *Session) hibernate(t Transport, err error) bool {
 		t.Finish(nil)
 		return true
 	}
+	if s.srv.shuttingDown() {
+		// Nobody would end it: shutdown has ended the others already.
+		sm.life.Unlock()
+		return false
+	}
 	l := &s.srv.limits
 	if !s.srv.sm.hibernate(s, l.MaxHibernatingPerUser, l.MaxHibernating) {
 		sm.life.Unlock()
@@ -636,6 +645,13 @@ func (s *Session) rehibernate(sm *smState) {
 		return
 	}
 	s.Close(errResumeTimeout)
+}
+
+// shuttingDown tells whether Shutdown has begun.
+func (s *Server) shuttingDown() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closed
 }
 
 // endHibernating ends the hibernating sessions with cause: for shutdown,

@@ -320,8 +320,8 @@ func TestSMTimeout(t *testing.T) {
 	s.AddUser("alice", "pw")
 	s.AddUser("bob", "pw")
 	alice, enabled := loginSM(t, s, "alice", "phone", enableResume)
-	if enabled.Get("max") != "0" {
-		t.Errorf("max=%q for a 20ms timeout, want 0 (whole seconds)", enabled.Get("max"))
+	if enabled.Get("max") != "1" {
+		t.Errorf("max=%q for a 20ms timeout, want 1 (whole seconds, rounded up)", enabled.Get("max"))
 	}
 	alice.send(t, `<presence/>`)
 	bob := s.Login("bob", "pw", testserver.LoginOptions{})
