@@ -286,11 +286,13 @@ func (s *Session) writeLoop(a *attachment) {
 
 // writeQueued writes everything queued to a's transport, in writes of
 // about maxBatch bytes. With stream management, what it writes is counted
-// and kept until the client acknowledges it (sm.go).
+// and kept until the client acknowledges it, and it asks for acks (sm.go).
 func (s *Session) writeQueued(a *attachment) error {
 	items := s.out.take()
-	if sm := s.sm(); sm != nil {
-		return s.writeQueuedSM(a, sm, items)
+	sm := s.sm()
+	var l *limitsView
+	if sm != nil {
+		l = s.smLimits()
 	}
 	bp := writeBufs.Get().(*[]byte)
 	defer func() {
@@ -301,10 +303,24 @@ func (s *Session) writeQueued(a *attachment) error {
 	for i := 0; i < len(items); {
 		buf := (*bp)[:0]
 		for ; i < len(items) && len(buf) < maxBatch; i++ {
+			n := len(buf)
 			buf = items[i].AppendXML(buf, router.NSClient)
+			if sm != nil {
+				if err := sm.wrote(items[i], len(buf)-n, l); err != nil {
+					s.smOverLimit(items[i+1:], err)
+					return nil
+				}
+			}
+		}
+		if sm != nil && sm.wantRequest(l.ackAfter) {
+			buf = append(buf, smRequestXML...)
 		}
 		*bp = buf[:0]
 		if err := a.t.Write(buf); err != nil {
+			if sm != nil {
+				// Kept for the next transport, or for End.
+				s.out.putBack(items[i:])
+			}
 			return err
 		}
 		if s.closed.Load() || s.att.Load() != a {

@@ -669,43 +669,13 @@ func (s *Server) endHibernating(cause error) {
 	}
 }
 
-// writeQueuedSM is writeQueued for a session with stream management.
-func (s *Session) writeQueuedSM(a *attachment, sm *smState, items []*router.Stanza) error {
-	l := s.smLimits()
-	bp := writeBufs.Get().(*[]byte)
-	defer func() {
-		if cap(*bp) <= maxBatch*2 {
-			writeBufs.Put(bp)
-		}
-	}()
-	for i := 0; i < len(items); {
-		buf := (*bp)[:0]
-		for ; i < len(items) && len(buf) < maxBatch; i++ {
-			n := len(buf)
-			buf = items[i].AppendXML(buf, router.NSClient)
-			if err := sm.wrote(items[i], len(buf)-n, l); err != nil {
-				// Over the unacked limits: the session ends, and
-				// what it holds is routed again.
-				s.out.putBack(items[i+1:])
-				s.log.Warn("c2s stream management: too many unacknowledged stanzas; closing session")
-				s.Close(err)
-				return nil
-			}
-		}
-		if sm.wantRequest(l.ackAfter) {
-			buf = append(buf, smRequestXML...)
-		}
-		*bp = buf[:0]
-		if err := a.t.Write(buf); err != nil {
-			s.out.putBack(items[i:])
-			return err
-		}
-		if s.closed.Load() || s.att.Load() != a {
-			s.out.putBack(items[i:])
-			return nil
-		}
-	}
-	return nil
+// smOverLimit ends a session with too many stanzas unacknowledged; rest
+// is what the writer took from the queue and did not write, put back for
+// End to route again with the unacked ones.
+func (s *Session) smOverLimit(rest []*router.Stanza, err error) {
+	s.out.putBack(rest)
+	s.log.Warn("c2s stream management: too many unacknowledged stanzas; closing session")
+	s.Close(err)
 }
 
 // Hibernating is the number of sessions waiting to be resumed (XEP-0198):

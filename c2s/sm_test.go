@@ -249,9 +249,10 @@ func TestSMResume(t *testing.T) {
 }
 
 // TestSMResumeRefused checks the failures of XEP-0198 §5: an id of another
-// account, an id after its session timed out, after the session ended, and
-// an unknown id get <failed><item-not-found/></failed>, and a refused
-// resumption leaves the session alone.
+// account, an unknown id and the id of a session that has ended get
+// <failed><item-not-found/></failed>, after which the client may bind, and a
+// refused resumption leaves the hibernating session alone. (After a
+// timeout: TestSMTimeout.)
 func TestSMResumeRefused(t *testing.T) {
 	s := testserver.Start(t, nil)
 	s.AddUser("alice", "pw")
