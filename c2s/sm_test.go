@@ -490,3 +490,33 @@ func mustJID(t *testing.T, s string) jid.JID {
 	}
 	return j
 }
+
+// TestSMShutdownStoresHibernating checks that shutting c2s down ends the
+// hibernating sessions, so that what they had not delivered is in offline
+// storage before the server stops, instead of lost with the process.
+func TestSMShutdownStoresHibernating(t *testing.T) {
+	s := testserver.Start(t, nil)
+	s.AddUser("alice", "pw")
+	s.AddUser("bob", "pw")
+	alice, _ := loginSM(t, s, "alice", "phone", enableResume)
+	alice.send(t, `<presence/>`)
+	alice.sync(t)
+	alice.cut()
+	waitFor(t, "the session to hibernate", func() bool { return s.C2S.Hibernating() == 1 })
+	bob := s.Login("bob", "pw", testserver.LoginOptions{})
+	sendMessages(t, bob, "alice@localhost/phone", "kept")
+	done := ended(t, s, "alice@localhost/phone")
+	ctx, cancel := context.WithTimeout(context.Background(), rawWait)
+	defer cancel()
+	if err := s.C2S.Shutdown(ctx); err != nil {
+		t.Fatalf("c2s shutdown: %v", err)
+	}
+	wait(t, "the hibernating session to end", done)
+	msgs, err := s.Store.Offline().List(ctx, mustJID(t, "alice@localhost"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(msgs) != 1 {
+		t.Fatalf("%d offline messages after shutdown, want the one sent while hibernating", len(msgs))
+	}
+}
