@@ -441,26 +441,39 @@ func TestSMUndelivered(t *testing.T) {
 	next.ExpectNone(t, "an acknowledged message again", isMessage("acked"))
 }
 
-// TestSMUnackedLimit checks limits.sm_max_unacked: a client that does not
-// acknowledge is closed with resource-constraint, and what it did not
-// acknowledge is kept for it.
+// TestSMUnackedLimit checks limits.sm_max_unacked and
+// limits.sm_max_unacked_bytes: a client that does not acknowledge is closed
+// with resource-constraint, and what it did not acknowledge is kept for it.
 func TestSMUnackedLimit(t *testing.T) {
-	s := testserver.Start(t, func(c *config.Config) { c.Limits.SMMaxUnacked = 2 })
-	s.AddUser("alice", "pw")
-	s.AddUser("bob", "pw")
-	alice, _ := loginSM(t, s, "alice", "phone", enableResume)
-	bob := s.Login("bob", "pw", testserver.LoginOptions{})
-	sendMessages(t, bob, "alice@localhost/phone", "l1", "l2", "l3")
-	if cond, err := alice.WaitStreamError(rawWait); err != nil || cond != "resource-constraint" {
-		t.Fatalf("over the unacked limit: %q %v; want resource-constraint", cond, err)
-	}
-	if s.C2S.Hibernating() != 0 {
-		t.Errorf("a session closed for its limit hibernates")
-	}
-	next := s.Login("alice", "pw", testserver.LoginOptions{Resource: "laptop"})
-	next.MustSend(t, `<presence/>`)
-	for _, id := range []string{"l1", "l2", "l3"} {
-		next.MustNext(t, id, isMessage(id))
+	for _, tc := range []struct {
+		name  string
+		limit func(*config.Limits)
+	}{
+		{"stanzas", func(l *config.Limits) { l.SMMaxUnacked = 2 }},
+		// Each message is about 150 bytes as written.
+		{"bytes", func(l *config.Limits) { l.SMMaxUnackedBytes = 350 }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := testserver.Start(t, func(c *config.Config) { tc.limit(&c.Limits) })
+			s.AddUser("alice", "pw")
+			s.AddUser("bob", "pw")
+			alice, _ := loginSM(t, s, "alice", "phone", enableResume)
+			bob := s.Login("bob", "pw", testserver.LoginOptions{})
+			done := ended(t, s, "alice@localhost/phone")
+			sendMessages(t, bob, "alice@localhost/phone", "l1", "l2", "l3")
+			if cond, err := alice.WaitStreamError(rawWait); err != nil || cond != "resource-constraint" {
+				t.Fatalf("over the unacked limit: %q %v; want resource-constraint", cond, err)
+			}
+			wait(t, "the session to end", done)
+			if s.C2S.Hibernating() != 0 {
+				t.Errorf("a session closed for its limit hibernates")
+			}
+			next := s.Login("alice", "pw", testserver.LoginOptions{Resource: "laptop"})
+			next.MustSend(t, `<presence/>`)
+			for _, id := range []string{"l1", "l2", "l3"} {
+				next.MustNext(t, id, isMessage(id))
+			}
+		})
 	}
 }
 
