@@ -22,8 +22,9 @@ import (
 // Transport that carries it is apart: a session can be detached from its
 // transport and attached to another, and it ends, with "session ended" for
 // the router and the modules, only when End says so, not when a transport
-// goes (which, until stream management, ends the session too: see
-// transportEnded).
+// goes: a transport that ends takes the session with it unless stream
+// management lets the session hibernate until it is resumed (see
+// transportEnded and sm.go).
 type Session struct {
 	router.SessionState
 	srv *Server
