@@ -291,7 +291,7 @@ func (s *Session) writeLoop(a *attachment) {
 func (s *Session) writeQueued(a *attachment) error {
 	items := s.out.take()
 	sm := s.sm()
-	var l *limitsView
+	var l limitsView
 	if sm != nil {
 		l = s.smLimits()
 	}
@@ -307,7 +307,7 @@ func (s *Session) writeQueued(a *attachment) error {
 			n := len(buf)
 			buf = items[i].AppendXML(buf, router.NSClient)
 			if sm != nil {
-				if err := sm.wrote(items[i], len(buf)-n, l); err != nil {
+				if err := sm.wrote(items[i], len(buf)-n, &l); err != nil {
 					s.smOverLimit(items[i+1:], err)
 					return nil
 				}
