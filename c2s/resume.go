@@ -223,6 +223,7 @@ func (s *Session) smEnd() []*router.Stanza {
 	sm.life.Unlock()
 	sm.mu.Lock()
 	defer sm.mu.Unlock()
+	sm.stopRequestTimer()
 	out := make([]*router.Stanza, len(sm.unacked))
 	for i, u := range sm.unacked {
 		out[i] = u.st

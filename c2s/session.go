@@ -313,7 +313,7 @@ func (s *Session) writeQueued(a *attachment) error {
 				}
 			}
 		}
-		if sm != nil && sm.wantRequest(l.ackAfter) {
+		if sm != nil && sm.wantRequest(s, l.ackAfter) {
 			buf = append(buf, smRequestXML...)
 		}
 		*bp = buf[:0]

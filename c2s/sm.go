@@ -66,9 +66,12 @@ type smState struct {
 	unacked      []unackedStanza
 	unackedBytes int
 	// sinceRequest counts the stanzas written since the last <r/>;
-	// requested is set while an <r/> waits for its <a/>.
+	// requested is set while an <r/> waits for its <a/>; requestTimer,
+	// while stanzas are unacked and no <r/> is out, asks for an ack
+	// after limits.sm_ack_interval even if too few stanzas went out.
 	sinceRequest int
 	requested    bool
+	requestTimer *time.Timer
 }
 
 // unackedStanza is a stanza written and not yet acknowledged, with its
@@ -278,7 +281,15 @@ func smAck(_ context.Context, s *Session, e *router.Element) error {
 	sm.mu.Lock()
 	defer sm.mu.Unlock()
 	sm.requested = false
-	return sm.ack(cmd.h)
+	if err := sm.ack(cmd.h); err != nil {
+		return err
+	}
+	if len(sm.unacked) == 0 {
+		sm.stopRequestTimer()
+	} else {
+		sm.armRequestTimer(s)
+	}
+	return nil
 }
 
 // ack drops the stanzas h acknowledges; the caller holds mu.
@@ -349,16 +360,53 @@ func (s *Session) smLimits() limitsView {
 	return limitsView{ackAfter: l.SMAckAfter, maxUnacked: l.SMMaxUnacked, maxUnackedBytes: l.SMMaxUnackedBytes}
 }
 
-// wantRequest reports whether the writer should ask for an ack now: enough
-// stanzas went out since the last <r/>, and none is outstanding.
-func (sm *smState) wantRequest(ackAfter int) bool {
+// wantRequest reports whether the writer should ask s's client for an ack
+// now: enough stanzas went out since the last <r/>, some are unacked, and
+// no <r/> is outstanding. Too few, it arms the request timer instead.
+func (sm *smState) wantRequest(s *Session, ackAfter int) bool {
 	sm.mu.Lock()
 	defer sm.mu.Unlock()
-	if !sm.active || sm.requested || sm.sinceRequest < ackAfter {
+	if !sm.active || sm.requested || len(sm.unacked) == 0 {
+		return false
+	}
+	if sm.sinceRequest < ackAfter {
+		sm.armRequestTimer(s)
 		return false
 	}
 	sm.requested, sm.sinceRequest = true, 0
+	sm.stopRequestTimer()
 	return true
+}
+
+// armRequestTimer starts the timer that asks for an ack after
+// limits.sm_ack_interval, unless it runs; the caller holds mu.
+func (sm *smState) armRequestTimer(s *Session) {
+	if sm.requestTimer == nil {
+		sm.requestTimer = time.AfterFunc(s.srv.limits.SMAckInterval, func() { s.requestAck(sm) })
+	}
+}
+
+// stopRequestTimer stops it; the caller holds mu.
+func (sm *smState) stopRequestTimer() {
+	if sm.requestTimer != nil {
+		sm.requestTimer.Stop()
+		sm.requestTimer = nil
+	}
+}
+
+// requestAck is the request timer's: it queues an <r/> if stanzas are
+// still unacked and none is outstanding.
+func (s *Session) requestAck(sm *smState) {
+	sm.mu.Lock()
+	sm.requestTimer = nil
+	due := !sm.requested && len(sm.unacked) > 0
+	if due {
+		sm.requested, sm.sinceRequest = true, 0
+	}
+	sm.mu.Unlock()
+	if due {
+		s.queueControl(router.NewElement(nsSM, "r"))
+	}
 }
 
 // smRequestXML is the server's request for an ack.

@@ -396,6 +396,28 @@ func TestSMAcks(t *testing.T) {
 	}
 }
 
+// TestSMAckInterval checks limits.sm_ack_interval: a stanza left
+// unacknowledged gets an <r/> in time even when fewer than
+// limits.sm_ack_after stanzas went out, and again after an ack.
+func TestSMAckInterval(t *testing.T) {
+	s := testserver.Start(t, func(c *config.Config) {
+		c.Limits.SMAckAfter = 1000
+		c.Limits.SMAckInterval = time.Millisecond
+	})
+	s.AddUser("alice", "pw")
+	s.AddUser("bob", "pw")
+	alice, _ := loginSM(t, s, "alice", "phone", `<enable xmlns="urn:xmpp:sm:3"/>`)
+	bob := s.Login("bob", "pw", testserver.LoginOptions{})
+	for i, id := range []string{"t1", "t2"} {
+		sendMessages(t, bob, "alice@localhost/phone", id)
+		alice.until(t, "<r/>", isSM("r"))
+		if alice.h != uint32(i+1) {
+			t.Fatalf("<r/> after %d stanzas, want %d", alice.h, i+1)
+		}
+		alice.send(t, fmt.Sprintf(`<a xmlns="urn:xmpp:sm:3" h="%d"/>`, alice.h))
+	}
+}
+
 // TestSMBeforeBind checks the order XEP-0198 §3 enforces: <enable/> before
 // binding fails with unexpected-request and the stream goes on.
 func TestSMBeforeBind(t *testing.T) {

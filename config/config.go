@@ -128,8 +128,11 @@ type Limits struct {
 	// ejabberd keep such sessions for minutes.
 	ResumeTimeout time.Duration `yaml:"resume_timeout"`
 	// SMAckAfter is how many stanzas the server sends a stream management
-	// client before it asks for an acknowledgement (<r/>).
-	SMAckAfter int `yaml:"sm_ack_after"`
+	// client before it asks for an acknowledgement (<r/>); SMAckInterval
+	// how long a stanza may stay unacknowledged before it asks anyway, so
+	// that a quiet stream learns of a dead connection too.
+	SMAckAfter    int           `yaml:"sm_ack_after"`
+	SMAckInterval time.Duration `yaml:"sm_ack_interval"`
 	// SMMaxUnacked and SMMaxUnackedBytes bound what a stream management
 	// session keeps sent but unacknowledged; past either the session is
 	// closed with resource-constraint (its unacknowledged messages are

@@ -29,6 +29,7 @@ const (
 	// same order (5 min, a queue of 500).
 	defaultResumeTimeout     = 5 * time.Minute
 	defaultSMAckAfter        = 5
+	defaultSMAckInterval     = 30 * time.Second
 	defaultSMMaxUnacked      = 500
 	defaultSMMaxUnackedBytes = 2 << 20
 	defaultMaxHibernatingPU  = 5
@@ -117,6 +118,7 @@ func (l *Limits) applyDefaults() {
 	setDefault(&l.MaxPendingPerIP, defaultMaxPendingPerIP)
 	setDefault(&l.ResumeTimeout, defaultResumeTimeout)
 	setDefault(&l.SMAckAfter, defaultSMAckAfter)
+	setDefault(&l.SMAckInterval, defaultSMAckInterval)
 	setDefault(&l.SMMaxUnacked, defaultSMMaxUnacked)
 	setDefault(&l.SMMaxUnackedBytes, defaultSMMaxUnackedBytes)
 	setDefault(&l.MaxHibernatingPerUser, defaultMaxHibernatingPU)

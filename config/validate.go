@@ -195,6 +195,7 @@ func (c *Config) checkLimits(ps *problems) {
 		{"ping_interval", l.PingInterval},
 		{"ping_timeout", l.PingTimeout},
 		{"resume_timeout", l.ResumeTimeout},
+		{"sm_ack_interval", l.SMAckInterval},
 	} {
 		if v.d <= 0 {
 			ps.add("limits."+v.key, "must be positive, not %s", v.d)
