@@ -165,7 +165,12 @@ func (c *conn) finish(final []byte) {
 			buf = append(buf, final...)
 			buf = append(buf, `<stream:error><`...)
 			buf = append(buf, se.Err...)
-			buf = append(buf, ` xmlns="`+nsStreams+`"/></stream:error>`...)
+			buf = append(buf, ` xmlns="`+nsStreams+`"/>`...)
+			var p interface{ streamErrorPayload() []byte }
+			if errors.As(c.cause, &p) {
+				buf = append(buf, p.streamErrorPayload()...)
+			}
+			buf = append(buf, `</stream:error>`...)
 		}
 		if c.headerSent || isStreamErr {
 			buf = append(buf, `</stream:stream>`...)

@@ -36,9 +36,10 @@ const (
 	// Restart expects a new stream header from the client (after TLS and
 	// SASL success, RFC 6120 §5.4.3.3, §6.4.6).
 	Restart
-	// bound ends negotiation: a session is bound to the connection. Only
-	// resource binding yields it for now; Bind 2 and resumption will get
-	// a way to hand their session over.
+	// bound ends negotiation: a session is bound to the connection.
+	// Resource binding and stream management resumption (sm.go) yield it,
+	// both setting the connection's session themselves; Bind 2 will get a
+	// way to hand its session over.
 	bound
 )
 
@@ -205,6 +206,7 @@ func (s *Server) addStandardSteps() {
 	s.AddStep(bindStep)
 	s.AddStep(sessionStep)
 	s.AddStep(moduleFeaturesStep)
+	s.AddStep(smStep)
 }
 
 // features lists what the client may negotiate next (RFC 6120 §4.3.2).

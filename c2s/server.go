@@ -1,8 +1,8 @@
 // Package c2s serves client connections (RFC 6120): it accepts TCP with
 // STARTTLS and direct TLS (XEP-0368), negotiates the stream itself as a
 // list of registered steps (Step: TLS, SASL SCRAM with channel binding,
-// in-band registration, resource binding; Server.AddStep adds more), and
-// then serves the bound Session: a read loop per connection that stamps
+// in-band registration, resource binding, stream management resumption;
+// Server.AddStep adds more), and then serves the bound Session: a read loop per connection that stamps
 // 'from' and hands stanzas to the router (or other top-level elements to
 // their owner, Server.HandleElement), plus one writer per attachment fed by
 // the session's bounded queue.
@@ -10,7 +10,9 @@
 // A Session is apart from the Transport that carries it (the TCP or TLS
 // connection here; WebSocket and BOSH later implement the same interface):
 // it can be detached and attached to another transport, and it ends, with
-// "session ended", only once.
+// "session ended", only once. Stream management (XEP-0198, sm.go) uses
+// that: a resumable session outlives a lost connection, hibernating until
+// a new connection of the same account resumes it or its timeout ends it.
 //
 // Stream negotiation is ours rather than mellium's ReceiveSession: xmppd must
 // check the stream's 'to' against its hosts, send the RFC's stream errors
@@ -59,6 +61,8 @@ type Server struct {
 	// negotiation holds the negotiation steps and the owners of post-bind
 	// elements (negotiate.go).
 	negotiation negotiation
+	// sm holds the resumable sessions (stream management, sm.go).
+	sm smRegistry
 
 	mu     sync.Mutex
 	conns  map[*conn]struct{}
@@ -80,6 +84,7 @@ func New(opts Options) *Server {
 		conns:    map[*conn]struct{}{},
 	}
 	s.addStandardSteps()
+	s.addSMHandlers()
 	return s
 }
 
@@ -158,6 +163,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		c.Close(stream.SystemShutdown)
 	}
 	s.mu.Unlock()
+	s.endHibernating(stream.SystemShutdown)
 	done := make(chan struct{})
 	go func() { s.wg.Wait(); close(done) }()
 	select {

@@ -22,8 +22,9 @@ import (
 // Transport that carries it is apart: a session can be detached from its
 // transport and attached to another, and it ends, with "session ended" for
 // the router and the modules, only when End says so, not when a transport
-// goes (which, until stream management, ends the session too: see
-// transportEnded).
+// goes: a transport that ends takes the session with it unless stream
+// management lets the session hibernate until it is resumed (see
+// transportEnded and sm.go).
 type Session struct {
 	router.SessionState
 	srv *Server
@@ -213,11 +214,15 @@ func (s *Session) End() {
 }
 
 // transportEnded is called by the goroutine that read t once t's stream is
-// over with err. If t still carries the session, the session ends with it
-// (stream management will detach instead); a transport the session was
+// over with err. If t still carries the session, the session ends with it,
+// unless the connection was lost under a resumable session, which then
+// hibernates (stream management, sm.go); a transport the session was
 // detached from is just closed.
 func (s *Session) transportEnded(t Transport, err error) {
 	if a := s.att.Load(); a != nil && a.t == t {
+		if s.hibernate(t, err) {
+			return
+		}
 		s.Close(err)
 		s.End()
 		return
@@ -268,6 +273,12 @@ func (s *Session) writeLoop(a *attachment) {
 			return
 		}
 		if err := s.writeQueued(a); err != nil {
+			if sm := s.sm(); sm != nil && sm.id != "" {
+				// The connection is lost, not the session: its
+				// reader sees the cause and hibernates it.
+				a.t.Close(err)
+				return
+			}
 			s.Close(err)
 			return
 		}
@@ -275,9 +286,15 @@ func (s *Session) writeLoop(a *attachment) {
 }
 
 // writeQueued writes everything queued to a's transport, in writes of
-// about maxBatch bytes.
+// about maxBatch bytes. With stream management, what it writes is counted
+// and kept until the client acknowledges it, and it asks for acks (sm.go).
 func (s *Session) writeQueued(a *attachment) error {
 	items := s.out.take()
+	sm := s.sm()
+	var l limitsView
+	if sm != nil {
+		l = s.smLimits()
+	}
 	bp := writeBufs.Get().(*[]byte)
 	defer func() {
 		if cap(*bp) <= maxBatch*2 {
@@ -287,10 +304,24 @@ func (s *Session) writeQueued(a *attachment) error {
 	for i := 0; i < len(items); {
 		buf := (*bp)[:0]
 		for ; i < len(items) && len(buf) < maxBatch; i++ {
+			n := len(buf)
 			buf = items[i].AppendXML(buf, router.NSClient)
+			if sm != nil {
+				if err := sm.wrote(items[i], len(buf)-n, &l); err != nil {
+					s.smOverLimit(items[i+1:], err)
+					return nil
+				}
+			}
+		}
+		if sm != nil && sm.wantRequest(s, l.ackAfter) {
+			buf = append(buf, smRequestXML...)
 		}
 		*bp = buf[:0]
 		if err := a.t.Write(buf); err != nil {
+			if sm != nil {
+				// Kept for the next transport, or for End.
+				s.out.putBack(items[i:])
+			}
 			return err
 		}
 		if s.closed.Load() || s.att.Load() != a {
@@ -305,11 +336,22 @@ func (s *Session) writeQueued(a *attachment) error {
 
 // requeue routes again what was still queued when the session ended: after
 // Unbind the router delivers it to the account's other resources or treats
-// it as undelivered, so nothing queued is silently lost.
+// it as undelivered, so nothing queued is silently lost. With stream
+// management, what was sent and not acknowledged comes first, and IQ
+// requests get an error (XEP-0198 §5, RFC 6121 §8.5.3.2.2: the resource is
+// gone).
 func (s *Session) requeue(ctx context.Context) {
-	for _, st := range s.out.drain() {
-		if st.Kind() == router.KindMessage {
-			s.srv.opts.Router.Route(ctx, st)
+	unacked := s.smEnd()
+	withSM := s.sm() != nil
+	r := s.srv.opts.Router
+	for _, st := range append(unacked, s.out.drain()...) {
+		switch {
+		case st.Name.Space != "":
+			// A stream management element: not a stanza.
+		case st.Kind() == router.KindMessage:
+			r.Route(ctx, st)
+		case withSM && st.IsIQRequest():
+			r.Bounce(ctx, st, stanza.ServiceUnavailable, "")
 		}
 	}
 }
@@ -321,6 +363,11 @@ func (s *Session) serve(ctx context.Context, t Transport) error {
 		e, err := t.Next()
 		if err != nil {
 			return err
+		}
+		if a := s.att.Load(); a == nil || a.t != t {
+			// Resumed on another connection: what still comes here is
+			// not the session's.
+			return errResumed
 		}
 		if err := s.handle(ctx, e); err != nil {
 			return err
@@ -343,6 +390,7 @@ func (s *Session) handle(ctx context.Context, e *router.Element) error {
 	default:
 		return stream.UnsupportedStanzaType
 	}
+	s.countInbound()
 	st, err := router.NewStanza(e)
 	// RFC 6120 §8.1.2.1: the server stamps the full JID of the session,
 	// whatever the client wrote.

@@ -121,6 +121,29 @@ type Limits struct {
 	// listeners. Authenticated connections are not counted, so that many
 	// users behind one NAT are not limited.
 	MaxPendingPerIP int `yaml:"max_pending_per_ip"`
+	// ResumeTimeout is how long a session with stream management
+	// resumption (XEP-0198) outlives its dropped connection, waiting for
+	// the client to resume it; it is the 'max' the server advertises, and
+	// a client may ask for less. Phones lose TCP often: Prosody and
+	// ejabberd keep such sessions for minutes.
+	ResumeTimeout time.Duration `yaml:"resume_timeout"`
+	// SMAckAfter is how many stanzas the server sends a stream management
+	// client before it asks for an acknowledgement (<r/>); SMAckInterval
+	// how long a stanza may stay unacknowledged before it asks anyway, so
+	// that a quiet stream learns of a dead connection too.
+	SMAckAfter    int           `yaml:"sm_ack_after"`
+	SMAckInterval time.Duration `yaml:"sm_ack_interval"`
+	// SMMaxUnacked and SMMaxUnackedBytes bound what a stream management
+	// session keeps sent but unacknowledged; past either the session is
+	// closed with resource-constraint (its unacknowledged messages are
+	// then routed again, as undelivered).
+	SMMaxUnacked      int `yaml:"sm_max_unacked"`
+	SMMaxUnackedBytes int `yaml:"sm_max_unacked_bytes"`
+	// MaxHibernatingPerUser and MaxHibernating bound the sessions waiting
+	// to be resumed, per account and in all; a session over either ends
+	// when its connection drops instead of waiting.
+	MaxHibernatingPerUser int `yaml:"max_hibernating_per_user"`
+	MaxHibernating        int `yaml:"max_hibernating"`
 }
 
 // Registration is the old place of the in-band registration settings

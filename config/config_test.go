@@ -26,6 +26,8 @@ func TestDefault(t *testing.T) {
 			OutboundQueue: 1024, LoginFailures: 5, LoginFailuresPerIP: 50, LoginWindow: time.Minute,
 			PingInterval: 5 * time.Minute, PingTimeout: time.Minute,
 			MaxPendingPerIP: 32,
+			ResumeTimeout:   5 * time.Minute, SMAckAfter: 5, SMAckInterval: 30 * time.Second, SMMaxUnacked: 500, SMMaxUnackedBytes: 2 << 20,
+			MaxHibernatingPerUser: 5, MaxHibernating: 10000,
 		},
 		S2S: S2S{Enabled: true, Auth: S2SAuthAllowDialback,
 			ConnectTimeout: 30 * time.Second, IdleTimeout: 10 * time.Minute},

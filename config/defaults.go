@@ -25,10 +25,19 @@ const (
 	defaultPingInterval    = 5 * time.Minute
 	defaultPingTimeout     = time.Minute
 	defaultMaxPendingPerIP = 32
-	defaultS2SConnect      = 30 * time.Second
-	defaultS2SIdle         = 10 * time.Minute
-	defaultLogLevel        = "info"
-	defaultLogFormat       = "text"
+	// Stream management (XEP-0198): Prosody's smacks defaults are of the
+	// same order (5 min, a queue of 500).
+	defaultResumeTimeout     = 5 * time.Minute
+	defaultSMAckAfter        = 5
+	defaultSMAckInterval     = 30 * time.Second
+	defaultSMMaxUnacked      = 500
+	defaultSMMaxUnackedBytes = 2 << 20
+	defaultMaxHibernatingPU  = 5
+	defaultMaxHibernating    = 10000
+	defaultS2SConnect        = 30 * time.Second
+	defaultS2SIdle           = 10 * time.Minute
+	defaultLogLevel          = "info"
+	defaultLogFormat         = "text"
 )
 
 // defaultModules is a function, not a variable, so that no two configs
@@ -107,6 +116,13 @@ func (l *Limits) applyDefaults() {
 	setDefault(&l.PingInterval, defaultPingInterval)
 	setDefault(&l.PingTimeout, defaultPingTimeout)
 	setDefault(&l.MaxPendingPerIP, defaultMaxPendingPerIP)
+	setDefault(&l.ResumeTimeout, defaultResumeTimeout)
+	setDefault(&l.SMAckAfter, defaultSMAckAfter)
+	setDefault(&l.SMAckInterval, defaultSMAckInterval)
+	setDefault(&l.SMMaxUnacked, defaultSMMaxUnacked)
+	setDefault(&l.SMMaxUnackedBytes, defaultSMMaxUnackedBytes)
+	setDefault(&l.MaxHibernatingPerUser, defaultMaxHibernatingPU)
+	setDefault(&l.MaxHibernating, defaultMaxHibernating)
 }
 
 // setDefault sets *v to def when *v is the zero value.

@@ -68,6 +68,14 @@ limits:
   ping_interval: 5m           # client silence before the server pings it (XEP-0199)
   ping_timeout: 1m            # how long the client then has to answer
   max_pending_per_ip: 32      # unauthenticated connections from one IP (IPv6: one /64)
+  # Stream management (XEP-0198) on client connections.
+  resume_timeout: 5m          # how long a dropped session waits to be resumed (the advertised max)
+  sm_ack_after: 5             # stanzas sent before the server asks the client for an ack
+  sm_ack_interval: 30s        # how long a stanza may stay unacked before the server asks anyway
+  sm_max_unacked: 500         # stanzas sent and not acked; more closes the session (resource-constraint)
+  sm_max_unacked_bytes: 2097152 # bytes of those stanzas; more closes the session
+  max_hibernating_per_user: 5 # sessions of one account waiting to be resumed
+  max_hibernating: 10000      # sessions waiting to be resumed, in all
 
 # Federation with other domains (server-to-server). Add listeners of type
 # s2s (STARTTLS, port 5269) and s2s_tls (direct TLS, ALPN xmpp-server, port

@@ -75,6 +75,13 @@ limits:
   ping_interval: 2h
   ping_timeout: 90s
   max_pending_per_ip: 4
+  resume_timeout: 90s
+  sm_ack_after: 10
+  sm_ack_interval: 1m
+  sm_max_unacked: 200
+  sm_max_unacked_bytes: 100000
+  max_hibernating_per_user: 2
+  max_hibernating: 300
 s2s:
   enabled: false
   routes: {example.net: "127.0.0.2:5269"}
@@ -104,6 +111,8 @@ log: {level: debug, format: json}
 					OutboundQueue: 100, LoginFailures: 3, LoginFailuresPerIP: 20, LoginWindow: 30 * time.Second,
 					PingInterval: 2 * time.Hour, PingTimeout: 90 * time.Second,
 					MaxPendingPerIP: 4,
+					ResumeTimeout:   90 * time.Second, SMAckAfter: 10, SMAckInterval: time.Minute, SMMaxUnacked: 200, SMMaxUnackedBytes: 100000,
+					MaxHibernatingPerUser: 2, MaxHibernating: 300,
 				},
 				S2S: S2S{
 					Routes: map[string]string{"example.net": "127.0.0.2:5269"}, DNSServer: "127.0.0.53:53",
@@ -213,7 +222,7 @@ func TestLoadErrors(t *testing.T) {
 	}, {
 		name: "unknown nested key",
 		text: "hosts: [{domain: example.org}]\nlimits:\n  max_depth: 10\n  max_stanzas: 5\n",
-		want: []string{`xmppd.yaml:4: unknown key "max_stanzas" in limits (known keys: login_failures, login_failures_per_ip, login_window, max_depth, max_pending_per_ip, max_sessions_per_user, max_stanza_size, outbound_queue, ping_interval, ping_timeout)`},
+		want: []string{`xmppd.yaml:4: unknown key "max_stanzas" in limits (known keys: login_failures, login_failures_per_ip, login_window, max_depth, max_hibernating, max_hibernating_per_user, max_pending_per_ip, max_sessions_per_user, max_stanza_size, outbound_queue, ping_interval, ping_timeout, resume_timeout, sm_ack_after, sm_ack_interval, sm_max_unacked, sm_max_unacked_bytes)`},
 	}, {
 		name: "unknown key in a list item",
 		text: "hosts:\n  - domain: example.org\n  - domain: example.net\n    certificate: x.pem\n",

@@ -177,6 +177,11 @@ func (c *Config) checkLimits(ps *problems) {
 		{"login_failures", l.LoginFailures},
 		{"login_failures_per_ip", l.LoginFailuresPerIP},
 		{"max_pending_per_ip", l.MaxPendingPerIP},
+		{"sm_ack_after", l.SMAckAfter},
+		{"sm_max_unacked", l.SMMaxUnacked},
+		{"sm_max_unacked_bytes", l.SMMaxUnackedBytes},
+		{"max_hibernating_per_user", l.MaxHibernatingPerUser},
+		{"max_hibernating", l.MaxHibernating},
 	} {
 		if v.n <= 0 {
 			ps.add("limits."+v.key, "must be positive, not %d", v.n)
@@ -189,6 +194,8 @@ func (c *Config) checkLimits(ps *problems) {
 		{"login_window", l.LoginWindow},
 		{"ping_interval", l.PingInterval},
 		{"ping_timeout", l.PingTimeout},
+		{"resume_timeout", l.ResumeTimeout},
+		{"sm_ack_interval", l.SMAckInterval},
 	} {
 		if v.d <= 0 {
 			ps.add("limits."+v.key, "must be positive, not %s", v.d)
