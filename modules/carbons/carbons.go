@@ -21,6 +21,7 @@ package carbons
 
 import (
 	"context"
+	"sync/atomic"
 
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stanza"
@@ -49,12 +50,19 @@ func init() { modules.Register("carbons", func() *Carbons { return new(Carbons) 
 
 // enabled marks the sessions that enabled carbons. The mark lives in the
 // session and goes with it, so a new session starts disabled, as the XEP
-// wants (carbons are enabled per login session).
-var enabled = router.NewSessionKey[struct{}]("carbons.enabled")
+// wants (carbons are enabled per login session). It is a flag that is
+// switched with compare-and-swap, so that the count of enabled sessions
+// stays right when a disable and the session's end race.
+var enabled = router.NewSessionKey[*atomic.Bool]("carbons.enabled")
 
 // Carbons is the message carbons module.
 type Carbons struct {
 	h *modules.Host
+	// sessions counts the sessions that have carbons enabled. While it is
+	// zero (no client asked, the common case on a server without
+	// multi-device users) the filter and the hook do nothing for a
+	// message beyond this load, and take no snapshot of sessions.
+	sessions atomic.Int64
 }
 
 var _ modules.Starter = (*Carbons)(nil)
@@ -71,6 +79,7 @@ func (c *Carbons) Start(_ context.Context, h *modules.Host) error {
 	}
 	h.AddFilter(FilterPriority, c.filter)
 	h.AddDeliveryHook(DeliveryPriority, c.delivered)
+	h.OnSessionEnd(router.PriorityDefault, c.ended)
 	return nil
 }
 
@@ -88,19 +97,38 @@ func (c *Carbons) set(_ context.Context, iq *router.Stanza) *router.Stanza {
 	}
 	switch iq.FirstChild().Name.Local {
 	case "enable":
-		enabled.Set(s, struct{}{})
+		c.setEnabled(s, true)
 	case "disable":
-		enabled.Delete(s)
+		c.setEnabled(s, false)
 	default:
 		return iq.ErrorReply(stanza.Modify, stanza.BadRequest, "")
 	}
 	return iq.Reply()
 }
 
+// setEnabled switches carbons on or off for s, keeping the count.
+func (c *Carbons) setEnabled(s router.Session, on bool) {
+	flag := enabled.GetOrSet(s, func() *atomic.Bool { return new(atomic.Bool) })
+	if flag.CompareAndSwap(!on, on) {
+		if on {
+			c.sessions.Add(1)
+		} else {
+			c.sessions.Add(-1)
+		}
+	}
+}
+
+// ended takes a session that ends out of the count.
+func (c *Carbons) ended(_ context.Context, s router.Session) {
+	if flag, ok := enabled.Get(s); ok && flag.CompareAndSwap(true, false) {
+		c.sessions.Add(-1)
+	}
+}
+
 // isEnabled tells whether s enabled carbons.
 func isEnabled(s router.Session) bool {
-	_, ok := enabled.Get(s)
-	return ok
+	flag, ok := enabled.Get(s)
+	return ok && flag.Load()
 }
 
 // filter drops forged carbons and makes the copies that are made once per
@@ -117,6 +145,9 @@ func (c *Carbons) filter(ctx context.Context, st *router.Stanza) *router.Stanza 
 		// else, a local user or a remote domain, to impersonate.
 		c.h.Logger().Debug("dropped a forged carbon", "from", st.From.String(), "to", st.To.String())
 		return nil
+	}
+	if c.sessions.Load() == 0 {
+		return st
 	}
 	sameAccount := st.From.Bare().Equal(st.To.Bare())
 	if c.isLocalSession(st.From) && eligible(st, sent) {
@@ -138,7 +169,7 @@ func (c *Carbons) filter(ctx context.Context, st *router.Stanza) *router.Stanza 
 // delivered makes the received copies of a message handed to the very
 // resource it was addressed to: for the user's other enabled resources.
 func (c *Carbons) delivered(ctx context.Context, s router.Session, st *router.Stanza) *router.Stanza {
-	if st.Kind() != router.KindMessage || st.To.Resourcepart() == "" || !st.To.Equal(s.JID()) {
+	if c.sessions.Load() == 0 || st.Kind() != router.KindMessage || st.To.Resourcepart() == "" || !st.To.Equal(s.JID()) {
 		return st
 	}
 	if st.From.Bare().Equal(st.To.Bare()) || !eligible(st, received) {

@@ -84,6 +84,20 @@ func wantCarbon(t *testing.T, c *testserver.Client, dir, id, typ string) *router
 	return forwarded(e, dir)
 }
 
+// checkCarbon checks that c gets the carbon (dir) of the message id, which
+// went from one JID to another, if want, else that it gets none.
+func checkCarbon(t *testing.T, c *testserver.Client, dir, id, typ string, want bool, from, to string) {
+	t.Helper()
+	if !want {
+		c.ExpectNone(t, "a "+dir+" carbon", carbon(dir, id))
+		return
+	}
+	m := wantCarbon(t, c, dir, id, typ)
+	if m.Get("from") != from || m.Get("to") != to {
+		t.Errorf("forwarded message changed: %s", m)
+	}
+}
+
 type account struct {
 	phone, laptop, desk *testserver.Client
 }
@@ -151,22 +165,8 @@ func TestEligibility(t *testing.T) {
 				alice.phone.MustSync(t)
 				bob.MustNext(t, "the message", byID(out))
 
-				if tt.received {
-					m := wantCarbon(t, alice.laptop, "received", in, tt.typ)
-					if m.Get("from") != "bob@localhost/x" || m.Get("to") != "alice@localhost/phone" {
-						t.Errorf("forwarded message changed: %s", m)
-					}
-				} else {
-					alice.laptop.ExpectNone(t, "a received carbon", carbon("received", in))
-				}
-				if tt.sent {
-					m := wantCarbon(t, alice.laptop, "sent", out, tt.typ)
-					if m.Get("from") != "alice@localhost/phone" || m.Get("to") != "bob@localhost/x" {
-						t.Errorf("forwarded message changed: %s", m)
-					}
-				} else {
-					alice.laptop.ExpectNone(t, "a sent carbon", carbon("sent", out))
-				}
+				checkCarbon(t, alice.laptop, "received", in, tt.typ, tt.received, "bob@localhost/x", "alice@localhost/phone")
+				checkCarbon(t, alice.laptop, "sent", out, tt.typ, tt.sent, "alice@localhost/phone", "bob@localhost/x")
 				alice.phone.ExpectNone(t, "a carbon of its own message", anyCarbon)
 				alice.desk.ExpectNone(t, "a carbon without enabling", anyCarbon)
 				bob.ExpectNone(t, "a carbon", anyCarbon)
@@ -289,4 +289,24 @@ func forgery(to, dir string) string {
 	return `<message to="` + to + `" id="forged" type="chat"><` + dir + ` xmlns="urn:xmpp:carbons:2"><forwarded xmlns="urn:xmpp:forward:0">` +
 		`<message xmlns="jabber:client" from="eve@evil.example/x" to="alice@localhost/phone" type="chat" id="fake"><body>trust me</body></message>` +
 		`</forwarded></` + dir + `></message>`
+}
+
+// TestSessionEnd checks that carbons end with the session that enabled
+// them and that the next session starts disabled and may enable them
+// again: copies stop when the last enabled session goes and come back.
+func TestSessionEnd(t *testing.T) {
+	storetest.Run(t, func(t *testing.T, b storetest.Backend) {
+		s, alice, bob := setup(t, b)
+		enable(t, alice.phone, "disable")
+		alice.laptop.Close()
+		laptop := login(t, s, "alice", "laptop", `<presence/>`)
+		bob.MustSend(t, `<message to="alice@localhost/phone" id="s1" type="chat"><body>hi</body></message>`)
+		bob.MustSync(t)
+		alice.phone.MustNext(t, "the message", byID("s1"))
+		laptop.ExpectNone(t, "a carbon before enabling", anyCarbon)
+		enable(t, laptop, "enable")
+		bob.MustSend(t, `<message to="alice@localhost/phone" id="s2" type="chat"><body>hi</body></message>`)
+		bob.MustSync(t)
+		wantCarbon(t, laptop, "received", "s2", "chat")
+	})
 }
