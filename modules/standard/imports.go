@@ -5,6 +5,7 @@ package standard
 
 import (
 	_ "github.com/xmppd/xmppd/modules/blocking" // XEP-0191
+	_ "github.com/xmppd/xmppd/modules/carbons"  // XEP-0280
 	_ "github.com/xmppd/xmppd/modules/disco"    // XEP-0030
 	_ "github.com/xmppd/xmppd/modules/last"     // XEP-0012
 	_ "github.com/xmppd/xmppd/modules/offline"  // XEP-0160
