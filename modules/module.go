@@ -87,16 +87,44 @@ type Router interface {
 	FeatureGeneration() uint64
 }
 
-// hostRouter is the Router a Host gives its module.
-type hostRouter struct{ *router.Router }
+// hostRouter is the Router a Host gives its module. It holds the router in
+// a field rather than embedding it, so that a type assertion on what
+// Host.Router returns finds only these methods, not the whole router.
+type hostRouter struct{ r *router.Router }
 
 var _ Router = hostRouter{}
 
-func (r hostRouter) Sessions(bare jid.JID) []router.Session {
-	return r.Router.Sessions().Sessions(bare)
+func (h hostRouter) Route(ctx context.Context, st *router.Stanza) { h.r.Route(ctx, st) }
+
+func (h hostRouter) DeliverTo(ctx context.Context, s router.Session, st *router.Stanza) bool {
+	return h.r.DeliverTo(ctx, s, st)
 }
 
-func (r hostRouter) Session(full jid.JID) router.Session { return r.Router.Sessions().Lookup(full) }
+func (h hostRouter) Bounce(ctx context.Context, st *router.Stanza, cond stanza.Condition, text string) {
+	h.r.Bounce(ctx, st, cond, text)
+}
+
+func (h hostRouter) SendIQ(ctx context.Context, iq *router.Stanza) (*router.Stanza, error) {
+	return h.r.SendIQ(ctx, iq)
+}
+
+func (h hostRouter) Sessions(bare jid.JID) []router.Session { return h.r.Sessions().Sessions(bare) }
+
+func (h hostRouter) Session(full jid.JID) router.Session { return h.r.Sessions().Lookup(full) }
+
+func (h hostRouter) AccountExists(ctx context.Context, bare jid.JID) (bool, error) {
+	return h.r.AccountExists(ctx, bare)
+}
+
+func (h hostRouter) ServesUsers(domain string) bool { return h.r.ServesUsers(domain) }
+
+func (h hostRouter) Domains() []string { return h.r.Domains() }
+
+func (h hostRouter) Services() []string { return h.r.Services() }
+
+func (h hostRouter) Features(target router.Target) []string { return h.r.Features(target) }
+
+func (h hostRouter) FeatureGeneration() uint64 { return h.r.FeatureGeneration() }
 
 // ID is the module's ID.
 func (h *Host) ID() string { return h.id }

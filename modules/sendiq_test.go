@@ -127,3 +127,29 @@ func TestSendIQToClient(t *testing.T) {
 		})
 	}
 }
+
+// TestHostRouterIsNarrow checks that what Host.Router gives a module is only
+// the modules.Router interface: a type assertion does not reach the router's
+// registration or session-event methods, which would bypass the Host's
+// bookkeeping and the hooks.
+func TestHostRouterIsNarrow(t *testing.T) {
+	r := newRouter(t)
+	set, err := start(t, r, askerID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer set.Stop()
+	askerMu.Lock()
+	rt := askerHost.Router()
+	askerMu.Unlock()
+	if _, ok := rt.(interface {
+		AddFilter(owner string, priority int, f router.Filter) router.Registration
+	}); ok {
+		t.Error("Host.Router's value has AddFilter")
+	}
+	if _, ok := rt.(interface {
+		SessionEnded(ctx context.Context, s router.Session)
+	}); ok {
+		t.Error("Host.Router's value has SessionEnded")
+	}
+}
