@@ -118,7 +118,16 @@ type ElementHandler func(ctx context.Context, s *Session, e *router.Element) err
 type negotiation struct {
 	mu       sync.Mutex // serialises changes
 	steps    atomic.Pointer[[]*Step]
-	elements atomic.Pointer[map[elementName]ElementHandler]
+	elements atomic.Pointer[map[elementName]elementEntry]
+	seq      int // numbers the element registrations
+}
+
+// elementEntry is one registration of HandleElement; seq tells it from a
+// later registration of the same name, so that removing a replaced one
+// leaves its replacement alone.
+type elementEntry struct {
+	h   ElementHandler
+	seq int
 }
 
 type elementName struct{ space, local string }
@@ -154,24 +163,30 @@ func (s *Server) AddStep(step Step) router.Registration {
 // HandleElement makes h the owner of the top-level element {space}local
 // sent by bound clients, which otherwise closes the stream with
 // unsupported-stanza-type. One owner per name: a later registration
-// replaces an earlier one until it is removed.
+// replaces an earlier one; removing the replaced one then changes nothing,
+// and removing the current one leaves the name without an owner.
 func (s *Server) HandleElement(space, local string, h ElementHandler) router.Registration {
 	n := &s.negotiation
 	key := elementName{space, local}
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	m := map[elementName]ElementHandler{}
+	n.seq++
+	mine := elementEntry{h: h, seq: n.seq}
+	m := map[elementName]elementEntry{}
 	if cur := n.elements.Load(); cur != nil {
 		for k, v := range *cur {
 			m[k] = v
 		}
 	}
-	m[key] = h
+	m[key] = mine
 	n.elements.Store(&m)
 	return removal(func() {
 		n.mu.Lock()
 		defer n.mu.Unlock()
-		m := map[elementName]ElementHandler{}
+		if (*n.elements.Load())[key].seq != mine.seq {
+			return // replaced: the newer owner stays
+		}
+		m := map[elementName]elementEntry{}
 		for k, v := range *n.elements.Load() {
 			if k != key {
 				m[k] = v
@@ -187,7 +202,7 @@ func (s *Server) elementHandler(space, local string) ElementHandler {
 	if m == nil {
 		return nil
 	}
-	return (*m)[elementName{space, local}]
+	return (*m)[elementName{space, local}].h
 }
 
 func (s *Server) steps() []*Step {

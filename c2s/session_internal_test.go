@@ -245,3 +245,34 @@ func TestDetachedQueueBound(t *testing.T) {
 		t.Errorf("%d queued stanzas routed again as undelivered; want %d", n, bound)
 	}
 }
+
+// TestHandleElementReplace checks that removing a replaced element owner
+// leaves its replacement in place, and removing the current one leaves
+// none.
+func TestHandleElementReplace(t *testing.T) {
+	s := &Server{}
+	var called string
+	owner := func(name string) ElementHandler {
+		return func(context.Context, *Session, *router.Element) error { called = name; return nil }
+	}
+	run := func() string {
+		called = ""
+		if h := s.elementHandler(nsSM, "r"); h != nil {
+			h(context.Background(), nil, nil)
+		}
+		return called
+	}
+	a := s.HandleElement(nsSM, "r", owner("a"))
+	b := s.HandleElement(nsSM, "r", owner("b"))
+	if got := run(); got != "b" {
+		t.Fatalf("owner %q after replacing, want b", got)
+	}
+	a.Remove()
+	if got := run(); got != "b" {
+		t.Errorf("owner %q after removing the replaced one, want b", got)
+	}
+	b.Remove()
+	if got := run(); got != "" {
+		t.Errorf("owner %q after removing the current one, want none", got)
+	}
+}

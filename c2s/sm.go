@@ -206,8 +206,10 @@ var smStep = Step{
 	Features: func(*Negotiation) []*router.Element {
 		return []*router.Element{router.NewElement(nsSM, "sm")}
 	},
-	Match: func(_ *Negotiation, e *router.Element) bool {
-		return e.Name.Space == nsSM
+	Match: func(n *Negotiation, e *router.Element) bool {
+		// Before authentication an SM element is no step's, and gets
+		// not-authorized like any other element there.
+		return n.c.authed && e.Name.Space == nsSM
 	},
 	Handle: func(ctx context.Context, n *Negotiation, e *router.Element) (Outcome, error) {
 		c := n.c
