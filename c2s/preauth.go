@@ -35,12 +35,19 @@ type PreAuthIQHandler interface {
 	PreAuthStream(host, ip string) func(ctx context.Context, iq *router.Stanza) *router.Stanza
 }
 
+// nsRegister is XEP-0077's namespace. c2s does not implement in-band
+// registration (modules/register does, through PreAuthIQHandler), but a
+// client that asks to register on a server without the module gets the
+// XEP's service-unavailable (§3.1.1) rather than a closed stream.
+const nsRegister = "jabber:iq:register"
+
 // maxPreAuthRequests bounds the IQs one unauthenticated stream may send;
 // past it the stream is closed, as after too many SASL failures.
 const maxPreAuthRequests = 10
 
 // preAuthHandler returns the handler of e, an element sent after TLS and
-// before SASL, or nil if e is no IQ that one handles.
+// before SASL, or nil if e is no IQ that one handles. A registration IQ
+// that no handler takes gets unavailable.
 func (c *conn) preAuthHandler(e *router.Element) PreAuthIQHandler {
 	if e.Name.Space != "" || e.Name.Local != "iq" {
 		return nil
@@ -54,7 +61,23 @@ func (c *conn) preAuthHandler(e *router.Element) PreAuthIQHandler {
 			return h
 		}
 	}
+	if p.Name.Space == nsRegister {
+		return unavailable{}
+	}
 	return nil
+}
+
+// unavailable answers every IQ with service-unavailable and offers no
+// feature: registration on a server without the register module.
+type unavailable struct{}
+
+func (unavailable) PreAuthNamespace() string              { return nsRegister }
+func (unavailable) PreAuthFeature(string) *router.Element { return nil }
+
+func (unavailable) PreAuthStream(string, string) func(context.Context, *router.Stanza) *router.Stanza {
+	return func(_ context.Context, iq *router.Stanza) *router.Stanza {
+		return iq.ErrorReply(stanza.Cancel, stanza.ServiceUnavailable, "")
+	}
 }
 
 // preAuthIQ answers an IQ sent after TLS and before SASL through its

@@ -354,6 +354,7 @@ func TestSendIQNeedsAddresses(t *testing.T) {
 		`<iq type="get" to="bob@localhost"><q xmlns="urn:example"/></iq>`,
 		`<iq type="get" from="remote.example" to="bob@localhost"><q xmlns="urn:example"/></iq>`,
 		`<iq type="get" from="localhost"><q xmlns="urn:example"/></iq>`,
+		`<iq type="get" from="alice@localhost/phone" to="bob@localhost"><q xmlns="urn:example"/></iq>`,
 		`<iq type="result" from="localhost" to="bob@localhost"/>`,
 	} {
 		if _, err := r.SendIQ(context.Background(), parse(t, xml)); err == nil {

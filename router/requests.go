@@ -46,11 +46,11 @@ type pendingIQs struct {
 }
 
 // SendIQ sends an IQ request of the server's (iq's 'from' is a served
-// domain, a service address, or a local account the server acts for) and
-// waits for the answer to it: the disco#info of a client for entity
-// capabilities, a push to an app server. It sets the request's id, routes
-// it like any stanza and returns the result, or the IQ error with an error wrapping ErrIQError.
-// It gives up when ctx is done, or after DefaultIQTimeout if ctx has no
+// domain, a service address, or the bare JID of a local account the server
+// acts for) and waits for the answer to it: the disco#info of a client for
+// entity capabilities, a push to an app server. It sets the request's id,
+// routes it like any stanza and returns the result, or the IQ error with an
+// error wrapping ErrIQError. It gives up when ctx is done, or after DefaultIQTimeout if ctx has no
 // deadline. The wait is on the caller's goroutine; a module that must not
 // wait calls it from a goroutine it owns. An answer that matches no
 // pending request (from another peer, with another id, or too late) is
@@ -59,8 +59,10 @@ func (r *Router) SendIQ(ctx context.Context, iq *Stanza) (*Stanza, error) {
 	if !iq.IsIQRequest() || iq.FirstChild() == nil {
 		return nil, errors.New("router: send iq: not an iq request with a payload")
 	}
-	if iq.To.Domainpart() == "" || !r.IsLocal(iq.From.Domainpart()) {
-		return nil, fmt.Errorf("router: send iq from %q to %q: needs a 'to' and a 'from' this server serves", iq.From, iq.To)
+	if iq.To.Domainpart() == "" || iq.From.Resourcepart() != "" || !r.IsLocal(iq.From.Domainpart()) {
+		// A full JID's answers go to its session, not to the waiting
+		// request.
+		return nil, fmt.Errorf("router: send iq from %q to %q: needs a 'to' and a 'from' this server serves, not a full JID", iq.From, iq.To)
 	}
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc

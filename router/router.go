@@ -284,8 +284,14 @@ func (r *Router) toFull(ctx context.Context, st *Stanza) {
 		}
 	}
 	if s := r.sessions.Lookup(st.To); s != nil {
-		if !r.deliverTo(ctx, s, st) && st.Kind() == KindMessage {
-			r.undelivered(ctx, st, st.To.Bare())
+		if !r.deliverTo(ctx, s, st) {
+			// The session refused it: it is going away.
+			switch {
+			case st.Kind() == KindMessage:
+				r.undelivered(ctx, st, st.To.Bare())
+			case st.IsIQRequest():
+				r.Bounce(ctx, st, stanza.ServiceUnavailable, "")
+			}
 		}
 		return
 	}

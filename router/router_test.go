@@ -1194,3 +1194,18 @@ func TestPanickingStanzaHandlerAnswers(t *testing.T) {
 		})
 	}
 }
+
+// TestIQRefusedByFullQueue checks that an IQ request to a full JID whose
+// session refuses it (its queue is full, so it is going away) is answered
+// with service-unavailable rather than lost, so the requester does not wait
+// for an answer that cannot come.
+func TestIQRefusedByFullQueue(t *testing.T) {
+	bob := newSession("bob@localhost/phone", true, 0)
+	bob.full = true
+	r, alice := newRouter(t, bob)
+	r.Route(context.Background(), mustParse(`<iq type="get" id="q1" from="`+sender+`" to="bob@localhost/phone"><query xmlns="jabber:iq:version"/></iq>`))
+	got := alice.received()
+	if len(got) != 1 || got[0].Type() != "error" || got[0].ID() != "q1" || got[0].Child("", "error").Child("urn:ietf:params:xml:ns:xmpp-stanzas", "service-unavailable") == nil {
+		t.Fatalf("alice got %v, want one service-unavailable error for q1", got)
+	}
+}

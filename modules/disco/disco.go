@@ -9,7 +9,6 @@ package disco
 import (
 	"context"
 	"errors"
-	"slices"
 	"strings"
 	"sync/atomic"
 
@@ -120,18 +119,31 @@ func (d *Disco) serverItems(_ context.Context, iq *router.Stanza) *router.Stanza
 }
 
 // services lists the service addresses that the items of domain name:
-// those under it (conference.DOMAIN), and on every domain those under none
-// of the served domains (a component's own domain). Only running modules
-// own addresses, so only enabled services are listed.
+// those whose nearest served parent domain is domain (conference.DOMAIN;
+// conference.chat.example.org only under chat.example.org when both are
+// served), and on every domain those under none of the served domains (a
+// component's own domain). Only running modules own addresses, so only
+// enabled services are listed.
 func (d *Disco) services(domain string) []string {
 	rt := d.h.Router()
 	var out []string
 	for _, svc := range rt.Services() {
-		if strings.HasSuffix(svc, "."+domain) || !slices.ContainsFunc(rt.Domains(), func(user string) bool { return strings.HasSuffix(svc, "."+user) }) {
+		if parent := nearestDomain(svc, rt.Domains()); parent == domain || parent == "" {
 			out = append(out, svc)
 		}
 	}
 	return out
+}
+
+// nearestDomain returns the longest of domains that svc is under, or "".
+func nearestDomain(svc string, domains []string) string {
+	best := ""
+	for _, d := range domains {
+		if strings.HasSuffix(svc, "."+d) && len(d) > len(best) {
+			best = d
+		}
+	}
+	return best
 }
 
 // allowed tells whether the requester may discover the account. Like

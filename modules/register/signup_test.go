@@ -255,22 +255,26 @@ func TestRegisterRequestLimit(t *testing.T) {
 }
 
 // TestSignupWithoutModule checks a server without the register module: it
-// offers no registration, and a registration request before login is like
-// any stanza before authentication (RFC 6120 §6.4.1: not-authorized), since
-// nothing on that server knows XEP-0077.
+// offers no registration, and a registration request before login gets
+// service-unavailable on a stream that goes on, as with registration
+// disabled (and as before XEP-0077 moved into the module).
 func TestSignupWithoutModule(t *testing.T) {
 	s := testserver.Start(t, func(c *config.Config) {
 		c.Modules = slices.DeleteFunc(c.Modules, func(id string) bool { return id == "register" })
 	})
+	s.AddUser("alice", "pw")
 	c := dialTLS(t, s)
 	if offersRegistration(c.Features) {
 		t.Errorf("registration offered without the module: %s", c.Features)
 	}
-	if err := c.Send(`<iq type='get' id='reg1'><query xmlns='jabber:iq:register'/></iq>`); err != nil {
-		t.Fatal(err)
+	e := rawRequest(t, c, `<iq type='get' id='reg1'><query xmlns='jabber:iq:register'/></iq>`)
+	testserver.WantIQError(t, e, "service-unavailable", "cancel")
+	e = rawRequest(t, c, registerIQ("reg2", `<username>mallory</username><password>pw</password>`))
+	testserver.WantIQError(t, e, "service-unavailable", "cancel")
+	if accountExists(t, s, "mallory") {
+		t.Error("account created without the register module")
 	}
-	cond, err := c.WaitStreamError(rawWait)
-	if err != nil || cond != "not-authorized" {
-		t.Fatalf("stream error %q (%v), want not-authorized", cond, err)
+	if cond, err := c.AuthPlain("alice", "pw"); err != nil || cond != "" {
+		t.Errorf("login after the refused requests: %q, %v", cond, err)
 	}
 }
