@@ -102,13 +102,19 @@ func (in *inStream) dispatch(ctx context.Context, st *router.Stanza) error {
 		// The reading goroutine may still change in.log (a restarted
 		// stream's header): the workers keep the one of now.
 		log := in.log
+		// What was read is routed even when the server shuts down
+		// meanwhile (the stream's end stops the workers after their
+		// queues), so routing does not inherit the cancellation: a
+		// cancelled context would make storage calls fail and turn the
+		// stanzas already accepted into internal-server-error bounces.
+		rctx := context.WithoutCancel(ctx)
 		w.queues = make([]chan *router.Stanza, inWorkers)
 		for i := range w.queues {
 			q := make(chan *router.Stanza, inQueue)
 			w.queues[i] = q
 			w.wg.Go(func() {
 				for st := range q {
-					in.route(ctx, log, st)
+					in.route(rctx, log, st)
 				}
 			})
 		}
