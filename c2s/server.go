@@ -85,6 +85,7 @@ func New(opts Options) *Server {
 	}
 	s.addStandardSteps()
 	s.addSMHandlers()
+	s.addCSIHandlers()
 	return s
 }
 
