@@ -30,7 +30,8 @@ import (
 //   - messages without a body whose only payload is a chat state
 //     (XEP-0085) or a pubsub event notification (XEP-0060, PEP), beside
 //     elements that only describe the message: thread, processing hints
-//     (XEP-0334), delay (XEP-0203), stanza and origin ids (XEP-0359).
+//     (XEP-0334), delay (XEP-0203), stanza and origin ids (XEP-0359);
+//     and carbon copies (XEP-0280) of such messages.
 //
 // Anything else is important and flushes what is held, then goes out
 // itself: every IQ, every error, presence subscription requests and
@@ -50,6 +51,8 @@ const (
 	nsHints       = "urn:xmpp:hints"                          // XEP-0334
 	nsDelay       = "urn:xmpp:delay"                          // XEP-0203
 	nsStanzaID    = "urn:xmpp:sid:0"                          // XEP-0359
+	nsCarbons     = "urn:xmpp:carbons:2"                      // XEP-0280
+	nsForward     = "urn:xmpp:forward:0"                      // XEP-0297
 )
 
 // csiKey holds a session's client state, set by its first <inactive/>.
@@ -187,24 +190,50 @@ func csiHoldable(st *router.Stanza) bool {
 		}
 		return false
 	case router.KindMessage:
-		if st.Type() == "error" {
-			return false
-		}
-		waiting := false
-		for _, c := range st.Elements() {
-			switch c.Name.Space {
-			case nsChatStates, nsPubSubEvent:
-				waiting = true
-			case nsHints, nsDelay, nsStanzaID:
-			case "":
-				if c.Name.Local != "thread" {
-					return false // body, subject, error
-				}
-			default:
-				return false
-			}
-		}
-		return waiting
+		return quietMessage(st.Element)
 	}
 	return false
+}
+
+// quietMessage tells whether message m can wait: no body, and a chat state
+// or an event notification. A carbon copy (XEP-0280) can wait if what it
+// copies can, so that the chat states of the user's other devices wait too.
+func quietMessage(m *router.Element) bool {
+	if m.Get("type") == "error" {
+		return false
+	}
+	waiting := false
+	for _, c := range m.Elements() {
+		switch c.Name.Space {
+		case nsChatStates, nsPubSubEvent:
+			waiting = true
+		case nsHints, nsDelay, nsStanzaID:
+		case nsCarbons:
+			if copied := forwardedMessage(c); copied == nil || !quietMessage(copied) {
+				return false
+			}
+			waiting = true
+		case "":
+			if c.Name.Local != "thread" {
+				return false // body, subject, error
+			}
+		default:
+			return false
+		}
+	}
+	return waiting
+}
+
+// forwardedMessage returns the message a carbons wrapper (<received/>,
+// <sent/>) forwards (XEP-0297), or nil. Read from a client stream it is in
+// the content namespace, from a server stream in jabber:client.
+func forwardedMessage(wrapper *router.Element) *router.Element {
+	f := wrapper.Child(nsForward, "forwarded")
+	if f == nil {
+		return nil
+	}
+	if m := f.Child("", router.KindMessage); m != nil {
+		return m
+	}
+	return f.Child(router.NSClient, router.KindMessage)
 }

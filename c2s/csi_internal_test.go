@@ -13,6 +13,10 @@ func TestCSIHoldable(t *testing.T) {
 	el := router.NewElement
 	chatState := el(nsChatStates, "composing")
 	event := el(nsPubSubEvent, "event").Append(el(nsPubSubEvent, "items", "node", "urn:xmpp:avatar:metadata"))
+	carbon := func(dir, ns string, m *router.Element) *router.Element {
+		m.Name.Space = ns
+		return el("", "message", "from", "alice@x").Append(el(nsCarbons, dir).Append(el(nsForward, "forwarded").Append(m)))
+	}
 	for _, tc := range []struct {
 		name string
 		st   *router.Element
@@ -37,6 +41,10 @@ func TestCSIHoldable(t *testing.T) {
 		{"hints only", el("", "message").Append(el(nsHints, "no-store")), false},
 		{"empty message", el("", "message"), false},
 		{"error message", el("", "message", "type", "error").Append(chatState), false},
+		{"carbon of a chat state", carbon("received", "", el("", "message", "type", "chat").Append(chatState)), true},
+		{"carbon of a chat state, jabber:client", carbon("sent", router.NSClient, el("", "message", "type", "chat").Append(chatState)), true},
+		{"carbon of a message with a body", carbon("received", "", el("", "message", "type", "chat").Append(chatState, el("", "body"))), false},
+		{"carbon without a message", el("", "message").Append(el(nsCarbons, "received")), false},
 		{"iq result", el("", "iq", "type", "result"), false},
 		{"iq request", el("", "iq", "type", "get").Append(el("urn:xmpp:ping", "ping")), false},
 	} {
