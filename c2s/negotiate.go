@@ -222,6 +222,7 @@ func (s *Server) addStandardSteps() {
 	s.AddStep(sessionStep)
 	s.AddStep(moduleFeaturesStep)
 	s.AddStep(smStep)
+	s.AddStep(csiStep)
 }
 
 // features lists what the client may negotiate next (RFC 6120 §4.3.2).

@@ -56,6 +56,20 @@ func (q *outQueue) push(st *router.Stanza) pushResult {
 	return pushed
 }
 
+// pushAll appends items, in order, ignoring the bound (they were accepted
+// before: CSI's held stanzas), unless the queue is drained.
+func (q *outQueue) pushAll(items []*router.Stanza) pushResult {
+	q.mu.Lock()
+	if q.closed {
+		q.mu.Unlock()
+		return queueEnded
+	}
+	q.items = append(q.items, items...)
+	q.mu.Unlock()
+	q.wake()
+	return pushed
+}
+
 // drain closes the queue for good and returns what it still held, oldest
 // first. Every later push is refused.
 func (q *outQueue) drain() []*router.Stanza {

@@ -269,6 +269,8 @@ func (c *conn) resume(ctx context.Context, cmd smCommand) (Outcome, error) {
 	sm.sinceRequest, sm.requested = 0, false
 	sm.mu.Unlock()
 	s.out.putBack(resend)
+	// A resumed stream is active (XEP-0352 §4): what CSI held follows.
+	s.csiActive()
 	if ackErr != nil {
 		sm.life.Unlock()
 		s.Close(ackErr)

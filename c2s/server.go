@@ -13,6 +13,8 @@
 // "session ended", only once. Stream management (XEP-0198, sm.go) uses
 // that: a resumable session outlives a lost connection, hibernating until
 // a new connection of the same account resumes it or its timeout ends it.
+// Client State Indication (XEP-0352, csi.go) holds, in the session's
+// delivery, what a client that said it is inactive can wait for.
 //
 // Stream negotiation is ours rather than mellium's ReceiveSession: xmppd must
 // check the stream's 'to' against its hosts, send the RFC's stream errors
@@ -85,6 +87,7 @@ func New(opts Options) *Server {
 	}
 	s.addStandardSteps()
 	s.addSMHandlers()
+	s.addCSIHandlers()
 	return s
 }
 

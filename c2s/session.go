@@ -88,10 +88,20 @@ func (s *Session) LastPresence() *router.Stanza { return s.presence.Load() }
 // session is closed. A stanza it accepts is written (to the transport
 // attached now or to the next one) or, if the session ends first, routed
 // again by requeue; one it refuses is the caller's to route elsewhere.
+// For a client that said it is inactive, a stanza that can wait is held
+// instead (csi.go).
 func (s *Session) Deliver(st *router.Stanza) bool {
 	if s.closed.Load() {
 		return false
 	}
+	if c := s.csi(); c != nil {
+		return s.deliverCSI(c, st)
+	}
+	return s.enqueue(st)
+}
+
+// enqueue is Deliver's queueing.
+func (s *Session) enqueue(st *router.Stanza) bool {
 	switch s.out.push(st) {
 	case pushed:
 		return true
@@ -339,12 +349,15 @@ func (s *Session) writeQueued(a *attachment) error {
 // it as undelivered, so nothing queued is silently lost. With stream
 // management, what was sent and not acknowledged comes first, and IQ
 // requests get an error (XEP-0198 §5, RFC 6121 §8.5.3.2.2: the resource is
-// gone).
+// gone). What CSI held comes last: it is newer than what was queued.
 func (s *Session) requeue(ctx context.Context) {
 	unacked := s.smEnd()
 	withSM := s.sm() != nil
 	r := s.srv.opts.Router
-	for _, st := range append(unacked, s.out.drain()...) {
+	pending := append(unacked, s.out.drain()...)
+	// After the drain: a flush racing with it leaves its stanzas held.
+	pending = append(pending, s.csiEnd()...)
+	for _, st := range pending {
 		switch {
 		case st.Name.Space != "":
 			// A stream management element: not a stanza.

@@ -144,6 +144,13 @@ type Limits struct {
 	// when its connection drops instead of waiting.
 	MaxHibernatingPerUser int `yaml:"max_hibernating_per_user"`
 	MaxHibernating        int `yaml:"max_hibernating"`
+	// CSIMaxHeld bounds the stanzas held back for a client that said it
+	// is inactive (XEP-0352): presence updates, chat states and pubsub
+	// notifications wait until something important comes or the client
+	// is active again; one more than this flushes them all at once, so
+	// that an idle phone costs bounded memory. Prosody's csi_simple
+	// holds as many.
+	CSIMaxHeld int `yaml:"csi_max_held"`
 }
 
 // Registration is the old place of the in-band registration settings

@@ -27,7 +27,7 @@ func TestDefault(t *testing.T) {
 			PingInterval: 5 * time.Minute, PingTimeout: time.Minute,
 			MaxPendingPerIP: 32,
 			ResumeTimeout:   5 * time.Minute, SMAckAfter: 5, SMAckInterval: 30 * time.Second, SMMaxUnacked: 500, SMMaxUnackedBytes: 2 << 20,
-			MaxHibernatingPerUser: 5, MaxHibernating: 10000,
+			MaxHibernatingPerUser: 5, MaxHibernating: 10000, CSIMaxHeld: 256,
 		},
 		S2S: S2S{Enabled: true, Auth: S2SAuthAllowDialback,
 			ConnectTimeout: 30 * time.Second, IdleTimeout: 10 * time.Minute},

@@ -34,6 +34,7 @@ const (
 	defaultSMMaxUnackedBytes = 2 << 20
 	defaultMaxHibernatingPU  = 5
 	defaultMaxHibernating    = 10000
+	defaultCSIMaxHeld        = 256
 	defaultS2SConnect        = 30 * time.Second
 	defaultS2SIdle           = 10 * time.Minute
 	defaultLogLevel          = "info"
@@ -123,6 +124,7 @@ func (l *Limits) applyDefaults() {
 	setDefault(&l.SMMaxUnackedBytes, defaultSMMaxUnackedBytes)
 	setDefault(&l.MaxHibernatingPerUser, defaultMaxHibernatingPU)
 	setDefault(&l.MaxHibernating, defaultMaxHibernating)
+	setDefault(&l.CSIMaxHeld, defaultCSIMaxHeld)
 }
 
 // setDefault sets *v to def when *v is the zero value.

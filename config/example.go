@@ -76,6 +76,7 @@ limits:
   sm_max_unacked_bytes: 2097152 # bytes of those stanzas; more closes the session
   max_hibernating_per_user: 5 # sessions of one account waiting to be resumed
   max_hibernating: 10000      # sessions waiting to be resumed, in all
+  csi_max_held: 256           # stanzas held back for an inactive client (XEP-0352); one more flushes them
 
 # Federation with other domains (server-to-server). Add listeners of type
 # s2s (STARTTLS, port 5269) and s2s_tls (direct TLS, ALPN xmpp-server, port

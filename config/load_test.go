@@ -82,6 +82,7 @@ limits:
   sm_max_unacked_bytes: 100000
   max_hibernating_per_user: 2
   max_hibernating: 300
+  csi_max_held: 50
 s2s:
   enabled: false
   routes: {example.net: "127.0.0.2:5269"}
@@ -112,7 +113,7 @@ log: {level: debug, format: json}
 					PingInterval: 2 * time.Hour, PingTimeout: 90 * time.Second,
 					MaxPendingPerIP: 4,
 					ResumeTimeout:   90 * time.Second, SMAckAfter: 10, SMAckInterval: time.Minute, SMMaxUnacked: 200, SMMaxUnackedBytes: 100000,
-					MaxHibernatingPerUser: 2, MaxHibernating: 300,
+					MaxHibernatingPerUser: 2, MaxHibernating: 300, CSIMaxHeld: 50,
 				},
 				S2S: S2S{
 					Routes: map[string]string{"example.net": "127.0.0.2:5269"}, DNSServer: "127.0.0.53:53",
@@ -222,7 +223,7 @@ func TestLoadErrors(t *testing.T) {
 	}, {
 		name: "unknown nested key",
 		text: "hosts: [{domain: example.org}]\nlimits:\n  max_depth: 10\n  max_stanzas: 5\n",
-		want: []string{`xmppd.yaml:4: unknown key "max_stanzas" in limits (known keys: login_failures, login_failures_per_ip, login_window, max_depth, max_hibernating, max_hibernating_per_user, max_pending_per_ip, max_sessions_per_user, max_stanza_size, outbound_queue, ping_interval, ping_timeout, resume_timeout, sm_ack_after, sm_ack_interval, sm_max_unacked, sm_max_unacked_bytes)`},
+		want: []string{`xmppd.yaml:4: unknown key "max_stanzas" in limits (known keys: csi_max_held, login_failures, login_failures_per_ip, login_window, max_depth, max_hibernating, max_hibernating_per_user, max_pending_per_ip, max_sessions_per_user, max_stanza_size, outbound_queue, ping_interval, ping_timeout, resume_timeout, sm_ack_after, sm_ack_interval, sm_max_unacked, sm_max_unacked_bytes)`},
 	}, {
 		name: "unknown key in a list item",
 		text: "hosts:\n  - domain: example.org\n  - domain: example.net\n    certificate: x.pem\n",

@@ -182,6 +182,7 @@ func (c *Config) checkLimits(ps *problems) {
 		{"sm_max_unacked_bytes", l.SMMaxUnackedBytes},
 		{"max_hibernating_per_user", l.MaxHibernatingPerUser},
 		{"max_hibernating", l.MaxHibernating},
+		{"csi_max_held", l.CSIMaxHeld},
 	} {
 		if v.n <= 0 {
 			ps.add("limits."+v.key, "must be positive, not %d", v.n)
