@@ -555,3 +555,27 @@ func TestSMShutdownStoresHibernating(t *testing.T) {
 		t.Fatalf("%d offline messages after shutdown, want the one sent while hibernating", len(msgs))
 	}
 }
+
+// TestSMBeforeAuth checks that stream management is neither offered nor
+// answered before authentication: an <enable/> or <resume/> there is like
+// any other element before SASL, and closes the stream with
+// not-authorized (RFC 6120 §6.4.1), as before stream management existed.
+func TestSMBeforeAuth(t *testing.T) {
+	s := testserver.Start(t, nil)
+	s.AddUser("alice", "pw")
+	for _, el := range []string{`<enable xmlns="urn:xmpp:sm:3"/>`, `<resume xmlns="urn:xmpp:sm:3" previd="x" h="0"/>`} {
+		r, err := s.DialRawStartTLS(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Features.Child(nsSM, "sm") != nil {
+			t.Errorf("SM offered before authentication: %s", r.Features)
+		}
+		if err := r.Send(el); err != nil {
+			t.Fatal(err)
+		}
+		if cond, err := r.WaitStreamError(10 * time.Second); err != nil || cond != "not-authorized" {
+			t.Errorf("%s before authentication: stream error %q, %v; want not-authorized", el, cond, err)
+		}
+	}
+}
