@@ -204,7 +204,7 @@ func (p *Push) enable(ctx context.Context, iq *router.Stanza) *router.Stanza {
 		if x.Get("type") != "submit" || formType(x) != FormPublishOptions {
 			return iq.ErrorReply(stanza.Modify, stanza.BadRequest, "the form must be a submitted "+FormPublishOptions)
 		}
-		reg.Form = x.AppendXML(nil, nsData)
+		reg.Form = x.AppendXML(nil, router.NSClient)
 	}
 	owner := iq.From.Bare()
 	err = p.h.Store().PushRegistrations().Put(ctx, owner, reg, p.opts.MaxRegistrations)
@@ -430,7 +430,7 @@ func (p *Push) notification(j job, reg storage.PushRegistration, count int) (*ro
 			router.NewElement(nsPubSub, "item").Append(
 				router.NewElement(NS, "notification").Append(x))))
 	if len(bytes.TrimSpace(reg.Form)) > 0 {
-		form, err := router.ParseElement(reg.Form, nsData)
+		form, err := router.ParseElement(reg.Form, router.NSClient)
 		if err != nil {
 			return nil, fmt.Errorf("stored publish-options of %s: %w", reg.Service, err)
 		}

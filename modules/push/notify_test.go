@@ -1,0 +1,183 @@
+package push_test
+
+import (
+	"context"
+	"testing"
+
+	"mellium.im/xmpp/jid"
+
+	"github.com/xmppd/xmppd/internal/storetest"
+	"github.com/xmppd/xmppd/internal/testserver"
+	"github.com/xmppd/xmppd/modules/push"
+	"github.com/xmppd/xmppd/router"
+)
+
+// enable registers the app server for c's account under node, with the
+// test's publish-options form.
+func enable(t *testing.T, c *testserver.Client, node string) {
+	t.Helper()
+	testserver.WantResult(t, c.MustRequest(t, `<iq type="set" id="e"><enable xmlns="urn:xmpp:push:0" jid="`+appAddr+`" node="`+node+`">`+enableForm+`</enable></iq>`))
+}
+
+// registered enables push for alice on node and logs her out, so that
+// she is offline.
+func registered(t *testing.T, s *testserver.Server, node string) {
+	t.Helper()
+	alice := s.Login("alice", "pw", testserver.LoginOptions{})
+	enable(t, alice, node)
+	if err := alice.Close(); err != nil {
+		t.Fatal(err)
+	}
+	waitGone(t, s, "alice@localhost")
+}
+
+// waitGone waits until the account has no session bound.
+func waitGone(t *testing.T, s *testserver.Server, bare string) {
+	t.Helper()
+	waitFor(t, bare+" to have no session", func() bool { return len(s.Router.Sessions().Sessions(jid.MustParse(bare))) == 0 })
+}
+
+// TestNotifyOffline checks the notification for an account with no
+// session (the message goes to offline storage): its form, its publish
+// options, the body only when the operator asks for it, and that what
+// does not warrant a push (a chat state, a groupchat-less headline) gets
+// none. Both storage backends.
+func TestNotifyOffline(t *testing.T) {
+	storetest.Run(t, func(t *testing.T, b storetest.Backend) {
+		for _, includeBody := range []bool{false, true} {
+			name := "without body"
+			if includeBody {
+				name = "with body"
+			}
+			t.Run(name, func(t *testing.T) {
+				o := push.DefaultOptions()
+				o.IncludeBody = includeBody
+				s, app := start(t, b, o)
+				registered(t, s, "phone")
+				carol := s.Login("carol", "pw", testserver.LoginOptions{Resource: "desk"})
+				carol.MustSend(t, `<message type="chat" id="cs" to="alice@localhost"><composing xmlns="http://jabber.org/protocol/chatstates"/></message>`)
+				carol.MustSend(t, `<message type="headline" id="h" to="alice@localhost"><body>news</body></message>`)
+				carol.MustSend(t, `<message type="chat" id="m1" to="alice@localhost"><body>Wherefore art thou?</body></message>`)
+				carol.MustSync(t)
+				st := app.next(t, "the message")
+				if !st.From.Equal(jid.MustParse("alice@localhost")) || st.Type() != "set" {
+					t.Errorf("publish %s: want an iq set from alice's bare JID", st)
+				}
+				if node(st) != "phone" {
+					t.Errorf("publish to node %q, want phone", node(st))
+				}
+				f := summary(t, st)
+				want := map[string]string{
+					"FORM_TYPE":           push.FormSummary,
+					"message-count":       "1",
+					"last-message-sender": "carol@localhost/desk",
+				}
+				if includeBody {
+					want["last-message-body"] = "Wherefore art thou?"
+				}
+				if len(f) != len(want) {
+					t.Errorf("summary fields %v, want %v", f, want)
+				}
+				for k, v := range want {
+					if f[k] != v {
+						t.Errorf("summary %s = %q, want %q", k, f[k], v)
+					}
+				}
+				opts := st.Child(nsPubSub, "pubsub").Child(nsPubSub, "publish-options")
+				if opts == nil || opts.Child("jabber:x:data", "x") == nil || !containsValue(opts.Child("jabber:x:data", "x"), "s3cr3t") {
+					t.Errorf("publish without the stored publish-options: %s", st)
+				}
+				app.sync(t, s, carol)
+				app.none(t, "after the sync")
+			})
+		}
+	})
+}
+
+// containsValue tells whether a form has a field with value v.
+func containsValue(x *router.Element, v string) bool {
+	for _, f := range x.Elements() {
+		if val := f.Child("jabber:x:data", "value"); val != nil && val.Text() == v {
+			return true
+		}
+	}
+	return false
+}
+
+// TestCallInvitation checks that a Jingle Message Initiation propose,
+// which has no body, wakes the phone too.
+func TestCallInvitation(t *testing.T) {
+	s, app := start(t, storetest.Backend{Name: "sqlite"}, push.DefaultOptions())
+	registered(t, s, "phone")
+	carol := s.Login("carol", "pw", testserver.LoginOptions{Resource: "desk"})
+	// Sent to the full JID of a resource that is gone: it falls back to
+	// the bare JID, as RFC 6121 §8.5.3.2.1 says.
+	carol.MustSend(t, `<message id="call" to="alice@localhost/phone"><propose xmlns="urn:xmpp:jingle-message:0" id="c1"><description xmlns="urn:xmpp:jingle:apps:rtp:1" media="audio"/></propose></message>`)
+	carol.MustSync(t)
+	if f := summary(t, app.next(t, "the call")); f["last-message-sender"] != "carol@localhost/desk" {
+		t.Errorf("summary %v", f)
+	}
+}
+
+// TestErrorDisables checks XEP-0357 §7.1: an app server that answers a
+// publish with an error is no longer notified, and its registration is
+// gone from storage.
+func TestErrorDisables(t *testing.T) {
+	o := push.DefaultOptions()
+	s, app := start(t, storetest.Backend{Name: "sqlite"}, o)
+	alice := s.Login("alice", "pw", testserver.LoginOptions{})
+	enable(t, alice, refuse)
+	enable(t, alice, "good")
+	alice.Close()
+	waitGone(t, s, "alice@localhost")
+	carol := s.Login("carol", "pw", testserver.LoginOptions{})
+	carol.MustSend(t, `<message type="chat" id="m1" to="alice@localhost"><body>one</body></message>`)
+	carol.MustSync(t)
+	got := map[string]bool{node(app.next(t, "first")): true, node(app.next(t, "second")): true}
+	if !got[refuse] || !got["good"] {
+		t.Fatalf("published to %v, want both nodes", got)
+	}
+	app.sync(t, s, carol)
+	regs, err := s.Store.PushRegistrations().List(context.Background(), jid.MustParse("alice@localhost"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(regs) != 1 || regs[0].Node != "good" {
+		t.Errorf("registrations after the error: %v, want only good", regs)
+	}
+}
+
+// TestRateLimit checks min_interval: a second message within it is not
+// pushed but counted, and an account that comes back online starts
+// again. The interval is far longer than the test, so that no clock
+// decides.
+func TestRateLimit(t *testing.T) {
+	o := push.DefaultOptions()
+	o.MinInterval = 24 * 60 * 60 * 1e9
+	s, app := start(t, storetest.Backend{Name: "sqlite"}, o)
+	registered(t, s, "phone")
+	carol := s.Login("carol", "pw", testserver.LoginOptions{})
+	send := func(id string) {
+		carol.MustSend(t, `<message type="chat" id="`+id+`" to="alice@localhost"><body>`+id+`</body></message>`)
+		carol.MustSync(t)
+	}
+	send("m1")
+	if f := summary(t, app.next(t, "m1")); f["message-count"] != "1" {
+		t.Errorf("first count %s, want 1", f["message-count"])
+	}
+	send("m2")
+	send("m3")
+	app.sync(t, s, carol)
+	app.none(t, "within min_interval")
+
+	// Alice comes back and leaves: the limit starts again.
+	alice := s.Login("alice", "pw", testserver.LoginOptions{})
+	alice.MustSend(t, `<presence/>`)
+	alice.MustSync(t)
+	alice.Close()
+	waitGone(t, s, "alice@localhost")
+	send("m4")
+	if f := summary(t, app.next(t, "m4")); f["message-count"] != "1" {
+		t.Errorf("count after coming back %s, want 1", f["message-count"])
+	}
+}
