@@ -245,3 +245,6 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// mustBare parses a JID.
+func mustBare(s string) jid.JID { return jid.MustParse(s) }
