@@ -32,6 +32,7 @@ func TestCount(t *testing.T) {
 		{"another account", 0, bob, "a", false, 1, true},
 		{"no id is never a duplicate", time.Second, alice, "", false, 3, false},
 		{"interval over", 10 * time.Second, alice, "c", false, 4, true},
+		{"an earlier message again", 20 * time.Second, alice, "a", false, 4, false},
 		{"back online, then a message", 0, alice, "d", true, 1, true},
 	}
 	for _, s := range steps {

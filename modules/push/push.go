@@ -19,6 +19,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -119,11 +120,16 @@ type Push struct {
 type account struct {
 	count    int
 	notified time.Time
-	// last names the last message counted, so that a message handed to
-	// two hibernating sessions (or routed again when one times out) is
+	// seen names the last messages counted (from and id), oldest first,
+	// so that a message handed to two hibernating sessions, or routed
+	// again to offline storage when a hibernating session times out, is
 	// counted once.
-	last string
+	seen []string
 }
+
+// maxSeen bounds account.seen: more than the unacked stanzas a phone
+// typically leaves behind, few enough to scan.
+const maxSeen = 32
 
 // job is one message that warrants a notification.
 type job struct {
@@ -377,11 +383,16 @@ func (p *Push) count(j job) (count int, due bool) {
 		p.accounts[j.owner.String()] = a
 		p.tracked.Store(int64(len(p.accounts)))
 	}
-	if j.key != "" && j.key == a.last {
-		return a.count, false
+	if j.key != "" {
+		if slices.Contains(a.seen, j.key) {
+			return a.count, false
+		}
+		if len(a.seen) == maxSeen {
+			a.seen = slices.Delete(a.seen, 0, 1)
+		}
+		a.seen = append(a.seen, j.key)
 	}
 	a.count++
-	a.last = j.key
 	now := p.now()
 	if !a.notified.IsZero() && now.Sub(a.notified) < p.opts.MinInterval {
 		return a.count, false
