@@ -2,6 +2,7 @@ package push_test
 
 import (
 	"testing"
+	"time"
 
 	"github.com/xmppd/xmppd/internal/storetest"
 	"github.com/xmppd/xmppd/internal/testserver"
@@ -94,4 +95,26 @@ func TestNotifyHibernating(t *testing.T) {
 	}
 	app.sync(t, s, carol)
 	app.none(t, "one message, one notification")
+}
+
+// TestTwoHibernating checks that a message to the bare JID, handed to two
+// hibernating sessions of equal priority, is notified once. The rate
+// limit is as short as can be, so that it is not what holds back a
+// second notification (time can only make this pass wrongly, never fail).
+func TestTwoHibernating(t *testing.T) {
+	o := push.DefaultOptions()
+	o.MinInterval = time.Nanosecond
+	s, app := start(t, storetest.Backend{Name: "sqlite"}, o)
+	one, two := smPhone(t, s, "one"), smPhone(t, s, "two")
+	one.TLS.NetConn().Close()
+	two.TLS.NetConn().Close()
+	waitFor(t, "both to hibernate", func() bool { return s.C2S.Hibernating() == 2 })
+	carol := s.Login("carol", "pw", testserver.LoginOptions{Resource: "desk"})
+	carol.MustSend(t, `<message type="chat" id="m1" to="alice@localhost"><body>hi</body></message>`)
+	carol.MustSync(t)
+	if f := summary(t, app.next(t, "the message")); f["message-count"] != "1" {
+		t.Errorf("summary %v", f)
+	}
+	app.sync(t, s, carol)
+	app.none(t, "a second notification of the same message")
 }

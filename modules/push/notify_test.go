@@ -6,6 +6,7 @@ import (
 
 	"mellium.im/xmpp/jid"
 
+	"github.com/xmppd/xmppd/config"
 	"github.com/xmppd/xmppd/internal/storetest"
 	"github.com/xmppd/xmppd/internal/testserver"
 	"github.com/xmppd/xmppd/modules/push"
@@ -180,4 +181,32 @@ func TestRateLimit(t *testing.T) {
 	if f := summary(t, app.next(t, "m4")); f["message-count"] != "1" {
 		t.Errorf("count after coming back %s, want 1", f["message-count"])
 	}
+}
+
+// TestRegistrationSurvivesRestart checks that a registration made before
+// a restart is notified after it, on both storage backends.
+func TestRegistrationSurvivesRestart(t *testing.T) {
+	storetest.Run(t, func(t *testing.T, b storetest.Backend) {
+		first, _ := start(t, b, push.DefaultOptions())
+		registered(t, first, "phone")
+		ctx, cancel := context.WithTimeout(context.Background(), wait)
+		defer cancel()
+		if err := first.Shutdown(ctx); err != nil {
+			t.Fatal(err)
+		}
+		o := push.DefaultOptions()
+		o.Workers = 1
+		second := testserver.StartOn(t, b, func(c *config.Config) {
+			c.Storage = first.Config.Storage
+			testserver.EnableModules(c, "push")
+			c.SetModuleOptions("push", o)
+		})
+		app := addAppServer(t, second)
+		carol := second.Login("carol", "pw", testserver.LoginOptions{})
+		carol.MustSend(t, `<message type="chat" id="m1" to="alice@localhost"><body>still there?</body></message>`)
+		carol.MustSync(t)
+		if n := node(app.next(t, "the message after the restart")); n != "phone" {
+			t.Errorf("published to node %q, want phone", n)
+		}
+	})
 }
