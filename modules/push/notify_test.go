@@ -2,6 +2,7 @@ package push_test
 
 import (
 	"context"
+	"slices"
 	"testing"
 
 	"mellium.im/xmpp/jid"
@@ -122,29 +123,39 @@ func TestCallInvitation(t *testing.T) {
 
 // TestErrorDisables checks XEP-0357 §7.1: an app server that answers a
 // publish with an error is no longer notified, and its registration is
-// gone from storage.
+// gone from storage; an error of type wait, or one that says the app
+// server could not be reached (here s2s is off: remote-server-not-found),
+// keeps the registration.
 func TestErrorDisables(t *testing.T) {
-	o := push.DefaultOptions()
-	s, app := start(t, storetest.Backend{Name: "sqlite"}, o)
+	s, app := start(t, storetest.Backend{Name: "sqlite"}, push.DefaultOptions(), func(c *config.Config) { c.S2S.Enabled = false })
 	alice := s.Login("alice", "pw", testserver.LoginOptions{})
-	enable(t, alice, refuse)
-	enable(t, alice, "good")
+	for _, n := range []string{refuse, busy, "good"} {
+		enable(t, alice, n)
+	}
+	testserver.WantResult(t, alice.MustRequest(t, `<iq type="set" id="e"><enable xmlns="urn:xmpp:push:0" jid="push.remote.example" node="far"/></iq>`))
 	alice.Close()
 	waitGone(t, s, "alice@localhost")
 	carol := s.Login("carol", "pw", testserver.LoginOptions{})
 	carol.MustSend(t, `<message type="chat" id="m1" to="alice@localhost"><body>one</body></message>`)
 	carol.MustSync(t)
-	got := map[string]bool{node(app.next(t, "first")): true, node(app.next(t, "second")): true}
-	if !got[refuse] || !got["good"] {
-		t.Fatalf("published to %v, want both nodes", got)
+	got := map[string]bool{}
+	for range 3 {
+		got[node(app.next(t, "a publish"))] = true
+	}
+	if !got[refuse] || !got[busy] || !got["good"] {
+		t.Fatalf("published to %v, want refuse, busy and good", got)
 	}
 	app.sync(t, s, carol)
 	regs, err := s.Store.PushRegistrations().List(context.Background(), jid.MustParse("alice@localhost"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(regs) != 1 || regs[0].Node != "good" {
-		t.Errorf("registrations after the error: %v, want only good", regs)
+	var nodes []string
+	for _, r := range regs {
+		nodes = append(nodes, r.Node)
+	}
+	if want := []string{busy, "good", "far"}; !slices.Equal(nodes, want) {
+		t.Errorf("registrations after the errors: %q, want %q", nodes, want)
 	}
 }
 
@@ -201,12 +212,61 @@ func TestRegistrationSurvivesRestart(t *testing.T) {
 			testserver.EnableModules(c, "push")
 			c.SetModuleOptions("push", o)
 		})
-		app := addAppServer(t, second)
+		app := addAppServer(t, second, appAddr)
 		carol := second.Login("carol", "pw", testserver.LoginOptions{})
 		carol.MustSend(t, `<message type="chat" id="m1" to="alice@localhost"><body>still there?</body></message>`)
 		carol.MustSync(t)
 		if n := node(app.next(t, "the message after the restart")); n != "phone" {
 			t.Errorf("published to node %q, want phone", n)
 		}
+	})
+}
+
+// TestNotifyOverFederation checks a notification to an app server on
+// another domain, over s2s: the publish arrives from the user's bare JID,
+// and the app server's error answer, which comes back over s2s too,
+// disables the registration.
+func TestNotifyOverFederation(t *testing.T) {
+	o := push.DefaultOptions()
+	o.Workers = 1
+	const remoteApp = "push.b.example"
+	var f *testserver.Federation
+	f = testserver.NewFederation(t, func(c *config.Config) {
+		if c.Hosts[0].Domain == "a.example" {
+			c.S2S.Routes[remoteApp] = f.Addr("b.example")
+			testserver.EnableModules(c, "push")
+			c.SetModuleOptions("push", o)
+		}
+	}, "a.example", "b.example")
+	a, b := f.Start("a.example"), f.Start("b.example")
+	app := addAppServer(t, b, remoteApp)
+	owner := a.AddUser("alice", "pw")
+	a.AddUser("carol", "pw")
+	alice := a.Login("alice", "pw", testserver.LoginOptions{})
+	for _, n := range []string{"phone", refuse} {
+		testserver.WantResult(t, alice.MustRequest(t, `<iq type="set" id="e"><enable xmlns="urn:xmpp:push:0" jid="`+remoteApp+`" node="`+n+`"/></iq>`))
+	}
+	alice.Close()
+	waitGone(t, a, owner.String())
+	carol := a.Login("carol", "pw", testserver.LoginOptions{Resource: "desk"})
+	carol.MustSend(t, `<message type="chat" id="m1" to="alice@a.example"><body>far away</body></message>`)
+	carol.MustSync(t)
+	nodes := map[string]bool{}
+	for range 2 {
+		st := app.next(t, "a publish over s2s")
+		if !st.From.Equal(owner) {
+			t.Errorf("publish from %s, want %s", st.From, owner)
+		}
+		if f := summary(t, st); f["last-message-sender"] != "carol@a.example/desk" {
+			t.Errorf("summary %v", f)
+		}
+		nodes[node(st)] = true
+	}
+	if !nodes["phone"] || !nodes[refuse] {
+		t.Fatalf("published to %v, want phone and refuse", nodes)
+	}
+	waitFor(t, "the refused registration to be disabled", func() bool {
+		regs, err := a.Store.PushRegistrations().List(context.Background(), owner)
+		return err == nil && len(regs) == 1 && regs[0].Node == "phone"
 	})
 }

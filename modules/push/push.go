@@ -411,8 +411,10 @@ func (p *Push) publish(ctx context.Context, j job, reg storage.PushRegistration,
 	ctx, cancel := context.WithTimeout(ctx, p.opts.Timeout)
 	defer cancel()
 	log := p.h.Logger().With(slog.String("owner", j.owner.String()), slog.String("service", reg.Service.String()))
-	_, err = p.h.Router().SendIQ(ctx, iq)
+	resp, err := p.h.Router().SendIQ(ctx, iq)
 	switch {
+	case errors.Is(err, router.ErrIQError) && transient(resp):
+		log.Warn("push: app server not reached; registration kept", slog.Any("err", err))
 	case errors.Is(err, router.ErrIQError):
 		log.Info("push: app server refused a notification; registration disabled", slog.Any("err", err))
 		if err := p.h.Store().PushRegistrations().Remove(ctx, j.owner, reg.Service, reg.Node); err != nil {
@@ -423,6 +425,26 @@ func (p *Push) publish(ctx context.Context, j job, reg storage.PushRegistration,
 	default:
 		log.Debug("push: notified", slog.Int("count", count))
 	}
+}
+
+// transient tells whether an error answer says that the app server could
+// not be reached, or asks to wait, rather than that it refuses the
+// registration (XEP-0357 §7.1 lets a server keep it then): a DNS failure
+// or an s2s timeout must not cut a phone off for good.
+func transient(resp *router.Stanza) bool {
+	e := resp.Child("", "error")
+	if e == nil {
+		return false
+	}
+	if e.Get("type") == string(stanza.Wait) {
+		return true
+	}
+	for _, cond := range []stanza.Condition{stanza.RemoteServerNotFound, stanza.RemoteServerTimeout} {
+		if e.Child(router.NSStanzas, string(cond)) != nil {
+			return true
+		}
+	}
+	return false
 }
 
 // notification builds the publish of XEP-0357 §7 from the user's bare JID

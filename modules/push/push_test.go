@@ -22,32 +22,40 @@ import (
 // appAddr is the test's app server, a service address of the test server.
 const appAddr = "push.localhost"
 
-// refuse is the node the app server answers with an IQ error.
-const refuse = "refuse"
+// refuse is the node the app server answers with an IQ error, busy the
+// one it answers with an error of type wait.
+const (
+	refuse = "refuse"
+	busy   = "busy"
+)
 
 // wait bounds a failure only: nothing in these tests waits for time to
 // pass.
 const wait = 10 * time.Second
 
 // appServer records the publishes it gets, and answers each with a
-// result, or with item-not-found for the node refuse.
+// result, or with an error for the nodes refuse and busy.
 type appServer struct {
 	got chan *router.Stanza
 }
 
-// addAppServer makes appAddr an app server on s.
-func addAppServer(t *testing.T, s *testserver.Server) *appServer {
+// addAppServer makes addr (appAddr unless the test federates) an app
+// server on s.
+func addAppServer(t *testing.T, s *testserver.Server, addr string) *appServer {
 	t.Helper()
 	a := &appServer{got: make(chan *router.Stanza, 100)}
-	reg, err := s.Router.AddService("test-app-server", appAddr, func(ctx context.Context, st *router.Stanza) bool {
+	reg, err := s.Router.AddService("test-app-server", addr, func(ctx context.Context, st *router.Stanza) bool {
 		if !st.IsIQRequest() {
 			return false
 		}
 		a.got <- st.Copy()
 		pub := st.Child("http://jabber.org/protocol/pubsub", "pubsub").Child("http://jabber.org/protocol/pubsub", "publish")
-		if pub != nil && pub.Get("node") == refuse {
+		switch {
+		case pub != nil && pub.Get("node") == refuse:
 			s.Router.Route(ctx, st.ErrorReply(stanza.Cancel, stanza.ItemNotFound, ""))
-		} else {
+		case pub != nil && pub.Get("node") == busy:
+			s.Router.Route(ctx, st.ErrorReply(stanza.Wait, stanza.ResourceConstraint, ""))
+		default:
 			s.Router.Route(ctx, st.Reply())
 		}
 		return true
@@ -136,16 +144,19 @@ func summary(t *testing.T, st *router.Stanza) map[string]string {
 
 // start starts a server with push options o and one worker, so that
 // sync works, with an app server, and the users alice and carol.
-func start(t *testing.T, b storetest.Backend, o push.Options) (*testserver.Server, *appServer) {
+func start(t *testing.T, b storetest.Backend, o push.Options, mutate ...func(*config.Config)) (*testserver.Server, *appServer) {
 	t.Helper()
 	o.Workers = 1
 	s := testserver.StartOn(t, b, func(c *config.Config) {
 		testserver.EnableModules(c, "push")
 		c.SetModuleOptions("push", o)
+		for _, m := range mutate {
+			m(c)
+		}
 	})
 	s.AddUser("alice", "pw")
 	s.AddUser("carol", "pw")
-	return s, addAppServer(t, s)
+	return s, addAppServer(t, s, appAddr)
 }
 
 const enableForm = `<x xmlns="jabber:x:data" type="submit">` +
