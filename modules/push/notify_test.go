@@ -160,8 +160,8 @@ func TestErrorDisables(t *testing.T) {
 }
 
 // TestRateLimit checks min_interval: a second message within it is not
-// pushed but counted, and an account that comes back online starts
-// again. The interval is far longer than the test, so that no clock
+// pushed but counted, and an account that comes back online, or only
+// sends a stanza, starts again. The interval is far longer than the test, so that no clock
 // decides.
 func TestRateLimit(t *testing.T) {
 	o := push.DefaultOptions()
@@ -191,6 +191,17 @@ func TestRateLimit(t *testing.T) {
 	send("m4")
 	if f := summary(t, app.next(t, "m4")); f["message-count"] != "1" {
 		t.Errorf("count after coming back %s, want 1", f["message-count"])
+	}
+
+	// Alice's client comes back without presence (as a resumed session
+	// does) and sends only an IQ: that is enough.
+	alice = s.Login("alice", "pw", testserver.LoginOptions{})
+	alice.MustSync(t)
+	alice.Close()
+	waitGone(t, s, "alice@localhost")
+	send("m5")
+	if f := summary(t, app.next(t, "m5")); f["message-count"] != "1" {
+		t.Errorf("count after an IQ from the account %s, want 1", f["message-count"])
 	}
 }
 

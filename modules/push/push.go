@@ -159,6 +159,7 @@ func (p *Push) Start(_ context.Context, h *modules.Host) error {
 	h.AddDeliveryHook(router.PriorityDefault, p.delivered)
 	h.OnUndelivered(router.PriorityDefault, p.undelivered)
 	h.OnSessionAvailable(router.PriorityDefault, p.available)
+	h.AddFilter(router.PriorityDefault, p.active)
 
 	ctx, cancel := context.WithCancel(context.Background())
 	p.cancel = cancel
@@ -309,6 +310,36 @@ func (p *Push) undelivered(_ context.Context, st *router.Stanza) bool {
 
 // available starts the summary again for an account that is back.
 func (p *Push) available(_ context.Context, s router.Session) { p.reset(s.JID().Bare()) }
+
+// active is a filter that starts the summary again when the account
+// sends anything: a client resumed after a push (which fires no event of
+// its own) is back, so the next message after it hibernates again must
+// wake the phone even within min_interval. The notifications themselves,
+// sent from the account's JID, do not count. It never changes st.
+func (p *Push) active(_ context.Context, st *router.Stanza) *router.Stanza {
+	if p.tracked.Load() == 0 || st.From.Localpart() == "" || !p.h.Router().ServesUsers(st.From.Domainpart()) {
+		return st
+	}
+	if isNotification(st) {
+		return st
+	}
+	p.reset(st.From.Bare())
+	return st
+}
+
+// isNotification tells whether st is a publish that notification built.
+func isNotification(st *router.Stanza) bool {
+	if st.Kind() != router.KindIQ {
+		return false
+	}
+	e := st.Element
+	for _, name := range []string{"pubsub", "publish", "item"} {
+		if e = e.Child(nsPubSub, name); e == nil {
+			return false
+		}
+	}
+	return e.Child(NS, "notification") != nil
+}
 
 // reset forgets the account's count and rate limit.
 func (p *Push) reset(owner jid.JID) {
