@@ -202,15 +202,7 @@ func TestEnableDisable(t *testing.T) {
 			} else if cond, _ := testserver.ErrorCondition(resp); cond != tt.wantCond {
 				t.Errorf("answer %s, want %s", resp, tt.wantCond)
 			}
-			regs, err := s.Store.PushRegistrations().List(context.Background(), jid.MustParse("alice@localhost"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			var nodes []string
-			for _, r := range regs {
-				nodes = append(nodes, r.Node)
-			}
-			if strings.Join(nodes, " ") != strings.Join(tt.wantNodes, " ") {
+			if nodes := nodesOf(t, s, "alice@localhost"); strings.Join(nodes, " ") != strings.Join(tt.wantNodes, " ") {
 				t.Errorf("registered nodes %q, want %q", nodes, tt.wantNodes)
 			}
 		})
@@ -259,3 +251,18 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 
 // mustBare parses a JID.
 func mustBare(s string) jid.JID { return jid.MustParse(s) }
+
+// nodesOf lists the nodes of the account's stored registrations, sorted
+// by service then node.
+func nodesOf(t *testing.T, s *testserver.Server, bare string) []string {
+	t.Helper()
+	regs, err := s.Store.PushRegistrations().List(context.Background(), jid.MustParse(bare))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var nodes []string
+	for _, r := range regs {
+		nodes = append(nodes, r.Node)
+	}
+	return nodes
+}
