@@ -174,6 +174,17 @@ func (s *Session) hibernate(t Transport, err error) bool {
 	return true
 }
 
+var _ router.Hibernator = (*Session)(nil)
+
+// Hibernating implements router.Hibernator: the session is resumable and
+// detached from any transport, which outside of the instant a resumption
+// moves it is the hibernation that hibernate starts. (A session between
+// bind and attach is detached too, but has not enabled resumption yet.)
+func (s *Session) Hibernating() bool {
+	sm := s.sm()
+	return sm != nil && sm.id != "" && s.att.Load() == nil && !s.closed.Load()
+}
+
 // startTimer starts the resumption timeout of a session just detached and
 // counted as hibernating; the caller holds sm.life.
 func (s *Session) startTimer(sm *smState) {

@@ -19,7 +19,7 @@ func TestDefault(t *testing.T) {
 			{Type: ListenerC2SDirectTLS, Address: ":5223"},
 		},
 		Storage: Storage{SQLite: filepath.Join("xmppd-data", "xmppd.db")},
-		Modules: []string{"disco", "ping", "version", "time", "roster", "offline", "blocking", "carbons", "vcard", "private", "last", "register"},
+		Modules: []string{"disco", "ping", "version", "time", "roster", "offline", "blocking", "carbons", "vcard", "private", "last", "register", "push"},
 		Auth:    Auth{ScramIterations: 4096, AllowPlain: true},
 		Limits: Limits{
 			MaxStanzaSize: 262144, MaxDepth: 64, MaxSessionsPerUser: 10,
@@ -118,7 +118,7 @@ func TestValidate(t *testing.T) {
 		{"zero limit", func(c *Config) { c.Limits.OutboundQueue = 0 }, "config: limits.outbound_queue: must be positive, not 0"},
 		{"zero duration", func(c *Config) { c.Limits.LoginWindow = 0 }, "config: limits.login_window: must be positive, not 0s"},
 		{"several problems", func(c *Config) { c.Log.Level = "trace"; c.Modules = append(c.Modules, "") },
-			"config: modules[12]: empty module ID\n" +
+			"config: modules[13]: empty module ID\n" +
 				`config: log.level: unknown level "trace" (want debug, info, warn or error)`},
 	}
 	for _, tt := range tests {

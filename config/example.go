@@ -35,7 +35,7 @@ storage:
   # postgres: "postgres://xmppd:${XMPPD_DB_PASSWORD}@localhost/xmppd?sslmode=disable"   # lib/pq DSN
 
 # Enabled modules, by ID.
-modules: [disco, ping, version, time, roster, offline, blocking, carbons, vcard, private, last, register]
+modules: [disco, ping, version, time, roster, offline, blocking, carbons, vcard, private, last, register, push]
 
 # Each module's own settings, under its ID; only enabled modules may have a
 # block, and a module without one uses these defaults.
@@ -52,6 +52,13 @@ module_options:
     max_size: 65536            # bytes in one vCard (XEP-0054)
   blocking:
     max_items: 1000            # JIDs in one blocklist (XEP-0191)
+  push:                        # push notifications to app servers (XEP-0357)
+    include_body: false        # put the message text in notifications; off: the app server and the phone vendor would read it
+    min_interval: 10s          # least time between two notifications for one account
+    max_registrations: 10      # app servers one account may register
+    queue: 1000                # notifications waiting to be published; more are dropped
+    workers: 4                 # notifications published at once
+    timeout: 30s               # how long to wait for an app server's answer
 
 auth:
   scram_iterations: 4096   # PBKDF2 rounds for new SCRAM credentials, 4096 to 1000000

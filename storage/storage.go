@@ -48,7 +48,7 @@ type Users interface {
 	SetCredentials(ctx context.Context, domain, local string, creds []Credential) error
 	// Delete removes an account and all its data (credentials, roster,
 	// pending subscription requests, offline messages, vCard, private XML,
-	// blocklist, last activity); ErrNotFound if absent.
+	// blocklist, last activity, push registrations); ErrNotFound if absent.
 	Delete(ctx context.Context, domain, local string) error
 	// List returns the accounts of one domain, or of all domains when domain
 	// is empty, sorted by domain then local part. Credentials are not filled.
@@ -65,6 +65,7 @@ type Store interface {
 	VCards() VCards
 	PrivateXML() PrivateXML
 	LastActivity() LastActivity
+	PushRegistrations() PushRegistrations
 	// Close releases the database connection(s).
 	Close() error
 }

@@ -11,6 +11,7 @@ import (
 	_ "github.com/xmppd/xmppd/modules/offline"  // XEP-0160
 	_ "github.com/xmppd/xmppd/modules/ping"     // XEP-0199
 	_ "github.com/xmppd/xmppd/modules/private"  // XEP-0049
+	_ "github.com/xmppd/xmppd/modules/push"     // XEP-0357
 	_ "github.com/xmppd/xmppd/modules/register" // XEP-0077 (password change, removal)
 	_ "github.com/xmppd/xmppd/modules/roster"   // RFC 6121: rosters, subscriptions, presence
 	_ "github.com/xmppd/xmppd/modules/vcard"    // XEP-0054, XEP-0153

@@ -189,6 +189,9 @@ func (db *DB) PrivateXML() storage.PrivateXML { return privateXML{db} }
 // LastActivity returns the last logouts.
 func (db *DB) LastActivity() storage.LastActivity { return lastActivity{db} }
 
+// PushRegistrations returns the accounts' push registrations (XEP-0357).
+func (db *DB) PushRegistrations() storage.PushRegistrations { return pushRegistrations{db} }
+
 // Close closes the database's connections.
 func (db *DB) Close() error {
 	if err := db.sql.Close(); err != nil {
