@@ -34,6 +34,23 @@ type smRegistry struct {
 	byID        map[string]*Session
 	hibernating map[string]int // bare JID → sessions hibernating
 	total       int
+	// gone remembers, for the last maxGone resumable sessions that ended,
+	// their account and the client's h, so that a late <resume/> of the
+	// same account gets <failed h=…/> (XEP-0198 §5: the client learns
+	// which of its stanzas the server handled); goneOrder is the order to
+	// forget them in.
+	gone      map[string]goneSession
+	goneOrder []string
+}
+
+// maxGone bounds the ended sessions remembered for <failed h=…/>: about
+// 100 bytes each.
+const maxGone = 1024
+
+// goneSession is what is remembered of an ended resumable session.
+type goneSession struct {
+	account string
+	h       uint32
 }
 
 // add registers s as resumable under id.
@@ -47,13 +64,40 @@ func (r *smRegistry) add(id string, s *Session) {
 	r.byID[id] = s
 }
 
-// remove forgets id if it still names s.
+// remove forgets id if it still names s, remembering its account and the
+// client's h for a late resumption (handled).
 func (r *smRegistry) remove(id string, s *Session) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.byID[id] == s {
-		delete(r.byID, id)
+	if r.byID[id] != s {
+		return
 	}
+	delete(r.byID, id)
+	if r.gone == nil {
+		r.gone = map[string]goneSession{}
+	}
+	if len(r.goneOrder) >= maxGone {
+		delete(r.gone, r.goneOrder[0])
+		r.goneOrder = r.goneOrder[1:]
+	}
+	var h uint32
+	if sm := s.sm(); sm != nil {
+		h = sm.inbound.Load()
+	}
+	r.gone[id] = goneSession{account: s.jid.Bare().String(), h: h}
+	r.goneOrder = append(r.goneOrder, id)
+}
+
+// handled returns the client's h of the ended session id, if it is
+// remembered and was account's: another account learns nothing.
+func (r *smRegistry) handled(id, account string) (h uint32, ok bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	g, ok := r.gone[id]
+	if !ok || g.account != account {
+		return 0, false
+	}
+	return g.h, true
 }
 
 // lookup returns the session of id if it belongs to account: a session of
@@ -255,7 +299,11 @@ func (c *conn) resume(ctx context.Context, cmd smCommand) (Outcome, error) {
 	}
 	if s == nil {
 		c.log.Info("c2s resumption refused: unknown id")
-		return Continue, c.writeElement(smFailed(stanza.ItemNotFound))
+		f := smFailed(stanza.ItemNotFound)
+		if h, ok := c.srv.sm.handled(cmd.previd, account.String()); err == nil && ok {
+			f.SetAttr("h", strconv.FormatUint(uint64(h), 10))
+		}
+		return Continue, c.writeElement(f)
 	}
 	sm := s.sm()
 	sm.life.Lock()

@@ -262,7 +262,9 @@ func TestSMResumeRefused(t *testing.T) {
 	alice.cut()
 	waitFor(t, "the session to hibernate", func() bool { return s.C2S.Hibernating() == 1 })
 
-	refuse := func(t *testing.T, local, previd string) {
+	// wantH is the h the <failed/> must carry, "" for none: only the
+	// account of a session that ended learns what the server handled.
+	refuse := func(t *testing.T, local, previd, wantH string) {
 		t.Helper()
 		c := authOnly(t, s, local)
 		c.send(t, `<resume xmlns="urn:xmpp:sm:3" previd="`+previd+`" h="0"/>`)
@@ -270,13 +272,16 @@ func TestSMResumeRefused(t *testing.T) {
 		if f.Name.Local != "failed" || f.Child(router.NSStanzas, "item-not-found") == nil {
 			t.Fatalf("resume of %q by %s: got %s, want <failed><item-not-found/>", previd, local, f)
 		}
+		if got := f.Get("h"); got != wantH {
+			t.Errorf("resume of %q by %s: <failed h=%q/>, want h=%q", previd, local, got, wantH)
+		}
 		// §5: the client may bind instead, on the same stream.
 		if _, err := c.Bind(""); err != nil {
 			t.Fatalf("bind after failed resumption: %v", err)
 		}
 	}
-	t.Run("another account", func(t *testing.T) { refuse(t, "mallory", id) })
-	t.Run("unknown id", func(t *testing.T) { refuse(t, "alice", "x"+id) })
+	t.Run("another account", func(t *testing.T) { refuse(t, "mallory", id, "") })
+	t.Run("unknown id", func(t *testing.T) { refuse(t, "alice", "x"+id, "") })
 	if s.C2S.Hibernating() != 1 {
 		t.Fatalf("a refused resumption ended the hibernating session")
 	}
@@ -284,11 +289,16 @@ func TestSMResumeRefused(t *testing.T) {
 	c := authOnly(t, s, "alice")
 	c.send(t, `<resume xmlns="urn:xmpp:sm:3" previd="`+id+`" h="0"/>`)
 	c.until(t, "<resumed/>", isSM("resumed"))
+	// Three stanzas the server handles, for h to count: two pings and
+	// sync's.
+	c.send(t, `<iq type="get" id="p1"><ping xmlns="urn:xmpp:ping"/></iq>`)
+	c.send(t, `<iq type="get" id="p2"><ping xmlns="urn:xmpp:ping"/></iq>`)
 	c.sync(t)
 	done := ended(t, s, "alice@localhost/phone")
 	c.send(t, `</stream:stream>`)
 	wait(t, "the session to end", done)
-	t.Run("second use", func(t *testing.T) { refuse(t, "alice", id) })
+	t.Run("second use", func(t *testing.T) { refuse(t, "alice", id, "3") })
+	t.Run("second use by another account", func(t *testing.T) { refuse(t, "mallory", id, "") })
 }
 
 // TestSMResumeConflict checks that resuming a session whose old connection
