@@ -82,3 +82,42 @@ func waitFor(t testing.TB, cond func() bool, what string) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestOpenStreamManagement checks the load client's stream management
+// modes: with SMEnable no resumption id, with SMResume one; dropping the
+// connections ends the SMEnable sessions and leaves the SMResume ones
+// hibernating, bound but without a connection.
+func TestOpenStreamManagement(t *testing.T) {
+	for _, tc := range []struct {
+		mode        string
+		presence    bool
+		hibernating int
+	}{
+		{loadtest.SMEnable, true, 0},
+		{loadtest.SMResume, true, 3},
+		{loadtest.SMResume, false, 3},
+	} {
+		srv := testserver.Start(t, nil)
+		srv.AddUser("alice", "pencil")
+		p := loadtest.Plan{
+			Options: loadtest.Options{Addr: srv.StartTLSAddr(), Domain: testserver.Domain, TLS: srv.TLSConfig(),
+				Presence: tc.presence, StreamManagement: tc.mode, Timeout: 10 * time.Second},
+			Sessions: 3,
+			User:     "alice",
+			Password: "pencil",
+			Resource: "r%d",
+		}
+		sessions, err := loadtest.Open(context.Background(), p)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.mode, err)
+		}
+		if got := sessions[0].SMID != ""; got != (tc.mode == loadtest.SMResume) {
+			t.Errorf("%s: resumption id %q", tc.mode, sessions[0].SMID)
+		}
+		loadtest.DropAll(sessions)
+		waitFor(t, func() bool { return srv.C2S.ConnCount() == 0 }, "connections to end")
+		waitFor(t, func() bool {
+			return srv.C2S.Hibernating() == tc.hibernating && srv.Router.Sessions().Count() == tc.hibernating
+		}, "sessions to hibernate or end")
+	}
+}
