@@ -32,13 +32,10 @@ slixmpp_sm.sh from the server log. One line per step on stdout;
 XMPP_PASSWORD_A and XMPP_PASSWORD_B.
 """
 
-import argparse
 import asyncio
 import fcntl
-import logging
 import os
 import socket
-import ssl
 import struct
 import sys
 import termios
@@ -49,23 +46,8 @@ sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 import slixmpp  # noqa: E402
 
 import slixmpp_chat as chat  # noqa: E402  (same directory)
-from slixmpp_chat import Failure, step  # noqa: E402
+from slixmpp_chat import Failure, fail, section, step, xml  # noqa: E402
 
-STEP = "0"
-
-
-def section(n, title):
-    global STEP
-    STEP = n
-    step(f"== step {n}: {title}")
-
-
-def fail(msg):
-    raise Failure(f"step {STEP}: {msg}")
-
-
-def xml(stanza):
-    return str(stanza).replace("\n", "")
 
 
 class SMClient(chat.Client):
@@ -306,48 +288,11 @@ async def run(args, clients):
 
 
 def main():
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--port", type=int, required=True, help="c2s (STARTTLS) port on 127.0.0.1")
-    p.add_argument("--jid-a", required=True, help="full JID")
-    p.add_argument("--jid-b", required=True, help="full JID")
-    p.add_argument("--ca-file", required=True, help="PEM certificate(s) to trust")
+    p = chat.scenario_args(__doc__.splitlines()[0], timeout=40)
     p.add_argument("--server-log", required=True, help="xmppd's log file (text format)")
-    p.add_argument("--step-timeout", type=float, default=10)
     p.add_argument("--quiet", type=float, default=1,
                    help="seconds A waits for a (wrong) extra copy after the resumption")
-    p.add_argument("--timeout", type=float, default=40, help="for the whole run")
-    p.add_argument("--debug", action="store_true", help="slixmpp debug log (XML) to stderr")
-    args = p.parse_args()
-    logging.basicConfig(level=logging.DEBUG if args.debug else logging.ERROR,
-                        format="%(asctime)s %(levelname)-8s %(name)s: %(message)s",
-                        stream=sys.stderr)
-    step(f"slixmpp {slixmpp.__version__}, Python {sys.version.split()[0]}, {ssl.OPENSSL_VERSION}")
-
-    clients = []
-
-    async def bounded():
-        try:
-            await asyncio.wait_for(run(args, clients), args.timeout)
-        finally:
-            await chat.close_all(clients)
-
-    try:
-        asyncio.run(bounded())
-    except Failure as e:
-        msg = str(e)
-        if not msg.startswith("step "):
-            msg = f"step {STEP}: {msg}"
-        print(f"FAIL: {msg}", flush=True)
-        return 1
-    except asyncio.TimeoutError:
-        print(f"FAIL: step {STEP}: timed out after {args.timeout}s in total; "
-              f"last step: {chat.LAST_STEP}", flush=True)
-        return 1
-    except Exception as e:  # an unexpected error is still a failure with a message
-        print(f"FAIL: step {STEP}: {type(e).__name__}: {e}", flush=True)
-        return 1
-    step("OK: all 4 steps passed")
-    return 0
+    return chat.run_scenario(run, p.parse_args(), steps=4)
 
 
 if __name__ == "__main__":
