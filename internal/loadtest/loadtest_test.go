@@ -36,14 +36,8 @@ func TestOpen(t *testing.T) {
 		if tc.direct {
 			addr = srv.DirectTLSAddr()
 		}
-		p := loadtest.Plan{
-			Options: loadtest.Options{Addr: addr, Domain: testserver.Domain, TLS: srv.TLSConfig(),
-				DirectTLS: tc.direct, Mechanism: tc.mech, Presence: true, Timeout: 10 * time.Second},
-			Sessions: 3,
-			User:     "alice",
-			Password: "pencil",
-			Resource: "r%d",
-		}
+		p := alicePlan(loadtest.Options{Addr: addr, Domain: testserver.Domain, TLS: srv.TLSConfig(),
+			DirectTLS: tc.direct, Mechanism: tc.mech, Presence: true, Timeout: 10 * time.Second})
 		sessions, err := loadtest.Open(context.Background(), p)
 		if err != nil {
 			t.Fatalf("direct TLS %v, mechanism %q: %v", tc.direct, tc.mech, err)
@@ -57,6 +51,11 @@ func TestOpen(t *testing.T) {
 		loadtest.CloseAll(sessions)
 		waitFor(t, func() bool { return srv.Router.Sessions().Count() == 0 }, "sessions to end")
 	}
+}
+
+// alicePlan is three sessions of alice (password "pencil"), resources r0-r2.
+func alicePlan(o loadtest.Options) loadtest.Plan {
+	return loadtest.Plan{Options: o, Sessions: 3, User: "alice", Password: "pencil", Resource: "r%d"}
 }
 
 // TestOpenBadPassword checks that a failed login is reported, not hidden.
@@ -99,14 +98,8 @@ func TestOpenStreamManagement(t *testing.T) {
 	} {
 		srv := testserver.Start(t, nil)
 		srv.AddUser("alice", "pencil")
-		p := loadtest.Plan{
-			Options: loadtest.Options{Addr: srv.StartTLSAddr(), Domain: testserver.Domain, TLS: srv.TLSConfig(),
-				Presence: tc.presence, StreamManagement: tc.mode, Timeout: 10 * time.Second},
-			Sessions: 3,
-			User:     "alice",
-			Password: "pencil",
-			Resource: "r%d",
-		}
+		p := alicePlan(loadtest.Options{Addr: srv.StartTLSAddr(), Domain: testserver.Domain, TLS: srv.TLSConfig(),
+			Presence: tc.presence, StreamManagement: tc.mode, Timeout: 10 * time.Second})
 		sessions, err := loadtest.Open(context.Background(), p)
 		if err != nil {
 			t.Fatalf("%s: %v", tc.mode, err)
