@@ -7,7 +7,9 @@
 // keeps nothing but its TLS connection (no goroutine, no decoder). It speaks
 // only what the measurement needs: STARTTLS or direct TLS, SASL SCRAM (from
 // mellium.im/sasl, without channel binding) or PLAIN,
-// resource binding and an optional initial presence, so it works against any
+// resource binding, optional stream management (XEP-0198, with or without
+// resumption, so that a dropped connection leaves a hibernating session to
+// measure) and an optional initial presence, so it works against any
 // RFC 6120 server (xmppd, Prosody, ejabberd).
 package loadtest
 
@@ -33,6 +35,16 @@ const (
 	nsTLS    = "urn:ietf:params:xml:ns:xmpp-tls"
 	nsSASL   = "urn:ietf:params:xml:ns:xmpp-sasl"
 	nsBind   = "urn:ietf:params:xml:ns:xmpp-bind"
+	nsSM     = "urn:xmpp:sm:3"
+)
+
+// Stream management modes of Options.StreamManagement.
+const (
+	// SMEnable enables XEP-0198 stream management without resumption.
+	SMEnable = "enable"
+	// SMResume enables it with resume='true': a dropped connection leaves
+	// the session hibernating on the server.
+	SMResume = "resume"
 )
 
 // Account is who one session logs in as.
@@ -59,6 +71,11 @@ type Options struct {
 	Mechanism string
 	// Presence sends an initial <presence/> after binding, as clients do.
 	Presence bool
+	// StreamManagement is "" (none), SMEnable or SMResume: after binding
+	// the session enables XEP-0198 (before its presence, as mobile clients
+	// do), then pings the server and acknowledges every stanza it got, so
+	// that the server holds nothing unacknowledged for it.
+	StreamManagement string
 	// Timeout bounds the whole negotiation of one session; 0 means 30 s.
 	Timeout time.Duration
 }
@@ -69,6 +86,8 @@ type Session struct {
 	conn net.Conn
 	// JID is the full JID the server bound.
 	JID string
+	// SMID is the stream management resumption id, with SMResume.
+	SMID string
 }
 
 // Close ends the stream politely and closes the connection.
@@ -76,6 +95,23 @@ func (s *Session) Close() error {
 	s.conn.SetWriteDeadline(time.Now().Add(2 * time.Second))
 	io.WriteString(s.conn, "</stream:stream>")
 	return s.conn.Close()
+}
+
+// Drop closes the TCP connection as a lost network would look to the
+// server: a reset (SO_LINGER 0), without </stream:stream> or a TLS
+// close_notify. With SMResume the server keeps the session hibernating.
+func (s *Session) Drop() error {
+	raw := s.conn
+	if tc, ok := raw.(*tls.Conn); ok {
+		raw = tc.NetConn()
+	}
+	if tcp, ok := raw.(*net.TCPConn); ok {
+		if err := tcp.SetLinger(0); err != nil {
+			raw.Close()
+			return fmt.Errorf("loadtest: drop: %w", err)
+		}
+	}
+	return raw.Close()
 }
 
 // Conn is the session's connection (TLS), for callers that want to send.
@@ -169,12 +205,82 @@ func (n *negotiator) run(ctx context.Context) (*Session, error) {
 	if e.XMLName.Local != "iq" || e.attr("type") != "result" || j == nil {
 		return nil, fmt.Errorf("bind: got <%s type=%q> %s", e.XMLName.Local, e.attr("type"), e.inner())
 	}
+	sess := &Session{conn: n.conn, JID: j.Text}
+	if n.o.StreamManagement != "" {
+		if sess.SMID, err = n.enableSM(); err != nil {
+			return nil, err
+		}
+		return sess, nil
+	}
 	if n.o.Presence {
 		if err := n.send(`<presence/>`); err != nil {
 			return nil, err
 		}
 	}
-	return &Session{conn: n.conn, JID: j.Text}, nil
+	return sess, nil
+}
+
+// enableSM enables stream management (XEP-0198 §3), sends the initial
+// presence if asked, then pings the server and, once the answer is in,
+// acknowledges every stanza received since <enabled/>: the server's
+// queue of unacknowledged stanzas for this session is then empty. It
+// returns the resumption id (empty without resumption).
+func (n *negotiator) enableSM() (string, error) {
+	enable := `<enable xmlns='` + nsSM + `'/>`
+	if n.o.StreamManagement == SMResume {
+		enable = `<enable xmlns='` + nsSM + `' resume='true'/>`
+	} else if n.o.StreamManagement != SMEnable {
+		return "", fmt.Errorf("stream management mode %q: want %q or %q", n.o.StreamManagement, SMEnable, SMResume)
+	}
+	if err := n.send(enable); err != nil {
+		return "", err
+	}
+	e, err := n.next()
+	if err != nil {
+		return "", err
+	}
+	if e.XMLName.Space != nsSM || e.XMLName.Local != "enabled" {
+		return "", fmt.Errorf("sm enable: got <%s> %s", e.XMLName.Local, e.inner())
+	}
+	id := e.attr("id")
+	if n.o.StreamManagement == SMResume && (id == "" || (e.attr("resume") != "true" && e.attr("resume") != "1")) {
+		return "", fmt.Errorf("sm enable: resumption refused: <enabled id=%q resume=%q/>", id, e.attr("resume"))
+	}
+	if n.o.Presence {
+		if err := n.send(`<presence/>`); err != nil {
+			return "", err
+		}
+	}
+	if err := n.send(`<iq type='get' id='sm-ping'><ping xmlns='urn:xmpp:ping'/></iq>`); err != nil {
+		return "", err
+	}
+	handled := 0
+read:
+	for {
+		e, err := n.next()
+		if err != nil {
+			return "", err
+		}
+		if e.XMLName.Space == nsSM {
+			if e.XMLName.Local == "r" {
+				if err := n.send(fmt.Sprintf(`<a xmlns='%s' h='%d'/>`, nsSM, handled)); err != nil {
+					return "", err
+				}
+			}
+			continue
+		}
+		switch e.XMLName.Local {
+		case "message", "presence", "iq":
+			handled++
+		}
+		if e.XMLName.Local == "iq" && e.attr("id") == "sm-ping" {
+			break read
+		}
+	}
+	if err := n.send(fmt.Sprintf(`<a xmlns='%s' h='%d'/>`, nsSM, handled)); err != nil {
+		return "", err
+	}
+	return id, nil
 }
 
 // authenticate runs SASL with the mechanism chosen in Options (or the

@@ -36,14 +36,8 @@ func TestOpen(t *testing.T) {
 		if tc.direct {
 			addr = srv.DirectTLSAddr()
 		}
-		p := loadtest.Plan{
-			Options: loadtest.Options{Addr: addr, Domain: testserver.Domain, TLS: srv.TLSConfig(),
-				DirectTLS: tc.direct, Mechanism: tc.mech, Presence: true, Timeout: 10 * time.Second},
-			Sessions: 3,
-			User:     "alice",
-			Password: "pencil",
-			Resource: "r%d",
-		}
+		p := alicePlan(loadtest.Options{Addr: addr, Domain: testserver.Domain, TLS: srv.TLSConfig(),
+			DirectTLS: tc.direct, Mechanism: tc.mech, Presence: true, Timeout: 10 * time.Second})
 		sessions, err := loadtest.Open(context.Background(), p)
 		if err != nil {
 			t.Fatalf("direct TLS %v, mechanism %q: %v", tc.direct, tc.mech, err)
@@ -57,6 +51,11 @@ func TestOpen(t *testing.T) {
 		loadtest.CloseAll(sessions)
 		waitFor(t, func() bool { return srv.Router.Sessions().Count() == 0 }, "sessions to end")
 	}
+}
+
+// alicePlan is three sessions of alice (password "pencil"), resources r0-r2.
+func alicePlan(o loadtest.Options) loadtest.Plan {
+	return loadtest.Plan{Options: o, Sessions: 3, User: "alice", Password: "pencil", Resource: "r%d"}
 }
 
 // TestOpenBadPassword checks that a failed login is reported, not hidden.
@@ -80,5 +79,38 @@ func waitFor(t testing.TB, cond func() bool, what string) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestOpenStreamManagement checks the load client's stream management
+// modes: with SMEnable no resumption id, with SMResume one; dropping the
+// connections ends the SMEnable sessions and leaves the SMResume ones
+// hibernating, bound but without a connection.
+func TestOpenStreamManagement(t *testing.T) {
+	for _, tc := range []struct {
+		mode        string
+		presence    bool
+		hibernating int
+	}{
+		{loadtest.SMEnable, true, 0},
+		{loadtest.SMResume, true, 3},
+		{loadtest.SMResume, false, 3},
+	} {
+		srv := testserver.Start(t, nil)
+		srv.AddUser("alice", "pencil")
+		p := alicePlan(loadtest.Options{Addr: srv.StartTLSAddr(), Domain: testserver.Domain, TLS: srv.TLSConfig(),
+			Presence: tc.presence, StreamManagement: tc.mode, Timeout: 10 * time.Second})
+		sessions, err := loadtest.Open(context.Background(), p)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.mode, err)
+		}
+		if got := sessions[0].SMID != ""; got != (tc.mode == loadtest.SMResume) {
+			t.Errorf("%s: resumption id %q", tc.mode, sessions[0].SMID)
+		}
+		loadtest.DropAll(sessions)
+		waitFor(t, func() bool { return srv.C2S.ConnCount() == 0 }, "connections to end")
+		waitFor(t, func() bool {
+			return srv.C2S.Hibernating() == tc.hibernating && srv.Router.Sessions().Count() == tc.hibernating
+		}, "sessions to hibernate or end")
 	}
 }

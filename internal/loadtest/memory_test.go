@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/xmppd/xmppd/config"
+	"github.com/xmppd/xmppd/internal/loadtest"
 	"github.com/xmppd/xmppd/server"
 	"github.com/xmppd/xmppd/storage"
 	"github.com/xmppd/xmppd/storage/credential"
@@ -33,6 +34,15 @@ import (
 // xmppd-load, see TestMain), so none of their memory is counted. The figures
 // are the differences between the server idle with no session and the server
 // holding N bound sessions, divided by N.
+//
+// With XMPPD_MEMTEST_SM the clients enable stream management (XEP-0198)
+// after binding and acknowledge what they got, so that the server holds
+// nothing unacknowledged: "enable" without resumption, "resume" with it;
+// "hibernate" is "resume", and then the clients drop their TCP connections
+// (a reset, no stream close) and the server is measured again with the N
+// sessions hibernating, waiting to be resumed. Their resumption timeout is
+// XMPPD_MEMTEST_RESUME_TIMEOUT (default 60s): the "after close" figures are
+// taken once it has ended them.
 //
 // Environment: XMPPD_MEMTEST_N (sessions, default 2000),
 // XMPPD_MEMTEST_PRESENCE=0 to bind without sending presence,
@@ -57,6 +67,15 @@ func TestIdleSessionMemory(t *testing.T) {
 		runtime.MemProfileRate = 4096
 		defer func() { runtime.MemProfileRate = old }()
 	}
+	smMode := os.Getenv("XMPPD_MEMTEST_SM")
+	hibernate := smMode == "hibernate"
+	switch smMode {
+	case "", loadtest.SMEnable, loadtest.SMResume:
+	case "hibernate":
+		smMode = loadtest.SMResume
+	default:
+		t.Fatalf("XMPPD_MEMTEST_SM=%q: want enable, resume or hibernate", smMode)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 
@@ -64,7 +83,7 @@ func TestIdleSessionMemory(t *testing.T) {
 	addUsers(t, srv, n)
 	base := measure(srv)
 
-	client := startClient(ctx, t, srv.Addr(config.ListenerC2SStartTLS).String(), n)
+	client := startClient(ctx, t, srv.Addr(config.ListenerC2SStartTLS).String(), n, smMode, hibernate)
 	waitFor(t, func() bool { return srv.Router.Sessions().Count() == n }, "every session to be bound")
 	// Let the last writer goroutines start and the negotiation garbage die.
 	time.Sleep(time.Second)
@@ -82,6 +101,36 @@ func TestIdleSessionMemory(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	t.Logf("server ended every connection %v after the client closed them", time.Since(closing).Round(time.Millisecond))
+	var hib snapshot
+	if hibernate {
+		if h, c := srv.C2S.Hibernating(), srv.Router.Sessions().Count(); h != n || c != n {
+			t.Fatalf("%d sessions hibernating, %d in the registry, want %d of each", h, c, n)
+		}
+		time.Sleep(500 * time.Millisecond)
+		hib = measure(srv)
+		if path := os.Getenv("XMPPD_MEMTEST_HEAPPROFILE"); path != "" {
+			writeHeapProfile(t, path+".hibernating")
+		}
+		if h := srv.C2S.Hibernating(); h != n {
+			t.Fatalf("only %d of %d sessions still hibernating after the measurement: raise XMPPD_MEMTEST_RESUME_TIMEOUT (%v)", h, n, srv.Config.Limits.ResumeTimeout)
+		}
+		ending := time.Now()
+		for srv.Router.Sessions().Count() > 0 || srv.C2S.Hibernating() > 0 {
+			if time.Since(ending) > srv.Config.Limits.ResumeTimeout+90*time.Second {
+				t.Fatalf("%d sessions (%d hibernating) left %v after the connections dropped", srv.Router.Sessions().Count(), srv.C2S.Hibernating(), time.Since(closing))
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		t.Logf("resumption timeout (%v) ended every hibernating session %v after the drop", srv.Config.Limits.ResumeTimeout, time.Since(closing).Round(time.Millisecond))
+		// The timeouts fire together; each ends its session on the
+		// timer's goroutine (offline routing, the roster's unavailable
+		// write), which outlives the registry entry a while.
+		ended := time.Now()
+		for uint64(runtime.NumGoroutine()) > base.goroutines+2 && time.Since(ended) < 90*time.Second {
+			time.Sleep(100 * time.Millisecond)
+		}
+		t.Logf("their goroutines ended %v later", time.Since(ended).Round(time.Millisecond))
+	}
 	time.Sleep(500 * time.Millisecond)
 	after := measure(srv)
 	if path := os.Getenv("XMPPD_MEMTEST_HEAPPROFILE"); path != "" {
@@ -89,25 +138,35 @@ func TestIdleSessionMemory(t *testing.T) {
 	}
 
 	per := func(a, b uint64) float64 { return (float64(a) - float64(b)) / float64(n) }
-	t.Logf("sessions: %d (presence sent: %v, outbound_queue %d), GOMAXPROCS %d, %s",
-		n, presence(), srv.Config.Limits.OutboundQueue, runtime.GOMAXPROCS(0), runtime.Version())
-	t.Logf("%-22s %12s %12s %12s %12s", "", "no session", "held", "per session", "after close")
+	t.Logf("sessions: %d (presence sent: %v, stream management: %q, outbound_queue %d), GOMAXPROCS %d, %s",
+		n, presence(), os.Getenv("XMPPD_MEMTEST_SM"), srv.Config.Limits.OutboundQueue, runtime.GOMAXPROCS(0), runtime.Version())
+	if hibernate {
+		t.Logf("%-22s %12s %12s %12s %12s %12s %12s", "", "no session", "held", "per session", "hibernating", "per hib.", "after close")
+	} else {
+		t.Logf("%-22s %12s %12s %12s %12s", "", "no session", "held", "per session", "after close")
+	}
 	for _, row := range []struct {
-		name              string
-		base, held, after uint64
+		name                   string
+		base, held, hib, after uint64
 	}{
-		{"live heap (HeapAlloc)", base.heapAlloc, held.heapAlloc, after.heapAlloc},
-		{"heap in use", base.heapInuse, held.heapInuse, after.heapInuse},
-		{"goroutine stacks", base.stackInuse, held.stackInuse, after.stackInuse},
-		{"heap+stacks in use", base.heapInuse + base.stackInuse, held.heapInuse + held.stackInuse, after.heapInuse + after.stackInuse},
-		{"RSS", base.rss, held.rss, after.rss},
-		{"RSS after scavenge", base.rssScavenged, held.rssScavenged, after.rssScavenged},
-		{"goroutines", base.goroutines, held.goroutines, after.goroutines},
-		{"OS threads", base.threads, held.threads, after.threads},
+		{"live heap (HeapAlloc)", base.heapAlloc, held.heapAlloc, hib.heapAlloc, after.heapAlloc},
+		{"heap in use", base.heapInuse, held.heapInuse, hib.heapInuse, after.heapInuse},
+		{"goroutine stacks", base.stackInuse, held.stackInuse, hib.stackInuse, after.stackInuse},
+		{"heap+stacks in use", base.heapInuse + base.stackInuse, held.heapInuse + held.stackInuse, hib.heapInuse + hib.stackInuse, after.heapInuse + after.stackInuse},
+		{"RSS", base.rss, held.rss, hib.rss, after.rss},
+		{"RSS after scavenge", base.rssScavenged, held.rssScavenged, hib.rssScavenged, after.rssScavenged},
+		{"goroutines", base.goroutines, held.goroutines, hib.goroutines, after.goroutines},
+		{"OS threads", base.threads, held.threads, hib.threads, after.threads},
 	} {
 		unit, div := "", 1.0
 		if row.name != "goroutines" && row.name != "OS threads" {
 			unit, div = "KiB", 1024
+		}
+		if hibernate {
+			t.Logf("%-22s %10.0f%-3s %10.0f%-3s %10.2f%-3s %10.0f%-3s %10.2f%-3s %10.0f%-3s", row.name,
+				float64(row.base)/div, unit, float64(row.held)/div, unit, per(row.held, row.base)/div, unit,
+				float64(row.hib)/div, unit, per(row.hib, row.base)/div, unit, float64(row.after)/div, unit)
+			continue
 		}
 		t.Logf("%-22s %10.0f%-3s %10.0f%-3s %10.2f%-3s %10.0f%-3s", row.name,
 			float64(row.base)/div, unit, float64(row.held)/div, unit, per(row.held, row.base)/div, unit, float64(row.after)/div, unit)
@@ -127,6 +186,15 @@ func startMemServer(t testing.TB, n int) *server.Server {
 	cfg.Storage = config.Storage{SQLite: filepath.Join(cfg.DataDir, "xmppd.db")}
 	cfg.Listeners = []config.Listener{{Type: config.ListenerC2SStartTLS, Address: "127.0.0.1:0"}}
 	cfg.Limits.MaxSessionsPerUser = n
+	cfg.Limits.MaxHibernating = max(cfg.Limits.MaxHibernating, n)
+	cfg.Limits.ResumeTimeout = time.Minute
+	if s := os.Getenv("XMPPD_MEMTEST_RESUME_TIMEOUT"); s != "" {
+		d, err := time.ParseDuration(s)
+		if err != nil {
+			t.Fatalf("XMPPD_MEMTEST_RESUME_TIMEOUT=%q: %v", s, err)
+		}
+		cfg.Limits.ResumeTimeout = d
+	}
 	if s := os.Getenv("XMPPD_MEMTEST_QUEUE"); s != "" {
 		q, err := strconv.Atoi(s)
 		if err != nil {
@@ -238,13 +306,15 @@ type loadClient struct {
 }
 
 // startClient runs this test binary as xmppd-load against addr and waits
-// until it reports every session bound.
-func startClient(ctx context.Context, t *testing.T, addr string, n int) *loadClient {
+// until it reports every session bound; sm is its -sm mode, and with drop
+// it drops the connections at the end instead of closing the streams.
+func startClient(ctx context.Context, t *testing.T, addr string, n int, sm string, drop bool) *loadClient {
 	t.Helper()
 	cmd := exec.CommandContext(ctx, os.Args[0],
 		"-addr", addr, "-domain", "localhost", "-n", strconv.Itoa(n),
 		"-user", "u%d", "-resource", "load", "-insecure", "-stdin-eof",
-		"-presence="+strconv.FormatBool(presence()), "-hold", "5m")
+		"-presence="+strconv.FormatBool(presence()), "-hold", "5m",
+		"-sm", sm, "-drop="+strconv.FormatBool(drop))
 	cmd.Env = append(os.Environ(), "XMPPD_LOADTEST_CHILD=1", "XMPPD_LOAD_PASSWORD="+memPassword)
 	cmd.Stderr = os.Stderr
 	stdin, err := cmd.StdinPipe()

@@ -100,10 +100,21 @@ func CloseAll(sessions []*Session) {
 	}
 }
 
+// DropAll drops the connection of every session that is not nil (see
+// Session.Drop).
+func DropAll(sessions []*Session) {
+	for _, s := range sessions {
+		if s != nil {
+			s.Drop()
+		}
+	}
+}
+
 // Main is the xmppd-load program: it parses args, opens the sessions,
 // prints "ready N" on stdout once all are bound, and holds them until ctx
 // ends (the program's signals), -hold has passed or, with -stdin-eof, stdin
-// reaches end of file; then it closes them.
+// reaches end of file; then it closes them (with -drop: drops their
+// connections, see Session.Drop).
 // It returns the exit code.
 func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("xmppd-load", flag.ContinueOnError)
@@ -114,6 +125,8 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 	fs.BoolVar(&p.DirectTLS, "direct-tls", false, "start TLS at once (XEP-0368) instead of STARTTLS")
 	fs.StringVar(&p.Mechanism, "mech", "", "SASL mechanism: SCRAM-SHA-256, SCRAM-SHA-1 or PLAIN (default: the strongest offered)")
 	fs.BoolVar(&p.Presence, "presence", true, "send initial presence after binding")
+	fs.StringVar(&p.StreamManagement, "sm", "", "stream management (XEP-0198): \"\" (none), "+SMEnable+" or "+SMResume)
+	drop := fs.Bool("drop", false, "at the end, drop the connections (TCP reset, no stream close) instead of closing the streams")
 	fs.IntVar(&p.Sessions, "n", 100, "number of sessions")
 	fs.StringVar(&p.User, "user", "load%d", "account name; %d is replaced by the session number")
 	fs.StringVar(&p.Password, "password", "", "password of every account (or $XMPPD_LOAD_PASSWORD)")
@@ -171,6 +184,11 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 		if !errors.Is(ctx.Err(), context.DeadlineExceeded) {
 			fmt.Fprintln(stderr, "xmppd-load: interrupted")
 		}
+	}
+	if *drop {
+		DropAll(sessions)
+		fmt.Fprintf(stdout, "dropped %d\n", len(sessions))
+		return 0
 	}
 	CloseAll(sessions)
 	fmt.Fprintf(stdout, "closed %d\n", len(sessions))

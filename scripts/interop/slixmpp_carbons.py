@@ -201,7 +201,7 @@ def main():
                         stream=sys.stderr)
     step(f"slixmpp {slixmpp.__version__}, Python {sys.version.split()[0]}, {ssl.OPENSSL_VERSION}")
 
-    return chat.run_scenario(lambda clients: run(args, clients), args.timeout,
+    return chat.run_timed(lambda clients: run(args, clients), args.timeout,
                              lambda: STEP, "OK: all 4 steps passed")
 
 

@@ -234,7 +234,75 @@ async def close_all(clients):
             c.started.exception()  # retrieved: no "never retrieved" noise
 
 
-def run_scenario(scenario, timeout, current_step, ok):
+# --- Numbered-step scenarios (slixmpp_im.py, slixmpp_sm.py) -------------------
+SECTION = "0"
+
+
+def section(n, title):
+    """Start step n of a numbered scenario: fail() names it."""
+    global SECTION
+    SECTION = n
+    step(f"== step {n}: {title}")
+
+
+def fail(msg):
+    raise Failure(f"step {SECTION}: {msg}")
+
+
+def xml(stanza):
+    return str(stanza).replace("\n", "")
+
+
+def scenario_args(description, timeout):
+    """An argument parser with the options every scenario takes from
+    lib.bash's interop_run_clients; the caller adds its own."""
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--port", type=int, required=True, help="c2s (STARTTLS) port on 127.0.0.1")
+    p.add_argument("--jid-a", required=True, help="full JID")
+    p.add_argument("--jid-b", required=True, help="full JID")
+    p.add_argument("--ca-file", required=True, help="PEM certificate(s) to trust")
+    p.add_argument("--step-timeout", type=float, default=10)
+    p.add_argument("--timeout", type=float, default=timeout, help="for the whole run")
+    p.add_argument("--debug", action="store_true", help="slixmpp debug log (XML) to stderr")
+    return p
+
+
+def run_scenario(run, args, steps):
+    """Run the coroutine function run(args, clients) within args.timeout,
+    disconnect the clients it left in clients, and print the outcome: "OK:
+    all N steps passed" (returns 0) or "FAIL: step N: ..." (returns 1)."""
+    logging.basicConfig(level=logging.DEBUG if args.debug else logging.ERROR,
+                        format="%(asctime)s %(levelname)-8s %(name)s: %(message)s",
+                        stream=sys.stderr)
+    step(f"slixmpp {slixmpp.__version__}, Python {sys.version.split()[0]}, {ssl.OPENSSL_VERSION}")
+    clients = []
+
+    async def bounded():
+        try:
+            await asyncio.wait_for(run(args, clients), args.timeout)
+        finally:
+            await close_all(clients)
+
+    try:
+        asyncio.run(bounded())
+    except Failure as e:
+        msg = str(e)
+        if not msg.startswith("step "):
+            msg = f"step {SECTION}: {msg}"
+        print(f"FAIL: {msg}", flush=True)
+        return 1
+    except asyncio.TimeoutError:
+        print(f"FAIL: step {SECTION}: timed out after {args.timeout}s in total; "
+              f"last step: {LAST_STEP}", flush=True)
+        return 1
+    except Exception as e:  # an unexpected error is still a failure with a message
+        print(f"FAIL: step {SECTION}: {type(e).__name__}: {e}", flush=True)
+        return 1
+    step(f"OK: all {steps} steps passed")
+    return 0
+
+
+def run_timed(scenario, timeout, current_step, ok):
     """Run the steps of a scenario script and return its exit status:
     scenario(clients) is awaited for at most timeout seconds, then every
     client it added to clients is closed. A Failure, the timeout or any

@@ -22,12 +22,9 @@ One line per step on stdout; "FAIL: step N: ..." and exit 1 otherwise.
 Passwords come from XMPP_PASSWORD_A and XMPP_PASSWORD_B.
 """
 
-import argparse
 import asyncio
 import datetime as dt
-import logging
 import os
-import ssl
 import sys
 import time
 
@@ -39,24 +36,9 @@ from slixmpp.xmlstream.handler import Callback  # noqa: E402
 from slixmpp.xmlstream.matcher import StanzaPath  # noqa: E402
 
 import slixmpp_chat as chat  # noqa: E402  (same directory)
-from slixmpp_chat import Failure, step  # noqa: E402
+from slixmpp_chat import Failure, fail, section, step, xml  # noqa: E402
 
 AVAILABLE = ("available", "chat", "away", "xa", "dnd")
-STEP = "0"
-
-
-def section(n, title):
-    global STEP
-    STEP = n
-    step(f"== step {n}: {title}")
-
-
-def fail(msg):
-    raise Failure(f"step {STEP}: {msg}")
-
-
-def xml(stanza):
-    return str(stanza).replace("\n", "")
 
 
 class IMClient(chat.Client):
@@ -208,11 +190,6 @@ async def logout(c, clients, what="disconnected"):
     step(f"{c.name}: {what}")
 
 
-def settle(c):
-    if c.started.done() and not c.started.cancelled():
-        c.started.exception()  # retrieved: no "never retrieved" noise
-
-
 async def run(args, clients):
     pw_a = os.environ["XMPP_PASSWORD_A"]
     pw_b = os.environ["XMPP_PASSWORD_B"]
@@ -345,55 +322,12 @@ async def run(args, clients):
 
 
 def main():
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--port", type=int, required=True, help="c2s (STARTTLS) port on 127.0.0.1")
-    p.add_argument("--jid-a", required=True, help="full JID")
-    p.add_argument("--jid-b", required=True, help="full JID")
-    p.add_argument("--ca-file", required=True, help="PEM certificate(s) to trust")
-    p.add_argument("--step-timeout", type=float, default=10)
+    p = chat.scenario_args(__doc__.splitlines()[0], timeout=80)
     p.add_argument("--quiet", type=float, default=2,
                    help="seconds the third login of B waits for a (wrong) second copy")
-    p.add_argument("--timeout", type=float, default=80, help="for the whole run")
     p.add_argument("--offline-missing", action="store_true",
                    help="the server has no 'offline' module: run steps 1-3, fail step 4")
-    p.add_argument("--debug", action="store_true", help="slixmpp debug log (XML) to stderr")
-    args = p.parse_args()
-    logging.basicConfig(level=logging.DEBUG if args.debug else logging.ERROR,
-                        format="%(asctime)s %(levelname)-8s %(name)s: %(message)s",
-                        stream=sys.stderr)
-    step(f"slixmpp {slixmpp.__version__}, Python {sys.version.split()[0]}, {ssl.OPENSSL_VERSION}")
-
-    clients = []
-
-    async def bounded():
-        try:
-            await asyncio.wait_for(run(args, clients), args.timeout)
-        finally:
-            for c in clients:
-                try:
-                    await asyncio.wait_for(c.disconnect(wait=1.0), 3)
-                except Exception:
-                    c.abort()
-            for c in clients:
-                settle(c)
-
-    try:
-        asyncio.run(bounded())
-    except Failure as e:
-        msg = str(e)
-        if not msg.startswith("step "):
-            msg = f"step {STEP}: {msg}"
-        print(f"FAIL: {msg}", flush=True)
-        return 1
-    except asyncio.TimeoutError:
-        print(f"FAIL: step {STEP}: timed out after {args.timeout}s in total; "
-              f"last step: {chat.LAST_STEP}", flush=True)
-        return 1
-    except Exception as e:  # an unexpected error is still a failure with a message
-        print(f"FAIL: step {STEP}: {type(e).__name__}: {e}", flush=True)
-        return 1
-    step("OK: all 4 steps passed")
-    return 0
+    return chat.run_scenario(run, p.parse_args(), steps=4)
 
 
 if __name__ == "__main__":
