@@ -12,6 +12,7 @@ import (
 	"runtime/debug"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"mellium.im/xmpp/jid"
@@ -78,9 +79,13 @@ type conn struct {
 	// (Negotiation.State).
 	stepState router.SessionState
 
-	writeMu    sync.Mutex
-	closeOnce  sync.Once
-	finishOnce sync.Once
+	writeMu sync.Mutex
+	// writesStopped is set when the session this connection carried is
+	// resumed elsewhere (interruptWrites): a write blocked on a dead
+	// socket must not hold the resumption up for the write timeout.
+	writesStopped atomic.Bool
+	closeOnce     sync.Once
+	finishOnce    sync.Once
 	// pending is the connection's place among its address's
 	// unauthenticated connections; negotiation reports its progress there.
 	// Touched by the reading goroutine only; nil once released.
@@ -151,6 +156,15 @@ func (c *conn) Close(cause error) {
 	})
 }
 
+// interruptWrites makes the connection's writes fail from now on, and the
+// one in progress (on a socket that may be dead) at once: the session is
+// moving to another connection, which stream management re-sends the
+// unacknowledged stanzas on. finish still writes the end of the stream.
+func (c *conn) interruptWrites() {
+	c.writesStopped.Store(true)
+	c.raw.SetWriteDeadline(time.Now())
+}
+
 // finish writes final and the closing stream error (if any) and
 // </stream:stream>, then closes the transport. Runs once.
 func (c *conn) finish(final []byte) {
@@ -185,11 +199,20 @@ func (c *conn) finish(final []byte) {
 	})
 }
 
+// errWritesStopped fails the writes of a connection whose session was
+// resumed on another one.
+var errWritesStopped = errors.New("c2s: session resumed elsewhere, writes stopped")
+
 // write sends raw bytes to the client.
 func (c *conn) write(b []byte) error {
 	c.writeMu.Lock()
 	defer c.writeMu.Unlock()
 	c.nc.SetWriteDeadline(time.Now().Add(writeTimeout))
+	// Checked after the deadline is set: an interruptWrites that comes
+	// before sees its own deadline stand, one that came after is seen.
+	if c.writesStopped.Load() {
+		return errWritesStopped
+	}
 	_, err := c.nc.Write(b)
 	if err != nil {
 		return fmt.Errorf("write to client: %w", err)

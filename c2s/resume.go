@@ -209,7 +209,7 @@ func (s *Session) hibernate(t Transport, err error) bool {
 		s.log.Info("c2s session not kept for resumption: too many hibernating sessions")
 		return false
 	}
-	s.Detach()
+	s.detachAbandoned()
 	s.startTimer(sm)
 	sm.life.Unlock()
 	t.Close(err)
@@ -312,7 +312,7 @@ func (c *conn) resume(ctx context.Context, cmd smCommand) (Outcome, error) {
 		return Continue, c.writeElement(smFailed(stanza.ItemNotFound))
 	}
 	s.stopTimer(sm)
-	if old := s.Detach(); old != nil {
+	if old := s.detachAbandoned(); old != nil {
 		// §5: the old stream, still open, ends with conflict.
 		old.Close(stream.Conflict)
 	}

@@ -198,6 +198,21 @@ func (s *Session) Detach() Transport {
 	return a.t
 }
 
+// detachAbandoned detaches the session from a transport it will not write
+// to again: one whose connection was lost (hibernation) or that it leaves
+// for another (resumption). The transport's writes are interrupted first,
+// so that Detach does not wait for a write blocked on a dead socket. What
+// the interrupted write carried stays unacknowledged (stream management)
+// and is sent again on resumption, or handled as undelivered.
+func (s *Session) detachAbandoned() Transport {
+	if a := s.att.Load(); a != nil {
+		if wi, ok := a.t.(writeInterrupter); ok {
+			wi.interruptWrites()
+		}
+	}
+	return s.Detach()
+}
+
 // End ends the session for good, once: the writer stops, the transport (if
 // any) gets the stream's end, the session is unbound, what it had queued
 // is routed again and the session-end hooks run. It waits for the writer,

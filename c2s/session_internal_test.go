@@ -10,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stream"
@@ -274,5 +275,51 @@ func TestHandleElementReplace(t *testing.T) {
 	b.Remove()
 	if got := run(); got != "" {
 		t.Errorf("owner %q after removing the current one, want none", got)
+	}
+}
+
+// stuckTransport is a memTransport whose writes block, as on a socket whose
+// peer vanished with a full send buffer, until interruptWrites.
+type stuckTransport struct {
+	*memTransport
+	writing   chan struct{} // closed when a write has started
+	startOnce sync.Once
+	interrupt chan struct{}
+	stopOnce  sync.Once
+}
+
+func (s *stuckTransport) Write([]byte) error {
+	s.startOnce.Do(func() { close(s.writing) })
+	<-s.interrupt
+	return errWritesStopped
+}
+
+func (s *stuckTransport) interruptWrites() { s.stopOnce.Do(func() { close(s.interrupt) }) }
+
+// TestDetachAbandonedInterruptsWrite checks that detaching a session from a
+// transport it abandons (connection lost, or resumed elsewhere) does not
+// wait for a write blocked on that transport: the write is interrupted.
+// A plain Detach would wait for the writer until the write timeout.
+func TestDetachAbandonedInterruptsWrite(t *testing.T) {
+	srv := testSessionServer(8)
+	s, _, _ := boundSession(t, srv)
+	st := &stuckTransport{memTransport: newMemTransport(), writing: make(chan struct{}), interrupt: make(chan struct{})}
+	if err := s.Attach(st); err != nil {
+		t.Fatal(err)
+	}
+	if !s.Deliver(message(t, "m1")) {
+		t.Fatal("delivery refused")
+	}
+	<-st.writing
+	detached := make(chan Transport, 1)
+	go func() { detached <- s.detachAbandoned() }()
+	select {
+	case got := <-detached:
+		if got != Transport(st) {
+			t.Errorf("detachAbandoned returned %v, want the stuck transport", got)
+		}
+	case <-time.After(10 * time.Second): // a failure bound, not a timing threshold
+		st.interruptWrites()
+		t.Fatal("detachAbandoned waited for the blocked write")
 	}
 }

@@ -45,7 +45,16 @@ type Transport interface {
 	RemoteAddr() net.Addr
 }
 
-var _ Transport = (*conn)(nil)
+// writeInterrupter is implemented by transports whose writes can block
+// (a TCP socket whose peer vanished): when their session is resumed on
+// another transport, the old one's writer is stopped at once instead of
+// after the write timeout.
+type writeInterrupter interface{ interruptWrites() }
+
+var (
+	_ Transport        = (*conn)(nil)
+	_ writeInterrupter = (*conn)(nil)
+)
 
 // Next implements Transport.
 func (c *conn) Next() (*router.Element, error) {
