@@ -11,6 +11,7 @@ import (
 	"mellium.im/xmpp/jid"
 
 	"github.com/xmppd/xmppd/config"
+	"github.com/xmppd/xmppd/internal/storetest"
 	"github.com/xmppd/xmppd/internal/testserver"
 	"github.com/xmppd/xmppd/router"
 )
@@ -327,36 +328,44 @@ func TestSMResumeConflict(t *testing.T) {
 // time ends, its unacknowledged messages go to offline storage and come at
 // the next login, with a delay, exactly once; and its id is then refused.
 func TestSMTimeout(t *testing.T) {
-	s := testserver.Start(t, func(c *config.Config) { c.Limits.ResumeTimeout = 20 * time.Millisecond })
-	s.AddUser("alice", "pw")
-	s.AddUser("bob", "pw")
-	alice, enabled := loginSM(t, s, "alice", "phone", enableResume)
-	if enabled.Get("max") != "1" {
-		t.Errorf("max=%q for a 20ms timeout, want 1 (whole seconds, rounded up)", enabled.Get("max"))
-	}
-	alice.send(t, `<presence/>`)
-	bob := s.Login("bob", "pw", testserver.LoginOptions{})
-	sendMessages(t, bob, "alice@localhost/phone", "u1", "u2")
-	alice.until(t, "u2", isMessage("u2")) // read, never acknowledged
-	done := ended(t, s, "alice@localhost/phone")
-	alice.cut()
-	wait(t, "the session to end", done)
-
-	c := authOnly(t, s, "alice")
-	c.send(t, `<resume xmlns="urn:xmpp:sm:3" previd="`+enabled.Get("id")+`" h="2"/>`)
-	if f := c.until(t, "<failed/>", func(e *router.Element) bool { return isSM("failed")(e) || isSM("resumed")(e) }); f.Child(router.NSStanzas, "item-not-found") == nil {
-		t.Fatalf("resume after timeout: got %s, want item-not-found", f)
-	}
-
-	next := s.Login("alice", "pw", testserver.LoginOptions{Resource: "laptop"})
-	next.MustSend(t, `<presence/>`)
-	for _, id := range []string{"u1", "u2"} {
-		m := next.MustNext(t, id, isMessage(id))
-		if m.Child("urn:xmpp:delay", "delay") == nil {
-			t.Errorf("offline message %s without delay: %s", id, m)
+	// On every store: the unacknowledged messages go to offline storage.
+	storetest.Run(t, func(t *testing.T, b storetest.Backend) {
+		s := testserver.StartOn(t, b, func(c *config.Config) { c.Limits.ResumeTimeout = 20 * time.Millisecond })
+		s.AddUser("alice", "pw")
+		s.AddUser("bob", "pw")
+		alice, enabled := loginSM(t, s, "alice", "phone", enableResume)
+		if enabled.Get("max") != "1" {
+			t.Errorf("max=%q for a 20ms timeout, want 1 (whole seconds, rounded up)", enabled.Get("max"))
 		}
-	}
-	next.ExpectNone(t, "a message twice", isMessage(""))
+		alice.send(t, `<presence/>`)
+		bob := s.Login("bob", "pw", testserver.LoginOptions{})
+		sendMessages(t, bob, "alice@localhost/phone", "u1", "u2")
+		alice.until(t, "u2", isMessage("u2")) // read, never acknowledged
+		done := ended(t, s, "alice@localhost/phone")
+		alice.cut()
+		wait(t, "the session to end", done)
+
+		c := authOnly(t, s, "alice")
+		c.send(t, `<resume xmlns="urn:xmpp:sm:3" previd="`+enabled.Get("id")+`" h="2"/>`)
+		f := c.until(t, "<failed/>", func(e *router.Element) bool { return isSM("failed")(e) || isSM("resumed")(e) })
+		if f.Child(router.NSStanzas, "item-not-found") == nil {
+			t.Fatalf("resume after timeout: got %s, want item-not-found", f)
+		}
+		if f.Get("h") != "1" {
+			// alice's presence was the one stanza handled.
+			t.Errorf("resume after timeout: <failed h=%q/>, want h=\"1\"", f.Get("h"))
+		}
+
+		next := s.Login("alice", "pw", testserver.LoginOptions{Resource: "laptop"})
+		next.MustSend(t, `<presence/>`)
+		for _, id := range []string{"u1", "u2"} {
+			m := next.MustNext(t, id, isMessage(id))
+			if m.Child("urn:xmpp:delay", "delay") == nil {
+				t.Errorf("offline message %s without delay: %s", id, m)
+			}
+		}
+		next.ExpectNone(t, "a message twice", isMessage(""))
+	})
 }
 
 // TestSMAcks checks acknowledgements both ways (XEP-0198 §4): the server
