@@ -23,9 +23,7 @@ Passwords come from XMPP_PASSWORD_A and XMPP_PASSWORD_B.
 
 import argparse
 import asyncio
-import logging
 import os
-import ssl
 import sys
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
@@ -34,24 +32,9 @@ import slixmpp  # noqa: E402
 import slixmpp.exceptions  # noqa: E402
 
 import slixmpp_chat as chat  # noqa: E402  (same directory)
-from slixmpp_chat import Failure, step  # noqa: E402
+from slixmpp_chat import fail, section, step, xml  # noqa: E402
 
 NS = "urn:xmpp:carbons:2"
-STEP = "0"
-
-
-def section(n, title):
-    global STEP
-    STEP = n
-    step(f"== step {n}: {title}")
-
-
-def fail(msg):
-    raise Failure(f"step {STEP}: {msg}")
-
-
-def xml(stanza):
-    return str(stanza).replace("\n", "")
 
 
 class CarbonsClient(chat.Client):
@@ -195,14 +178,7 @@ def main():
     p.add_argument("--carbons-missing", action="store_true",
                    help="the server has no 'carbons' module: the run is expected to fail")
     p.add_argument("--debug", action="store_true", help="slixmpp debug log (XML) to stderr")
-    args = p.parse_args()
-    logging.basicConfig(level=logging.DEBUG if args.debug else logging.ERROR,
-                        format="%(asctime)s %(levelname)-8s %(name)s: %(message)s",
-                        stream=sys.stderr)
-    step(f"slixmpp {slixmpp.__version__}, Python {sys.version.split()[0]}, {ssl.OPENSSL_VERSION}")
-
-    return chat.run_timed(lambda clients: run(args, clients), args.timeout,
-                             lambda: STEP, "OK: all 4 steps passed")
+    return chat.run_scenario(run, p.parse_args(), steps=4)
 
 
 if __name__ == "__main__":

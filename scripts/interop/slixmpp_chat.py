@@ -302,38 +302,6 @@ def run_scenario(run, args, steps):
     return 0
 
 
-def run_timed(scenario, timeout, current_step, ok):
-    """Run the steps of a scenario script and return its exit status:
-    scenario(clients) is awaited for at most timeout seconds, then every
-    client it added to clients is closed. A Failure, the timeout or any
-    other error prints one "FAIL: step N: ..." line (current_step() names
-    the step N that ran) and returns 1; success prints ok and returns 0."""
-    clients = []
-
-    async def bounded():
-        try:
-            await asyncio.wait_for(scenario(clients), timeout)
-        finally:
-            await close_all(clients)
-
-    try:
-        asyncio.run(bounded())
-    except Failure as e:
-        msg = str(e)
-        if not msg.startswith("step "):
-            msg = f"step {current_step()}: {msg}"
-        print(f"FAIL: {msg}", flush=True)
-        return 1
-    except asyncio.TimeoutError:
-        print(f"FAIL: step {current_step()}: timed out after {timeout}s in total; "
-              f"last step: {LAST_STEP}", flush=True)
-        return 1
-    except Exception as e:  # an unexpected error is still a failure with a message
-        print(f"FAIL: step {current_step()}: {type(e).__name__}: {e}", flush=True)
-        return 1
-    step(ok)
-    return 0
-
 async def run(args):
     a = Client("A", args.jid_a, os.environ["XMPP_PASSWORD_A"], args.port, args.ca_file)
     b = Client("B", args.jid_b, os.environ["XMPP_PASSWORD_B"], args.port, args.ca_file)
