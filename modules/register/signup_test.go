@@ -74,26 +74,33 @@ func accountExists(t *testing.T, s *testserver.Server, local string) bool {
 // that goes on, so the client can still log in.
 func TestRegistrationDisabled(t *testing.T) {
 	storetest.Run(t, func(t *testing.T, b storetest.Backend) {
-		s := testserver.StartOn(t, b, nil)
-		s.AddUser("alice", "pw")
-		c := dialTLS(t, s)
-		if offersRegistration(c.Features) {
-			t.Errorf("registration offered while disabled: %s", c.Features)
-		}
-		e := rawRequest(t, c, `<iq type='get' id='reg1'><query xmlns='jabber:iq:register'/></iq>`)
-		testserver.WantIQError(t, e, "service-unavailable", "cancel")
-		e = rawRequest(t, c, registerIQ("reg2", `<username>mallory</username><password>pw</password>`))
-		testserver.WantIQError(t, e, "service-unavailable", "cancel")
-		if accountExists(t, s, "mallory") {
-			t.Error("account created while registration is disabled")
-		}
-		if cond, err := c.AuthPlain("alice", "pw"); err != nil || cond != "" {
-			t.Fatalf("login after the refusal: %q %v", cond, err)
-		}
-		if _, err := c.Bind(""); err != nil {
-			t.Fatal(err)
-		}
+		wantNoSignup(t, testserver.StartOn(t, b, nil))
 	})
+}
+
+// wantNoSignup checks that s offers no registration, answers registration
+// requests before login with service-unavailable and creates no account,
+// and that the stream goes on: alice can still log in and bind.
+func wantNoSignup(t *testing.T, s *testserver.Server) {
+	t.Helper()
+	s.AddUser("alice", "pw")
+	c := dialTLS(t, s)
+	if offersRegistration(c.Features) {
+		t.Errorf("registration offered: %s", c.Features)
+	}
+	e := rawRequest(t, c, `<iq type='get' id='reg1'><query xmlns='jabber:iq:register'/></iq>`)
+	testserver.WantIQError(t, e, "service-unavailable", "cancel")
+	e = rawRequest(t, c, registerIQ("reg2", `<username>mallory</username><password>pw</password>`))
+	testserver.WantIQError(t, e, "service-unavailable", "cancel")
+	if accountExists(t, s, "mallory") {
+		t.Error("account created without registration")
+	}
+	if cond, err := c.AuthPlain("alice", "pw"); err != nil || cond != "" {
+		t.Fatalf("login after the refusal: %q %v", cond, err)
+	}
+	if _, err := c.Bind(""); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // TestRegister registers an account in band and logs in with it.
@@ -259,22 +266,7 @@ func TestRegisterRequestLimit(t *testing.T) {
 // service-unavailable on a stream that goes on, as with registration
 // disabled (and as before XEP-0077 moved into the module).
 func TestSignupWithoutModule(t *testing.T) {
-	s := testserver.Start(t, func(c *config.Config) {
+	wantNoSignup(t, testserver.Start(t, func(c *config.Config) {
 		c.Modules = slices.DeleteFunc(c.Modules, func(id string) bool { return id == "register" })
-	})
-	s.AddUser("alice", "pw")
-	c := dialTLS(t, s)
-	if offersRegistration(c.Features) {
-		t.Errorf("registration offered without the module: %s", c.Features)
-	}
-	e := rawRequest(t, c, `<iq type='get' id='reg1'><query xmlns='jabber:iq:register'/></iq>`)
-	testserver.WantIQError(t, e, "service-unavailable", "cancel")
-	e = rawRequest(t, c, registerIQ("reg2", `<username>mallory</username><password>pw</password>`))
-	testserver.WantIQError(t, e, "service-unavailable", "cancel")
-	if accountExists(t, s, "mallory") {
-		t.Error("account created without the register module")
-	}
-	if cond, err := c.AuthPlain("alice", "pw"); err != nil || cond != "" {
-		t.Errorf("login after the refused requests: %q, %v", cond, err)
-	}
+	}))
 }
