@@ -106,6 +106,18 @@ func (q *outQueue) putBack(items []*router.Stanza) {
 
 // wake makes the writer look at the queue (and at whether it is still the
 // session's writer).
+// hold puts items back at the front like putBack, without waking the
+// writer: they wait for something else to (an ack opening the stream
+// management window).
+func (q *outQueue) hold(items []*router.Stanza) {
+	if len(items) == 0 {
+		return
+	}
+	q.mu.Lock()
+	q.items = append(items, q.items...)
+	q.mu.Unlock()
+}
+
 func (q *outQueue) wake() {
 	select {
 	case q.ready <- struct{}{}:

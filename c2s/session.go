@@ -328,26 +328,40 @@ func (s *Session) writeQueued(a *attachment) error {
 	}()
 	for i := 0; i < len(items); {
 		buf := (*bp)[:0]
+		waiting := false // for an ack: the unacked window is full
 		for ; i < len(items) && len(buf) < maxBatch; i++ {
+			if sm != nil && items[i].Name.Space == "" {
+				if full, request := sm.windowFull(&l); full {
+					if request {
+						buf = append(buf, smRequestXML...)
+					}
+					waiting = true
+					break
+				}
+			}
 			n := len(buf)
 			buf = items[i].AppendXML(buf, router.NSClient)
 			if sm != nil {
-				if err := sm.wrote(items[i], len(buf)-n, &l); err != nil {
-					s.smOverLimit(items[i+1:], err)
-					return nil
-				}
+				sm.wrote(items[i], len(buf)-n)
 			}
 		}
-		if sm != nil && sm.wantRequest(s, l.ackAfter) {
+		if !waiting && sm != nil && sm.wantRequest(s, l.ackAfter) {
 			buf = append(buf, smRequestXML...)
 		}
 		*bp = buf[:0]
-		if err := a.t.Write(buf); err != nil {
-			if sm != nil {
-				// Kept for the next transport, or for End.
-				s.out.putBack(items[i:])
+		if len(buf) > 0 {
+			if err := a.t.Write(buf); err != nil {
+				if sm != nil {
+					// Kept for the next transport, or for End.
+					s.out.putBack(items[i:])
+				}
+				return err
 			}
-			return err
+		}
+		if waiting {
+			// The rest waits in the queue; the ack wakes the writer.
+			s.out.hold(items[i:])
+			return nil
 		}
 		if s.closed.Load() || s.att.Load() != a {
 			// Closing, or detached: leave the rest for End and

@@ -281,9 +281,9 @@ func smAck(_ context.Context, s *Session, e *router.Element) error {
 		return stream.BadFormat
 	}
 	sm.mu.Lock()
-	defer sm.mu.Unlock()
 	sm.requested = false
 	if err := sm.ack(cmd.h); err != nil {
+		sm.mu.Unlock()
 		return err
 	}
 	if len(sm.unacked) == 0 {
@@ -291,6 +291,9 @@ func smAck(_ context.Context, s *Session, e *router.Element) error {
 	} else {
 		sm.armRequestTimer(s)
 	}
+	sm.mu.Unlock()
+	// The writer may be waiting for room in the unacked window.
+	s.out.wake()
 	return nil
 }
 
@@ -330,28 +333,44 @@ func (s *Session) countInbound() {
 
 // wrote is told by the writer of each element it puts in a write, with
 // its serialised size: a stanza after <enabled/> is counted and kept until
-// acknowledged. Over the unacked limits it returns the stream error that
-// ends the session.
-func (sm *smState) wrote(st *router.Stanza, size int, l *limitsView) error {
+// acknowledged. The limits are kept by windowFull, before the writer takes
+// a stanza.
+func (sm *smState) wrote(st *router.Stanza, size int) {
 	sm.mu.Lock()
 	defer sm.mu.Unlock()
 	if st.Name.Space != "" {
 		if st.Name.Space == nsSM && st.Name.Local == "enabled" {
 			sm.active = true
 		}
-		return nil
+		return
 	}
 	if !sm.active {
-		return nil
+		return
 	}
 	sm.unacked = append(sm.unacked, unackedStanza{st: st, size: size})
 	sm.unackedBytes += size
 	sm.sent++
 	sm.sinceRequest++
-	if len(sm.unacked) > l.maxUnacked || sm.unackedBytes > l.maxUnackedBytes {
-		return stream.ResourceConstraint
+}
+
+// windowFull tells whether the unacked stanzas fill the limits, so that the
+// writer must wait for an ack before it writes another stanza: the limits
+// bound what is kept for resending, and a client that acknowledges keeps
+// its stream going however much is queued for it (after a resumption, a
+// burst of presences). It also asks for the ack, once: whether an <r/>
+// must be written with what the writer has.
+func (sm *smState) windowFull(l *limitsView) (full, request bool) {
+	sm.mu.Lock()
+	defer sm.mu.Unlock()
+	if !sm.active || (len(sm.unacked) < l.maxUnacked && sm.unackedBytes < l.maxUnackedBytes) {
+		return false, false
 	}
-	return nil
+	if !sm.requested {
+		sm.requested, sm.sinceRequest = true, 0
+		sm.stopRequestTimer()
+		return true, true
+	}
+	return true, false
 }
 
 // limitsView is what the writer needs of the limits.
@@ -414,11 +433,3 @@ func (s *Session) requestAck(sm *smState) {
 // smRequestXML is the server's request for an ack.
 const smRequestXML = `<r xmlns="` + nsSM + `"/>`
 
-// smOverLimit ends a session with too many stanzas unacknowledged; rest
-// is what the writer took from the queue and did not write, put back for
-// End to route again with the unacked ones.
-func (s *Session) smOverLimit(rest []*router.Stanza, err error) {
-	s.out.putBack(rest)
-	s.log.Warn("c2s stream management: too many unacknowledged stanzas; closing session")
-	s.Close(err)
-}

@@ -3,6 +3,7 @@ package c2s_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 	"testing"
@@ -491,28 +492,48 @@ func TestSMUnackedLimit(t *testing.T) {
 		limit func(*config.Limits)
 	}{
 		{"stanzas", func(l *config.Limits) { l.SMMaxUnacked = 2 }},
-		// Each message is about 150 bytes as written.
-		{"bytes", func(l *config.Limits) { l.SMMaxUnackedBytes = 350 }},
+		// Each message is about 150 bytes as written: the third does not
+		// start while 300 are unacked.
+		{"bytes", func(l *config.Limits) { l.SMMaxUnackedBytes = 250 }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			s := testserver.Start(t, func(c *config.Config) { tc.limit(&c.Limits) })
+			s := testserver.Start(t, func(c *config.Config) {
+				tc.limit(&c.Limits)
+				c.Limits.SMAckAfter = 100 // only the window asks
+			})
 			s.AddUser("alice", "pw")
 			s.AddUser("bob", "pw")
 			alice, _ := loginSM(t, s, "alice", "phone", enableResume)
 			bob := s.Login("bob", "pw", testserver.LoginOptions{})
-			done := ended(t, s, "alice@localhost/phone")
-			sendMessages(t, bob, "alice@localhost/phone", "l1", "l2", "l3")
-			if cond, err := alice.WaitStreamError(rawWait); err != nil || cond != "resource-constraint" {
-				t.Fatalf("over the unacked limit: %q %v; want resource-constraint", cond, err)
+			sendMessages(t, bob, "alice@localhost/phone", "l1", "l2", "l3", "l4", "l5")
+			// Two messages fill the window; the server asks for an ack
+			// and writes nothing more until it comes.
+			var got []string
+			for {
+				e := alice.next(t)
+				if cond := testserver.StreamErrorCondition(e); cond != "" {
+					t.Fatalf("stream error %s; want the session kept", e)
+				}
+				if e.Name.Local == "message" {
+					got = append(got, e.Get("id"))
+				}
+				if isSM("r")(e) {
+					break
+				}
 			}
-			wait(t, "the session to end", done)
-			if s.C2S.Hibernating() != 0 {
-				t.Errorf("a session closed for its limit hibernates")
+			if !slices.Equal(got, []string{"l1", "l2"}) {
+				t.Fatalf("before the ack request: %q, want [l1 l2]", got)
 			}
-			next := s.Login("alice", "pw", testserver.LoginOptions{Resource: "laptop"})
-			next.MustSend(t, `<presence/>`)
-			for _, id := range []string{"l1", "l2", "l3"} {
-				next.MustNext(t, id, isMessage(id))
+			alice.send(t, `<a xmlns="urn:xmpp:sm:3" h="2"/>`)
+			for _, id := range []string{"l3", "l4"} {
+				alice.until(t, id, isMessage(id))
+			}
+			alice.until(t, "<r/>", isSM("r"))
+			alice.send(t, `<a xmlns="urn:xmpp:sm:3" h="4"/>`)
+			alice.until(t, "l5", isMessage("l5"))
+			// Nothing was lost or repeated: the rest arrives in order.
+			if msgs := alice.sync(t); len(msgs) != 0 {
+				t.Errorf("after l5: %q, want nothing more", msgs)
 			}
 		})
 	}

@@ -134,9 +134,9 @@ type Limits struct {
 	SMAckAfter    int           `yaml:"sm_ack_after"`
 	SMAckInterval time.Duration `yaml:"sm_ack_interval"`
 	// SMMaxUnacked and SMMaxUnackedBytes bound what a stream management
-	// session keeps sent but unacknowledged; past either the session is
-	// closed with resource-constraint (its unacknowledged messages are
-	// then routed again, as undelivered).
+	// session keeps sent but unacknowledged: a window, so that when it is
+	// full the server asks for an ack and writes nothing more until one
+	// comes; what waits stays in the session's bounded queue.
 	SMMaxUnacked      int `yaml:"sm_max_unacked"`
 	SMMaxUnackedBytes int `yaml:"sm_max_unacked_bytes"`
 	// MaxHibernatingPerUser and MaxHibernating bound the sessions waiting
