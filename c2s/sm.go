@@ -432,4 +432,3 @@ func (s *Session) requestAck(sm *smState) {
 
 // smRequestXML is the server's request for an ack.
 const smRequestXML = `<r xmlns="` + nsSM + `"/>`
-
