@@ -391,7 +391,8 @@ func (s *Session) requeue(ctx context.Context) {
 		case st.Name.Space != "":
 			// A stream management element: not a stanza.
 		case st.Kind() == router.KindMessage:
-			r.Route(ctx, st)
+			// It passed the filters when it was first routed.
+			r.Reroute(ctx, st)
 		case withSM && st.IsIQRequest():
 			r.Bounce(ctx, st, stanza.ServiceUnavailable, "")
 		}

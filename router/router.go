@@ -99,6 +99,13 @@ func (r *Router) Route(ctx context.Context, st *Stanza) {
 	r.deliver(ctx, st)
 }
 
+// Reroute routes again a stanza that already passed the pre-routing
+// filters once, when the session it was handed to ended before writing it
+// (c2s requeue, stream management's unacknowledged stanzas): by its 'to'
+// address, without the filters, so that what they did (a carbon of a sent
+// message, an archive entry) is not done twice.
+func (r *Router) Reroute(ctx context.Context, st *Stanza) { r.deliver(ctx, st) }
+
 // deliver routes st by its 'to' address, without the filters.
 func (r *Router) deliver(ctx context.Context, st *Stanza) {
 	to := st.To

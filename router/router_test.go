@@ -1209,3 +1209,30 @@ func TestIQRefusedByFullQueue(t *testing.T) {
 		t.Fatalf("alice got %v, want one service-unavailable error for q1", got)
 	}
 }
+
+// TestRerouteSkipsFilters checks that a stanza routed again after its
+// session ended (Reroute) is delivered by its address without running the
+// pre-routing filters a second time: a carbons filter would otherwise copy
+// a sent message twice.
+func TestRerouteSkipsFilters(t *testing.T) {
+	bob := newSession("bob@localhost/laptop", true, 0)
+	r, _ := newRouter(t, bob)
+	filtered := 0
+	r.AddFilter("count", 0, func(_ context.Context, st *router.Stanza) *router.Stanza {
+		filtered++
+		return st
+	})
+	// To a resource that is gone: RFC 6121 delivers it to the laptop.
+	st := mustParse(`<message type="chat" id="m1" from="` + sender + `" to="bob@localhost/phone"><body>x</body></message>`)
+	r.Reroute(context.Background(), st)
+	if filtered != 0 {
+		t.Errorf("Reroute ran the filters %d times, want 0", filtered)
+	}
+	if got := bob.received(); len(got) != 1 || got[0].ID() != "m1" {
+		t.Errorf("bob got %v, want m1", got)
+	}
+	r.Route(context.Background(), st.Copy())
+	if filtered != 1 {
+		t.Errorf("Route ran the filters %d times, want 1", filtered)
+	}
+}
