@@ -335,8 +335,13 @@ func (c *conn) resume(ctx context.Context, cmd smCommand) (Outcome, error) {
 		s.Close(ackErr)
 		return Continue, ackErr
 	}
+	// Detached: the old reader handles nothing more, and one it was
+	// handling is finished (and counted) once handling is ours.
+	sm.handling.Lock()
+	h := sm.inbound.Load()
+	sm.handling.Unlock()
 	resumed := router.NewElement(nsSM, "resumed", "previd", cmd.previd,
-		"h", strconv.FormatUint(uint64(sm.inbound.Load()), 10))
+		"h", strconv.FormatUint(uint64(h), 10))
 	if err := c.writeElement(resumed); err != nil {
 		s.rehibernate(sm)
 		sm.life.Unlock()

@@ -407,15 +407,26 @@ func (s *Session) serve(ctx context.Context, t Transport) error {
 		if err != nil {
 			return err
 		}
-		if a := s.att.Load(); a == nil || a.t != t {
-			// Resumed on another connection: what still comes here is
-			// not the session's.
-			return errResumed
-		}
-		if err := s.handle(ctx, e); err != nil {
+		if err := s.handleFrom(ctx, t, e); err != nil {
 			return err
 		}
 	}
+}
+
+// handleFrom handles e, read from t, if t still carries the session. For a
+// resumable session the check and the handling are one step with respect
+// to a resumption (smState.handling).
+func (s *Session) handleFrom(ctx context.Context, t Transport, e *router.Element) error {
+	if sm := s.sm(); sm != nil && sm.id != "" {
+		sm.handling.Lock()
+		defer sm.handling.Unlock()
+	}
+	if a := s.att.Load(); a == nil || a.t != t {
+		// Resumed on another connection: what still comes here is not
+		// the session's.
+		return errResumed
+	}
+	return s.handle(ctx, e)
 }
 
 // handle takes one top-level element from the client: a stanza is stamped

@@ -47,6 +47,13 @@ type smState struct {
 	// inbound is h for the client: the stanzas handled from it since
 	// enable, modulo 2^32 (the reader adds, resumption reads).
 	inbound atomic.Uint32
+	// handling is held by the reader of a resumable session while it
+	// checks that its transport still carries the session and handles an
+	// element, and by a resumption while it reads inbound after detaching:
+	// so an element the old connection was handling is either counted in
+	// the h of <resumed/> or not handled at all, never handled and then
+	// sent again by the client.
+	handling sync.Mutex
 
 	// life serialises what moves the session between transports:
 	// hibernating, resuming, expiring and ending. It is never taken by
