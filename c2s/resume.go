@@ -209,6 +209,7 @@ func (s *Session) hibernate(t Transport, err error) bool {
 		s.log.Info("c2s session not kept for resumption: too many hibernating sessions")
 		return false
 	}
+	sm.asleepBytes.Store(0)
 	s.detachAbandoned()
 	s.startTimer(sm)
 	sm.life.Unlock()
@@ -227,6 +228,23 @@ var _ router.Hibernator = (*Session)(nil)
 func (s *Session) Hibernating() bool {
 	sm := s.sm()
 	return sm != nil && sm.id != "" && s.att.Load() == nil && !s.closed.Load()
+}
+
+// hibernationRoom counts st against what a hibernating session may hold
+// in bytes (limits.sm_max_unacked_bytes, as for what is sent and not
+// acknowledged): the queue's own bound counts stanzas, and a hibernating
+// phone must not hold up to that many stanzas of the maximum size. Over
+// it the session ends (its queue goes to offline storage and other
+// resources) and st is refused, to be handled as undelivered.
+func (s *Session) hibernationRoom(st *router.Stanza) bool {
+	sm := s.sm()
+	size := int64(len(st.AppendXML(nil, router.NSClient)))
+	if sm.asleepBytes.Add(size) <= int64(s.srv.limits.SMMaxUnackedBytes) {
+		return true
+	}
+	s.log.Info("c2s hibernating session holds too much; ending it")
+	s.Close(stream.ResourceConstraint)
+	return false
 }
 
 // startTimer starts the resumption timeout of a session just detached and

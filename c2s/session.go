@@ -94,6 +94,9 @@ func (s *Session) Deliver(st *router.Stanza) bool {
 	if s.closed.Load() {
 		return false
 	}
+	if s.Hibernating() && !s.hibernationRoom(st) {
+		return false
+	}
 	if c := s.csi(); c != nil {
 		return s.deliverCSI(c, st)
 	}

@@ -54,6 +54,9 @@ type smState struct {
 	// the h of <resumed/> or not handled at all, never handled and then
 	// sent again by the client.
 	handling sync.Mutex
+	// asleepBytes counts the bytes delivered to the session while it
+	// hibernates, against limits.sm_max_unacked_bytes (hibernationRoom).
+	asleepBytes atomic.Int64
 
 	// life serialises what moves the session between transports:
 	// hibernating, resuming, expiring and ending. It is never taken by

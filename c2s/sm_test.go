@@ -619,3 +619,30 @@ func TestSMBeforeAuth(t *testing.T) {
 		}
 	}
 }
+
+// TestSMHibernationBytes checks that a hibernating session holds at most
+// limits.sm_max_unacked_bytes of stanzas: past it the session ends, and
+// everything sent to it, held or refused, reaches offline storage once.
+func TestSMHibernationBytes(t *testing.T) {
+	// Each message is about 150 bytes as written.
+	s := testserver.Start(t, func(c *config.Config) { c.Limits.SMMaxUnackedBytes = 400 })
+	s.AddUser("alice", "pw")
+	s.AddUser("bob", "pw")
+	alice, _ := loginSM(t, s, "alice", "phone", enableResume)
+	alice.send(t, `<presence/>`)
+	alice.sync(t)
+	done := ended(t, s, "alice@localhost/phone")
+	alice.cut()
+	waitFor(t, "the session to hibernate", func() bool { return s.C2S.Hibernating() == 1 })
+	bob := s.Login("bob", "pw", testserver.LoginOptions{})
+	ids := []string{"b1", "b2", "b3", "b4", "b5"}
+	sendMessages(t, bob, "alice@localhost/phone", ids...)
+	wait(t, "the session to end", done)
+
+	next := s.Login("alice", "pw", testserver.LoginOptions{Resource: "laptop"})
+	next.MustSend(t, `<presence/>`)
+	for _, id := range ids {
+		next.MustNext(t, id, isMessage(id))
+	}
+	next.ExpectNone(t, "a message twice", isMessage(""))
+}

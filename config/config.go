@@ -137,6 +137,7 @@ type Limits struct {
 	// session keeps sent but unacknowledged: a window, so that when it is
 	// full the server asks for an ack and writes nothing more until one
 	// comes; what waits stays in the session's bounded queue.
+	// SMMaxUnackedBytes also bounds what a hibernating session holds.
 	SMMaxUnacked      int `yaml:"sm_max_unacked"`
 	SMMaxUnackedBytes int `yaml:"sm_max_unacked_bytes"`
 	// MaxHibernatingPerUser and MaxHibernating bound the sessions waiting
