@@ -5,6 +5,7 @@ import (
 	"encoding/xml"
 	"errors"
 	"log/slog"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -32,7 +33,7 @@ var errResumed = errors.New("c2s: session resumed on another connection")
 type smRegistry struct {
 	mu          sync.Mutex
 	byID        map[string]*Session
-	hibernating map[string]int // bare JID → sessions hibernating
+	hibernating map[string][]*Session // bare JID → its hibernating sessions, oldest first
 	total       int
 	// gone remembers, for the last maxGone resumable sessions that ended,
 	// their account and the client's h, so that a late <resume/> of the
@@ -59,7 +60,7 @@ func (r *smRegistry) add(id string, s *Session) {
 	defer r.mu.Unlock()
 	if r.byID == nil {
 		r.byID = map[string]*Session{}
-		r.hibernating = map[string]int{}
+		r.hibernating = map[string][]*Session{}
 	}
 	r.byID[id] = s
 }
@@ -113,30 +114,54 @@ func (r *smRegistry) lookup(id, account string) *Session {
 	return s
 }
 
-// hibernate counts s as hibernating unless a limit forbids it.
-func (r *smRegistry) hibernate(s *Session, perUser, total int) bool {
+// hibernate counts s as hibernating unless a limit forbids it. At the
+// per-account limit the account's oldest hibernating session gives way:
+// it is returned for the caller to end. At the total limit s is refused.
+func (r *smRegistry) hibernate(s *Session, perUser, total int) (ok bool, evicted *Session) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.hibernating == nil {
-		r.hibernating = map[string]int{}
+		r.hibernating = map[string][]*Session{}
 	}
 	bare := s.jid.Bare().String()
-	if r.total >= total || r.hibernating[bare] >= perUser {
-		return false
+	list := r.hibernating[bare]
+	if len(list) >= perUser && len(list) > 0 {
+		// The account's oldest hibernating session makes room, as in
+		// Prosody: the newest is the device most likely to come back, and
+		// it was promised resumption a moment ago.
+		evicted = list[0]
+		list = list[1:]
+		r.total--
+	}
+	if r.total >= total || len(list) >= perUser {
+		if evicted != nil {
+			list = append([]*Session{evicted}, list...)
+			r.total++
+		}
+		return false, nil
 	}
 	r.total++
-	r.hibernating[bare]++
-	return true
+	r.hibernating[bare] = append(list, s)
+	return true, evicted
 }
 
-// wake uncounts a hibernating s.
+// wake uncounts a hibernating s; a session that is not counted (woken
+// already, or evicted) is left alone.
 func (r *smRegistry) wake(s *Session) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	bare := s.jid.Bare().String()
+	list := r.hibernating[bare]
+	i := slices.Index(list, s)
+	if i < 0 {
+		return
+	}
 	r.total--
-	if r.hibernating[bare]--; r.hibernating[bare] <= 0 {
+	list = slices.Delete(list, i, i+1)
+	if len(list) == 0 {
 		delete(r.hibernating, bare)
+	} else {
+		r.hibernating[bare] = list
 	}
 }
 
@@ -144,7 +169,7 @@ func (r *smRegistry) wake(s *Session) {
 func (r *smRegistry) counts(bare string) (account, total int) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.hibernating[bare], r.total
+	return len(r.hibernating[bare]), r.total
 }
 
 // sessions returns the resumable sessions (a snapshot).
@@ -204,10 +229,15 @@ func (s *Session) hibernate(t Transport, err error) bool {
 		return false
 	}
 	l := &s.srv.limits
-	if !s.srv.sm.hibernate(s, l.MaxHibernatingPerUser, l.MaxHibernating) {
+	ok, evicted := s.srv.sm.hibernate(s, l.MaxHibernatingPerUser, l.MaxHibernating)
+	if !ok {
 		sm.life.Unlock()
 		s.log.Info("c2s session not kept for resumption: too many hibernating sessions")
 		return false
+	}
+	if evicted != nil {
+		evicted.log.Info("c2s hibernating session ended for a newer one of the account")
+		evicted.Close(stream.ResourceConstraint)
 	}
 	sm.asleepBytes.Store(0)
 	s.detachAbandoned()
@@ -380,7 +410,11 @@ func (c *conn) resume(ctx context.Context, cmd smCommand) (Outcome, error) {
 // hibernation, or ends it if a limit forbids; the caller holds sm.life.
 func (s *Session) rehibernate(sm *smState) {
 	l := &s.srv.limits
-	if s.srv.sm.hibernate(s, l.MaxHibernatingPerUser, l.MaxHibernating) {
+	ok, evicted := s.srv.sm.hibernate(s, l.MaxHibernatingPerUser, l.MaxHibernating)
+	if ok {
+		if evicted != nil {
+			evicted.Close(stream.ResourceConstraint)
+		}
 		s.startTimer(sm)
 		return
 	}

@@ -539,21 +539,29 @@ func TestSMUnackedLimit(t *testing.T) {
 	}
 }
 
-// TestSMHibernationLimit checks limits.max_hibernating_per_user: a session
-// over it ends when its connection drops, instead of hibernating.
+// TestSMHibernationLimit checks limits.max_hibernating_per_user: when a
+// session over it drops, the account's oldest hibernating session ends and
+// the new one hibernates (the device most likely to come back).
 func TestSMHibernationLimit(t *testing.T) {
 	s := testserver.Start(t, func(c *config.Config) { c.Limits.MaxHibernatingPerUser = 1 })
 	s.AddUser("alice", "pw")
-	one, _ := loginSM(t, s, "alice", "one", enableResume)
-	two, _ := loginSM(t, s, "alice", "two", enableResume)
+	one, enabledOne := loginSM(t, s, "alice", "one", enableResume)
+	two, enabledTwo := loginSM(t, s, "alice", "two", enableResume)
 	one.cut()
 	waitFor(t, "the first session to hibernate", func() bool { return s.C2S.Hibernating() == 1 })
-	done := ended(t, s, "alice@localhost/two")
+	done := ended(t, s, "alice@localhost/one")
 	two.cut()
-	wait(t, "the second session to end", done)
-	if s.C2S.Hibernating() != 1 {
-		t.Errorf("%d sessions hibernating, want 1", s.C2S.Hibernating())
+	// The newer session hibernates; the oldest one makes room.
+	wait(t, "the first session to end", done)
+	waitFor(t, "the second session to hibernate", func() bool { return s.C2S.Hibernating() == 1 })
+	c := authOnly(t, s, "alice")
+	c.send(t, `<resume xmlns="urn:xmpp:sm:3" previd="`+enabledOne.Get("id")+`" h="0"/>`)
+	if f := c.until(t, "<failed/>", func(e *router.Element) bool { return isSM("failed")(e) || isSM("resumed")(e) }); f.Name.Local != "failed" {
+		t.Fatalf("resume of the evicted session: %s, want <failed/>", f)
 	}
+	c = authOnly(t, s, "alice")
+	c.send(t, `<resume xmlns="urn:xmpp:sm:3" previd="`+enabledTwo.Get("id")+`" h="0"/>`)
+	c.until(t, "<resumed/>", isSM("resumed"))
 }
 
 // mustJID parses s, failing t.

@@ -141,8 +141,9 @@ type Limits struct {
 	SMMaxUnacked      int `yaml:"sm_max_unacked"`
 	SMMaxUnackedBytes int `yaml:"sm_max_unacked_bytes"`
 	// MaxHibernatingPerUser and MaxHibernating bound the sessions waiting
-	// to be resumed, per account and in all; a session over either ends
-	// when its connection drops instead of waiting.
+	// to be resumed, per account and in all. At the first, the account's
+	// oldest waiting session ends to make room; at the second, a session
+	// whose connection drops ends instead of waiting.
 	MaxHibernatingPerUser int `yaml:"max_hibernating_per_user"`
 	MaxHibernating        int `yaml:"max_hibernating"`
 	// CSIMaxHeld bounds the stanzas held back for a client that said it

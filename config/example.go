@@ -81,7 +81,7 @@ limits:
   sm_ack_interval: 30s        # how long a stanza may stay unacked before the server asks anyway
   sm_max_unacked: 500         # stanzas sent and not acked; at this many the server waits for an ack
   sm_max_unacked_bytes: 2097152 # bytes of those stanzas; likewise; and most a hibernating session holds
-  max_hibernating_per_user: 5 # sessions of one account waiting to be resumed
+  max_hibernating_per_user: 5 # sessions of one account waiting to be resumed; the oldest makes room
   max_hibernating: 10000      # sessions waiting to be resumed, in all
   csi_max_held: 256           # stanzas held back for an inactive client (XEP-0352); one more flushes them
 
