@@ -75,15 +75,22 @@ func (c *smClient) sync(t *testing.T) (messages []string) {
 	t.Helper()
 	id := "sync-" + router.NewID()
 	c.send(t, `<iq type="get" id="`+id+`"><ping xmlns="urn:xmpp:ping"/></iq>`)
+	return c.messagesUntil(t, func(e *router.Element) bool { return e.Name.Local == "iq" && e.Get("id") == id })
+}
+
+// messagesUntil reads up to the first element that end matches, and
+// returns the ids of the messages on the way; a stream error fails t.
+func (c *smClient) messagesUntil(t *testing.T, end func(*router.Element) bool) (messages []string) {
+	t.Helper()
 	for {
 		e := c.next(t)
 		if cond := testserver.StreamErrorCondition(e); cond != "" {
-			t.Fatalf("sync: stream error %s", e)
+			t.Fatalf("stream error %s", e)
 		}
 		if e.Name.Local == "message" {
 			messages = append(messages, e.Get("id"))
 		}
-		if e.Name.Local == "iq" && e.Get("id") == id {
+		if end(e) {
 			return messages
 		}
 	}
@@ -508,19 +515,7 @@ func TestSMUnackedLimit(t *testing.T) {
 			sendMessages(t, bob, "alice@localhost/phone", "l1", "l2", "l3", "l4", "l5")
 			// Two messages fill the window; the server asks for an ack
 			// and writes nothing more until it comes.
-			var got []string
-			for {
-				e := alice.next(t)
-				if cond := testserver.StreamErrorCondition(e); cond != "" {
-					t.Fatalf("stream error %s; want the session kept", e)
-				}
-				if e.Name.Local == "message" {
-					got = append(got, e.Get("id"))
-				}
-				if isSM("r")(e) {
-					break
-				}
-			}
+			got := alice.messagesUntil(t, isSM("r"))
 			if !slices.Equal(got, []string{"l1", "l2"}) {
 				t.Fatalf("before the ack request: %q, want [l1 l2]", got)
 			}
