@@ -83,6 +83,7 @@ func (r *Router) Domains() []string {
 // Route delivers st, whose 'from' the caller has already stamped or
 // checked. It never blocks on a receiver.
 func (r *Router) Route(ctx context.Context, st *Stanza) {
+	st.number()
 	if p := r.hooks.filters.Load(); p != nil {
 		for _, f := range *p {
 			var out *Stanza
@@ -94,6 +95,7 @@ func (r *Router) Route(ctx context.Context, st *Stanza) {
 				return
 			}
 			st = out
+			st.number() // a filter that built a new message
 		}
 	}
 	r.deliver(ctx, st)

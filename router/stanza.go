@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"sync/atomic"
 
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stanza"
@@ -25,6 +26,27 @@ type Stanza struct {
 	*Element
 	From jid.JID
 	To   jid.JID
+	// serial tells one routed message from every other; see Serial.
+	serial uint64
+}
+
+// serials numbers the messages the router routes.
+var serials atomic.Uint64
+
+// Serial returns the number the router gave st when it first routed it, or
+// 0 if it never routed it. Copies keep it, and so does a reroute: a message
+// that routing hands to several resources, or that goes to another resource
+// or to offline storage when its session ends unacknowledged, is one
+// message to a module that counts or copies messages (push's count, the
+// carbons a resource already got), whatever its id attribute says, and two
+// messages with the same content and id are two. Only messages get one.
+func (st *Stanza) Serial() uint64 { return st.serial }
+
+// number gives st a serial if it has none.
+func (st *Stanza) number() {
+	if st.serial == 0 && st.Kind() == KindMessage {
+		st.serial = serials.Add(1)
+	}
 }
 
 // NewStanza wraps e after parsing its addresses. A malformed address is
@@ -85,7 +107,7 @@ func (st *Stanza) SetTo(j jid.JID) {
 
 // Copy returns a deep copy of the stanza.
 func (st *Stanza) Copy() *Stanza {
-	return &Stanza{Element: st.Element.Copy(), From: st.From, To: st.To}
+	return &Stanza{Element: st.Element.Copy(), From: st.From, To: st.To, serial: st.serial}
 }
 
 // Reply returns an IQ result (or an empty stanza of the same kind) addressed

@@ -21,6 +21,8 @@ package carbons
 
 import (
 	"context"
+	"slices"
+	"sync"
 	"sync/atomic"
 
 	"mellium.im/xmpp/jid"
@@ -72,7 +74,8 @@ func (c *Carbons) Start(_ context.Context, h *modules.Host) error {
 	c.h = h
 	// §4: clients ask their server. The "urn:xmpp:carbons:rules:0"
 	// feature is not advertised: it would promise every §6.1 rule as a
-	// MUST, and errors are told eligible by a heuristic (see eligible).
+	// MUST, and an error is copied only if it answers a message whose
+	// exchange is still remembered (see answersCopy).
 	h.AddFeature(router.ToServer, NS)
 	if err := h.HandleIQ(router.ToAccount, stanza.SetIQ, NS, c.set); err != nil {
 		return err
@@ -125,6 +128,48 @@ func (c *Carbons) ended(_ context.Context, s router.Session) {
 	}
 }
 
+// copied holds, for a session that was given carbons, the serials of the
+// last messages they copy (router.Stanza.Serial). It is made with the
+// first carbon, so a session that never gets one pays nothing for it.
+var copied = router.NewSessionKey[*copies]("carbons.copied")
+
+// maxCopies bounds copies: the messages a session may get a carbon of
+// while another resource of the account hibernates on them.
+const maxCopies = 128
+
+// copies is a ring of serials. Carbons for one session are made by the
+// goroutines of every sender, hence the lock.
+type copies struct {
+	mu      sync.Mutex
+	next    int
+	serials [maxCopies]uint64
+}
+
+// noteCopy records that s was given a carbon of the message numbered
+// serial.
+func noteCopy(s router.Session, serial uint64) {
+	if serial == 0 {
+		return
+	}
+	r := copied.GetOrSet(s, func() *copies { return new(copies) })
+	r.mu.Lock()
+	r.serials[r.next] = serial
+	r.next = (r.next + 1) % maxCopies
+	r.mu.Unlock()
+}
+
+// hasCopy tells whether s was given a carbon of the message numbered
+// serial.
+func hasCopy(s router.Session, serial uint64) bool {
+	r, ok := copied.Get(s)
+	if !ok || serial == 0 {
+		return false
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Contains(r.serials[:], serial)
+}
+
 // isEnabled tells whether s enabled carbons.
 func isEnabled(s router.Session) bool {
 	flag, ok := enabled.Get(s)
@@ -150,44 +195,70 @@ func (c *Carbons) filter(ctx context.Context, st *router.Stanza) *router.Stanza 
 		return st
 	}
 	sameAccount := st.From.Bare().Equal(st.To.Bare())
-	if c.isLocalSession(st.From) && eligible(st, sent) {
+	if sender := c.localSession(st.From); sender != nil && (eligible(st, sent) || answersCopy(sender, sent, st.To, st)) {
 		// The sender does not get its own message back, nor does the
 		// addressee if the user wrote to another resource of theirs.
-		c.copyToOthers(ctx, st.From.Bare(), "sent", st, func(s router.Session) bool {
+		copied := c.copyToOthers(ctx, st.From.Bare(), "sent", st, func(s router.Session) bool {
 			return s.JID().Equal(st.From) || (sameAccount && s.JID().Equal(st.To))
 		})
+		if copied && st.Type() != "error" {
+			noteExchange(sender, sent, st.To, st.ID())
+		}
 	}
 	if !sameAccount && c.routedToBare(st) && eligible(st, received) {
 		targets := bareTargets(c.h.Router().Sessions(st.To.Bare()))
-		c.copyToOthers(ctx, st.To.Bare(), "received", st, func(s router.Session) bool {
+		copied := c.copyToOthers(ctx, st.To.Bare(), "received", st, func(s router.Session) bool {
 			return targets[s]
 		})
+		for s := range targets {
+			if copied {
+				noteExchange(s, received, st.From, st.ID())
+			}
+		}
 	}
 	return st
 }
 
 // delivered makes the received copies of a message handed to the very
-// resource it was addressed to: for the user's other enabled resources.
+// resource it was addressed to: for the user's other enabled resources. A
+// message that reaches a resource that already has a carbon of it is taken
+// without being handed over: it is one that another resource of the
+// account was given and did not acknowledge before its session ended, and
+// that the router now routes again (XEP-0198 §5).
 func (c *Carbons) delivered(ctx context.Context, s router.Session, st *router.Stanza) *router.Stanza {
-	if c.sessions.Load() == 0 || st.Kind() != router.KindMessage || st.To.Resourcepart() == "" || !st.To.Equal(s.JID()) {
+	if c.sessions.Load() == 0 || st.Kind() != router.KindMessage {
 		return st
 	}
-	if st.From.Bare().Equal(st.To.Bare()) || !eligible(st, received) {
+	if !st.To.Equal(s.JID()) {
+		// To the bare JID, or to another resource: routed by the bare
+		// JID, and copied, if at all, by the filter.
+		if st.To.Bare().Equal(s.JID().Bare()) && hasCopy(s, st.Serial()) {
+			return nil
+		}
+		return st
+	}
+	if st.From.Bare().Equal(st.To.Bare()) || !eligible(st, received) && !answersCopy(s, received, st.From, st) {
 		// Messages within the account were copied as sent; what the
 		// server delivers from the bare JID (the carbons themselves)
 		// is not a conversation.
 		return st
 	}
-	c.copyToOthers(ctx, st.To.Bare(), "received", st, func(o router.Session) bool {
+	copied := c.copyToOthers(ctx, st.To.Bare(), "received", st, func(o router.Session) bool {
 		return o == s
 	})
+	if copied && st.Type() != "error" {
+		noteExchange(s, received, st.From, st.ID())
+	}
 	return st
 }
 
-// isLocalSession tells whether j is the full JID of a session bound here:
-// what a client of this server sent.
-func (c *Carbons) isLocalSession(j jid.JID) bool {
-	return j.Resourcepart() != "" && c.h.Router().ServesUsers(j.Domainpart()) && c.h.Router().Session(j) != nil
+// localSession returns the session bound here whose full JID is j, or nil:
+// a stanza from one is what a client of this server sent.
+func (c *Carbons) localSession(j jid.JID) router.Session {
+	if j.Resourcepart() == "" || !c.h.Router().ServesUsers(j.Domainpart()) {
+		return nil
+	}
+	return c.h.Router().Session(j)
 }
 
 // routedToBare tells whether routing will deliver st by RFC 6121's rules
@@ -230,8 +301,8 @@ func bareTargets(sessions []router.Session) map[router.Session]bool {
 // copyToOthers hands a carbon of st, wrapped in a <sent/> or <received/>
 // (dir), to every enabled session of account except those skip names.
 // A copy a session refuses is not answered (§9.3: its error must never
-// reach the original sender).
-func (c *Carbons) copyToOthers(ctx context.Context, account jid.JID, dir string, st *router.Stanza, skip func(router.Session) bool) {
+// reach the original sender). It reports whether any session took one.
+func (c *Carbons) copyToOthers(ctx context.Context, account jid.JID, dir string, st *router.Stanza, skip func(router.Session) bool) (copied bool) {
 	var inner *router.Element
 	for _, s := range c.h.Router().Sessions(account) {
 		if !isEnabled(s) || skip(s) {
@@ -240,8 +311,18 @@ func (c *Carbons) copyToOthers(ctx context.Context, account jid.JID, dir string,
 		if inner == nil {
 			inner = st.Element.Copy()
 		}
-		c.h.Router().DeliverTo(ctx, s, wrap(account, s.JID(), dir, st.Type(), inner.Copy()))
+		if !c.h.Router().DeliverTo(ctx, s, wrap(account, s.JID(), dir, st.Type(), inner.Copy())) {
+			continue
+		}
+		copied = true
+		if dir == "received" {
+			// A sent message goes to another account, or to the
+			// account's own resources, where a session must not
+			// lose the original for having the sent carbon.
+			noteCopy(s, st.Serial())
+		}
 	}
+	return copied
 }
 
 // wrap builds a carbon (§5, §6): from the user's bare JID to one of their

@@ -148,7 +148,9 @@ func TestEligibility(t *testing.T) {
 			{"private", "chat", `<body>hi</body><private xmlns="urn:xmpp:carbons:2"/><no-copy xmlns="urn:xmpp:hints"/>`, false, false},
 			{"private alone", "chat", `<body>hi</body><private xmlns="urn:xmpp:carbons:2"/>`, false, false},
 			{"no-copy hint", "chat", `<body>hi</body><no-copy xmlns="urn:xmpp:hints"/>`, false, false},
-			{"error echoing a body", "error", `<body>hi</body><error type="cancel"><item-not-found xmlns="urn:ietf:params:xml:ns:xmpp-stanzas"/></error>`, true, true},
+			// Errors that answer nothing that was exchanged; see
+			// TestErrors for those that do.
+			{"unsolicited error echoing a body", "error", `<body>hi</body><error type="cancel"><item-not-found xmlns="urn:ietf:params:xml:ns:xmpp-stanzas"/></error>`, false, false},
 			{"bare error", "error", `<error type="cancel"><item-not-found xmlns="urn:ietf:params:xml:ns:xmpp-stanzas"/></error>`, false, false},
 		}
 		for i, tt := range tests {
@@ -225,6 +227,43 @@ func TestBounce(t *testing.T) {
 		if m.Get("type") != "error" || m.Get("from") != "nobody@localhost" {
 			t.Errorf("forwarded %s, want the error from nobody@localhost", m)
 		}
+	})
+}
+
+// TestErrors checks the error rule of §6.1 both ways: an error is copied
+// when it answers a message that was copied, and not when it answers one
+// that was not (a groupchat message, whose error from a room echoes the
+// body) or nothing.
+func TestErrors(t *testing.T) {
+	storetest.Run(t, func(t *testing.T, b storetest.Backend) {
+		_, alice, bob := setup(t, b)
+		const cond = `<error type="cancel"><service-unavailable xmlns="urn:ietf:params:xml:ns:xmpp-stanzas"/></error>`
+		exchange := func(from, to *testserver.Client, typ, id string) {
+			t.Helper()
+			from.MustSend(t, `<message to="`+to.LocalAddr().String()+`" id="`+id+`" type="`+typ+`"><body>`+id+`</body></message>`)
+			from.MustSync(t)
+			to.MustNext(t, "the message", byID(id))
+			to.MustSend(t, `<message to="`+from.LocalAddr().String()+`" id="`+id+`" type="error"><body>`+id+`</body>`+cond+`</message>`)
+			to.MustSync(t)
+			from.MustNext(t, "the error", byID(id))
+		}
+
+		exchange(bob, alice.phone, "chat", "in")
+		wantCarbon(t, alice.laptop, "received", "in", "chat")
+		wantCarbon(t, alice.laptop, "sent", "in", "error")
+
+		exchange(alice.phone, bob, "chat", "out")
+		wantCarbon(t, alice.laptop, "sent", "out", "chat")
+		wantCarbon(t, alice.laptop, "received", "out", "error")
+
+		exchange(alice.phone, bob, "groupchat", "room")
+		alice.laptop.ExpectNone(t, "a carbon of a groupchat message or its error", carbon("received", "room"))
+
+		bob.MustSend(t, `<message to="alice@localhost/phone" id="in" type="error">`+cond+`</message>`) // answers alice's error, not a message
+		bob.MustSend(t, `<message to="alice@localhost/phone" id="none" type="error">`+cond+`</message>`)
+		bob.MustSync(t)
+		alice.phone.MustNext(t, "the error", byID("none"))
+		alice.laptop.ExpectNone(t, "a carbon of an error that answers nothing", anyCarbon)
 	})
 }
 

@@ -1,6 +1,14 @@
 package carbons
 
-import "github.com/xmppd/xmppd/router"
+import (
+	"hash/maphash"
+	"slices"
+	"sync"
+
+	"mellium.im/xmpp/jid"
+
+	"github.com/xmppd/xmppd/router"
+)
 
 // direction says which side of the user a message is on: sent by one of
 // their clients, or received by the account.
@@ -51,17 +59,15 @@ func eligible(m *router.Stanza, dir direction) bool {
 		// mediated invitation is copied.
 		return false
 	}
-	switch {
-	case typ == "chat":
+	switch typ {
+	case "chat":
 		return true
-	case typ == "error":
-		// §6.1 wants errors that answer an eligible message. The server
-		// keeps no record of what it copied, so it goes by the error: a
-		// bounce from an account's bare JID answers a message to that
-		// bare JID (chat or normal: the others are not bounced from
-		// there, or not bounced at all), and an error that echoes the
-		// original (RFC 6120 §8.3.1) shows what it was.
-		return m.From.Localpart() != "" && m.From.Resourcepart() == "" || hasConversation(m)
+	case "error":
+		// §6.1 wants only errors that answer an eligible message: the
+		// caller knows which messages it copied (answersCopy). An
+		// echoed body does not tell, since a room's answer to a
+		// groupchat message echoes it too.
+		return false
 	}
 	// A normal message (type "normal" or no type).
 	return hasConversation(m)
@@ -78,4 +84,72 @@ func hasConversation(m *router.Stanza) bool {
 		}
 	}
 	return false
+}
+
+// exchanged holds, for a session whose messages were copied, a digest of
+// the peer and id of the last ones, so that the error that answers one of
+// them is copied too (§6.1), and no other error is. It is made with the
+// first copy, so a session that never has one pays nothing for it.
+var exchanged = router.NewSessionKey[*exchanges]("carbons.exchanged")
+
+// maxExchanges bounds exchanges: an error answers a message within
+// seconds, while a few dozen more are exchanged at most.
+const maxExchanges = 32
+
+// exchanges is a ring of digests. Copies of what a session receives are
+// made by the goroutines of every sender, hence the lock.
+type exchanges struct {
+	mu      sync.Mutex
+	next    int
+	digests [maxExchanges]uint64
+}
+
+// exchangeSeed keys the digests; it is random per process, so that
+// nobody can make two exchanges collide on purpose.
+var exchangeSeed = maphash.MakeSeed()
+
+// exchangeDigest is the digest of a message with id exchanged with peer in
+// direction dir.
+func exchangeDigest(dir direction, peer jid.JID, id string) uint64 {
+	var h maphash.Hash
+	h.SetSeed(exchangeSeed)
+	if dir == sent {
+		h.WriteByte('s')
+	} else {
+		h.WriteByte('r')
+	}
+	h.WriteString(peer.String())
+	h.WriteByte(0)
+	h.WriteString(id)
+	return h.Sum64()
+}
+
+// noteExchange records that s sent to peer (dir sent), or received from
+// it, the message id, and that it was copied. Without an id, no error can
+// be matched to the message.
+func noteExchange(s router.Session, dir direction, peer jid.JID, id string) {
+	if id == "" {
+		return
+	}
+	d := exchangeDigest(dir, peer, id)
+	r := exchanged.GetOrSet(s, func() *exchanges { return new(exchanges) })
+	r.mu.Lock()
+	r.digests[r.next] = d
+	r.next = (r.next + 1) % maxExchanges
+	r.mu.Unlock()
+}
+
+// answersCopy tells whether the error st, which s sends to peer (dir sent)
+// or receives from it, answers a message going the other way that was
+// copied: an error carries the id of the message it answers (RFC 6120
+// §8.3.1).
+func answersCopy(s router.Session, dir direction, peer jid.JID, st *router.Stanza) bool {
+	r, ok := exchanged.Get(s)
+	if !ok || st.Type() != "error" || st.ID() == "" {
+		return false
+	}
+	d := exchangeDigest(!dir, peer, st.ID())
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Contains(r.digests[:], d)
 }
