@@ -4,6 +4,7 @@ import (
 	"context"
 	"slices"
 	"testing"
+	"time"
 
 	"mellium.im/xmpp/jid"
 
@@ -171,6 +172,11 @@ func TestRateLimit(t *testing.T) {
 	}
 	send("m2")
 	send("m3")
+	// The server answers a query to alice's bare JID from it (here an
+	// error, as carol has no subscription): that is not alice coming
+	// back.
+	carol.MustRequest(t, `<iq type="get" id="q" to="alice@localhost"><query xmlns="http://jabber.org/protocol/disco#info"/></iq>`)
+	send("m3b")
 	app.sync(t, s, carol)
 	app.none(t, "within min_interval")
 
@@ -188,6 +194,32 @@ func TestRateLimit(t *testing.T) {
 		if f := summary(t, app.next(t, visit.id)); f["message-count"] != "1" {
 			t.Errorf("count after coming back (%q) %s, want 1", visit.send, f["message-count"])
 		}
+	}
+}
+
+// TestHeldNotified checks that what min_interval holds back is notified
+// when the interval is over, though no message follows: the phone learns
+// of the last messages of a burst. The count says both messages, whether
+// the second was held (the interval is long enough for that on any
+// machine but one that takes a second to route a message) or not.
+func TestHeldNotified(t *testing.T) {
+	o := push.DefaultOptions()
+	o.MinInterval = time.Second
+	s, app := start(t, storetest.Backend{Name: "sqlite"}, o)
+	registered(t, s, "phone")
+	carol := s.Login("carol", "pw", testserver.LoginOptions{Resource: "desk"})
+	s.AddUser("dave", "pw")
+	dave := s.Login("dave", "pw", testserver.LoginOptions{Resource: "desk"})
+	carol.MustSend(t, `<message type="chat" id="m1" to="alice@localhost"><body>one</body></message>`)
+	carol.MustSync(t)
+	if f := summary(t, app.next(t, "m1")); f["message-count"] != "1" {
+		t.Errorf("first summary %v", f)
+	}
+	dave.MustSend(t, `<message type="chat" id="m2" to="alice@localhost"><body>two</body></message>`)
+	dave.MustSync(t)
+	f := summary(t, app.next(t, "what the interval held"))
+	if f["message-count"] != "2" || f["last-message-sender"] != "dave@localhost/desk" {
+		t.Errorf("summary of what was held %v, want count 2 from dave", f)
 	}
 }
 

@@ -63,7 +63,8 @@ type Options struct {
 	// MinInterval is the least time between two notifications for one
 	// account: the phone is awake after the first, and a burst of
 	// messages must not become a burst of pushes. Messages in between are
-	// counted in the next notification's message-count.
+	// counted in one more notification, sent when the interval is over
+	// if the account is still away.
 	MinInterval time.Duration `yaml:"min_interval"`
 	// MaxRegistrations bounds one account's app servers, so that a client
 	// cannot make every message cost unbounded publishes.
@@ -106,10 +107,12 @@ type Push struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	// mu guards accounts: per account with registrations, the messages
-	// since it could last receive and when it was last notified.
+	// mu guards accounts, and stopped: per account with registrations,
+	// the messages since it could last receive and when it was last
+	// notified. Once stopped, no timer is started.
 	mu       sync.Mutex
 	accounts map[string]*account
+	stopped  bool
 	// tracked is len(accounts), read without mu so that the delivery
 	// hook, on the path of every message, locks only when there is
 	// something to reset.
@@ -120,11 +123,15 @@ type Push struct {
 type account struct {
 	count    int
 	notified time.Time
-	// seen names the last messages counted (from and id), oldest first,
-	// so that a message handed to two hibernating sessions, or routed
-	// again to offline storage when a hibernating session times out, is
-	// counted once.
-	seen []string
+	// seen holds the serials (router.Stanza.Serial) of the last messages
+	// counted, oldest first, so that a message handed to two hibernating
+	// sessions, or routed again to offline storage when a hibernating
+	// session times out, is counted once, with or without an id.
+	seen []uint64
+	// held is the last message counted and not notified, within the
+	// interval; timer notifies it when the interval is over.
+	held  *job
+	timer *time.Timer
 }
 
 // maxSeen bounds account.seen: more than the unacked stanzas a phone
@@ -136,7 +143,10 @@ type job struct {
 	owner  jid.JID // bare
 	sender string
 	body   string // "" unless IncludeBody
-	key    string // from and id, "" when it has no id
+	serial uint64 // the message's, 0 if it was never routed
+	// count is set on a notification of held messages, which is
+	// counted already.
+	count int
 }
 
 // New builds the module from its options.
@@ -172,12 +182,19 @@ func (p *Push) Start(_ context.Context, h *modules.Host) error {
 }
 
 // Stop implements modules.Stopper: the workers finish the publish they
-// are in (or give up on its answer) and exit; queued notifications are
-// dropped, as the phone will be woken by the next message anyway.
+// are in (or give up on its answer) and exit; queued and held
+// notifications are dropped, as the phone will be woken by the next
+// message anyway.
 func (p *Push) Stop() error {
 	if p.cancel != nil {
 		p.cancel()
 		p.wg.Wait()
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.stopped = true
+	for _, a := range p.accounts {
+		a.stopTimer()
 	}
 	return nil
 }
@@ -311,62 +328,63 @@ func (p *Push) undelivered(_ context.Context, st *router.Stanza) bool {
 // available starts the summary again for an account that is back.
 func (p *Push) available(_ context.Context, s router.Session) { p.reset(s.JID().Bare()) }
 
-// active is a filter that starts the summary again when the account
-// sends anything: a client resumed after a push (which fires no event of
-// its own) is back, so the next message after it hibernates again must
-// wake the phone even within min_interval. The notifications themselves,
-// sent from the account's JID, do not count. It never changes st.
+// active is a filter that starts the summary again when a client of the
+// account sends anything: a client resumed after a push (which fires no
+// event of its own) is back, so the next message after it hibernates again
+// must wake the phone even within min_interval. Only what a connected
+// session sends counts: the server also routes stanzas from the account's
+// JIDs (answers to queries of the bare JID, the notifications themselves,
+// the presence of a session that ends), and another user must not be able
+// to lift the rate limit by sending a query. It never changes st.
 func (p *Push) active(_ context.Context, st *router.Stanza) *router.Stanza {
-	if p.tracked.Load() == 0 || st.From.Localpart() == "" || !p.h.Router().ServesUsers(st.From.Domainpart()) {
+	if p.tracked.Load() == 0 || st.From.Resourcepart() == "" || !p.h.Router().ServesUsers(st.From.Domainpart()) {
 		return st
 	}
-	if isNotification(st) {
-		return st
+	if s := p.h.Router().Session(st.From); s != nil && !router.Hibernating(s) {
+		p.reset(st.From.Bare())
 	}
-	p.reset(st.From.Bare())
 	return st
 }
 
-// isNotification tells whether st is a publish that notification built.
-func isNotification(st *router.Stanza) bool {
-	if st.Kind() != router.KindIQ {
-		return false
-	}
-	e := st.Element
-	for _, name := range []string{"pubsub", "publish", "item"} {
-		if e = e.Child(nsPubSub, name); e == nil {
-			return false
-		}
-	}
-	return e.Child(NS, "notification") != nil
-}
-
-// reset forgets the account's count and rate limit.
+// reset forgets the account's count and rate limit, and what it holds.
 func (p *Push) reset(owner jid.JID) {
 	if p.tracked.Load() == 0 {
 		return
 	}
 	p.mu.Lock()
-	delete(p.accounts, owner.String())
+	if a := p.accounts[owner.String()]; a != nil {
+		a.stopTimer()
+		delete(p.accounts, owner.String())
+	}
 	p.tracked.Store(int64(len(p.accounts)))
 	p.mu.Unlock()
 }
 
-// enqueue hands a notification to the workers without waiting.
-func (p *Push) enqueue(owner jid.JID, st *router.Stanza) {
-	j := job{owner: owner, sender: st.From.String()}
-	if id := st.ID(); id != "" {
-		j.key = st.From.String() + "\x00" + id
+// stopTimer stops the notification of what a holds, if one is due.
+func (a *account) stopTimer() {
+	if a.timer != nil {
+		a.timer.Stop()
+		a.timer = nil
 	}
+}
+
+// enqueue hands a notification of st to the workers without waiting.
+func (p *Push) enqueue(owner jid.JID, st *router.Stanza) {
+	j := job{owner: owner, sender: st.From.String(), serial: st.Serial()}
 	if p.opts.IncludeBody {
 		if b := st.Child("", "body"); b != nil {
 			j.body = b.Text()
 		}
 	}
+	p.queue(j)
+}
+
+// queue hands j to the workers without waiting.
+func (p *Push) queue(j job) {
 	select {
 	case p.jobs <- j:
 	default:
-		p.h.Logger().Warn("push: queue full, notification dropped", slog.String("owner", owner.String()))
+		p.h.Logger().Warn("push: queue full, notification dropped", slog.String("owner", j.owner.String()))
 	}
 }
 
@@ -395,9 +413,12 @@ func (p *Push) notify(ctx context.Context, j job) {
 	if len(regs) == 0 {
 		return
 	}
-	count, due := p.count(j)
-	if !due {
-		return
+	count := j.count
+	if count == 0 {
+		var due bool
+		if count, due = p.count(j); !due {
+			return
+		}
 	}
 	for _, reg := range regs {
 		p.publish(ctx, j, reg, count)
@@ -405,6 +426,7 @@ func (p *Push) notify(ctx context.Context, j job) {
 }
 
 // count counts j for its account and tells whether a notification is due.
+// One that is not is held, and notified when the interval is over.
 func (p *Push) count(j job) (count int, due bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -414,22 +436,50 @@ func (p *Push) count(j job) (count int, due bool) {
 		p.accounts[j.owner.String()] = a
 		p.tracked.Store(int64(len(p.accounts)))
 	}
-	if j.key != "" {
-		if slices.Contains(a.seen, j.key) {
+	if j.serial != 0 {
+		if slices.Contains(a.seen, j.serial) {
 			return a.count, false
 		}
 		if len(a.seen) == maxSeen {
 			a.seen = slices.Delete(a.seen, 0, 1)
 		}
-		a.seen = append(a.seen, j.key)
+		a.seen = append(a.seen, j.serial)
 	}
 	a.count++
 	now := p.now()
-	if !a.notified.IsZero() && now.Sub(a.notified) < p.opts.MinInterval {
+	if wait := p.opts.MinInterval - now.Sub(a.notified); !a.notified.IsZero() && wait > 0 {
+		a.held = &j
+		if a.timer == nil && !p.stopped {
+			owner := j.owner
+			a.timer = time.AfterFunc(wait, func() { p.release(owner, a) })
+		}
 		return a.count, false
 	}
-	a.notified = now
+	a.notified, a.held = now, nil
+	a.stopTimer()
 	return a.count, true
+}
+
+// release notifies what the interval of a, owner's account, held, once it
+// is over: the last message's sender and the count of all. An account that
+// came back in between was reset: a is not its record any more, and a
+// record made since has an interval of its own.
+func (p *Push) release(owner jid.JID, a *account) {
+	p.mu.Lock()
+	if p.accounts[owner.String()] != a || a.timer == nil || p.stopped {
+		p.mu.Unlock()
+		return
+	}
+	if a.held == nil {
+		a.timer = nil
+		p.mu.Unlock()
+		return
+	}
+	j := *a.held
+	j.count = a.count
+	a.held, a.timer, a.notified = nil, nil, p.now()
+	p.mu.Unlock()
+	p.queue(j)
 }
 
 // publish sends one notification and waits for the answer.
