@@ -8,6 +8,15 @@
 //
 // It prints "ready N DURATION" once every session is bound and holds them
 // until SIGINT or SIGTERM, or until -hold has passed.
+//
+// With -scenario chat the sessions talk in pairs (2i with 2i+1) at the total
+// rates of -rates, each held for -step (open loop: every message leaves when
+// it is due), and a line per step gives the messages sent and received,
+// the latency from when each was due (p50, p99, max) and, with -server-pid,
+// the server's CPU time per message; the ramp stops after a step with p99
+// at or over -stop-p99 or any loss:
+//
+//	xmppd-load -scenario chat -n 100 -rates 1000,5000,20000 -step 10s //	    -user 'load%d' -resource r -password secret -insecure -server-pid $(pidof xmppd)
 package main
 
 import (

@@ -14,6 +14,7 @@
 package loadtest
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
 	"encoding/base64"
@@ -81,9 +82,12 @@ type Options struct {
 }
 
 // Session is one bound client session. It reads nothing after binding:
-// what the server sends waits in the socket buffers.
+// what the server sends waits in the socket buffers, until a scenario
+// reads it (Reader).
 type Session struct {
 	conn net.Conn
+	// br holds what the negotiation read ahead; see Reader.
+	br *bufio.Reader
 	// JID is the full JID the server bound.
 	JID string
 	// SMID is the stream management resumption id, with SMResume.
@@ -116,6 +120,10 @@ func (s *Session) Drop() error {
 
 // Conn is the session's connection (TLS), for callers that want to send.
 func (s *Session) Conn() net.Conn { return s.conn }
+
+// Reader reads what the server sends after binding, starting with what
+// the negotiation had already read ahead.
+func (s *Session) Reader() io.Reader { return s.br }
 
 // Dial connects, negotiates TLS, authenticates with SASL and binds a
 // resource.
@@ -150,6 +158,7 @@ type negotiator struct {
 	o    Options
 	a    Account
 	conn net.Conn
+	br   *bufio.Reader
 	dec  *xml.Decoder
 }
 
@@ -205,7 +214,7 @@ func (n *negotiator) run(ctx context.Context) (*Session, error) {
 	if e.XMLName.Local != "iq" || e.attr("type") != "result" || j == nil {
 		return nil, fmt.Errorf("bind: got <%s type=%q> %s", e.XMLName.Local, e.attr("type"), e.inner())
 	}
-	sess := &Session{conn: n.conn, JID: j.Text}
+	sess := &Session{conn: n.conn, br: n.br, JID: j.Text}
 	if n.o.StreamManagement != "" {
 		if sess.SMID, err = n.enableSM(); err != nil {
 			return nil, err
@@ -386,7 +395,10 @@ func (n *negotiator) open() (*node, error) {
 		`' to='` + escape(n.o.Domain) + `' version='1.0' xml:lang='en'>`); err != nil {
 		return nil, err
 	}
-	n.dec = xml.NewDecoder(n.conn)
+	// The decoder reads through a buffer of ours, so that what it read
+	// ahead of the last answer is not lost to the session (Session.Reader).
+	n.br = bufio.NewReader(n.conn)
+	n.dec = xml.NewDecoder(n.br)
 	for {
 		tok, err := n.dec.Token()
 		if err != nil {

@@ -2,6 +2,7 @@ package loadtest_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"testing"
 	"time"
@@ -112,5 +113,39 @@ func TestOpenStreamManagement(t *testing.T) {
 		waitFor(t, func() bool {
 			return srv.C2S.Hibernating() == tc.hibernating && srv.Router.Sessions().Count() == tc.hibernating
 		}, "sessions to hibernate or end")
+	}
+}
+
+// TestChat runs the chat scenario briefly against a real server: two
+// steps, every message sent is received and measured, and the server's CPU
+// (this process's, as the server runs in it) is reported per message.
+func TestChat(t *testing.T) {
+	srv := testserver.Start(t, nil)
+	for i := range 4 {
+		srv.AddUser(fmt.Sprintf("load%d", i), "pencil")
+	}
+	p := loadtest.ChatPlan{
+		Plan: loadtest.Plan{
+			Options:  loadtest.Options{Addr: srv.StartTLSAddr(), Domain: testserver.Domain, TLS: srv.TLSConfig(), Presence: true, Timeout: 10 * time.Second},
+			Sessions: 4, User: "load%d", Password: "pencil", Resource: "r",
+		},
+		Rates: []int{200, 400}, Step: 250 * time.Millisecond, Drain: 10 * time.Second, ServerPID: os.Getpid(),
+	}
+	sessions, err := loadtest.Open(context.Background(), p.Plan)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer loadtest.CloseAll(sessions)
+	results, err := loadtest.RunChat(context.Background(), p, sessions, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(results) != 2 {
+		t.Fatalf("%d steps, want 2", len(results))
+	}
+	for _, r := range results {
+		if r.Sent == 0 || r.Lost() != 0 || r.P99 <= 0 || r.P50 > r.P99 || r.P99 > r.Max || r.CPUPerMessage < 0 {
+			t.Errorf("step %s: want messages sent, none lost, 0 < p50 <= p99 <= max", r)
+		}
 	}
 }

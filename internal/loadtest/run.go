@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -136,7 +137,33 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 	insecure := fs.Bool("insecure", false, "do not verify the server certificate (loopback tests only)")
 	hold := fs.Duration("hold", 10*time.Minute, "close the sessions after this long at most")
 	untilEOF := fs.Bool("stdin-eof", false, "also close the sessions when standard input reaches end of file")
+	scenario := fs.String("scenario", "idle", "idle (hold the sessions) or chat (pairs of sessions send each other messages, in steps of rising rate)")
+	rates := fs.String("rates", "1000,2000,5000,10000,20000,50000", "chat: total message rates of the steps, per second, comma-separated")
+	step := fs.Duration("step", 5*time.Second, "chat: how long each rate is held")
+	drain := fs.Duration("drain", 2*time.Second, "chat: how long to wait after a step for messages in flight")
+	stopP99 := fs.Duration("stop-p99", 100*time.Millisecond, "chat: stop after a step with this p99 latency or any loss (0: run every step)")
+	pid := fs.Int("server-pid", 0, "chat: the server's process ID, to report its CPU time per message (Linux /proc)")
 	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	chat := ChatPlan{Step: *step, Drain: *drain, StopP99: *stopP99, ServerPID: *pid}
+	switch *scenario {
+	case "idle":
+	case "chat":
+		for _, r := range strings.Split(*rates, ",") {
+			n, err := strconv.Atoi(strings.TrimSpace(r))
+			if err != nil || n <= 0 {
+				fmt.Fprintf(stderr, "xmppd-load: -rates: %q is not a positive number\n", r)
+				return 2
+			}
+			chat.Rates = append(chat.Rates, n)
+		}
+		if p.Sessions%2 != 0 || p.StreamManagement != "" {
+			fmt.Fprintln(stderr, "xmppd-load: -scenario chat needs an even -n (pairs of sessions) and no -sm")
+			return 2
+		}
+	default:
+		fmt.Fprintf(stderr, "xmppd-load: -scenario: unknown scenario %q (idle or chat)\n", *scenario)
 		return 2
 	}
 	if p.Password == "" {
@@ -170,6 +197,17 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 	fmt.Fprintf(stdout, "ready %d %s\n", len(sessions), time.Since(start).Round(time.Millisecond))
 	if f, ok := stdout.(interface{ Sync() error }); ok {
 		f.Sync()
+	}
+	if *scenario == "chat" {
+		chat.Plan = p
+		_, err := RunChat(ctx, chat, sessions, func(r StepResult) { fmt.Fprintln(stdout, r) })
+		CloseAll(sessions)
+		if err != nil {
+			fmt.Fprintln(stderr, "xmppd-load:", err)
+			return 1
+		}
+		fmt.Fprintf(stdout, "closed %d\n", len(sessions))
+		return 0
 	}
 	eof := make(chan struct{})
 	if *untilEOF {
