@@ -142,6 +142,7 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 	step := fs.Duration("step", 5*time.Second, "chat: how long each rate is held")
 	drain := fs.Duration("drain", 2*time.Second, "chat: how long to wait after a step for messages in flight")
 	stopP99 := fs.Duration("stop-p99", 100*time.Millisecond, "chat: stop after a step with this p99 latency or any loss (0: run every step)")
+	settle := fs.Duration("settle", 2*time.Second, "chat: wait this long after the sessions are ready, so that the server has handled their logins and presence before the first step")
 	pid := fs.Int("server-pid", 0, "chat: the server's process ID, to report its CPU time per message (Linux /proc)")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -199,6 +200,10 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 		f.Sync()
 	}
 	if *scenario == "chat" {
+		select {
+		case <-time.After(*settle):
+		case <-ctx.Done():
+		}
 		chat.Plan = p
 		_, err := RunChat(ctx, chat, sessions, func(r StepResult) { fmt.Fprintln(stdout, r) })
 		CloseAll(sessions)
