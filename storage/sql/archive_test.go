@@ -418,7 +418,7 @@ func TestArchivePurgeExpire(t *testing.T) {
 				0, ids(7), ids(6, 8), nil},
 			{"expire with no limit", func() (int64, error) { return a.Expire(ctx, archiveBase.Add(time.Hour), 0) },
 				0, ids(7), ids(6, 8), nil},
-{"purge all", func() (int64, error) { return a.Purge(ctx, bob, time.Time{}) },
+			{"purge all", func() (int64, error) { return a.Purge(ctx, bob, time.Time{}) },
 				2, ids(7), nil, nil},
 		}
 		for _, step := range steps {
