@@ -345,6 +345,13 @@ func TestArchiveAppend(t *testing.T) {
 				{Owner: bob, ArchivedMessage: archived(3, "alice@example.org", "three")},
 				{Owner: alice, ArchivedMessage: archived(1, "bob@example.org", "again")},
 			}, storage.ErrExists, ids(1, 2), ids(1)},
+			{"a duplicate after the first statement of a long batch: nothing stored", func() []storage.ArchiveEntry {
+				var entries []storage.ArchiveEntry
+				for i := 10; i < 260; i++ {
+					entries = append(entries, storage.ArchiveEntry{Owner: alice, ArchivedMessage: archived(i, "bob@example.org", "three")})
+				}
+				return append(entries, storage.ArchiveEntry{Owner: alice, ArchivedMessage: archived(2, "bob@example.org", "")})
+			}(), storage.ErrExists, ids(1, 2), ids(1)},
 			{"a resource in the owner is ignored", []storage.ArchiveEntry{
 				{Owner: jid.MustParse("alice@example.org/phone"), ArchivedMessage: archived(4, "bob@example.org", "")},
 			}, nil, ids(1, 2, 4), ids(1)},
