@@ -24,34 +24,57 @@ var _ storage.Archives = archives{}
 // Archives returns the message archives (XEP-0313).
 func (db *DB) Archives() storage.Archives { return archives{db} }
 
-// insertArchived inserts one message; the triggers or the generated column
-// of migration 0005 index its body.
-const insertArchived = `INSERT INTO archive_messages
-	(domain, local, id, stamp, with_bare, with_resource, stanza, size, body)
-	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`
+// archiveColumns are the columns Append fills, one parameter each.
+const archiveColumns = 9
 
-// Append inserts the batch with one prepared statement in one transaction.
-// An id already in its owner's archive fails the whole batch with
-// storage.ErrExists.
+// appendChunk is how many messages one INSERT stores: one statement per
+// message would cost a round trip each in PostgreSQL, and the parameters
+// of one statement are limited (32766 in SQLite, 65535 in PostgreSQL).
+const appendChunk = 100
+
+// insertArchived returns an INSERT of n messages; the triggers or the
+// generated column of migration 0005 index their bodies.
+func insertArchived(n int) string {
+	var b strings.Builder
+	b.WriteString(`INSERT INTO archive_messages
+	(domain, local, id, stamp, with_bare, with_resource, stanza, size, body) VALUES `)
+	for i := range n {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteByte('(')
+		for c := range archiveColumns {
+			if c > 0 {
+				b.WriteString(", ")
+			}
+			b.WriteString("$" + strconv.Itoa(i*archiveColumns+c+1))
+		}
+		b.WriteByte(')')
+	}
+	return b.String()
+}
+
+// Append inserts the batch with one INSERT per appendChunk messages, in
+// one transaction. An id already in its owner's archive, or twice in the
+// batch, fails the whole batch with storage.ErrExists.
 func (s archives) Append(ctx context.Context, entries []storage.ArchiveEntry) error {
 	if len(entries) == 0 {
 		return nil
 	}
 	err := s.db.inTx(ctx, func(tx *sql.Tx) error {
-		stmt, err := tx.PrepareContext(ctx, insertArchived)
-		if err != nil {
-			return err
-		}
-		defer stmt.Close()
-		for _, e := range entries {
-			domain, local := ownerKey(e.Owner)
-			_, err := stmt.ExecContext(ctx, domain, local, e.ID, e.Stamp.UnixMicro(),
-				e.With.Bare().String(), e.With.Resourcepart(), notNil(e.Stanza), len(e.Stanza), e.Text)
+		for chunk := range slices.Chunk(entries, appendChunk) {
+			args := make([]any, 0, len(chunk)*archiveColumns)
+			for _, e := range chunk {
+				domain, local := ownerKey(e.Owner)
+				args = append(args, domain, local, e.ID, e.Stamp.UnixMicro(),
+					e.With.Bare().String(), e.With.Resourcepart(), notNil(e.Stanza), len(e.Stanza), e.Text)
+			}
+			_, err := tx.ExecContext(ctx, insertArchived(len(chunk)), args...)
 			if isUniqueViolation(err) {
-				return fmt.Errorf("message %q of %s: %w", e.ID, e.Owner.Bare(), storage.ErrExists)
+				return fmt.Errorf("a message id already in its archive: %w", storage.ErrExists)
 			}
 			if err != nil {
-				return fmt.Errorf("message %q of %s: %w", e.ID, e.Owner.Bare(), err)
+				return err
 			}
 		}
 		return nil
