@@ -21,7 +21,7 @@ func TestDefault(t *testing.T) {
 			{Type: ListenerC2SDirectTLS, Address: ":5223"},
 		},
 		Storage: Storage{SQLite: filepath.Join("xmppd-data", "xmppd.db")},
-		Modules: []string{"disco", "ping", "version", "time", "roster", "offline", "blocking", "carbons", "vcard", "private", "last", "register", "push"},
+		Modules: []string{"disco", "ping", "version", "time", "roster", "offline", "blocking", "carbons", "vcard", "private", "last", "register", "push", "mam"},
 		Auth:    Auth{ScramIterations: 4096, AllowPlain: true},
 		Limits: Limits{
 			MaxStanzaSize: 262144, MaxDepth: 64, MaxSessionsPerUser: 10,
