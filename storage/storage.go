@@ -48,7 +48,8 @@ type Users interface {
 	SetCredentials(ctx context.Context, domain, local string, creds []Credential) error
 	// Delete removes an account and all its data (credentials, roster,
 	// pending subscription requests, offline messages, vCard, private XML,
-	// blocklist, last activity, push registrations); ErrNotFound if absent.
+	// blocklist, last activity, push registrations, message archive and
+	// archiving preferences); ErrNotFound if absent.
 	Delete(ctx context.Context, domain, local string) error
 	// List returns the accounts of one domain, or of all domains when domain
 	// is empty, sorted by domain then local part. Credentials are not filled.
@@ -66,6 +67,7 @@ type Store interface {
 	PrivateXML() PrivateXML
 	LastActivity() LastActivity
 	PushRegistrations() PushRegistrations
+	Archives() Archives
 	// Close releases the database connection(s).
 	Close() error
 }

@@ -32,6 +32,11 @@ type dialect struct {
 	// before the transaction ends. Empty when the transaction already holds
 	// the write lock of the whole database.
 	forUpdate string
+	// archiveText is the condition of an archive query that keeps the
+	// messages whose body has the words of its one "?" parameter, which
+	// textQuery makes of the words asked for (migration 0005).
+	archiveText string
+	textQuery   func(words []string) string
 }
 
 var sqlite = dialect{
@@ -46,6 +51,19 @@ var sqlite = dialect{
 	// Transactions are BEGIN IMMEDIATE (see sqliteParams).
 	lockMigrations: "",
 	forUpdate:      "",
+	// FTS5's rowid is archive_messages.seq.
+	archiveText: "seq IN (SELECT rowid FROM archive_text WHERE archive_text MATCH ?)",
+	textQuery:   fts5Query,
+}
+
+// fts5Query makes an FTS5 query that matches every word as a string, so
+// that nothing a user types is read as FTS5 syntax (AND, NEAR, *, ":").
+func fts5Query(words []string) string {
+	quoted := make([]string, len(words))
+	for i, w := range words {
+		quoted[i] = `"` + strings.ReplaceAll(w, `"`, `""`) + `"`
+	}
+	return strings.Join(quoted, " ")
 }
 
 // migrationLockKey identifies xmppd's migrations among the advisory locks of
@@ -62,6 +80,9 @@ var postgres = dialect{
 	),
 	lockMigrations: "SELECT pg_advisory_xact_lock(" + migrationLockKey + ")",
 	forUpdate:      " FOR UPDATE",
+	// plainto_tsquery ANDs the words and reads no operators in them.
+	archiveText: "body_tsv @@ plainto_tsquery('simple', ?)",
+	textQuery:   func(words []string) string { return strings.Join(words, " ") },
 }
 
 // pqForeignKeyViolation is PostgreSQL's SQLSTATE for foreign_key_violation.
@@ -77,4 +98,19 @@ func isForeignKeyViolation(err error) bool {
 	}
 	var sqliteErr *sqlitedriver.Error
 	return errors.As(err, &sqliteErr) && sqliteErr.Code() == sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY
+}
+
+// pqUniqueViolation is PostgreSQL's SQLSTATE for unique_violation.
+const pqUniqueViolation = "23505"
+
+// isUniqueViolation reports whether err says that a row has the key of
+// another, in either dialect.
+func isUniqueViolation(err error) bool {
+	var pqErr *pq.Error
+	if errors.As(err, &pqErr) {
+		return pqErr.Code == pqUniqueViolation
+	}
+	var sqliteErr *sqlitedriver.Error
+	return errors.As(err, &sqliteErr) &&
+		(sqliteErr.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE || sqliteErr.Code() == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY)
 }

@@ -15,7 +15,9 @@ import (
 
 // migrationFiles are the schema changes, in files named NNNN_what.sql.
 // A migration is never edited once released: a change is a new file. The
-// SQL runs on both dialects, with the {{…}} types described at dialect.
+// SQL runs on both dialects, with the {{…}} types described at dialect,
+// except in a migration made of files NNNN_what.<driver>.sql, one per
+// dialect (dialects), each run only on its own.
 //
 //go:embed migrations/*.sql
 var migrationFiles embed.FS
@@ -37,7 +39,7 @@ const createMigrationsTable = `CREATE TABLE IF NOT EXISTS schema_migrations (
 // own transaction, and says how many it applied. It is safe to run from
 // several processes at once: each migration is applied by one of them.
 func (db *DB) Migrate(ctx context.Context) (applied int, err error) {
-	migrations, err := loadMigrations(migrationFiles)
+	migrations, err := loadMigrations(migrationFiles, db.dialect.driver)
 	if err != nil {
 		return 0, fmt.Errorf("storage: migrate: %w", err)
 	}
@@ -97,25 +99,50 @@ func rewriteTypes(d dialect, schema string) (string, error) {
 	return out, nil
 }
 
-// loadMigrations reads the migrations in fsys, ordered by version.
-func loadMigrations(fsys fs.FS) ([]migration, error) {
+// dialects are the drivers a migration file may be named for.
+var dialects = []string{sqlite.driver, postgres.driver}
+
+// loadMigrations reads the migrations in fsys that run on driver, ordered
+// by version. A version is either one file for every dialect or one file
+// per dialect, so that no dialect misses a change.
+func loadMigrations(fsys fs.FS, driver string) ([]migration, error) {
 	names, err := fs.Glob(fsys, "migrations/*.sql")
 	if err != nil {
 		return nil, err
 	}
 	var migrations []migration
+	// perDialect counts the dialect-specific files of each version.
+	perDialect := map[int][]string{}
 	for _, name := range names {
 		base := path.Base(name)
 		number, _, ok := strings.Cut(base, "_")
 		version, err := strconv.Atoi(number)
 		if !ok || err != nil || version <= 0 {
-			return nil, fmt.Errorf("%s: name must be NNNN_what.sql", name)
+			return nil, fmt.Errorf("%s: name must be NNNN_what.sql or NNNN_what.<dialect>.sql", name)
+		}
+		only := fileDialect(base)
+		if only != "" {
+			if !slices.Contains(dialects, only) {
+				return nil, fmt.Errorf("%s: unknown dialect %q (want one of %v)", name, only, dialects)
+			}
+			if slices.Contains(perDialect[version], only) {
+				return nil, fmt.Errorf("%s: version %d has two files for %s", name, version, only)
+			}
+			perDialect[version] = append(perDialect[version], only)
+			if only != driver {
+				continue
+			}
 		}
 		text, err := fs.ReadFile(fsys, name)
 		if err != nil {
 			return nil, err
 		}
 		migrations = append(migrations, migration{version: version, name: base, sql: string(text)})
+	}
+	for version, have := range perDialect {
+		if len(have) != len(dialects) {
+			return nil, fmt.Errorf("version %d has files for %v only; it needs one for each of %v", version, have, dialects)
+		}
 	}
 	slices.SortFunc(migrations, func(a, b migration) int { return a.version - b.version })
 	for i := 1; i < len(migrations); i++ {
@@ -124,4 +151,14 @@ func loadMigrations(fsys fs.FS) ([]migration, error) {
 		}
 	}
 	return migrations, nil
+}
+
+// fileDialect returns the dialect a migration file is named for, "" for a
+// file that runs on every dialect: the "postgres" of 0005_x.postgres.sql.
+func fileDialect(base string) string {
+	stem := strings.TrimSuffix(base, ".sql")
+	if i := strings.LastIndexByte(stem, '.'); i >= 0 {
+		return stem[i+1:]
+	}
+	return ""
 }

@@ -10,15 +10,15 @@ import (
 // TestMigrationFiles checks the embedded migrations: well named, and free
 // of types neither dialect knows.
 func TestMigrationFiles(t *testing.T) {
-	migrations, err := loadMigrations(migrationFiles)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(migrations) == 0 {
-		t.Fatal("no migrations embedded")
-	}
-	for _, m := range migrations {
-		for _, d := range []dialect{sqlite, postgres} {
+	for _, d := range []dialect{sqlite, postgres} {
+		migrations, err := loadMigrations(migrationFiles, d.driver)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(migrations) == 0 {
+			t.Fatal("no migrations embedded")
+		}
+		for _, m := range migrations {
 			if _, err := rewriteTypes(d, m.sql); err != nil {
 				t.Errorf("%s for %s: %v", m.name, d.driver, err)
 			}
@@ -32,8 +32,39 @@ func TestLoadMigrations(t *testing.T) {
 		name     string
 		files    fstest.MapFS
 		versions []int
+		names    []string // for sqlite, when set
 		err      string
 	}{
+		{
+			name: "one file per dialect",
+			files: fstest.MapFS{
+				"migrations/0001_a.sql":          file(""),
+				"migrations/0002_b.postgres.sql": file(""),
+				"migrations/0002_b.sqlite.sql":   file(""),
+				"migrations/0003_c.sql":          file(""),
+			},
+			versions: []int{1, 2, 3},
+			names:    []string{"0001_a.sql", "0002_b.sqlite.sql", "0003_c.sql"},
+		},
+		{
+			name:  "a dialect missing",
+			files: fstest.MapFS{"migrations/0002_b.postgres.sql": file("")},
+			err:   "needs one for each",
+		},
+		{
+			name:  "unknown dialect",
+			files: fstest.MapFS{"migrations/0002_b.mysql.sql": file("")},
+			err:   "unknown dialect",
+		},
+		{
+			name: "shared and dialect file of one version",
+			files: fstest.MapFS{
+				"migrations/0002_a.sql":          file(""),
+				"migrations/0002_b.postgres.sql": file(""),
+				"migrations/0002_b.sqlite.sql":   file(""),
+			},
+			err: "same version",
+		},
 		{
 			name: "ordered by number, not by name",
 			files: fstest.MapFS{
@@ -64,7 +95,7 @@ func TestLoadMigrations(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			migrations, err := loadMigrations(tt.files)
+			migrations, err := loadMigrations(tt.files, sqlite.driver)
 			if tt.err != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.err) {
 					t.Fatalf("err = %v, want one containing %q", err, tt.err)
@@ -75,11 +106,16 @@ func TestLoadMigrations(t *testing.T) {
 				t.Fatal(err)
 			}
 			var versions []int
+			var names []string
 			for _, m := range migrations {
 				versions = append(versions, m.version)
+				names = append(names, m.name)
 			}
 			if !slices.Equal(versions, tt.versions) {
 				t.Errorf("versions = %v, want %v", versions, tt.versions)
+			}
+			if tt.names != nil && !slices.Equal(names, tt.names) {
+				t.Errorf("names = %v, want %v", names, tt.names)
 			}
 		})
 	}

@@ -111,11 +111,20 @@ func (s users) SetCredentials(ctx context.Context, domain, local string, creds [
 	return nil
 }
 
-// Delete removes the account; the database removes its credentials (and
-// whatever else later tables hang on users with ON DELETE CASCADE).
+// Delete removes the account and its archive in one transaction; the
+// database removes its credentials and whatever else hangs on users with ON
+// DELETE CASCADE. The archive does not hang on users, because rooms have
+// archives too.
 func (s users) Delete(ctx context.Context, domain, local string) error {
-	res, err := s.db.sql.ExecContext(ctx, `DELETE FROM users WHERE domain = $1 AND local = $2`, domain, local)
-	if err := oneRow(res, err, storage.ErrNotFound); err != nil {
+	err := s.db.inTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `DELETE FROM users WHERE domain = $1 AND local = $2`, domain, local)
+		if err := oneRow(res, err, storage.ErrNotFound); err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `DELETE FROM archive_messages WHERE domain = $1 AND local = $2`, domain, local)
+		return err
+	})
+	if err != nil {
 		return fmt.Errorf("storage: delete user %s@%s: %w", local, domain, err)
 	}
 	return nil

@@ -1,0 +1,487 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"mellium.im/xmpp/jid"
+
+	"github.com/xmppd/xmppd/storage"
+)
+
+// archives implements storage.Archives over the archive_messages,
+// archive_prefs and archive_pref_jids tables (migrations 0004 and 0005).
+type archives struct{ db *DB }
+
+var _ storage.Archives = archives{}
+
+// Archives returns the message archives (XEP-0313).
+func (db *DB) Archives() storage.Archives { return archives{db} }
+
+// insertArchived inserts one message; the triggers or the generated column
+// of migration 0005 index its body.
+const insertArchived = `INSERT INTO archive_messages
+	(domain, local, id, stamp, with_bare, with_resource, stanza, size, body)
+	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`
+
+// Append inserts the batch with one prepared statement in one transaction.
+// An id already in its owner's archive fails the whole batch with
+// storage.ErrExists.
+func (s archives) Append(ctx context.Context, entries []storage.ArchiveEntry) error {
+	if len(entries) == 0 {
+		return nil
+	}
+	err := s.db.inTx(ctx, func(tx *sql.Tx) error {
+		stmt, err := tx.PrepareContext(ctx, insertArchived)
+		if err != nil {
+			return err
+		}
+		defer stmt.Close()
+		for _, e := range entries {
+			domain, local := ownerKey(e.Owner)
+			_, err := stmt.ExecContext(ctx, domain, local, e.ID, e.Stamp.UnixMicro(),
+				e.With.Bare().String(), e.With.Resourcepart(), notNil(e.Stanza), len(e.Stanza), e.Text)
+			if isUniqueViolation(err) {
+				return fmt.Errorf("message %q of %s: %w", e.ID, e.Owner.Bare(), storage.ErrExists)
+			}
+			if err != nil {
+				return fmt.Errorf("message %q of %s: %w", e.ID, e.Owner.Bare(), err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("storage: append %d archived messages: %w", len(entries), err)
+	}
+	return nil
+}
+
+// Query reads the count and the page in one snapshot, so that they agree
+// while messages are appended. Pages are found by seq through an index, in
+// either direction, never with OFFSET; the count is a COUNT(*) of the
+// matches, and Index one more count, of the matches before the page, only
+// when the page is in the middle of the result.
+func (s archives) Query(ctx context.Context, owner jid.JID, q storage.ArchiveQuery) (storage.ArchivePage, error) {
+	var page storage.ArchivePage
+	err := s.db.inReadTx(ctx, func(tx *sql.Tx) error {
+		var err error
+		page, err = s.query(ctx, tx, owner, q)
+		return err
+	})
+	if err != nil {
+		return storage.ArchivePage{}, fmt.Errorf("storage: query archive of %s: %w", owner.Bare(), err)
+	}
+	return page, nil
+}
+
+// archiveFilter builds the WHERE clause of a query, with its arguments.
+type archiveFilter struct {
+	where []string
+	args  []any
+}
+
+// add appends a condition in which each "?" stands for the next of args.
+func (f *archiveFilter) add(cond string, args ...any) {
+	var b strings.Builder
+	for _, r := range cond {
+		if r == '?' {
+			f.args = append(f.args, args[0])
+			args = args[1:]
+			b.WriteString("$" + strconv.Itoa(len(f.args)))
+			continue
+		}
+		b.WriteRune(r)
+	}
+	f.where = append(f.where, b.String())
+}
+
+// clause returns the conditions, ANDed.
+func (f *archiveFilter) clause() string { return strings.Join(f.where, " AND ") }
+
+// clone returns a copy that conditions can be added to.
+func (f *archiveFilter) clone() *archiveFilter {
+	return &archiveFilter{where: slices.Clone(f.where), args: slices.Clone(f.args)}
+}
+
+func (s archives) query(ctx context.Context, tx *sql.Tx, owner jid.JID, q storage.ArchiveQuery) (storage.ArchivePage, error) {
+	domain, local := ownerKey(owner)
+	seqOf := func(id, what string) (int64, error) {
+		var seq int64
+		err := tx.QueryRowContext(ctx,
+			`SELECT seq FROM archive_messages WHERE domain = $1 AND local = $2 AND id = $3`,
+			domain, local, id).Scan(&seq)
+		if err == sql.ErrNoRows {
+			return 0, fmt.Errorf("%s %q: %w", what, id, storage.ErrNotFound)
+		}
+		return seq, err
+	}
+	f := &archiveFilter{}
+	f.add("domain = ? AND local = ?", domain, local)
+	if !q.With.Equal(jid.JID{}) {
+		if q.With.Localpart() != "" && q.With.Resourcepart() == "" {
+			f.add("with_bare = ?", q.With.Bare().String())
+		} else {
+			f.add("with_bare = ? AND with_resource = ?", q.With.Bare().String(), q.With.Resourcepart())
+		}
+	}
+	if !q.Start.IsZero() {
+		f.add("stamp >= ?", q.Start.UnixMicro())
+	}
+	if !q.End.IsZero() {
+		f.add("stamp <= ?", q.End.UnixMicro())
+	}
+	if q.AfterID != "" {
+		seq, err := seqOf(q.AfterID, "after-id")
+		if err != nil {
+			return storage.ArchivePage{}, err
+		}
+		f.add("seq > ?", seq)
+	}
+	if q.BeforeID != "" {
+		seq, err := seqOf(q.BeforeID, "before-id")
+		if err != nil {
+			return storage.ArchivePage{}, err
+		}
+		f.add("seq < ?", seq)
+	}
+	if len(q.IDs) > 0 {
+		marks := strings.TrimSuffix(strings.Repeat("?, ", len(q.IDs)), ", ")
+		args := make([]any, len(q.IDs))
+		for i, id := range q.IDs {
+			args[i] = id
+		}
+		f.add("id IN ("+marks+")", args...)
+	}
+	if words := strings.Fields(q.Text); len(words) > 0 {
+		f.add(s.db.dialect.archiveText, s.db.dialect.textQuery(words))
+	}
+
+	var page storage.ArchivePage
+	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM archive_messages WHERE `+f.clause(), f.args...).Scan(&page.Count); err != nil {
+		return storage.ArchivePage{}, fmt.Errorf("count: %w", err)
+	}
+
+	// The page: Max+1 rows from its end of the result, the one more
+	// telling whether the page is complete.
+	backwards := q.LastPage || q.Before != ""
+	pf := f.clone()
+	var anchor int64 // the seq the page starts after, or ends before; 0 for none
+	switch {
+	case q.Before != "":
+		seq, err := seqOf(q.Before, "before")
+		if err != nil {
+			return storage.ArchivePage{}, err
+		}
+		anchor = seq
+		pf.add("seq < ?", seq)
+	case q.After != "" && !backwards:
+		seq, err := seqOf(q.After, "after")
+		if err != nil {
+			return storage.ArchivePage{}, err
+		}
+		anchor = seq
+		pf.add("seq > ?", seq)
+	}
+	order := "ASC"
+	if backwards {
+		order = "DESC"
+	}
+	max := max(q.Max, 0)
+	rows, err := tx.QueryContext(ctx, `
+		SELECT seq, id, stamp, with_bare, with_resource, stanza, body FROM archive_messages
+		WHERE `+pf.clause()+` ORDER BY seq `+order+` LIMIT `+strconv.Itoa(max+1), pf.args...)
+	if err != nil {
+		return storage.ArchivePage{}, fmt.Errorf("page: %w", err)
+	}
+	defer rows.Close()
+	var seqs []int64
+	for rows.Next() {
+		var (
+			m          storage.ArchivedMessage
+			seq, stamp int64
+			bare, res  string
+		)
+		if err := rows.Scan(&seq, &m.ID, &stamp, &bare, &res, &m.Stanza, &m.Text); err != nil {
+			return storage.ArchivePage{}, err
+		}
+		m.Stamp = fromMicro(stamp)
+		if m.With, err = parseWith(bare, res); err != nil {
+			return storage.ArchivePage{}, err
+		}
+		seqs = append(seqs, seq)
+		page.Messages = append(page.Messages, m)
+	}
+	if err := rows.Err(); err != nil {
+		return storage.ArchivePage{}, fmt.Errorf("page: %w", err)
+	}
+	page.Complete = len(page.Messages) <= max
+	if !page.Complete {
+		page.Messages, seqs = page.Messages[:max], seqs[:max]
+	}
+	if backwards {
+		slices.Reverse(page.Messages)
+		slices.Reverse(seqs)
+	}
+	if len(page.Messages) == 0 {
+		page.Messages = nil
+		return page, nil
+	}
+
+	// Index: 0 for the first page; for a page ending at the last match or
+	// before an id, what the count tells; else one more count.
+	switch {
+	case !backwards && anchor == 0:
+		page.Index = 0
+	case q.LastPage && q.Before == "":
+		page.Index = page.Count - len(page.Messages)
+	default:
+		cf := f.clone()
+		cf.add("seq < ?", seqs[0])
+		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM archive_messages WHERE `+cf.clause(), cf.args...).Scan(&page.Index); err != nil {
+			return storage.ArchivePage{}, fmt.Errorf("index: %w", err)
+		}
+	}
+	return page, nil
+}
+
+// parseWith rebuilds the JID stored as with_bare and with_resource.
+func parseWith(bare, resource string) (jid.JID, error) {
+	s := bare
+	if resource != "" {
+		s += "/" + resource
+	}
+	j, err := jid.Parse(s)
+	if err != nil {
+		return jid.JID{}, fmt.Errorf("stored with %q: %w", s, err)
+	}
+	return j, nil
+}
+
+// Bounds reads the first and last rows of the archive by its index.
+func (s archives) Bounds(ctx context.Context, owner jid.JID) (storage.ArchiveBounds, error) {
+	var b storage.ArchiveBounds
+	err := s.db.inReadTx(ctx, func(tx *sql.Tx) error {
+		var err error
+		b, err = archiveBounds(ctx, tx, owner)
+		return err
+	})
+	if err != nil {
+		return storage.ArchiveBounds{}, fmt.Errorf("storage: archive bounds of %s: %w", owner.Bare(), err)
+	}
+	return b, nil
+}
+
+func archiveBounds(ctx context.Context, tx *sql.Tx, owner jid.JID) (storage.ArchiveBounds, error) {
+	domain, local := ownerKey(owner)
+	var b storage.ArchiveBounds
+	for _, end := range []struct {
+		order string
+		id    *string
+		stamp *time.Time
+	}{{"ASC", &b.FirstID, &b.FirstStamp}, {"DESC", &b.LastID, &b.LastStamp}} {
+		var us int64
+		err := tx.QueryRowContext(ctx, `
+			SELECT id, stamp FROM archive_messages WHERE domain = $1 AND local = $2
+			ORDER BY seq `+end.order+` LIMIT 1`, domain, local).Scan(end.id, &us)
+		if err == sql.ErrNoRows {
+			return storage.ArchiveBounds{}, nil
+		}
+		if err != nil {
+			return storage.ArchiveBounds{}, err
+		}
+		*end.stamp = fromMicro(us)
+	}
+	return b, nil
+}
+
+// Purge deletes by the owner's stamp index.
+func (s archives) Purge(ctx context.Context, owner jid.JID, before time.Time) (int64, error) {
+	domain, local := ownerKey(owner)
+	q, args := `DELETE FROM archive_messages WHERE domain = $1 AND local = $2`, []any{domain, local}
+	if !before.IsZero() {
+		q += ` AND stamp < $3`
+		args = append(args, before.UnixMicro())
+	}
+	res, err := s.db.sql.ExecContext(ctx, q, args...)
+	if err != nil {
+		return 0, fmt.Errorf("storage: purge archive of %s: %w", owner.Bare(), err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, fmt.Errorf("storage: purge archive of %s: %w", owner.Bare(), err)
+	}
+	return n, nil
+}
+
+// Expire picks the oldest rows by the stamp index and deletes them.
+func (s archives) Expire(ctx context.Context, before time.Time, limit int) (int64, error) {
+	if limit <= 0 {
+		return 0, nil
+	}
+	res, err := s.db.sql.ExecContext(ctx, `
+		DELETE FROM archive_messages WHERE seq IN (
+			SELECT seq FROM archive_messages WHERE stamp < $1 ORDER BY stamp, seq LIMIT $2)`,
+		before.UnixMicro(), limit)
+	if err != nil {
+		return 0, fmt.Errorf("storage: expire archived messages: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, fmt.Errorf("storage: expire archived messages: %w", err)
+	}
+	return n, nil
+}
+
+// Stats counts and sums the size column (not the stanzas) per owner, in
+// one snapshot with the bounds.
+func (s archives) Stats(ctx context.Context, owner jid.JID) ([]storage.ArchiveStats, error) {
+	var list []storage.ArchiveStats
+	err := s.db.inReadTx(ctx, func(tx *sql.Tx) error {
+		var err error
+		list, err = archiveStats(ctx, tx, owner)
+		return err
+	})
+	if err != nil {
+		if owner.Equal(jid.JID{}) {
+			return nil, fmt.Errorf("storage: archive stats: %w", err)
+		}
+		return nil, fmt.Errorf("storage: archive stats of %s: %w", owner.Bare(), err)
+	}
+	return list, nil
+}
+
+func archiveStats(ctx context.Context, tx *sql.Tx, owner jid.JID) ([]storage.ArchiveStats, error) {
+	q := `SELECT domain, local, COUNT(*), SUM(size) FROM archive_messages`
+	var args []any
+	if !owner.Equal(jid.JID{}) {
+		q += ` WHERE domain = $1 AND local = $2`
+		domain, local := ownerKey(owner)
+		args = []any{domain, local}
+	}
+	q += ` GROUP BY domain, local ORDER BY domain, local`
+	rows, err := tx.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, err
+	}
+	list := []storage.ArchiveStats{}
+	for rows.Next() {
+		var (
+			st            storage.ArchiveStats
+			domain, local string
+		)
+		if err := rows.Scan(&domain, &local, &st.Messages, &st.Bytes); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		if st.Owner, err = jid.New(local, domain, ""); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("stored owner %q@%q: %w", local, domain, err)
+		}
+		list = append(list, st)
+	}
+	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+		return nil, err
+	}
+	for i := range list {
+		if list[i].ArchiveBounds, err = archiveBounds(ctx, tx, list[i].Owner); err != nil {
+			return nil, err
+		}
+	}
+	return list, nil
+}
+
+// Prefs reads the default mode and the lists.
+func (s archives) Prefs(ctx context.Context, owner jid.JID) (storage.ArchivePrefs, error) {
+	var p storage.ArchivePrefs
+	err := s.db.inReadTx(ctx, func(tx *sql.Tx) error {
+		var err error
+		p, err = archivePrefs(ctx, tx, owner)
+		return err
+	})
+	if err != nil {
+		return storage.ArchivePrefs{}, fmt.Errorf("storage: archive prefs of %s: %w", owner.Bare(), err)
+	}
+	return p, nil
+}
+
+func archivePrefs(ctx context.Context, tx *sql.Tx, owner jid.JID) (storage.ArchivePrefs, error) {
+	domain, local := ownerKey(owner)
+	var p storage.ArchivePrefs
+	var mode string
+	err := tx.QueryRowContext(ctx,
+		`SELECT default_mode FROM archive_prefs WHERE domain = $1 AND local = $2`, domain, local).Scan(&mode)
+	if err == sql.ErrNoRows {
+		return storage.ArchivePrefs{}, storage.ErrNotFound
+	}
+	if err != nil {
+		return storage.ArchivePrefs{}, err
+	}
+	p.Default = storage.ArchiveMode(mode)
+	rows, err := tx.QueryContext(ctx, `
+		SELECT mode, jid FROM archive_pref_jids WHERE domain = $1 AND local = $2
+		ORDER BY mode, jid`, domain, local)
+	if err != nil {
+		return storage.ArchivePrefs{}, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var mode, s string
+		if err := rows.Scan(&mode, &s); err != nil {
+			return storage.ArchivePrefs{}, err
+		}
+		j, err := jid.Parse(s)
+		if err != nil {
+			return storage.ArchivePrefs{}, fmt.Errorf("stored %s jid %q: %w", mode, s, err)
+		}
+		if storage.ArchiveMode(mode) == storage.ArchiveAlways {
+			p.Always = append(p.Always, j)
+		} else {
+			p.Never = append(p.Never, j)
+		}
+	}
+	return p, rows.Err()
+}
+
+// SetPrefs replaces the preferences in one transaction; the foreign key to
+// users decides whether the account exists.
+func (s archives) SetPrefs(ctx context.Context, owner jid.JID, prefs storage.ArchivePrefs) error {
+	domain, local := ownerKey(owner)
+	err := s.db.inTx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `
+			INSERT INTO archive_prefs (domain, local, default_mode) VALUES ($1, $2, $3)
+			ON CONFLICT (domain, local) DO UPDATE SET default_mode = excluded.default_mode`,
+			domain, local, string(prefs.Default))
+		if err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx,
+			`DELETE FROM archive_pref_jids WHERE domain = $1 AND local = $2`, domain, local); err != nil {
+			return err
+		}
+		for _, list := range []struct {
+			mode storage.ArchiveMode
+			jids []jid.JID
+		}{{storage.ArchiveAlways, prefs.Always}, {storage.ArchiveNever, prefs.Never}} {
+			for _, j := range list.jids {
+				_, err := tx.ExecContext(ctx, `
+					INSERT INTO archive_pref_jids (domain, local, mode, jid) VALUES ($1, $2, $3, $4)
+					ON CONFLICT DO NOTHING`,
+					domain, local, string(list.mode), j.Bare().String())
+				if err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("storage: set archive prefs of %s: %w", owner.Bare(), accountErr(err))
+	}
+	return nil
+}
