@@ -133,7 +133,7 @@ func TestValidate(t *testing.T) {
 			`config: archive.default: "always" is not among archive.allowed (never): add it there`},
 		{"zero archive batch", func(c *Config) { c.Archive.ExpireBatch = -1 }, "config: archive.expire_batch: must be positive, not -1"},
 		{"several problems", func(c *Config) { c.Log.Level = "trace"; c.Modules = append(c.Modules, "") },
-			"config: modules[13]: empty module ID\n" +
+			"config: modules[14]: empty module ID\n" +
 				`config: log.level: unknown level "trace" (want debug, info, warn or error)`},
 	}
 	for _, tt := range tests {
