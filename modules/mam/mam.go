@@ -66,6 +66,8 @@ type MAM struct {
 	maxPage int
 	// now is the clock of archive stamps.
 	now func() time.Time
+	// stopRetention ends the retention job (retention.go).
+	stopRetention func()
 }
 
 var (
@@ -74,7 +76,7 @@ var (
 )
 
 // Start implements modules.Starter.
-func (m *MAM) Start(_ context.Context, h *modules.Host) error {
+func (m *MAM) Start(ctx context.Context, h *modules.Host) error {
 	m.h = h
 	m.store = h.Store().Archives()
 	m.policy = policyFrom(h.Config())
@@ -99,12 +101,17 @@ func (m *MAM) Start(_ context.Context, h *modules.Host) error {
 	h.AddFeature(router.ToAccount, NS)
 	h.AddFeature(router.ToAccount, NSExtended)
 	h.AddFeature(router.ToAccount, NSSID)
+	// The job lives until Stop, not as long as the context of starting.
+	m.stopRetention = startRetention(context.WithoutCancel(ctx), m.store, h.Config().Archive, h.Logger())
 	return nil
 }
 
-// Stop implements modules.Stopper: the writer commits what is queued and
-// ends. The host has removed the filter by then, so nothing new comes.
+// Stop implements modules.Stopper: the retention job ends, and the writer
+// commits what is queued and ends. The host has removed the filter by then, so nothing new comes.
 func (m *MAM) Stop() error {
+	if m.stopRetention != nil {
+		m.stopRetention()
+	}
 	if m.w != nil {
 		m.w.stop()
 	}
