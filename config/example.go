@@ -35,7 +35,7 @@ storage:
   # postgres: "postgres://xmppd:${XMPPD_DB_PASSWORD}@localhost/xmppd?sslmode=disable"   # lib/pq DSN
 
 # Enabled modules, by ID.
-modules: [disco, ping, version, time, roster, offline, blocking, carbons, vcard, private, last, register, push]
+modules: [disco, ping, version, time, roster, offline, blocking, carbons, vcard, private, last, register, push, mam]
 
 # Each module's own settings, under its ID; only enabled modules may have a
 # block, and a module without one uses these defaults.
