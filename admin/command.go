@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"mellium.im/xmpp/jid"
 )
@@ -66,6 +67,9 @@ const (
 	Bool
 	// File is a path to a file.
 	File
+	// Time is a point in time: an XEP-0082 DateTime (RFC 3339,
+	// "2024-05-01T12:00:00Z") or a date ("2024-05-01", its midnight UTC).
+	Time
 )
 
 // An Arg is one input of a Command.
@@ -138,6 +142,7 @@ type Input struct {
 	cmd    *Command
 	values map[string][]string
 	jids   map[string]jid.JID
+	times  map[string]time.Time
 }
 
 // String returns the argument as given (its first value if repeated), or
@@ -158,6 +163,9 @@ func (in Input) Strings(name string) []string { return in.values[name] }
 // JID returns the normalised JID of an Account, JID or Domain argument; the
 // zero JID if it was not given.
 func (in Input) JID(name string) jid.JID { return in.jids[name] }
+
+// Time returns a Time argument, in UTC; the zero time if it was not given.
+func (in Input) Time(name string) time.Time { return in.times[name] }
 
 // Int returns an Int argument; Parse has checked that it is one.
 func (in Input) Int(name string) int {
@@ -198,7 +206,7 @@ func (c *Command) arg(name string) (Arg, bool) {
 // the error, except secrets, which a front end may ask for after Parse (Exec
 // checks them). An optional argument given as "" counts as not given.
 func (c *Command) Parse(env *Env, raw map[string][]string) (Input, error) {
-	in := Input{cmd: c, values: map[string][]string{}, jids: map[string]jid.JID{}}
+	in := Input{cmd: c, values: map[string][]string{}, jids: map[string]jid.JID{}, times: map[string]time.Time{}}
 	for name := range raw {
 		if _, ok := c.arg(name); !ok {
 			return in, fmt.Errorf("%s: unknown argument %q", c.Path, name)
@@ -278,8 +286,25 @@ func (in Input) check(env *Env, a Arg, v string) error {
 		if _, err := strconv.ParseBool(v); err != nil {
 			return fmt.Errorf("invalid %s %q: want true or false", a.Name, v)
 		}
+	case Time:
+		t, err := parseTime(v)
+		if err != nil {
+			return fmt.Errorf("invalid %s %q: want a date (2024-05-01) or a date and time with its zone (2024-05-01T12:00:00Z, XEP-0082)", a.Name, v)
+		}
+		in.times[a.Name] = t
 	}
 	return nil
+}
+
+// parseTime parses an XEP-0082 DateTime, which is RFC 3339 with optional
+// fractions of a second, or a date alone, meaning its midnight UTC
+// (XEP-0082 dates have no zone).
+func parseTime(s string) (time.Time, error) {
+	if t, err := time.Parse(time.DateOnly, s); err == nil {
+		return t, nil
+	}
+	t, err := time.Parse(time.RFC3339Nano, s)
+	return t.UTC(), err
 }
 
 // parseDomain parses a domain name (a JID with neither local part nor

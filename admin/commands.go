@@ -26,6 +26,7 @@ func Groups() []CommandGroup {
 	return []CommandGroup{
 		{Name: "user", Short: "Manage accounts"},
 		{Name: "roster", Short: "Manage rosters (shared rosters for an organisation)"},
+		{Name: "archive", Short: "Message archives (XEP-0313): statistics and purging"},
 		{Name: "s2s", Short: "Federation diagnostics"},
 		{Name: "config", Short: "Check or print configuration"},
 		{Name: "db", Short: "Database maintenance"},
@@ -93,6 +94,21 @@ func Commands() []*Command {
 				}
 				return textf(nil, "removed %s from the roster of %s", in.String("contact"), in.String("jid")), nil
 			},
+		},
+		{
+			Path: "archive stats", Short: "Show the messages, bytes and first and last message of an account's archive, or of every archive", NeedsConfig: true,
+			Args: []Arg{{Name: "jid", Label: "Account (user@domain; default: every archive)", Kind: Account, Positional: true}},
+			Run:  archiveStats,
+		},
+		{
+			Path: "archive purge", Short: "Delete an account's archived messages, all of them (with --yes) or those archived before --before", NeedsConfig: true,
+			Args: []Arg{
+				accountArg,
+				{Name: "before", Label: "delete only messages archived before this date (2024-05-01) or time (2024-05-01T12:00:00Z)", Kind: Time},
+				{Name: "yes", Label: "delete the whole archive when --before is not given", Kind: Bool},
+			},
+			Check: checkPurgeAll,
+			Run:   archivePurge,
 		},
 		{
 			Path:        "s2s check",

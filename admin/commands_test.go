@@ -25,6 +25,7 @@ var goodValue = map[admin.Kind]string{
 	admin.Int:     "3",
 	admin.Bool:    "true",
 	admin.File:    "xmppd.yaml",
+	admin.Time:    "2024-05-01",
 }
 
 // goodByName are good values of arguments that a command checks further
@@ -195,6 +196,7 @@ func TestFieldType(t *testing.T) {
 		{admin.Arg{Kind: admin.Domain}, "text-single"},
 		{admin.Arg{Kind: admin.Int}, "text-single"},
 		{admin.Arg{Kind: admin.File}, "text-single"},
+		{admin.Arg{Kind: admin.Time}, "text-single"},
 	}
 	for _, tt := range tests {
 		if got := tt.arg.FieldType(); got != tt.want {

@@ -95,3 +95,10 @@ func (env *Env) withRosters(ctx context.Context, fn func(r Rosters) error) error
 	defer db.Close()
 	return fn(Rosters{Users: Users{Config: cfg, Users: db.Users(), Store: db}, Store: db})
 }
+
+// withArchives opens the configured database and runs fn on its archives.
+func (env *Env) withArchives(ctx context.Context, fn func(a Archives) error) error {
+	return env.withRosters(ctx, func(r Rosters) error {
+		return fn(Archives{Users: r.Users, Store: r.Store})
+	})
+}

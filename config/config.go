@@ -10,7 +10,10 @@
 // (deprecated.go).
 package config
 
-import "time"
+import (
+	"slices"
+	"time"
+)
 
 // Config is the whole configuration of one xmppd process.
 type Config struct {
@@ -34,7 +37,12 @@ type Config struct {
 	Registration Registration `yaml:"registration"`
 	// S2S configures federation with other domains.
 	S2S S2S `yaml:"s2s"`
-	Log Log `yaml:"log"`
+	// Archive configures the message archives (XEP-0313) that the mam
+	// module keeps, their retention and the archive commands: a section of
+	// its own, not a module block, because the CLI's purge and stats and
+	// the retention job work on the archives whether the module runs or not.
+	Archive Archive `yaml:"archive"`
+	Log     Log     `yaml:"log"`
 
 	// Warnings are what Load found questionable but not wrong, such as
 	// deprecated keys, each placed like an error ("xmppd.yaml:7: ...");
@@ -213,4 +221,41 @@ type S2S struct {
 	// server; IdleTimeout closes a stream that carried nothing that long.
 	ConnectTimeout time.Duration `yaml:"connect_timeout"`
 	IdleTimeout    time.Duration `yaml:"idle_timeout"`
+}
+
+// The archiving modes of XEP-0313 §6, as config.Archive names them (the
+// same strings as storage.ArchiveMode; config cannot import storage).
+const (
+	ArchiveAlways = "always" // archive every message
+	ArchiveNever  = "never"  // archive none
+	ArchiveRoster = "roster" // archive messages with roster contacts only
+)
+
+// ArchiveModes are the valid modes, in the order the docs list them.
+var ArchiveModes = []string{ArchiveAlways, ArchiveNever, ArchiveRoster}
+
+// Archive configures message archives (XEP-0313).
+type Archive struct {
+	// Default is the archiving mode of an account that has set no
+	// preferences: always (as Prosody's default_archive_policy = true),
+	// never or roster.
+	Default string `yaml:"default"`
+	// Allowed are the modes an account may choose in its preferences;
+	// Default must be one of them. All three unless set.
+	Allowed []string `yaml:"allowed"`
+	// ExpireAfter is how long a message stays archived; zero keeps
+	// messages forever. Written like "365d", "52w", "1y" or "720h".
+	ExpireAfter Period `yaml:"expire_after"`
+	// ExpireBatch is how many messages one delete of the retention job
+	// removes at most: small transactions do not hold the database for
+	// long while messages are being archived.
+	ExpireBatch int `yaml:"expire_batch"`
+	// ExpireEvery is how often the retention job looks for expired
+	// messages.
+	ExpireEvery time.Duration `yaml:"expire_every"`
+}
+
+// Allows says whether an account may choose mode in its preferences.
+func (a Archive) Allows(mode string) bool {
+	return slices.Contains(a.Allowed, mode)
 }

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"gopkg.in/yaml.v3"
 )
 
 func TestDefault(t *testing.T) {
@@ -19,7 +21,7 @@ func TestDefault(t *testing.T) {
 			{Type: ListenerC2SDirectTLS, Address: ":5223"},
 		},
 		Storage: Storage{SQLite: filepath.Join("xmppd-data", "xmppd.db")},
-		Modules: []string{"disco", "ping", "version", "time", "roster", "offline", "blocking", "carbons", "vcard", "private", "last", "register", "push"},
+		Modules: []string{"disco", "ping", "version", "time", "roster", "offline", "blocking", "carbons", "vcard", "private", "last", "register", "push", "mam"},
 		Auth:    Auth{ScramIterations: 4096, AllowPlain: true},
 		Limits: Limits{
 			MaxStanzaSize: 262144, MaxDepth: 64, MaxSessionsPerUser: 10,
@@ -31,6 +33,8 @@ func TestDefault(t *testing.T) {
 		},
 		S2S: S2S{Enabled: true, Auth: S2SAuthAllowDialback,
 			ConnectTimeout: 30 * time.Second, IdleTimeout: 10 * time.Minute},
+		Archive: Archive{Default: "always", Allowed: []string{"always", "never", "roster"},
+			ExpireBatch: 1000, ExpireEvery: time.Hour},
 		Log: Log{Level: "info", Format: "text"},
 	}
 	if !reflect.DeepEqual(c, want) {
@@ -43,6 +47,10 @@ func TestDefault(t *testing.T) {
 	c.Modules[0] = "changed"
 	if Default().Modules[0] != "disco" {
 		t.Error("Default() configs share their module list")
+	}
+	c.Archive.Allowed[0] = "changed"
+	if Default().Archive.Allowed[0] != "always" || ArchiveModes[0] != "always" {
+		t.Error("Default() configs share their archive modes")
 	}
 }
 
@@ -117,8 +125,15 @@ func TestValidate(t *testing.T) {
 			"config: auth.scram_iterations: 2000000 is out of range 4096 to 1000000 (RFC 7677 asks for at least 4096)"},
 		{"zero limit", func(c *Config) { c.Limits.OutboundQueue = 0 }, "config: limits.outbound_queue: must be positive, not 0"},
 		{"zero duration", func(c *Config) { c.Limits.LoginWindow = 0 }, "config: limits.login_window: must be positive, not 0s"},
+		{"archive kept forever", func(c *Config) { c.Archive.ExpireAfter = 0 }, ""},
+		{"archive never only", func(c *Config) { c.Archive.Default, c.Archive.Allowed = "never", []string{"never"} }, ""},
+		{"negative archive period", func(c *Config) { c.Archive.ExpireAfter = Period(-time.Hour) },
+			"config: archive.expire_after: must not be negative, not -1h0m0s (0 keeps messages forever)"},
+		{"archive default not allowed", func(c *Config) { c.Archive.Allowed = []string{"never"} },
+			`config: archive.default: "always" is not among archive.allowed (never): add it there`},
+		{"zero archive batch", func(c *Config) { c.Archive.ExpireBatch = -1 }, "config: archive.expire_batch: must be positive, not -1"},
 		{"several problems", func(c *Config) { c.Log.Level = "trace"; c.Modules = append(c.Modules, "") },
-			"config: modules[13]: empty module ID\n" +
+			"config: modules[14]: empty module ID\n" +
 				`config: log.level: unknown level "trace" (want debug, info, warn or error)`},
 	}
 	for _, tt := range tests {
@@ -208,5 +223,80 @@ func TestExampleCoversEveryKey(t *testing.T) {
 	visit("", reflect.TypeOf(Config{}))
 	if len(missing) > 0 {
 		t.Errorf("Example() does not mention: %v", missing)
+	}
+}
+
+func TestParsePeriod(t *testing.T) {
+	const day = 24 * time.Hour
+	tests := []struct {
+		in      string
+		want    time.Duration
+		wantErr string
+		str     string // String() of the result
+	}{
+		{in: "0", want: 0, str: "0s"},
+		{in: "365d", want: 365 * day, str: "1y"},
+		{in: "1y", want: 365 * day, str: "1y"},
+		{in: "2w", want: 14 * day, str: "2w"},
+		{in: "30d", want: 30 * day, str: "30d"},
+		{in: "36h", want: 36 * time.Hour, str: "36h0m0s"},
+		{in: "48h", want: 2 * day, str: "2d"},
+		{in: "90m", want: 90 * time.Minute, str: "1h30m0s"},
+		{in: " 7d ", want: 7 * day, str: "1w"},
+		{in: "", wantErr: `empty period (write e.g. "365d", "52w", "1y" or "12h")`},
+		{in: "1.5d", wantErr: `"1.5d" is not a period (write a whole number of days, weeks or years like "365d", "52w", "1y", or a duration like "12h")`},
+		{in: "d", wantErr: `"d" is not a period (write a whole number of days, weeks or years like "365d", "52w", "1y", or a duration like "12h")`},
+		{in: "1mo", wantErr: `"1mo" is not a period (write a whole number of days, weeks or years like "365d", "52w", "1y", or a duration like "12h")`},
+		{in: "-1d", wantErr: `"-1d" is negative`},
+		{in: "-5s", wantErr: `"-5s" is negative`},
+		{in: "999999999y", wantErr: `"999999999y" is too long`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.in, func(t *testing.T) {
+			p, err := ParsePeriod(tt.in)
+			if tt.wantErr != "" {
+				if err == nil || err.Error() != tt.wantErr {
+					t.Fatalf("ParsePeriod(%q) = %v, %v; want error %s", tt.in, p, err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil || p.Duration() != tt.want {
+				t.Fatalf("ParsePeriod(%q) = %v, %v; want %v", tt.in, p.Duration(), err, tt.want)
+			}
+			if p.String() != tt.str {
+				t.Errorf("String() = %q, want %q", p.String(), tt.str)
+			}
+			if back, err := ParsePeriod(p.String()); err != nil || back != p {
+				t.Errorf("ParsePeriod(String()) = %v, %v; want %v", back, err, p)
+			}
+		})
+	}
+}
+
+func TestArchiveAllows(t *testing.T) {
+	a := Archive{Allowed: []string{ArchiveNever, ArchiveRoster}}
+	for mode, want := range map[string]bool{ArchiveAlways: false, ArchiveNever: true, ArchiveRoster: true, "": false} {
+		if got := a.Allows(mode); got != want {
+			t.Errorf("Allows(%q) = %v, want %v", mode, got, want)
+		}
+	}
+}
+
+// TestPeriodYAML checks that a Period decoded outside Load, as a module's
+// block is, reads and writes the same forms.
+func TestPeriodYAML(t *testing.T) {
+	var v struct {
+		P Period `yaml:"p"`
+	}
+	if err := yaml.Unmarshal([]byte("p: 1y\n"), &v); err != nil || v.P.Duration() != 365*24*time.Hour {
+		t.Fatalf("Unmarshal(1y) = %v, %v", v.P, err)
+	}
+	out, err := yaml.Marshal(v)
+	if err != nil || string(out) != "p: 1y\n" {
+		t.Errorf("Marshal = %q, %v; want \"p: 1y\\n\"", out, err)
+	}
+	err = yaml.Unmarshal([]byte("\np: soon\n"), &v)
+	if want := `yaml: unmarshal errors:` + "\n" + `  line 2: "soon" is not a period`; err == nil || !strings.HasPrefix(err.Error(), want) {
+		t.Errorf("Unmarshal(soon) = %v, want %s…", err, want)
 	}
 }

@@ -2,6 +2,7 @@ package config
 
 import (
 	"path/filepath"
+	"slices"
 	"time"
 )
 
@@ -37,14 +38,18 @@ const (
 	defaultCSIMaxHeld        = 256
 	defaultS2SConnect        = 30 * time.Second
 	defaultS2SIdle           = 10 * time.Minute
-	defaultLogLevel          = "info"
-	defaultLogFormat         = "text"
+	// Archives (XEP-0313): kept forever unless expire_after says otherwise.
+	defaultArchiveMode = ArchiveAlways
+	defaultExpireBatch = 1000
+	defaultExpireEvery = time.Hour
+	defaultLogLevel    = "info"
+	defaultLogFormat   = "text"
 )
 
 // defaultModules is a function, not a variable, so that no two configs
 // ever share (and mutate) one slice.
 func defaultModules() []string {
-	return []string{"disco", "ping", "version", "time", "roster", "offline", "blocking", "carbons", "vcard", "private", "last", "register", "push"}
+	return []string{"disco", "ping", "version", "time", "roster", "offline", "blocking", "carbons", "vcard", "private", "last", "register", "push", "mam"}
 }
 
 // Default is the development configuration that `xmppd serve` runs with when
@@ -102,6 +107,7 @@ func (c *Config) ApplyDefaults() {
 	setDefault(&c.S2S.Auth, S2SAuthAllowDialback)
 	setDefault(&c.S2S.ConnectTimeout, defaultS2SConnect)
 	setDefault(&c.S2S.IdleTimeout, defaultS2SIdle)
+	c.Archive.applyDefaults()
 	setDefault(&c.Log.Level, defaultLogLevel)
 	setDefault(&c.Log.Format, defaultLogFormat)
 }
@@ -125,6 +131,15 @@ func (l *Limits) applyDefaults() {
 	setDefault(&l.MaxHibernatingPerUser, defaultMaxHibernatingPU)
 	setDefault(&l.MaxHibernating, defaultMaxHibernating)
 	setDefault(&l.CSIMaxHeld, defaultCSIMaxHeld)
+}
+
+func (a *Archive) applyDefaults() {
+	setDefault(&a.Default, defaultArchiveMode)
+	if a.Allowed == nil {
+		a.Allowed = slices.Clone(ArchiveModes)
+	}
+	setDefault(&a.ExpireBatch, defaultExpireBatch)
+	setDefault(&a.ExpireEvery, defaultExpireEvery)
 }
 
 // setDefault sets *v to def when *v is the zero value.

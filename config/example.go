@@ -35,7 +35,7 @@ storage:
   # postgres: "postgres://xmppd:${XMPPD_DB_PASSWORD}@localhost/xmppd?sslmode=disable"   # lib/pq DSN
 
 # Enabled modules, by ID.
-modules: [disco, ping, version, time, roster, offline, blocking, carbons, vcard, private, last, register, push]
+modules: [disco, ping, version, time, roster, offline, blocking, carbons, vcard, private, last, register, push, mam]
 
 # Each module's own settings, under its ID; only enabled modules may have a
 # block, and a module without one uses these defaults.
@@ -99,6 +99,15 @@ s2s:
   plaintext_domains: []     # domains allowed without TLS: tests only
   connect_timeout: 30s      # connecting and authenticating to a remote server
   idle_timeout: 10m         # close a stream that carried nothing this long
+
+# Message archives (XEP-0313), kept by the mam module; the retention job
+# and the "xmppd archive" commands use them whether or not it is enabled.
+archive:
+  default: always             # mode of an account with no preferences: always, never or roster (contacts only)
+  allowed: [always, never, roster] # modes accounts may choose; must include default
+  expire_after: 0             # delete messages older than this: e.g. 365d, 52w, 1y, 720h ("m" is minutes); 0 keeps them forever
+  expire_batch: 1000          # messages deleted per transaction, so that routing never waits long
+  expire_every: 1h            # how often expired messages are looked for
 
 log:
   level: info    # debug, info, warn or error

@@ -190,6 +190,8 @@ func (f *file) walk(n *yaml.Node, t reflect.Type, path string, depth int) {
 	switch {
 	case t == moduleOptionsType && n.Kind == yaml.MappingNode:
 		f.walkModuleOptions(n, path)
+	case t == periodType:
+		f.walkPeriod(n, path)
 	case t.Kind() == reflect.Struct && n.Kind == yaml.MappingNode:
 		f.walkStruct(n, t, path, depth)
 	case t.Kind() == reflect.Slice && n.Kind == yaml.SequenceNode:

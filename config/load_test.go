@@ -94,6 +94,12 @@ s2s:
   plaintext_domains: [test.example]
   connect_timeout: 5s
   idle_timeout: 1m
+archive:
+  default: roster
+  allowed: [roster, never]
+  expire_after: 2y
+  expire_batch: 50
+  expire_every: 10m
 log: {level: debug, format: json}
 `,
 		check: func(t *testing.T, c *Config) {
@@ -122,6 +128,8 @@ log: {level: debug, format: json}
 					DialbackSecret: "s3cret", PlaintextDomains: []string{"test.example"},
 					ConnectTimeout: 5 * time.Second, IdleTimeout: time.Minute,
 				},
+				Archive: Archive{Default: ArchiveRoster, Allowed: []string{ArchiveRoster, ArchiveNever},
+					ExpireAfter: Period(2 * 365 * 24 * time.Hour), ExpireBatch: 50, ExpireEvery: 10 * time.Minute},
 				Log: Log{Level: "debug", Format: "json"},
 			}
 			wantOptions(t, c, map[string]string{
@@ -219,7 +227,7 @@ func TestLoadErrors(t *testing.T) {
 	}{{
 		name: "unknown key at top level",
 		text: "hosts: [{domain: example.org}]\n\nlistner: []\n",
-		want: []string{`xmppd.yaml:3: unknown key "listner" at top level (known keys: auth, data_dir, hosts, limits, listeners, log, module_options, modules, s2s, storage)`},
+		want: []string{`xmppd.yaml:3: unknown key "listner" at top level (known keys: archive, auth, data_dir, hosts, limits, listeners, log, module_options, modules, s2s, storage)`},
 	}, {
 		name: "unknown nested key",
 		text: "hosts: [{domain: example.org}]\nlimits:\n  max_depth: 10\n  max_stanzas: 5\n",
@@ -232,7 +240,7 @@ func TestLoadErrors(t *testing.T) {
 		name: "every unknown key is reported",
 		text: "foo: 1\nhosts: [{domain: example.org}]\nlog: {colour: true}\n",
 		want: []string{
-			`xmppd.yaml:1: unknown key "foo" at top level (known keys: auth, data_dir, hosts, limits, listeners, log, module_options, modules, s2s, storage)`,
+			`xmppd.yaml:1: unknown key "foo" at top level (known keys: archive, auth, data_dir, hosts, limits, listeners, log, module_options, modules, s2s, storage)`,
 			`xmppd.yaml:3: unknown key "colour" in log (known keys: format, level)`,
 		},
 	}, {
@@ -291,6 +299,36 @@ func TestLoadErrors(t *testing.T) {
 			`xmppd.yaml:6: log.level: unknown level "verbose" (want debug, info, warn or error)`,
 			`xmppd.yaml:7: log.format: unknown format "xml" (want text or json)`,
 		},
+	}, {
+		name: "bad archive period",
+		text: "hosts: [{domain: example.org}]\narchive:\n  expire_after: 1 year\n",
+		want: []string{`xmppd.yaml:3: archive.expire_after: "1 year" is not a period (write a whole number of days, weeks or years like "365d", "52w", "1y", or a duration like "12h")`},
+	}, {
+		name: "negative archive period",
+		text: "hosts: [{domain: example.org}]\narchive: {expire_after: -30d}\n",
+		want: []string{`xmppd.yaml:2: archive.expire_after: "-30d" is negative`},
+	}, {
+		name: "archive period as a mapping",
+		text: "hosts: [{domain: example.org}]\narchive:\n  expire_after: {days: 3}\n",
+		want: []string{`xmppd.yaml:3: archive.expire_after: a period must be a scalar like "365d"`},
+	}, {
+		name: "bad archive modes",
+		text: "hosts: [{domain: example.org}]\narchive:\n  default: sometimes\n  allowed:\n    - never\n    - all\n    - never\n  expire_batch: -5\n  expire_every: -1h\n",
+		want: []string{
+			`xmppd.yaml:3: archive.default: unknown mode "sometimes" (want always, never, roster)`,
+			`xmppd.yaml:6: archive.allowed[1]: unknown mode "all" (want always, never, roster)`,
+			`xmppd.yaml:7: archive.allowed[2]: "never" is listed twice`,
+			`xmppd.yaml:8: archive.expire_batch: must be positive, not -5`,
+			`xmppd.yaml:9: archive.expire_every: must be positive, not -1h0m0s`,
+		},
+	}, {
+		name: "archive default not allowed",
+		text: "hosts: [{domain: example.org}]\narchive:\n  allowed: [never, roster]\n",
+		want: []string{`xmppd.yaml:2: archive.default: "always" is not among archive.allowed (never, roster): add it there`},
+	}, {
+		name: "no archive modes allowed",
+		text: "hosts: [{domain: example.org}]\narchive:\n  default: never\n  allowed: []\n",
+		want: []string{`xmppd.yaml:4: archive.allowed: at least one mode is required (always, never, roster); it must include archive.default`},
 	}, {
 		name: "missing environment variable",
 		text: "hosts: [{domain: example.org}]\nstorage:\n  postgres: postgres://xmppd:${XMPPD_TEST_UNSET}@db/xmppd\n",

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -51,6 +52,7 @@ func (c *Config) problems() problems {
 	c.checkModules(&ps)
 	c.checkAuth(&ps)
 	c.checkLimits(&ps)
+	c.checkArchive(&ps)
 	c.checkLog(&ps)
 	c.checkDeprecated(&ps)
 	return ps
@@ -249,5 +251,38 @@ func (c *Config) checkS2S(ps *problems) {
 	}
 	if s.IdleTimeout <= 0 {
 		ps.add("s2s.idle_timeout", "must be positive, not %s", s.IdleTimeout)
+	}
+}
+
+func (c *Config) checkArchive(ps *problems) {
+	a := c.Archive
+	modes := strings.Join(ArchiveModes, ", ")
+	if !slices.Contains(ArchiveModes, a.Default) {
+		ps.add("archive.default", "unknown mode %q (want %s)", a.Default, modes)
+	} else if !a.Allows(a.Default) && len(a.Allowed) > 0 {
+		ps.add("archive.default", "%q is not among archive.allowed (%s): add it there", a.Default, strings.Join(a.Allowed, ", "))
+	}
+	if len(a.Allowed) == 0 {
+		ps.add("archive.allowed", "at least one mode is required (%s); it must include archive.default", modes)
+	}
+	seen := make(map[string]bool)
+	for i, m := range a.Allowed {
+		path := fmt.Sprintf("archive.allowed[%d]", i)
+		switch {
+		case !slices.Contains(ArchiveModes, m):
+			ps.add(path, "unknown mode %q (want %s)", m, modes)
+		case seen[m]:
+			ps.add(path, "%q is listed twice", m)
+		}
+		seen[m] = true
+	}
+	if a.ExpireAfter < 0 {
+		ps.add("archive.expire_after", "must not be negative, not %s (0 keeps messages forever)", a.ExpireAfter.Duration())
+	}
+	if a.ExpireBatch <= 0 {
+		ps.add("archive.expire_batch", "must be positive, not %d", a.ExpireBatch)
+	}
+	if a.ExpireEvery <= 0 {
+		ps.add("archive.expire_every", "must be positive, not %s", a.ExpireEvery)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"testing"
+	"time"
 
 	"mellium.im/xmpp/jid"
 
@@ -125,6 +126,7 @@ func TestRemove(t *testing.T) {
 		if _, err := s.Store.Rosters().Put(ctx, aliceJID, storage.RosterItem{Contact: jid.MustParse("bob@localhost"), Subscription: storage.SubBoth}); err != nil {
 			t.Fatal(err)
 		}
+		archiveBoth(t, s.Store, aliceJID, jid.MustParse("bob@localhost"))
 
 		e := first.MustRequest(t, `<iq type='set' id='unreg1'><query xmlns='jabber:iq:register'><remove/></query></iq>`)
 		testserver.WantResult(t, e)
@@ -149,6 +151,15 @@ func TestRemove(t *testing.T) {
 		if items, _, err := s.Store.Rosters().Get(ctx, aliceJID); err != nil || len(items) != 0 {
 			t.Errorf("roster: %v, %v; want empty", items, err)
 		}
+		if page, err := s.Store.Archives().Query(ctx, aliceJID, storage.ArchiveQuery{Max: 10}); err != nil || page.Count != 0 {
+			t.Errorf("archive: %d messages, %v; want none", page.Count, err)
+		}
+		if _, err := s.Store.Archives().Prefs(ctx, aliceJID); !errors.Is(err, storage.ErrNotFound) {
+			t.Errorf("archiving preferences: %v, want not found", err)
+		}
+		if page, err := s.Store.Archives().Query(ctx, jid.MustParse("bob@localhost"), storage.ArchiveQuery{Max: 10}); err != nil || page.Count != 1 {
+			t.Errorf("bob's archive: %d messages, %v; want his copy kept", page.Count, err)
+		}
 		if canLogin(t, s, "alice", "pw") {
 			t.Error("removed account can log in")
 		}
@@ -171,5 +182,25 @@ func TestNotOffered(t *testing.T) {
 	for _, typ := range []string{"get", "set"} {
 		e := alice.MustRequest(t, `<iq type='`+typ+`' id='o1' to='other.localhost'><query xmlns='jabber:iq:register'><username>alice</username><password>x</password></query></iq>`)
 		testserver.WantIQError(t, e, "service-unavailable", "cancel")
+	}
+}
+
+// archiveBoth archives a message between two accounts in both their
+// archives (XEP-0313), as the mam module does, and sets the first one's
+// archiving preferences.
+func archiveBoth(t *testing.T, store storage.Store, from, to jid.JID) {
+	t.Helper()
+	ctx := context.Background()
+	stanza := []byte("<message xmlns='jabber:client' type='chat'><body>hi</body></message>")
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	err := store.Archives().Append(ctx, []storage.ArchiveEntry{
+		{Owner: from, ArchivedMessage: storage.ArchivedMessage{ID: "out1", Stamp: now, With: to, Stanza: stanza, Text: "hi"}},
+		{Owner: to, ArchivedMessage: storage.ArchivedMessage{ID: "in1", Stamp: now, With: from, Stanza: stanza, Text: "hi"}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := store.Archives().SetPrefs(ctx, from, storage.ArchivePrefs{Default: storage.ArchiveNever, Always: []jid.JID{to}}); err != nil {
+		t.Fatal(err)
 	}
 }

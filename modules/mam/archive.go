@@ -1,0 +1,178 @@
+package mam
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/xml"
+	"log/slog"
+	"strings"
+	"time"
+
+	"mellium.im/xmpp/jid"
+
+	"github.com/xmppd/xmppd/router"
+	"github.com/xmppd/xmppd/storage"
+)
+
+// filter archives what it should of every routed message, in the archives
+// of the local parties, and lets it go on once that is committed, carrying
+// the recipient's stanza-id. It never stops a message: a failed write is
+// logged and the message is routed without a stanza-id, since losing the
+// conversation would be worse than a gap in its archive.
+func (m *MAM) filter(ctx context.Context, st *router.Stanza) *router.Stanza {
+	if st.Kind() != router.KindMessage {
+		return st
+	}
+	m.stripStanzaIDs(st)
+	if !archivable(st) {
+		return st
+	}
+	sender, recipient := m.parties(ctx, st)
+	if sender.Domainpart() == "" && recipient.Domainpart() == "" {
+		return st
+	}
+	self := sender.Domainpart() != "" && sender.Equal(recipient)
+	stamp := m.now().UTC().Truncate(time.Microsecond) // to the microsecond, as stored
+	text := ""
+	if b := st.Child("", "body"); b != nil {
+		text = b.Text()
+	}
+	var entries [2]storage.ArchiveEntry
+	n := 0
+	sid := router.NewElement(NSSID, "stanza-id")
+	if sender.Domainpart() != "" && !self && m.archives(ctx, sender, outgoingPeer(st)) {
+		setSID(sid, sender, rand.Text())
+		st.Children = append(st.Children, sid)
+		entries[n] = entry(sender, sid.Get("id"), stamp, outgoingPeer(st), st, text)
+		n++
+		st.Children = st.Children[:len(st.Children)-1]
+	}
+	if recipient.Domainpart() != "" && m.archives(ctx, recipient, incomingPeer(st, self)) {
+		setSID(sid, recipient, rand.Text())
+		st.Children = append(st.Children, sid)
+		entries[n] = entry(recipient, sid.Get("id"), stamp, incomingPeer(st, self), st, text)
+		n++
+	}
+	if n == 0 {
+		return st
+	}
+	if err := m.w.append(ctx, entries[:n]); err != nil {
+		m.h.Logger().Error("archive message", slog.String("from", st.From.String()),
+			slog.String("to", st.To.String()), slog.Any("err", err))
+		removeChild(st, sid)
+	}
+	return st
+}
+
+// entry is the archive entry of st, with the stanza-id it carries now.
+func entry(owner jid.JID, id string, stamp time.Time, with jid.JID, st *router.Stanza, text string) storage.ArchiveEntry {
+	return storage.ArchiveEntry{Owner: owner, ArchivedMessage: storage.ArchivedMessage{
+		ID: id, Stamp: stamp, With: with, Stanza: st.AppendXML(nil, router.NSClient), Text: text,
+	}}
+}
+
+// parties returns the bare JIDs of the local accounts that st is between:
+// its sender, if a local account, and its recipient, if a local account
+// that exists (a message to a nobody is bounced, and has no archive to go
+// to). A zero JID stands for no such party.
+func (m *MAM) parties(ctx context.Context, st *router.Stanza) (sender, recipient jid.JID) {
+	rt := m.h.Router()
+	if st.From.Localpart() != "" && rt.ServesUsers(st.From.Domainpart()) {
+		sender = st.From.Bare()
+	}
+	to := st.To
+	if to.Domainpart() == "" {
+		return sender, sender // to the sender's own account
+	}
+	if to.Localpart() == "" || !rt.ServesUsers(to.Domainpart()) {
+		return sender, jid.JID{}
+	}
+	to = to.Bare()
+	if sender.Equal(to) || len(rt.Sessions(to)) > 0 {
+		return sender, to
+	}
+	exists, err := rt.AccountExists(ctx, to)
+	if err != nil {
+		m.h.Logger().Error("archive: look up account", slog.String("jid", to.String()), slog.Any("err", err))
+	}
+	if !exists {
+		return sender, jid.JID{}
+	}
+	return sender, to
+}
+
+// outgoingPeer is the other party of st in its sender's archive: the
+// recipient as addressed (XEP-0441 §2.3.2), or the account itself for a
+// message with no 'to'.
+func outgoingPeer(st *router.Stanza) jid.JID {
+	if st.To.Domainpart() == "" {
+		return st.From.Bare()
+	}
+	return st.To
+}
+
+// incomingPeer is the other party of st in its recipient's archive: the
+// sender's full JID (XEP-0441 §2.3.3). A message within one account is
+// kept once, under the JID it was addressed to, so that a query 'with' the
+// account's JID finds it (XEP-0313 §4.1.1).
+func incomingPeer(st *router.Stanza, self bool) jid.JID {
+	if self {
+		return outgoingPeer(st)
+	}
+	return st.From
+}
+
+// setSID makes e the stanza-id of id in owner's archive.
+func setSID(e *router.Element, owner jid.JID, id string) {
+	e.Attr = append(e.Attr[:0],
+		xml.Attr{Name: xml.Name{Local: "id"}, Value: strings.ToLower(id)},
+		xml.Attr{Name: xml.Name{Local: "by"}, Value: owner.String()})
+}
+
+// stripStanzaIDs removes every <stanza-id/> that claims to be from an
+// archive of this server (its 'by' is a served domain or a JID under one),
+// as XEP-0359 §4 asks: only the server may say under which id one of its
+// archives holds a message. Other stanza-ids (a remote room's) and
+// <origin-id/> are kept.
+func (m *MAM) stripStanzaIDs(st *router.Stanza) {
+	found := false
+	for _, c := range st.Elements() {
+		if c.Name.Space == NSSID && c.Name.Local == "stanza-id" {
+			found = true
+			break
+		}
+	}
+	if !found {
+		return
+	}
+	kept := st.Children[:0]
+	for _, n := range st.Children {
+		if c, ok := n.(*router.Element); ok && c.Name.Space == NSSID && c.Name.Local == "stanza-id" && m.ours(c.Get("by")) {
+			continue
+		}
+		kept = append(kept, n)
+	}
+	clear(st.Children[len(kept):])
+	st.Children = kept
+}
+
+// ours tells whether by names this server's archives: a served user domain
+// or an address in one. One that does not parse is kept: it names nothing
+// of ours.
+func (m *MAM) ours(by string) bool {
+	j, err := jid.Parse(by)
+	if err != nil {
+		return false
+	}
+	return m.h.Router().ServesUsers(j.Domainpart())
+}
+
+// removeChild removes the element e from st's children.
+func removeChild(st *router.Stanza, e *router.Element) {
+	for i, n := range st.Children {
+		if c, ok := n.(*router.Element); ok && c == e {
+			st.Children = append(st.Children[:i], st.Children[i+1:]...)
+			return
+		}
+	}
+}
