@@ -296,7 +296,11 @@ func fin(page storage.ArchivePage) *router.Element {
 	}
 	set := router.NewElement(NSRSM, "set")
 	if n := len(page.Messages); n > 0 {
-		set.Append(router.NewElement(NSRSM, "first", "index", strconv.Itoa(page.Index)).AppendText(page.Messages[0].ID))
+		// No index attribute (XEP-0059 §2.1 makes it optional), as
+		// Prosody sends none: slixmpp 1.8's RSM iterator takes
+		// index+items == count for the end of the walk whatever its
+		// direction, and so stopped paging backwards after one page.
+		set.Append(router.NewElement(NSRSM, "first").AppendText(page.Messages[0].ID))
 		set.Append(router.NewElement(NSRSM, "last").AppendText(page.Messages[n-1].ID))
 	}
 	set.Append(router.NewElement(NSRSM, "count").AppendText(strconv.Itoa(page.Count)))

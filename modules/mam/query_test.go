@@ -80,7 +80,7 @@ func TestPaging(t *testing.T) {
 				rsm += "<after>" + after + "</after>"
 			}
 			p := query(t, alice, q{rsm: rsm})
-			if id, index := p.first(); id != p.ids()[0] || index != strconv.Itoa(40*i) || p.last() != p.ids()[len(p.results)-1] {
+			if id, index := p.first(); id != p.ids()[0] || index != "" || p.last() != p.ids()[len(p.results)-1] {
 				t.Fatalf("page %d: first %s index %s last %s, results %v", i, id, index, p.last(), p.ids())
 			}
 			if p.count() != strconv.Itoa(n) {
@@ -104,7 +104,7 @@ func TestPaging(t *testing.T) {
 			p := query(t, alice, q{rsm: "<max>70</max><before>" + before + "</before>", flip: true})
 			ids := p.ids()
 			slices.Reverse(ids)
-			if id, index := p.first(); id != ids[0] || p.last() != ids[len(ids)-1] || index != strconv.Itoa(slices.Index(all, id)) {
+			if id, index := p.first(); id != ids[0] || p.last() != ids[len(ids)-1] || index != "" {
 				t.Fatalf("flipped page: first %s (index %s), last %s, results %v", id, index, p.last(), p.ids())
 			}
 			got = append(ids, got...)

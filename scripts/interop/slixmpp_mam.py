@@ -52,12 +52,6 @@ async def archive(c, with_jid, page, reverse, T):
     it = c["xep_0313"].retrieve(with_jid=with_jid, iterator=True, reverse=reverse,
                                 rsm={"max": page})
     while True:
-        # slixmpp 1.8's RSM iterator ends a backwards walk after its first
-        # page: it stops once first index + items == count, which going
-        # backwards holds for the last page, the first one asked for. Going
-        # backwards, the walk ends here instead, at index 0.
-        if reverse:
-            it._stop = False
         try:
             iq = await it.next()
         except StopAsyncIteration:
@@ -76,13 +70,10 @@ async def archive(c, with_jid, page, reverse, T):
         fin = iq.xml.find("{urn:xmpp:mam:2}fin")
         complete = fin is not None and fin.get("complete") in ("true", "1")
         rsm = iq["mam_fin"]["rsm"]
-        step(f"{c.name}: page {len(pages) + 1}: {len(got)} messages, first index "
-             f"{rsm['first_index']!r} of {rsm['count']!r}, complete={complete}")
+        step(f"{c.name}: page {len(pages) + 1}: {len(got)} messages of {rsm['count']!r}, complete={complete}")
         pages.append((got, complete))
         if len(pages) > 50:
             fail(f"{c.name}: more than 50 pages: the paging does not end")
-        if reverse and rsm["first_index"] in ("0", ""):
-            break
     for i, (_, complete) in enumerate(pages):
         if complete != (i == len(pages) - 1):
             fail(f"{c.name}: page {i + 1} of {len(pages)} says complete={complete}")
