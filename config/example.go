@@ -100,8 +100,9 @@ s2s:
   connect_timeout: 30s      # connecting and authenticating to a remote server
   idle_timeout: 10m         # close a stream that carried nothing this long
 
-# Message archives (XEP-0313), kept by the mam module; the retention job
-# and the "xmppd archive" commands use them whether or not it is enabled.
+# Message archives (XEP-0313), kept by the mam module. The retention job
+# (expire_after) runs only while the mam module is enabled; the "xmppd
+# archive" commands work either way.
 archive:
   default: always             # mode of an account with no preferences: always, never or roster (contacts only)
   allowed: [always, never, roster] # modes accounts may choose; must include default

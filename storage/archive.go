@@ -106,9 +106,10 @@ const (
 	ArchiveRoster ArchiveMode = "roster"
 )
 
-// ArchivePrefs are an account's archiving preferences (XEP-0313 §6): the
-// default mode and the bare JIDs always and never archived, which win over
-// it (never over always).
+// ArchivePrefs are an account's archiving preferences (XEP-0441, formerly
+// XEP-0313 §6): the default mode and the JIDs always and never archived,
+// which win over it (never over always). The JIDs are kept as given: a
+// bare JID stands for all of its resources, a full JID for one.
 type ArchivePrefs struct {
 	Default ArchiveMode
 	Always  []jid.JID

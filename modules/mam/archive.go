@@ -93,7 +93,10 @@ func (m *MAM) parties(ctx context.Context, st *router.Stanza) (sender, recipient
 	}
 	exists, err := rt.AccountExists(ctx, to)
 	if err != nil {
+		// As with preferences that cannot be read: in doubt, archive;
+		// a gap in the history is the worse failure.
 		m.h.Logger().Error("archive: look up account", slog.String("jid", to.String()), slog.Any("err", err))
+		return sender, to
 	}
 	if !exists {
 		return sender, jid.JID{}

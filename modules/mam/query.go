@@ -3,6 +3,7 @@ package mam
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"slices"
 	"strconv"
@@ -20,6 +21,10 @@ import (
 // archive is private (XEP-0313 §7.1), and the answer to anyone else is
 // forbidden, which that section recommends; it tells nothing of whether
 // the account exists, since every account has an archive.
+// maxIDs bounds the ids field (#extended): a page holds at most the page
+// cap anyway, and SQLite takes at most 32766 parameters in a statement.
+const maxIDs = 250
+
 func (m *MAM) owner(iq *router.Stanza) (jid.JID, bool) {
 	from := iq.From.Bare()
 	if iq.From.Localpart() == "" || !m.h.Router().ServesUsers(iq.From.Domainpart()) {
@@ -162,6 +167,10 @@ func parseForm(x *router.Element, q *storage.ArchiveQuery) *queryError {
 			q.AfterID = value
 		case "ids":
 			q.IDs = slices.DeleteFunc(values, func(s string) bool { return s == "" })
+			if len(q.IDs) > maxIDs {
+				// Each id is a parameter of the database's query.
+				return &queryError{stanza.PolicyViolation, fmt.Sprintf("at most %d ids in one query", maxIDs)}
+			}
 		case FieldText:
 			q.Text = value
 		default:

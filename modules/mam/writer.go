@@ -128,15 +128,11 @@ gather:
 			entries = append(entries, wr.entries...)
 		}
 	}
+	// A failed batch fails every write in it: with random ids and no
+	// foreign key no single entry can make it fail, so what failed is the
+	// database, and trying each write alone would only make every sender
+	// wait once per write (and Stop once per queued write).
 	err := w.appendNow(entries)
-	if err != nil && len(writes) > 1 {
-		// One bad entry (an account deleted meanwhile) must not cost
-		// the others their place in the archive: each is tried alone.
-		for _, wr := range writes {
-			wr.result <- w.appendNow(wr.entries)
-		}
-		return
-	}
 	for _, wr := range writes {
 		wr.result <- err
 	}

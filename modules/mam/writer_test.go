@@ -64,9 +64,10 @@ func TestWriter(t *testing.T) {
 	})
 }
 
-// TestWriterIsolatesFailures: an entry the store refuses fails its own
-// write only, not the others committed in the same batch.
-func TestWriterIsolatesFailures(t *testing.T) {
+// TestWriterFailures: a batch the store refuses fails every write in it
+// and no other; each write's result says whether it is in the archive; and
+// the writer goes on after a failure.
+func TestWriterFailures(t *testing.T) {
 	storetest.Run(t, func(t *testing.T, b storetest.Backend) {
 		store := storetest.Open(t, b).Archives()
 		w := newWriter(store, slog.New(slog.DiscardHandler), 64, 64)
@@ -95,14 +96,25 @@ func TestWriterIsolatesFailures(t *testing.T) {
 			})
 		}
 		wg.Wait()
+		stored := 1 // "dup"
 		for i, err := range results {
-			if (i%10 == 0) != (err != nil) {
-				t.Errorf("write %d: %v", i, err)
+			if i%10 == 0 && err == nil {
+				t.Errorf("write %d of a duplicate id succeeded", i)
+			}
+			if err == nil {
+				stored++
+			}
+			p, qerr := store.Query(context.Background(), owner, storage.ArchiveQuery{IDs: []string{fmt.Sprintf("ok%d", i)}, Max: 1})
+			if i%10 != 0 && (qerr != nil || (p.Count == 1) != (err == nil)) {
+				t.Errorf("write %d: result %v, but %d in the archive (%v)", i, err, p.Count, qerr)
 			}
 		}
+		if err := w.append(context.Background(), entry("after")); err != nil {
+			t.Errorf("a write after the failures: %v", err)
+		}
 		p, err := store.Query(context.Background(), owner, storage.ArchiveQuery{})
-		if err != nil || p.Count != 28 {
-			t.Errorf("archive holds %d messages (%v), want 28", p.Count, err)
+		if err != nil || p.Count != stored+1 {
+			t.Errorf("archive holds %d messages (%v), want %d", p.Count, err, stored+1)
 		}
 	})
 }

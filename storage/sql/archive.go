@@ -495,7 +495,7 @@ func (s archives) SetPrefs(ctx context.Context, owner jid.JID, prefs storage.Arc
 				_, err := tx.ExecContext(ctx, `
 					INSERT INTO archive_pref_jids (domain, local, mode, jid) VALUES ($1, $2, $3, $4)
 					ON CONFLICT DO NOTHING`,
-					domain, local, string(list.mode), j.Bare().String())
+					domain, local, string(list.mode), j.String())
 				if err != nil {
 					return err
 				}

@@ -534,11 +534,11 @@ func TestArchivePrefs(t *testing.T) {
 			{"none set", func() error { return nil }, nil, alice, nil},
 			{"set", func() error { return a.SetPrefs(ctx, alice, prefs) }, nil, alice, &storage.ArchivePrefs{
 				Default: storage.ArchiveRoster, Always: js("bob@example.org", "carol@example.org"),
-				Never: js("bob@example.org", "eve@example.org")}},
+				Never: js("bob@example.org", "eve@example.org/r")}}, // full JIDs kept as given
 			{"bob's unset", func() error { return nil }, nil, bob, nil},
 			{"replace", func() error {
 				return a.SetPrefs(ctx, alice, storage.ArchivePrefs{Default: storage.ArchiveNever, Always: js("x@example.org", "x@example.org/y")})
-			}, nil, alice, &storage.ArchivePrefs{Default: storage.ArchiveNever, Always: js("x@example.org")}},
+			}, nil, alice, &storage.ArchivePrefs{Default: storage.ArchiveNever, Always: js("x@example.org", "x@example.org/y")}},
 			{"no account", func() error {
 				return a.SetPrefs(ctx, jid.MustParse("nobody@example.org"), prefs)
 			}, storage.ErrNotFound, jid.MustParse("nobody@example.org"), nil},
