@@ -288,6 +288,11 @@ func (r *Roster) inboundSubscription(ctx context.Context, st *router.Stanza) {
 		r.push(ctx, owner, itemElement(res.Item), ver)
 	}
 	reqs := r.h.Store().SubscriptionRequests()
+	// Storing a request and handing it to the available resources is one
+	// step with respect to initial, which hands the stored ones to a
+	// session that becomes available: a request is then given to each
+	// session once, by one or the other.
+	unlock := r.requests.Lock(owner.String())
 	switch {
 	case res.StoreRequest:
 		r.storeRequest(ctx, owner, contact, st)
@@ -298,11 +303,12 @@ func (r *Roster) inboundSubscription(ctx context.Context, st *router.Stanza) {
 	}
 	if res.Deliver {
 		for _, s := range r.h.Router().Sessions(owner) {
-			if s.Available() {
+			if s.Available() && gotRequests(s) {
 				r.h.Router().DeliverTo(ctx, s, st.Copy())
 			}
 		}
 	}
+	unlock()
 	if res.AutoReply != "" {
 		reply := &router.Stanza{Element: router.NewElement("", "presence", "type", res.AutoReply)}
 		reply.SetFrom(owner)
@@ -327,9 +333,9 @@ func (r *Roster) inboundSubscription(ctx context.Context, st *router.Stanza) {
 // request from a new contact is not stored (it was still delivered to the
 // available resources, if any). A contact asking again replaces its
 // request, within the limit or not.
+//
+// The caller holds r.requests for owner.
 func (r *Roster) storeRequest(ctx context.Context, owner, contact jid.JID, st *router.Stanza) {
-	unlock := r.requests.Lock(owner.String())
-	defer unlock()
 	reqs := r.h.Store().SubscriptionRequests()
 	if r.maxItems > 0 {
 		stored, err := reqs.List(ctx, owner)
@@ -491,6 +497,18 @@ func (r *Roster) broadcastToContacts(ctx context.Context, st *router.Stanza, ini
 	}
 }
 
+// requestsGiven marks the sessions that initial gave the stored
+// subscription requests to: until then a new request is not handed to the
+// session as it comes, since initial will hand it over with the stored
+// ones.
+var requestsGiven = router.NewSessionKey[bool]("roster.requests_given")
+
+// gotRequests tells whether s was given the stored subscription requests.
+func gotRequests(s router.Session) bool {
+	v, ok := requestsGiven.Get(s)
+	return ok && v
+}
+
 // initial completes a session's initial presence: it gets the presence of
 // the user's other resources and the pending subscription requests. It
 // stops at the first stanza the session refuses: its queue was full, and it
@@ -510,6 +528,11 @@ func (r *Roster) initial(ctx context.Context, s router.Session) {
 			}
 		}
 	}
+	// From here on the session gets new requests as they come (see
+	// inbound), and what was stored before from here.
+	unlock := r.requests.Lock(owner.String())
+	defer unlock()
+	requestsGiven.Set(s, true)
 	reqs, err := r.h.Store().SubscriptionRequests().List(ctx, owner)
 	if err != nil {
 		r.h.Logger().Error("load subscription requests", slog.String("owner", owner.String()), slog.Any("err", err))

@@ -57,7 +57,9 @@ type Roster struct {
 	availability keylock.Ordered
 	// requests orders the changes to one account's stored subscription
 	// requests, so that concurrent requests cannot store more than the
-	// limit. It is never held while routing.
+	// limit, and their hand-over to the account's sessions, so that each
+	// session gets a request once (inbound, initial). It is held while
+	// delivering to a local session, never while routing.
 	requests keylock.Map
 }
 
