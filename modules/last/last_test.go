@@ -169,6 +169,12 @@ func TestLastAfterLogout(t *testing.T) {
 		alice.MustSend(t, `<presence type='unavailable'><status>Goodbye</status></presence>`)
 		alice.Close()
 		eventually(t, "alice offline", offline)
+		// The logout is recorded after the session has left the
+		// registry, in the account's presence order.
+		eventually(t, "alice's logout recorded", func() bool {
+			_, _, err := s.Store.LastActivity().Get(context.Background(), jid.MustParse("alice@localhost"))
+			return err == nil
+		})
 		secs, text := wantLast(t, bob.MustRequest(t, query("alice@localhost")))
 		if secs < 0 || secs > 600 || text != "Goodbye" {
 			t.Errorf("got %d %q, want a few seconds and Goodbye", secs, text)
