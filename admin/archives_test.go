@@ -31,6 +31,9 @@ func TestParseTime(t *testing.T) {
 		{in: "2024-05-01T12:30:00", wantErr: true}, // XEP-0082 DateTime needs its zone
 		{in: "2024-05-01 12:30:00Z", wantErr: true},
 		{in: "yesterday", wantErr: true},
+		{in: "0001-01-01", wantErr: true}, // the zero time would mean "not given": the whole archive
+		{in: "1969-12-31T23:59:59Z", wantErr: true},
+		{in: "1970-01-01", want: time.Unix(0, 0).UTC()},
 	}
 	purge, _ := admin.Lookup("archive purge")
 	for _, tt := range tests {

@@ -291,6 +291,11 @@ func (in Input) check(env *Env, a Arg, v string) error {
 		if err != nil {
 			return fmt.Errorf("invalid %s %q: want a date (2024-05-01) or a date and time with its zone (2024-05-01T12:00:00Z, XEP-0082)", a.Name, v)
 		}
+		if t.Before(time.Unix(0, 0)) {
+			// Nothing xmppd keeps is older; and the zero time, year 1,
+			// would read as "not given", which for purge means everything.
+			return fmt.Errorf("invalid %s %q: want a time from 1970 on", a.Name, v)
+		}
 		in.times[a.Name] = t
 	}
 	return nil

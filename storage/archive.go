@@ -2,6 +2,9 @@ package storage
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/hex"
 	"time"
 
 	"mellium.im/xmpp/jid"
@@ -13,15 +16,21 @@ import (
 type ArchivedMessage struct {
 	// ID is the archive's id of the message, the XEP-0359 stanza-id the
 	// server put on it (by the owner's JID). It is unique in the archive
-	// and never reused; the store takes it as given.
+	// and never reused: NewArchiveID makes such ids, and the store finds
+	// them through its time index by the stamp they carry. The store takes
+	// other ids as given (archives written before ids carried their stamp)
+	// and finds them by reading the owner's archive.
 	ID string
 	// Stamp is when the server archived it, in UTC to the microsecond.
+	// An archive is in stamp order (and in insertion order for equal
+	// stamps), so that a page is found through the time index.
 	Stamp time.Time
 	// With is the other party: the sender of an incoming message, the
 	// recipient of an outgoing one, as a full or bare JID as it was in the
 	// stanza. Queries match it by bare JID or exactly (XEP-0313 §4.1.1).
 	With jid.JID
-	// Stanza is the message as archived (XML, with its stanza-id).
+	// Stanza is the message as archived (XML): as it was routed, without
+	// the stanza-id of this archive, which is ID.
 	Stanza []byte
 	// Text is what full-text search looks in: the body, or "" for a
 	// message without one. Filled on Append; Query may leave it empty.
@@ -53,6 +62,11 @@ type ArchiveQuery struct {
 	// Max is the page size, at most the module's limit; 0 asks for no
 	// messages, only the count (XEP-0059 §2.6).
 	Max int
+	// CountLimit bounds the work of counting the matches: when more than
+	// CountLimit messages match, ArchivePage.Count is -1, unknown. 0
+	// counts every match, which costs a read of each (XEP-0059 lets the
+	// count be left out when it is exceptionally costly).
+	CountLimit int
 	// After asks for the page of messages after the one with this ID
 	// (RSM <after/>); ErrNotFound if it is not in the archive.
 	After string
@@ -73,11 +87,9 @@ type ArchivePage struct {
 	// complete='true'/> does (XEP-0313 §4.3).
 	Complete bool
 	// Count is how many messages the whole query matches, without
-	// paging (RSM <count/>).
+	// paging (RSM <count/>), or -1 when there are more than the query's
+	// CountLimit.
 	Count int
-	// Index is the position of the page's first message among them
-	// (RSM <first index=…/>).
-	Index int
 }
 
 // ArchiveBounds are the first and last messages of an archive (XEP-0313
@@ -121,7 +133,10 @@ type ArchivePrefs struct {
 type Archives interface {
 	// Append stores each message in its owner's archive, all in one
 	// transaction, so that the archiving of many messages at once costs
-	// one commit. When it returns nil, every message is stored.
+	// one commit. When it returns nil, every message is stored; when it
+	// fails, none is. An id of NewArchiveID that does not carry its
+	// entry's Stamp is an error. The store does not look for ids already
+	// in the archive: NewArchiveID's are unique.
 	Append(ctx context.Context, entries []ArchiveEntry) error
 	// Query returns one page of the owner's messages that q selects.
 	Query(ctx context.Context, owner jid.JID, q ArchiveQuery) (ArchivePage, error)
@@ -150,4 +165,41 @@ type Archives interface {
 type ArchiveEntry struct {
 	Owner jid.JID
 	ArchivedMessage
+}
+
+// NewArchiveID returns a new archive id for a message archived at stamp:
+// 32 lowercase hex digits, the stamp in Unix microseconds then 64 random
+// bits. The stamp in it lets the store find a message by id through the
+// (owner, time) index every query needs anyway, instead of keeping an index
+// of ids beside it (one more index entry to write per message); the random
+// half keeps ids unique when two messages share a microsecond and
+// unguessable from one another.
+func NewArchiveID(stamp time.Time) string {
+	var b [16]byte
+	binary.BigEndian.PutUint64(b[:8], uint64(stamp.UnixMicro()))
+	_, _ = rand.Read(b[8:]) // crypto/rand.Read never fails (Go 1.24)
+	return hex.EncodeToString(b[:])
+}
+
+// ArchiveIDStamp returns the stamp an id of NewArchiveID carries, and false
+// for any other id: an id from before, or one a client made up.
+func ArchiveIDStamp(id string) (time.Time, bool) {
+	if len(id) != 32 {
+		return time.Time{}, false
+	}
+	var b [16]byte
+	for i := 0; i < len(id); i++ {
+		// Lower case only, so that each id has one spelling.
+		if c := id[i]; !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return time.Time{}, false
+		}
+	}
+	if _, err := hex.Decode(b[:], []byte(id)); err != nil {
+		return time.Time{}, false
+	}
+	us := int64(binary.BigEndian.Uint64(b[:8]))
+	if us < 0 {
+		return time.Time{}, false
+	}
+	return time.UnixMicro(us).UTC(), true
 }

@@ -2,11 +2,8 @@ package mam
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/xml"
 	"log/slog"
-	"strings"
-	"time"
 
 	"mellium.im/xmpp/jid"
 
@@ -32,43 +29,41 @@ func (m *MAM) filter(ctx context.Context, st *router.Stanza) *router.Stanza {
 		return st
 	}
 	self := sender.Domainpart() != "" && sender.Equal(recipient)
-	stamp := m.now().UTC().Truncate(time.Microsecond) // to the microsecond, as stored
-	text := ""
-	if b := st.Child("", "body"); b != nil {
-		text = b.Text()
-	}
 	var entries [2]storage.ArchiveEntry
-	n := 0
-	sid := router.NewElement(NSSID, "stanza-id")
+	n, toRecipient := 0, -1
 	if sender.Domainpart() != "" && !self && m.archives(ctx, sender, outgoingPeer(st)) {
-		setSID(sid, sender, rand.Text())
-		st.Children = append(st.Children, sid)
-		entries[n] = entry(sender, sid.Get("id"), stamp, outgoingPeer(st), st, text)
+		entries[n] = storage.ArchiveEntry{Owner: sender, ArchivedMessage: storage.ArchivedMessage{With: outgoingPeer(st)}}
 		n++
-		st.Children = st.Children[:len(st.Children)-1]
 	}
 	if recipient.Domainpart() != "" && m.archives(ctx, recipient, incomingPeer(st, self)) {
-		setSID(sid, recipient, rand.Text())
-		st.Children = append(st.Children, sid)
-		entries[n] = entry(recipient, sid.Get("id"), stamp, incomingPeer(st, self), st, text)
+		entries[n] = storage.ArchiveEntry{Owner: recipient, ArchivedMessage: storage.ArchivedMessage{With: incomingPeer(st, self)}}
+		toRecipient = n
 		n++
 	}
 	if n == 0 {
 		return st
 	}
+	// Archived as routed, once for both: an archive's own stanza-id is
+	// the result's id when the message is read back (XEP-0313 §4.2).
+	raw := st.AppendXML(nil, router.NSClient)
+	text := ""
+	if b := st.Child("", "body"); b != nil {
+		text = b.Text()
+	}
+	for i := range n {
+		entries[i].Stanza, entries[i].Text = raw, text
+	}
 	if err := m.w.append(ctx, entries[:n]); err != nil {
 		m.h.Logger().Error("archive message", slog.String("from", st.From.String()),
 			slog.String("to", st.To.String()), slog.Any("err", err))
-		removeChild(st, sid)
+		return st
+	}
+	if toRecipient >= 0 {
+		sid := router.NewElement(NSSID, "stanza-id")
+		setSID(sid, recipient, entries[toRecipient].ID)
+		st.Children = append(st.Children, sid)
 	}
 	return st
-}
-
-// entry is the archive entry of st, with the stanza-id it carries now.
-func entry(owner jid.JID, id string, stamp time.Time, with jid.JID, st *router.Stanza, text string) storage.ArchiveEntry {
-	return storage.ArchiveEntry{Owner: owner, ArchivedMessage: storage.ArchivedMessage{
-		ID: id, Stamp: stamp, With: with, Stanza: st.AppendXML(nil, router.NSClient), Text: text,
-	}}
 }
 
 // parties returns the bare JIDs of the local accounts that st is between:
@@ -128,7 +123,7 @@ func incomingPeer(st *router.Stanza, self bool) jid.JID {
 // setSID makes e the stanza-id of id in owner's archive.
 func setSID(e *router.Element, owner jid.JID, id string) {
 	e.Attr = append(e.Attr[:0],
-		xml.Attr{Name: xml.Name{Local: "id"}, Value: strings.ToLower(id)},
+		xml.Attr{Name: xml.Name{Local: "id"}, Value: id},
 		xml.Attr{Name: xml.Name{Local: "by"}, Value: owner.String()})
 }
 

@@ -24,6 +24,7 @@ import (
 
 	"mellium.im/xmpp/stanza"
 
+	"github.com/xmppd/xmppd/internal/keylock"
 	"github.com/xmppd/xmppd/modules"
 	"github.com/xmppd/xmppd/router"
 	"github.com/xmppd/xmppd/storage"
@@ -64,6 +65,9 @@ type MAM struct {
 	policy  policy
 	prefs   prefsCache
 	maxPage int
+	// queries holds one lock per account, so that its queries run one at
+	// a time.
+	queries keylock.Map
 	// now is the clock of archive stamps.
 	now func() time.Time
 	// stopRetention ends the retention job (retention.go).
@@ -86,7 +90,7 @@ func (m *MAM) Start(ctx context.Context, h *modules.Host) error {
 	if q := h.Config().Limits.OutboundQueue / 2; q > 0 && q < m.maxPage {
 		m.maxPage = q
 	}
-	m.w = newWriter(m.store, h.Logger(), writerQueue, writerBatch)
+	m.w = newWriter(m.store, h.Logger(), writerQueue, writerBatch, func() time.Time { return m.now() })
 	if err := h.HandleIQ(router.ToAccount, stanza.SetIQ, NS, m.set); err != nil {
 		m.w.stop()
 		return err

@@ -217,6 +217,13 @@ func parseRSM(set *router.Element, q *storage.ArchiveQuery, max int) *queryError
 	return nil
 }
 
+// countLimit is how many matches a query for a page counts at most: the
+// count costs a read of each match's index entry, and a client paging
+// through a large archive needs no count (XEP-0059 §2.1 lets it be left
+// out when it is exceptionally costly). 10,000 entries are read in about a
+// millisecond.
+const countLimit = 10000
+
 // query runs a query (§4): the page of results goes to the querying
 // resource only, as messages, then the IQ result with <fin/>.
 func (m *MAM) query(ctx context.Context, iq *router.Stanza, owner jid.JID, el *router.Element) *router.Stanza {
@@ -224,6 +231,16 @@ func (m *MAM) query(ctx context.Context, iq *router.Stanza, owner jid.JID, el *r
 	if qe != nil {
 		return iq.ErrorReply(router.DefaultErrorType(qe.cond), qe.cond, qe.text)
 	}
+	if q.Max > 0 {
+		// A query for a page counts up to countLimit matches; one for the
+		// count alone (max 0, XEP-0059 §2.6) is answered exactly.
+		q.CountLimit = countLimit
+	}
+	// One query of an account at a time, whichever of its resources asks:
+	// clients page one query after the other, and an account with many
+	// resources must not take the database's connections from the others.
+	unlock := m.queries.Lock(owner.String())
+	defer unlock()
 	page, err := m.store.Query(ctx, owner, q)
 	switch {
 	case errors.Is(err, storage.ErrNotFound):
@@ -312,7 +329,9 @@ func fin(page storage.ArchivePage) *router.Element {
 		set.Append(router.NewElement(NSRSM, "first").AppendText(page.Messages[0].ID))
 		set.Append(router.NewElement(NSRSM, "last").AppendText(page.Messages[n-1].ID))
 	}
-	set.Append(router.NewElement(NSRSM, "count").AppendText(strconv.Itoa(page.Count)))
+	if page.Count >= 0 {
+		set.Append(router.NewElement(NSRSM, "count").AppendText(strconv.Itoa(page.Count)))
+	}
 	return f.Append(set)
 }
 

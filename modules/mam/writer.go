@@ -28,11 +28,18 @@ var errStopped = errors.New("mam: archive writer stopped")
 // tells each caller the outcome. While one transaction commits, the next
 // writes gather, so the cost of a commit is shared by all the messages
 // that arrived meanwhile, and a lone message is written at once.
+//
+// The writer gives each write its stamp and ids as it takes it, so that
+// stamps rise strictly in the order of the commits: an archive is read in
+// stamp order, and a client paging forwards from the newest message it saw
+// must not miss one that was stamped earlier but committed later.
 type writer struct {
 	store storage.Archives
 	log   *slog.Logger
 	queue chan *write
 	batch int
+	now   func() time.Time
+	last  time.Time // the stamp of the last write taken; the goroutine's own
 
 	// mu guards stopped: submitters hold it shared while they enqueue,
 	// so that once stop holds it exclusively no write can enter the queue
@@ -43,16 +50,17 @@ type writer struct {
 	ended   chan struct{} // closed when the goroutine has ended
 }
 
-// write is one caller's entries and where it waits for the commit.
+// write is one caller's entries and where it waits for the commit. The
+// writer fills each entry's Stamp and ID.
 type write struct {
 	entries []storage.ArchiveEntry
 	result  chan error
 }
 
-// newWriter starts a writer.
-func newWriter(store storage.Archives, log *slog.Logger, queue, batch int) *writer {
+// newWriter starts a writer whose stamps come from now.
+func newWriter(store storage.Archives, log *slog.Logger, queue, batch int, now func() time.Time) *writer {
 	w := &writer{
-		store: store, log: log, batch: batch,
+		store: store, log: log, batch: batch, now: now,
 		queue: make(chan *write, queue),
 		done:  make(chan struct{}),
 		ended: make(chan struct{}),
@@ -61,8 +69,10 @@ func newWriter(store storage.Archives, log *slog.Logger, queue, batch int) *writ
 	return w
 }
 
-// append stores entries and returns once they are committed, or the commit
-// failed, or ctx ended (the write may still be committed then).
+// append stores entries, with a stamp and an id it gives them, and returns
+// once they are committed, or the commit failed, or ctx ended (the write
+// may still be committed then). Once it returns nil, each entry holds the
+// Stamp and ID it was stored with.
 func (w *writer) append(ctx context.Context, entries []storage.ArchiveEntry) error {
 	wr := &write{entries: entries, result: make(chan error, 1)}
 	w.mu.RLock()
@@ -110,11 +120,13 @@ func (w *writer) run() {
 // in one transaction.
 func (w *writer) commit(first *write) {
 	writes := []*write{first}
+	w.stamp(first)
 	n := len(first.entries)
 gather:
 	for n < w.batch {
 		select {
 		case wr := <-w.queue:
+			w.stamp(wr)
 			writes = append(writes, wr)
 			n += len(wr.entries)
 		default:
@@ -135,6 +147,21 @@ gather:
 	err := w.appendNow(entries)
 	for _, wr := range writes {
 		wr.result <- err
+	}
+}
+
+// stamp gives wr's entries one stamp, later than the last write's by a
+// microsecond at least (the clock may stand still between two writes, or
+// step back), and each its id.
+func (w *writer) stamp(wr *write) {
+	t := w.now().UTC().Truncate(time.Microsecond)
+	if !t.After(w.last) {
+		t = w.last.Add(time.Microsecond)
+	}
+	w.last = t
+	for i := range wr.entries {
+		wr.entries[i].Stamp = t
+		wr.entries[i].ID = storage.NewArchiveID(t)
 	}
 }
 

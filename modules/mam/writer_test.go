@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -21,7 +22,7 @@ import (
 func TestWriter(t *testing.T) {
 	storetest.Run(t, func(t *testing.T, b storetest.Backend) {
 		store := storetest.Open(t, b).Archives()
-		w := newWriter(store, slog.New(slog.DiscardHandler), 16, 8)
+		w := newWriter(store, slog.New(slog.DiscardHandler), 16, 8, time.Now)
 		owner := jid.MustParse("alice@localhost")
 		const writers, each = 20, 10
 		var wg sync.WaitGroup
@@ -29,14 +30,17 @@ func TestWriter(t *testing.T) {
 		for g := range writers {
 			wg.Go(func() {
 				for i := range each {
-					id := fmt.Sprintf("w%d-%d", g, i)
-					e := storage.ArchiveEntry{Owner: owner, ArchivedMessage: storage.ArchivedMessage{
-						ID: id, Stamp: time.Now().UTC().Truncate(time.Microsecond), With: jid.MustParse("bob@localhost"),
-						Stanza: []byte(`<message id="` + id + `"><body>x</body></message>`), Text: "x",
-					}}
-					if err := w.append(context.Background(), []storage.ArchiveEntry{e}); err != nil {
+					e := []storage.ArchiveEntry{{Owner: owner, ArchivedMessage: storage.ArchivedMessage{
+						With:   jid.MustParse("bob@localhost"),
+						Stanza: []byte(fmt.Sprintf(`<message id="w%d-%d"><body>x</body></message>`, g, i)), Text: "x",
+					}}}
+					if err := w.append(context.Background(), e); err != nil {
 						errs <- err
 						return
+					}
+					id := e[0].ID
+					if st, ok := storage.ArchiveIDStamp(id); !ok || !st.Equal(e[0].Stamp) {
+						errs <- fmt.Errorf("id %q does not carry the stamp %s", id, e[0].Stamp)
 					}
 					// Committed means readable now.
 					p, err := store.Query(context.Background(), owner, storage.ArchiveQuery{IDs: []string{id}})
@@ -64,48 +68,62 @@ func TestWriter(t *testing.T) {
 	})
 }
 
+// failingArchives is a real archive store whose Append refuses every batch
+// holding an entry whose text is "fail": the writer's handling of a failed
+// commit cannot be tested otherwise, since no entry it makes is invalid.
+type failingArchives struct{ storage.Archives }
+
+func (f failingArchives) Append(ctx context.Context, entries []storage.ArchiveEntry) error {
+	for _, e := range entries {
+		if e.Text == "fail" {
+			return errors.New("refused")
+		}
+	}
+	return f.Archives.Append(ctx, entries)
+}
+
 // TestWriterFailures: a batch the store refuses fails every write in it
 // and no other; each write's result says whether it is in the archive; and
 // the writer goes on after a failure.
 func TestWriterFailures(t *testing.T) {
 	storetest.Run(t, func(t *testing.T, b storetest.Backend) {
 		store := storetest.Open(t, b).Archives()
-		w := newWriter(store, slog.New(slog.DiscardHandler), 64, 64)
+		w := newWriter(failingArchives{store}, slog.New(slog.DiscardHandler), 64, 64, time.Now)
 		defer w.stop()
 		owner := jid.MustParse("alice@localhost")
-		entry := func(id string) []storage.ArchiveEntry {
+		entry := func(text string) []storage.ArchiveEntry {
 			return []storage.ArchiveEntry{{Owner: owner, ArchivedMessage: storage.ArchivedMessage{
-				ID: id, Stamp: time.Now().UTC().Truncate(time.Microsecond), With: jid.MustParse("bob@localhost"),
-				Stanza: []byte(`<message/>`),
+				With: jid.MustParse("bob@localhost"), Stanza: []byte(`<message/>`), Text: text,
 			}}}
 		}
-		if err := w.append(context.Background(), entry("dup")); err != nil {
+		if err := w.append(context.Background(), entry("first")); err != nil {
 			t.Fatal(err)
 		}
-		// Writes gathered while one commits: some reuse the id "dup",
-		// which the archive holds already.
+		// Writes gathered while one commits: some the store refuses.
 		var wg sync.WaitGroup
 		results := make([]error, 30)
+		written := make([][]storage.ArchiveEntry, len(results))
 		for i := range results {
 			wg.Go(func() {
-				id := fmt.Sprintf("ok%d", i)
+				text := fmt.Sprintf("ok%d", i)
 				if i%10 == 0 {
-					id = "dup"
+					text = "fail"
 				}
-				results[i] = w.append(context.Background(), entry(id))
+				written[i] = entry(text)
+				results[i] = w.append(context.Background(), written[i])
 			})
 		}
 		wg.Wait()
-		stored := 1 // "dup"
+		stored := 1 // "first"
 		for i, err := range results {
 			if i%10 == 0 && err == nil {
-				t.Errorf("write %d of a duplicate id succeeded", i)
+				t.Errorf("write %d, refused by the store, succeeded", i)
 			}
 			if err == nil {
 				stored++
 			}
-			p, qerr := store.Query(context.Background(), owner, storage.ArchiveQuery{IDs: []string{fmt.Sprintf("ok%d", i)}, Max: 1})
-			if i%10 != 0 && (qerr != nil || (p.Count == 1) != (err == nil)) {
+			p, qerr := store.Query(context.Background(), owner, storage.ArchiveQuery{IDs: []string{written[i][0].ID}, Max: 1})
+			if qerr != nil || (p.Count == 1) != (err == nil) {
 				t.Errorf("write %d: result %v, but %d in the archive (%v)", i, err, p.Count, qerr)
 			}
 		}
@@ -115,6 +133,64 @@ func TestWriterFailures(t *testing.T) {
 		p, err := store.Query(context.Background(), owner, storage.ArchiveQuery{})
 		if err != nil || p.Count != stored+1 {
 			t.Errorf("archive holds %d messages (%v), want %d", p.Count, err, stored+1)
+		}
+	})
+}
+
+// TestWriterStamps: stamps rise strictly in the order writes are taken,
+// though the clock stands still or steps back, and each id carries its
+// entry's stamp; the entries of one write share their stamp.
+func TestWriterStamps(t *testing.T) {
+	storetest.Run(t, func(t *testing.T, b storetest.Backend) {
+		store := storetest.Open(t, b).Archives()
+		base := time.Date(2026, 12, 3, 10, 0, 0, 0, time.UTC)
+		clock := []time.Time{base, base, base.Add(-time.Hour), base.Add(time.Second), base.Add(time.Second)}
+		var mu sync.Mutex
+		now := func() time.Time {
+			mu.Lock()
+			defer mu.Unlock()
+			t := clock[0]
+			if len(clock) > 1 {
+				clock = clock[1:]
+			}
+			return t
+		}
+		w := newWriter(store, slog.New(slog.DiscardHandler), 8, 8, now)
+		defer w.stop()
+		alice, bob := jid.MustParse("alice@localhost"), jid.MustParse("bob@localhost")
+		want := []time.Time{base, base.Add(time.Microsecond), base.Add(2 * time.Microsecond), base.Add(time.Second), base.Add(time.Second + time.Microsecond)}
+		var ids []string
+		for i, stamp := range want {
+			e := []storage.ArchiveEntry{
+				{Owner: alice, ArchivedMessage: storage.ArchivedMessage{With: bob, Stanza: []byte(`<message/>`)}},
+				{Owner: bob, ArchivedMessage: storage.ArchivedMessage{With: alice, Stanza: []byte(`<message/>`)}},
+			}
+			if err := w.append(context.Background(), e); err != nil {
+				t.Fatal(err)
+			}
+			for _, x := range e {
+				if !x.Stamp.Equal(stamp) {
+					t.Errorf("write %d: stamp %s, want %s", i, x.Stamp, stamp)
+				}
+				if st, ok := storage.ArchiveIDStamp(x.ID); !ok || !st.Equal(stamp) {
+					t.Errorf("write %d: id %s carries %s, %v", i, x.ID, st, ok)
+				}
+			}
+			if e[0].ID == e[1].ID {
+				t.Errorf("write %d: both archives got id %s", i, e[0].ID)
+			}
+			ids = append(ids, e[0].ID)
+		}
+		p, err := store.Query(context.Background(), alice, storage.ArchiveQuery{Max: 10})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, m := range p.Messages {
+			got = append(got, m.ID)
+		}
+		if !slices.Equal(got, ids) {
+			t.Errorf("archive order %v, want the order of the writes %v", got, ids)
 		}
 	})
 }

@@ -55,8 +55,8 @@ func insertArchived(n int) string {
 }
 
 // Append inserts the batch with one INSERT per appendChunk messages, in
-// one transaction. An id already in its owner's archive, or twice in the
-// batch, fails the whole batch with storage.ErrExists.
+// one transaction. Entries are checked as their chunk is built, so that a
+// bad one late in a long batch undoes the chunks before it.
 func (s archives) Append(ctx context.Context, entries []storage.ArchiveEntry) error {
 	if len(entries) == 0 {
 		return nil
@@ -65,15 +65,14 @@ func (s archives) Append(ctx context.Context, entries []storage.ArchiveEntry) er
 		for chunk := range slices.Chunk(entries, appendChunk) {
 			args := make([]any, 0, len(chunk)*archiveColumns)
 			for _, e := range chunk {
+				if st, ok := storage.ArchiveIDStamp(e.ID); ok && !st.Equal(e.Stamp.Truncate(time.Microsecond)) {
+					return fmt.Errorf("id %s carries %s, not the stamp %s", e.ID, st, e.Stamp)
+				}
 				domain, local := ownerKey(e.Owner)
 				args = append(args, domain, local, e.ID, e.Stamp.UnixMicro(),
 					e.With.Bare().String(), e.With.Resourcepart(), notNil(e.Stanza), len(e.Stanza), e.Text)
 			}
-			_, err := tx.ExecContext(ctx, insertArchived(len(chunk)), args...)
-			if isUniqueViolation(err) {
-				return fmt.Errorf("a message id already in its archive: %w", storage.ErrExists)
-			}
-			if err != nil {
+			if _, err := tx.ExecContext(ctx, insertArchived(len(chunk)), args...); err != nil {
 				return err
 			}
 		}
@@ -86,10 +85,9 @@ func (s archives) Append(ctx context.Context, entries []storage.ArchiveEntry) er
 }
 
 // Query reads the count and the page in one snapshot, so that they agree
-// while messages are appended. Pages are found by seq through an index, in
-// either direction, never with OFFSET; the count is a COUNT(*) of the
-// matches, and Index one more count, of the matches before the page, only
-// when the page is in the middle of the result.
+// while messages are appended. Pages are found in (stamp, seq) order
+// through an index, in either direction, never with OFFSET; the count is a
+// COUNT of at most CountLimit+1 matches.
 func (s archives) Query(ctx context.Context, owner jid.JID, q storage.ArchiveQuery) (storage.ArchivePage, error) {
 	var page storage.ArchivePage
 	err := s.db.inReadTx(ctx, func(tx *sql.Tx) error {
@@ -132,17 +130,62 @@ func (f *archiveFilter) clone() *archiveFilter {
 	return &archiveFilter{where: slices.Clone(f.where), args: slices.Clone(f.args)}
 }
 
+// archivePos is where a message is in its archive's order.
+type archivePos struct{ stamp, seq int64 }
+
+// findArchived returns the position of the message id in the owner's
+// archive: through the time index when the id carries its stamp, else
+// (an id from before migration 0006) by reading the archive.
+func findArchived(ctx context.Context, tx *sql.Tx, domain, local, id string) (archivePos, error) {
+	var p archivePos
+	var row *sql.Row
+	if st, ok := storage.ArchiveIDStamp(id); ok {
+		row = tx.QueryRowContext(ctx, `SELECT stamp, seq FROM archive_messages
+			WHERE domain = $1 AND local = $2 AND stamp = $3 AND id = $4`, domain, local, st.UnixMicro(), id)
+	} else {
+		row = tx.QueryRowContext(ctx, `SELECT stamp, seq FROM archive_messages
+			WHERE domain = $1 AND local = $2 AND id = $3`, domain, local, id)
+	}
+	if err := row.Scan(&p.stamp, &p.seq); err != nil {
+		if err == sql.ErrNoRows {
+			return archivePos{}, storage.ErrNotFound
+		}
+		return archivePos{}, err
+	}
+	return p, nil
+}
+
+// addIDs keeps the messages with one of ids: those that carry their stamp
+// through the time index, others by their id alone.
+func (f *archiveFilter) addIDs(ids []string) {
+	var stamped, stamps, other []any
+	for _, id := range ids {
+		if st, ok := storage.ArchiveIDStamp(id); ok {
+			stamped, stamps = append(stamped, id), append(stamps, st.UnixMicro())
+		} else {
+			other = append(other, id)
+		}
+	}
+	marks := func(n int) string { return strings.TrimSuffix(strings.Repeat("?, ", n), ", ") }
+	switch {
+	case len(other) == 0:
+		f.add("stamp IN ("+marks(len(stamps))+") AND id IN ("+marks(len(stamped))+")", append(stamps, stamped...)...)
+	case len(stamped) == 0:
+		f.add("id IN ("+marks(len(other))+")", other...)
+	default:
+		f.add("(stamp IN ("+marks(len(stamps))+") AND id IN ("+marks(len(stamped))+") OR id IN ("+marks(len(other))+"))",
+			append(append(stamps, stamped...), other...)...)
+	}
+}
+
 func (s archives) query(ctx context.Context, tx *sql.Tx, owner jid.JID, q storage.ArchiveQuery) (storage.ArchivePage, error) {
 	domain, local := ownerKey(owner)
-	seqOf := func(id, what string) (int64, error) {
-		var seq int64
-		err := tx.QueryRowContext(ctx,
-			`SELECT seq FROM archive_messages WHERE domain = $1 AND local = $2 AND id = $3`,
-			domain, local, id).Scan(&seq)
-		if err == sql.ErrNoRows {
-			return 0, fmt.Errorf("%s %q: %w", what, id, storage.ErrNotFound)
+	find := func(id, what string) (archivePos, error) {
+		p, err := findArchived(ctx, tx, domain, local, id)
+		if err != nil {
+			return archivePos{}, fmt.Errorf("%s %q: %w", what, id, err)
 		}
-		return seq, err
+		return p, nil
 	}
 	f := &archiveFilter{}
 	f.add("domain = ? AND local = ?", domain, local)
@@ -160,84 +203,82 @@ func (s archives) query(ctx context.Context, tx *sql.Tx, owner jid.JID, q storag
 		f.add("stamp <= ?", q.End.UnixMicro())
 	}
 	if q.AfterID != "" {
-		seq, err := seqOf(q.AfterID, "after-id")
+		p, err := find(q.AfterID, "after-id")
 		if err != nil {
 			return storage.ArchivePage{}, err
 		}
-		f.add("seq > ?", seq)
+		f.add("(stamp, seq) > (?, ?)", p.stamp, p.seq)
 	}
 	if q.BeforeID != "" {
-		seq, err := seqOf(q.BeforeID, "before-id")
+		p, err := find(q.BeforeID, "before-id")
 		if err != nil {
 			return storage.ArchivePage{}, err
 		}
-		f.add("seq < ?", seq)
+		f.add("(stamp, seq) < (?, ?)", p.stamp, p.seq)
 	}
 	if len(q.IDs) > 0 {
-		marks := strings.TrimSuffix(strings.Repeat("?, ", len(q.IDs)), ", ")
-		args := make([]any, len(q.IDs))
-		for i, id := range q.IDs {
-			args[i] = id
-		}
-		f.add("id IN ("+marks+")", args...)
+		f.addIDs(q.IDs)
 	}
 	if words := strings.Fields(q.Text); len(words) > 0 {
 		f.add(s.db.dialect.archiveText, s.db.dialect.textQuery(words))
 	}
 
 	var page storage.ArchivePage
-	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM archive_messages WHERE `+f.clause(), f.args...).Scan(&page.Count); err != nil {
+	countQuery := `SELECT COUNT(*) FROM archive_messages WHERE ` + f.clause()
+	if q.CountLimit > 0 {
+		countQuery = `SELECT COUNT(*) FROM (SELECT 1 FROM archive_messages WHERE ` + f.clause() +
+			` LIMIT ` + strconv.Itoa(q.CountLimit+1) + `) AS matches`
+	}
+	if err := tx.QueryRowContext(ctx, countQuery, f.args...).Scan(&page.Count); err != nil {
 		return storage.ArchivePage{}, fmt.Errorf("count: %w", err)
+	}
+	if q.CountLimit > 0 && page.Count > q.CountLimit {
+		page.Count = -1
 	}
 
 	// The page: Max+1 rows from its end of the result, the one more
 	// telling whether the page is complete.
 	backwards := q.LastPage || q.Before != ""
 	pf := f.clone()
-	var anchor int64 // the seq the page starts after, or ends before; 0 for none
 	switch {
 	case q.Before != "":
-		seq, err := seqOf(q.Before, "before")
+		p, err := find(q.Before, "before")
 		if err != nil {
 			return storage.ArchivePage{}, err
 		}
-		anchor = seq
-		pf.add("seq < ?", seq)
+		pf.add("(stamp, seq) < (?, ?)", p.stamp, p.seq)
 	case q.After != "" && !backwards:
-		seq, err := seqOf(q.After, "after")
+		p, err := find(q.After, "after")
 		if err != nil {
 			return storage.ArchivePage{}, err
 		}
-		anchor = seq
-		pf.add("seq > ?", seq)
+		pf.add("(stamp, seq) > (?, ?)", p.stamp, p.seq)
 	}
-	order := "ASC"
+	order := "stamp, seq"
 	if backwards {
-		order = "DESC"
+		order = "stamp DESC, seq DESC"
 	}
 	max := max(q.Max, 0)
 	rows, err := tx.QueryContext(ctx, `
-		SELECT seq, id, stamp, with_bare, with_resource, stanza, body FROM archive_messages
-		WHERE `+pf.clause()+` ORDER BY seq `+order+` LIMIT `+strconv.Itoa(max+1), pf.args...)
+		SELECT id, stamp, with_bare, with_resource, stanza, body FROM archive_messages
+		WHERE `+pf.clause()+` ORDER BY `+order+` LIMIT `+strconv.Itoa(max+1), pf.args...)
 	if err != nil {
 		return storage.ArchivePage{}, fmt.Errorf("page: %w", err)
 	}
 	defer rows.Close()
-	var seqs []int64
 	for rows.Next() {
 		var (
-			m          storage.ArchivedMessage
-			seq, stamp int64
-			bare, res  string
+			m         storage.ArchivedMessage
+			stamp     int64
+			bare, res string
 		)
-		if err := rows.Scan(&seq, &m.ID, &stamp, &bare, &res, &m.Stanza, &m.Text); err != nil {
+		if err := rows.Scan(&m.ID, &stamp, &bare, &res, &m.Stanza, &m.Text); err != nil {
 			return storage.ArchivePage{}, err
 		}
 		m.Stamp = fromMicro(stamp)
 		if m.With, err = parseWith(bare, res); err != nil {
 			return storage.ArchivePage{}, err
 		}
-		seqs = append(seqs, seq)
 		page.Messages = append(page.Messages, m)
 	}
 	if err := rows.Err(); err != nil {
@@ -245,30 +286,13 @@ func (s archives) query(ctx context.Context, tx *sql.Tx, owner jid.JID, q storag
 	}
 	page.Complete = len(page.Messages) <= max
 	if !page.Complete {
-		page.Messages, seqs = page.Messages[:max], seqs[:max]
+		page.Messages = page.Messages[:max]
 	}
 	if backwards {
 		slices.Reverse(page.Messages)
-		slices.Reverse(seqs)
 	}
 	if len(page.Messages) == 0 {
 		page.Messages = nil
-		return page, nil
-	}
-
-	// Index: 0 for the first page; for a page ending at the last match or
-	// before an id, what the count tells; else one more count.
-	switch {
-	case !backwards && anchor == 0:
-		page.Index = 0
-	case q.LastPage && q.Before == "":
-		page.Index = page.Count - len(page.Messages)
-	default:
-		cf := f.clone()
-		cf.add("seq < ?", seqs[0])
-		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM archive_messages WHERE `+cf.clause(), cf.args...).Scan(&page.Index); err != nil {
-			return storage.ArchivePage{}, fmt.Errorf("index: %w", err)
-		}
 	}
 	return page, nil
 }
@@ -311,7 +335,7 @@ func archiveBounds(ctx context.Context, tx *sql.Tx, owner jid.JID) (storage.Arch
 		var us int64
 		err := tx.QueryRowContext(ctx, `
 			SELECT id, stamp FROM archive_messages WHERE domain = $1 AND local = $2
-			ORDER BY seq `+end.order+` LIMIT 1`, domain, local).Scan(end.id, &us)
+			ORDER BY stamp `+end.order+`, seq `+end.order+` LIMIT 1`, domain, local).Scan(end.id, &us)
 		if err == sql.ErrNoRows {
 			return storage.ArchiveBounds{}, nil
 		}
@@ -323,23 +347,38 @@ func archiveBounds(ctx context.Context, tx *sql.Tx, owner jid.JID) (storage.Arch
 	return b, nil
 }
 
-// Purge deletes by the owner's stamp index.
+// purgeBatch is how many messages one transaction of Purge deletes: a
+// whole archive at once would hold SQLite's write lock, and with it all
+// archiving, for as long as it takes.
+const purgeBatch = 5000
+
+// Purge deletes by the owner's time index, purgeBatch messages per
+// transaction, oldest first; an error after some batches leaves those
+// deleted, and says how many.
 func (s archives) Purge(ctx context.Context, owner jid.JID, before time.Time) (int64, error) {
 	domain, local := ownerKey(owner)
-	q, args := `DELETE FROM archive_messages WHERE domain = $1 AND local = $2`, []any{domain, local}
+	cond, args := `domain = $1 AND local = $2`, []any{domain, local}
 	if !before.IsZero() {
-		q += ` AND stamp < $3`
+		cond += ` AND stamp < $3`
 		args = append(args, before.UnixMicro())
 	}
-	res, err := s.db.sql.ExecContext(ctx, q, args...)
-	if err != nil {
-		return 0, fmt.Errorf("storage: purge archive of %s: %w", owner.Bare(), err)
+	q := `DELETE FROM archive_messages WHERE seq IN (
+		SELECT seq FROM archive_messages WHERE ` + cond + ` ORDER BY stamp, seq LIMIT ` + strconv.Itoa(purgeBatch) + `)`
+	var total int64
+	for {
+		res, err := s.db.sql.ExecContext(ctx, q, args...)
+		if err != nil {
+			return total, fmt.Errorf("storage: purge archive of %s (%d deleted): %w", owner.Bare(), total, err)
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return total, fmt.Errorf("storage: purge archive of %s (%d deleted): %w", owner.Bare(), total, err)
+		}
+		total += n
+		if n < purgeBatch {
+			return total, nil
+		}
 	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return 0, fmt.Errorf("storage: purge archive of %s: %w", owner.Bare(), err)
-	}
-	return n, nil
 }
 
 // Expire picks the oldest rows by the stamp index and deletes them.

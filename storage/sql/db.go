@@ -31,8 +31,11 @@ import (
 // keys are off by default in SQLite and the schema relies on them for
 // cascading deletes; immediate transactions take the write lock at BEGIN,
 // so a transaction never fails half-way because another writer got there
-// first (every transaction in this package writes).
-const sqliteParams = "?_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)&_txlock=immediate"
+// first (every transaction in this package writes); temporary storage in
+// memory keeps the statement journal of a multi-row INSERT (which SQLite
+// writes so that a failed statement can be undone alone) out of a file:
+// those writes were a fifth of the CPU of archiving.
+const sqliteParams = "?_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)&_pragma=temp_store(MEMORY)&_txlock=immediate"
 
 // sqliteBusyWait is how long connecting waits for other connections that
 // hold SQLite's lock, as busy_timeout in sqliteParams does for statements.

@@ -99,18 +99,3 @@ func isForeignKeyViolation(err error) bool {
 	var sqliteErr *sqlitedriver.Error
 	return errors.As(err, &sqliteErr) && sqliteErr.Code() == sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY
 }
-
-// pqUniqueViolation is PostgreSQL's SQLSTATE for unique_violation.
-const pqUniqueViolation = "23505"
-
-// isUniqueViolation reports whether err says that a row has the key of
-// another, in either dialect.
-func isUniqueViolation(err error) bool {
-	var pqErr *pq.Error
-	if errors.As(err, &pqErr) {
-		return pqErr.Code == pqUniqueViolation
-	}
-	var sqliteErr *sqlitedriver.Error
-	return errors.As(err, &sqliteErr) &&
-		(sqliteErr.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE || sqliteErr.Code() == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY)
-}
