@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/lib/pq"
 	"mellium.im/xmpp/jid"
 
 	"github.com/xmppd/xmppd/storage"
@@ -54,19 +55,40 @@ func insertArchived(n int) string {
 	return b.String()
 }
 
-// Append inserts the batch with one INSERT per appendChunk messages, in
-// one transaction. Entries are checked as their chunk is built, so that a
-// bad one late in a long batch undoes the chunks before it.
+// appendUnnest is PostgreSQL's INSERT of a batch: one array per column,
+// so that its text is the same whatever the batch's size, and as a
+// prepared statement it is parsed and planned once per connection, where
+// a VALUES list of n rows would be parsed and planned at every commit.
+const appendUnnest = `INSERT INTO archive_messages
+	(domain, local, id, stamp, with_bare, with_resource, stanza, size, body)
+	SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[],
+		$5::text[], $6::text[], $7::bytea[], $8::bigint[], $9::text[])`
+
+// checkEntry refuses an entry whose id claims a stamp other than its own.
+func checkEntry(e storage.ArchiveEntry) error {
+	if st, ok := storage.ArchiveIDStamp(e.ID); ok && !st.Equal(e.Stamp.Truncate(time.Microsecond)) {
+		return fmt.Errorf("id %s carries %s, not the stamp %s", e.ID, st, e.Stamp)
+	}
+	return nil
+}
+
+// Append inserts the batch in one transaction: on PostgreSQL with one
+// prepared INSERT of arrays, on SQLite with one INSERT per appendChunk
+// messages. Entries are checked as their chunk is built, so that a bad one
+// late in a long batch undoes the chunks before it.
 func (s archives) Append(ctx context.Context, entries []storage.ArchiveEntry) error {
 	if len(entries) == 0 {
 		return nil
+	}
+	if s.db.dialect.driver == postgres.driver {
+		return s.appendArrays(ctx, entries)
 	}
 	err := s.db.inTx(ctx, func(tx *sql.Tx) error {
 		for chunk := range slices.Chunk(entries, appendChunk) {
 			args := make([]any, 0, len(chunk)*archiveColumns)
 			for _, e := range chunk {
-				if st, ok := storage.ArchiveIDStamp(e.ID); ok && !st.Equal(e.Stamp.Truncate(time.Microsecond)) {
-					return fmt.Errorf("id %s carries %s, not the stamp %s", e.ID, st, e.Stamp)
+				if err := checkEntry(e); err != nil {
+					return err
 				}
 				domain, local := ownerKey(e.Owner)
 				args = append(args, domain, local, e.ID, e.Stamp.UnixMicro(),
@@ -80,6 +102,40 @@ func (s archives) Append(ctx context.Context, entries []storage.ArchiveEntry) er
 	})
 	if err != nil {
 		return fmt.Errorf("storage: append %d archived messages: %w", len(entries), err)
+	}
+	return nil
+}
+
+// appendArrays is Append on PostgreSQL.
+func (s archives) appendArrays(ctx context.Context, entries []storage.ArchiveEntry) error {
+	n := len(entries)
+	var (
+		domains, locals, ids, bares, resources, bodies = make([]string, n), make([]string, n),
+			make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+		stamps, sizes = make([]int64, n), make([]int64, n)
+		stanzas       = make([][]byte, n)
+	)
+	for i, e := range entries {
+		if err := checkEntry(e); err != nil {
+			return fmt.Errorf("storage: append %d archived messages: %w", n, err)
+		}
+		domains[i], locals[i] = ownerKey(e.Owner)
+		ids[i], stamps[i] = e.ID, e.Stamp.UnixMicro()
+		bares[i], resources[i] = e.With.Bare().String(), e.With.Resourcepart()
+		stanzas[i], sizes[i], bodies[i] = notNil(e.Stanza), int64(len(e.Stanza)), e.Text
+	}
+	err := s.db.inTx(ctx, func(tx *sql.Tx) error {
+		st, err := s.db.prepared(ctx, appendUnnest)
+		if err != nil {
+			return err
+		}
+		_, err = tx.StmtContext(ctx, st).ExecContext(ctx, pq.StringArray(domains), pq.StringArray(locals),
+			pq.StringArray(ids), pq.Int64Array(stamps), pq.StringArray(bares), pq.StringArray(resources),
+			pq.ByteaArray(stanzas), pq.Int64Array(sizes), pq.StringArray(bodies))
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("storage: append %d archived messages: %w", n, err)
 	}
 	return nil
 }

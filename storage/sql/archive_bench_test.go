@@ -34,10 +34,11 @@ func benchMessage(i int) storage.ArchivedMessage {
 	if i%10 == 0 {
 		text += " rare"
 	}
-	id := fmt.Sprintf("b%08d", i)
+	stamp := archiveBase.Add(time.Duration(i) * time.Second)
+	id := fmt.Sprintf("%016x%016x", stamp.UnixMicro(), i) // the form of storage.NewArchiveID
 	return storage.ArchivedMessage{
 		ID:     id,
-		Stamp:  archiveBase.Add(time.Duration(i) * time.Second),
+		Stamp:  stamp,
 		With:   jid.MustParse(fmt.Sprintf("contact%d@example.org/res", i%10)),
 		Stanza: []byte(`<message id="` + id + `" type="chat"><body>` + text + `</body></message>`),
 		Text:   text,
@@ -105,20 +106,22 @@ func vacuum(b *testing.B, dsn string) {
 	b.Logf("VACUUM ANALYZE in %v", time.Since(start))
 }
 
-// BenchmarkArchiveQuery measures a 50-message page, with its count, in one
-// archive of 10^4 messages (10^5 and 10^6 with XMPPD_BENCH_ARCHIVE=1)
-// beside another owner's: the last page, the last page with one of ten
-// parties, the last page of a word in one message of ten, and a page in
-// the middle.
+// BenchmarkArchiveQuery measures a 50-message page, with its count as the
+// module asks for it (up to 10,000), in one archive of 10^4 messages (10^5
+// and 10^6 with XMPPD_BENCH_ARCHIVE=1) beside another owner's: the last
+// page, the last page with one of ten parties, the last page of a word in
+// one message of ten, a page in the middle, and the exact count alone
+// (max 0).
 func BenchmarkArchiveQuery(b *testing.B) {
 	queries := []struct {
 		name string
 		q    storage.ArchiveQuery
 	}{
-		{"last", storage.ArchiveQuery{Max: 50, LastPage: true}},
-		{"with", storage.ArchiveQuery{Max: 50, LastPage: true, With: jid.MustParse("contact3@example.org")}},
-		{"text", storage.ArchiveQuery{Max: 50, LastPage: true, Text: "rare"}},
-		{"middle", storage.ArchiveQuery{Max: 50}},
+		{"last", storage.ArchiveQuery{Max: 50, LastPage: true, CountLimit: 10000}},
+		{"with", storage.ArchiveQuery{Max: 50, LastPage: true, With: jid.MustParse("contact3@example.org"), CountLimit: 10000}},
+		{"text", storage.ArchiveQuery{Max: 50, LastPage: true, Text: "rare", CountLimit: 10000}},
+		{"middle", storage.ArchiveQuery{Max: 50, CountLimit: 10000}},
+		{"count", storage.ArchiveQuery{}},
 	}
 	for _, backend := range storetest.Backends(b) {
 		for _, n := range benchArchiveSizes() {
@@ -148,8 +151,8 @@ func BenchmarkArchiveQuery(b *testing.B) {
 							if err != nil {
 								b.Fatal(err)
 							}
-							if len(page.Messages) != 50 {
-								b.Fatalf("%d messages, want 50", len(page.Messages))
+							if want := min(q.q.Max, 50); len(page.Messages) != want {
+								b.Fatalf("%d messages, want %d", len(page.Messages), want)
 							}
 						}
 					})

@@ -16,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	_ "github.com/lib/pq"             // registers the "postgres" driver
@@ -46,6 +47,9 @@ const sqliteBusyWait = 5 * time.Second
 type DB struct {
 	sql     *sql.DB
 	dialect dialect
+	// stmts are the statements prepared once for the database (and by
+	// database/sql once per connection), by their text: see prepared.
+	stmts sync.Map
 }
 
 var _ storage.Store = (*DB)(nil)
@@ -214,6 +218,24 @@ func (db *DB) Close() error {
 		return fmt.Errorf("storage: close %s: %w", db.dialect.driver, err)
 	}
 	return nil
+}
+
+// prepared returns query as a statement prepared on the database, made
+// once: a statement run on every commit of a hot path is then parsed and
+// planned once per connection, not each time.
+func (db *DB) prepared(ctx context.Context, query string) (*sql.Stmt, error) {
+	if st, ok := db.stmts.Load(query); ok {
+		return st.(*sql.Stmt), nil
+	}
+	st, err := db.sql.PrepareContext(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	if old, loaded := db.stmts.LoadOrStore(query, st); loaded {
+		st.Close()
+		return old.(*sql.Stmt), nil
+	}
+	return st, nil
 }
 
 // inTx runs fn in a transaction and commits it if fn returns nil.
