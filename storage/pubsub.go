@@ -245,6 +245,16 @@ type PubSub interface {
 	// LastItem returns the newest item; ErrNotFound also when the node
 	// has none.
 	LastItem(ctx context.Context, service jid.JID, node string) (PubSubItem, error)
+	// LastItems returns the newest item of each of the service's nodes
+	// that has one, by node name, in one query: what a PEP service sends
+	// a contact that comes online (XEP-0163 §6.2).
+	LastItems(ctx context.Context, service jid.JID) (map[string]PubSubItem, error)
+	// ExpireItems deletes at most limit items, of every service, that are
+	// older than their node's ItemExpire at the time given, and says how
+	// many: a job calls it until it deletes fewer than limit, so that no
+	// transaction holds the database for long. Expired items are not
+	// retracted.
+	ExpireItems(ctx context.Context, now time.Time, limit int) (int64, error)
 	// ItemCount says how many items the node has.
 	ItemCount(ctx context.Context, service jid.JID, node string) (int, error)
 	// Retract deletes one item and says whether it was there.

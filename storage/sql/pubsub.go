@@ -515,14 +515,15 @@ func queryItems(ctx context.Context, tx *sql.Tx, node int64, q storage.PubSubIte
 	return items, rows.Err()
 }
 
-// scanItem reads a row of id, publisher, published, payload.
-func scanItem(row interface{ Scan(...any) error }) (storage.PubSubItem, error) {
+// scanItem reads a row of the columns that before are for, then id,
+// publisher, published, payload.
+func scanItem(row interface{ Scan(...any) error }, before ...any) (storage.PubSubItem, error) {
 	var (
 		it        storage.PubSubItem
 		publisher string
 		published int64
 	)
-	if err := row.Scan(&it.ID, &publisher, &published, &it.Payload); err != nil {
+	if err := row.Scan(append(before, &it.ID, &publisher, &published, &it.Payload)...); err != nil {
 		return storage.PubSubItem{}, err
 	}
 	it.Published = fromMicro(published)
@@ -550,6 +551,55 @@ func (s pubSub) LastItem(ctx context.Context, service jid.JID, node string) (sto
 		return storage.PubSubItem{}, fmt.Errorf("storage: last item of node %q on %s: %w", node, service.Bare(), err)
 	}
 	return items[0], nil
+}
+
+// LastItems picks each node's greatest seq through the order index.
+func (s pubSub) LastItems(ctx context.Context, service jid.JID) (map[string]storage.PubSubItem, error) {
+	domain, local := ownerKey(service)
+	rows, err := s.db.sql.QueryContext(ctx, `
+		SELECT n.name, i.id, i.publisher, i.published, i.payload
+		FROM pubsub_nodes n JOIN pubsub_items i ON i.node_id = n.id
+		WHERE n.domain = $1 AND n.local = $2
+			AND i.seq = (SELECT MAX(seq) FROM pubsub_items WHERE node_id = n.id)`, domain, local)
+	if err != nil {
+		return nil, fmt.Errorf("storage: last items on %s: %w", service.Bare(), err)
+	}
+	defer rows.Close()
+	last := map[string]storage.PubSubItem{}
+	for rows.Next() {
+		var name string
+		it, err := scanItem(rows, &name)
+		if err != nil {
+			return nil, fmt.Errorf("storage: last items on %s: %w", service.Bare(), err)
+		}
+		last[name] = it
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("storage: last items on %s: %w", service.Bare(), err)
+	}
+	return last, nil
+}
+
+// ExpireItems picks the expired items of the nodes that expire items, by
+// their order index, and deletes them.
+func (s pubSub) ExpireItems(ctx context.Context, now time.Time, limit int) (int64, error) {
+	if limit <= 0 {
+		return 0, nil
+	}
+	res, err := s.db.sql.ExecContext(ctx, `
+		DELETE FROM pubsub_items WHERE seq IN (
+			SELECT i.seq FROM pubsub_nodes n JOIN pubsub_items i ON i.node_id = n.id
+			WHERE n.item_expire > 0 AND i.published < $1 - n.item_expire * 1000000
+			ORDER BY i.seq LIMIT $2)`,
+		now.UnixMicro(), limit)
+	if err != nil {
+		return 0, fmt.Errorf("storage: expire pubsub items: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, fmt.Errorf("storage: expire pubsub items: %w", err)
+	}
+	return n, nil
 }
 
 // ItemCount counts by the order index.

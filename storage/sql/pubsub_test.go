@@ -570,6 +570,119 @@ func TestPubSubItems(t *testing.T) {
 	})
 }
 
+func TestPubSubLastItems(t *testing.T) {
+	storetest.Run(t, func(t *testing.T, b storetest.Backend) {
+		db := storetest.Open(t, b)
+		ps := db.PubSub()
+		ctx := context.Background()
+		alice, bob := jid.MustParse("alice@example.org"), jid.MustParse("bob@example.org")
+		for _, n := range []string{"a", "b", "empty"} {
+			createNode(t, ps, alice, n, configA, alice)
+		}
+		createNode(t, ps, bob, "a", configA, bob)
+		// In a, m01 replaced after m02 is the last; in b, the last
+		// published remains after the newest is retracted.
+		publish(t, ps, alice, "a", pubsubItem(1, "alice@example.org", "old"), pubsubItem(2, "alice@example.org", ""),
+			pubsubItem(1, "alice@example.org", "new"))
+		publish(t, ps, alice, "b", pubsubItem(3, "alice@example.org", ""), pubsubItem(4, "alice@example.org", ""))
+		if _, err := ps.Retract(ctx, alice, "b", "m04"); err != nil {
+			t.Fatal(err)
+		}
+		publish(t, ps, bob, "a", pubsubItem(5, "bob@example.org", ""))
+
+		last, err := ps.LastItems(ctx, alice)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(last) != 2 {
+			t.Errorf("LastItems = %v, want a and b", last)
+		}
+		checkItem(t, last["a"], pubsubItem(1, "alice@example.org", "new"))
+		checkItem(t, last["b"], pubsubItem(3, "alice@example.org", ""))
+		for n, want := range last {
+			if one, err := ps.LastItem(ctx, alice, n); err != nil || one.ID != want.ID {
+				t.Errorf("LastItem(%s) = %v, %v; want %s as LastItems", n, one.ID, err, want.ID)
+			}
+		}
+		if last, err := ps.LastItems(ctx, jid.MustParse("carol@example.org")); err != nil || len(last) != 0 {
+			t.Errorf("LastItems of a service without nodes = %v, %v; want none", last, err)
+		}
+	})
+}
+
+func TestPubSubExpireItems(t *testing.T) {
+	storetest.Run(t, func(t *testing.T, b storetest.Backend) {
+		db := storetest.Open(t, b)
+		ps := db.PubSub()
+		ctx := context.Background()
+		alice, bob := jid.MustParse("alice@example.org"), jid.MustParse("bob@example.org")
+		hour := configB
+		hour.ItemExpire = time.Hour
+		day := configB
+		day.ItemExpire = 24 * time.Hour
+		createNode(t, ps, alice, "hour", hour, alice)
+		createNode(t, ps, bob, "hour", hour, bob)
+		createNode(t, ps, alice, "day", day, alice)
+		createNode(t, ps, alice, "never", configA, alice)
+		at := func(i int, after time.Duration) storage.PubSubItem {
+			it := pubsubItem(i, "alice@example.org", "")
+			it.Published = pubsubBase.Add(after)
+			return it
+		}
+		// Published 0, 30 and 90 minutes after pubsubBase, in that
+		// order; then m01 republished at 100 minutes.
+		for _, n := range []struct {
+			service jid.JID
+			node    string
+		}{{alice, "hour"}, {bob, "hour"}, {alice, "day"}, {alice, "never"}} {
+			publish(t, ps, n.service, n.node, at(1, 0), at(2, 30*time.Minute), at(3, 90*time.Minute))
+		}
+		publish(t, ps, alice, "hour", at(1, 100*time.Minute))
+
+		// At 2h: in the hour nodes, what was published before 1h.
+		now := pubsubBase.Add(2 * time.Hour)
+		var expired []int64
+		for {
+			n, err := ps.ExpireItems(ctx, now, 1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			expired = append(expired, n)
+			if n < 1 || len(expired) > 10 {
+				break
+			}
+		}
+		// alice's m02, bob's m01 and m02: one at a time.
+		if !slices.Equal(expired, []int64{1, 1, 1, 0}) {
+			t.Errorf("ExpireItems, 1 at a time = %v, want [1 1 1 0]", expired)
+		}
+		for _, tt := range []struct {
+			service jid.JID
+			node    string
+			want    []string
+		}{
+			{alice, "hour", ids(1, 3)},
+			{bob, "hour", ids(3)},
+			{alice, "day", ids(3, 2, 1)},
+			{alice, "never", ids(3, 2, 1)},
+		} {
+			if got := allItems(t, ps, tt.service, tt.node); !slices.Equal(got, tt.want) {
+				t.Errorf("%s %s after expiry = %v, want %v", tt.service, tt.node, got, tt.want)
+			}
+		}
+		// A day later, all but the never node's.
+		if n, err := ps.ExpireItems(ctx, pubsubBase.Add(26*time.Hour), 100); err != nil || n != 6 {
+			t.Errorf("ExpireItems a day later = %d, %v; want 6", n, err)
+		}
+		if got := allItems(t, ps, alice, "never"); !slices.Equal(got, ids(3, 2, 1)) {
+			t.Errorf("never after expiry = %v, want %v", got, ids(3, 2, 1))
+		}
+		if n, err := ps.ExpireItems(ctx, pubsubBase.Add(1000*time.Hour), 0); err != nil || n != 0 {
+			t.Errorf("ExpireItems with limit 0 = %d, %v; want 0", n, err)
+		}
+	})
+}
+
 func TestPubSubAffiliations(t *testing.T) {
 	storetest.Run(t, func(t *testing.T, b storetest.Backend) {
 		db := storetest.Open(t, b)

@@ -37,6 +37,8 @@ CREATE TABLE pubsub_nodes (
 -- Finding a node by name, listing and counting a service's nodes, and
 -- deleting them.
 CREATE UNIQUE INDEX pubsub_nodes_name ON pubsub_nodes (domain, local, name);
+-- The few nodes whose items expire (ExpireItems), without a scan of all.
+CREATE INDEX pubsub_nodes_expire ON pubsub_nodes (id) WHERE item_expire > 0;
 
 -- pubsub#roster_groups_allowed, a list.
 CREATE TABLE pubsub_node_groups (
