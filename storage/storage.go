@@ -49,7 +49,10 @@ type Users interface {
 	// Delete removes an account and all its data (credentials, roster,
 	// pending subscription requests, offline messages, vCard, private XML,
 	// blocklist, last activity, push registrations, message archive and
-	// archiving preferences); ErrNotFound if absent.
+	// archiving preferences, its PEP service with every node, item,
+	// affiliation and subscription of it, and its own affiliations and
+	// subscriptions with the nodes of every other pubsub service);
+	// ErrNotFound if absent.
 	Delete(ctx context.Context, domain, local string) error
 	// List returns the accounts of one domain, or of all domains when domain
 	// is empty, sorted by domain then local part. Credentials are not filled.
@@ -68,6 +71,7 @@ type Store interface {
 	LastActivity() LastActivity
 	PushRegistrations() PushRegistrations
 	Archives() Archives
+	PubSub() PubSub
 	// Close releases the database connection(s).
 	Close() error
 }

@@ -111,18 +111,21 @@ func (s users) SetCredentials(ctx context.Context, domain, local string, creds [
 	return nil
 }
 
-// Delete removes the account and its archive in one transaction; the
-// database removes its credentials and whatever else hangs on users with ON
-// DELETE CASCADE. The archive does not hang on users, because rooms have
-// archives too.
+// Delete removes the account, its archive and its pubsub data in one
+// transaction; the database removes its credentials and whatever else
+// hangs on users with ON DELETE CASCADE. The archive does not hang on
+// users, because rooms have archives too, nor do pubsub nodes, because
+// generic services have them too.
 func (s users) Delete(ctx context.Context, domain, local string) error {
 	err := s.db.inTx(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `DELETE FROM users WHERE domain = $1 AND local = $2`, domain, local)
 		if err := oneRow(res, err, storage.ErrNotFound); err != nil {
 			return err
 		}
-		_, err = tx.ExecContext(ctx, `DELETE FROM archive_messages WHERE domain = $1 AND local = $2`, domain, local)
-		return err
+		if _, err := tx.ExecContext(ctx, `DELETE FROM archive_messages WHERE domain = $1 AND local = $2`, domain, local); err != nil {
+			return err
+		}
+		return deleteAccountPubSub(ctx, tx, domain, local)
 	})
 	if err != nil {
 		return fmt.Errorf("storage: delete user %s@%s: %w", local, domain, err)
