@@ -514,7 +514,7 @@ func (r *Resolver) retry(key string, fl *flight, failed bool) bool {
 }
 
 // verify tells whether info is well-formed and hashes to c's ver, logging
-// why not. r.mu is held (only for the log's sake it could be released).
+// why not. r.mu is held.
 func (r *Resolver) verify(info Info, c Caps, from jid.JID) bool {
 	if err := info.Check(); err != nil {
 		r.log.Info("caps: not caching an ill-formed answer", "jid", from, "ver", c.Ver, "err", err)

@@ -45,7 +45,7 @@ type Field struct {
 }
 
 // ParseInfo reads the <query xmlns='http://jabber.org/protocol/disco#info'/>
-// of an answer. It keeps everything; ver.go's Check says whether the
+// of an answer. It keeps everything; Check says whether the
 // answer is well-formed enough to verify, and the Resolver bounds sizes.
 // A form is kept only if it has a FORM_TYPE field that is hidden, as
 // §5.4 has receivers ignore other forms; a FORM_TYPE with no type
