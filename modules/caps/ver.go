@@ -161,8 +161,13 @@ func (info Info) VerificationString() string {
 	})
 	features := slices.Clone(info.Features)
 	slices.Sort(features)
-	forms := slices.Clone(info.Forms)
-	slices.SortStableFunc(forms, func(a, b Form) int { return strings.Compare(a.Type, b.Type) })
+	forms := make([]formPart, len(info.Forms))
+	for i, f := range info.Forms {
+		forms[i] = formPart{f.Type, f.part()}
+	}
+	// Forms with the same FORM_TYPE (ill-formed, §5.4) are ordered by
+	// content, so that S never depends on the order of the answer.
+	slices.SortFunc(forms, func(a, b formPart) int { return cmp.Or(strings.Compare(a.typ, b.typ), strings.Compare(a.s, b.s)) })
 
 	var s strings.Builder
 	add := func(parts ...string) {
@@ -177,17 +182,38 @@ func (info Info) VerificationString() string {
 	for _, f := range features {
 		add(f)
 	}
-	for _, form := range forms {
-		add(form.Type)
-		fields := slices.Clone(form.Fields)
-		slices.SortStableFunc(fields, func(a, b Field) int { return strings.Compare(a.Var, b.Var) })
-		for _, f := range fields {
-			add(f.Var)
-			values := slices.Clone(f.Values)
-			slices.Sort(values)
-			for _, v := range values {
-				add(v)
-			}
+	for _, f := range forms {
+		s.WriteString(f.s)
+	}
+	return s.String()
+}
+
+// formPart is a form's part of S, with its FORM_TYPE to sort by.
+type formPart struct{ typ, s string }
+
+// part is the form's part of S (XEP-0115 §5.1 step 7): FORM_TYPE, then
+// each field by var with its values sorted. Fields with the same var
+// (which XEP-0004 does not allow) are ordered by their values.
+func (form Form) part() string {
+	fields := make([]Field, len(form.Fields))
+	for i, f := range form.Fields {
+		values := slices.Clone(f.Values)
+		slices.Sort(values)
+		fields[i] = Field{Var: f.Var, Values: values}
+	}
+	slices.SortFunc(fields, func(a, b Field) int {
+		return cmp.Or(strings.Compare(a.Var, b.Var), slices.Compare(a.Values, b.Values))
+	})
+	var s strings.Builder
+	add := func(p string) {
+		s.WriteString(p)
+		s.WriteByte('<')
+	}
+	add(form.Type)
+	for _, f := range fields {
+		add(f.Var)
+		for _, v := range f.Values {
+			add(v)
 		}
 	}
 	return s.String()
