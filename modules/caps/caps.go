@@ -7,7 +7,20 @@
 //
 // It is a library shared by modules, not a module: it registers nothing,
 // and a module that uses it owns its Resolver (starts and stops it, feeds
-// it presence).
+// it presence). The wiring PEP is meant to use (server_test.go does it):
+//
+//   - New with Options.Query = host.Router().SendIQ and OnResolved, Start
+//     in the module's Start, Stop in its Stop;
+//   - a presence handler on router.ToAccount (returning false, so that
+//     presence goes on) calls Presence(observer, st), the observer being
+//     the bare JID the presence is to, or its sender's bare JID for a
+//     broadcast (the account's own resources receive it);
+//   - OnSessionEnd calls Forget(session JID);
+//   - OnResolved(observer, full, f): send full the last items of the
+//     observer's nodes that f has NODE+notify for, if the access model
+//     allows;
+//   - on publish: the owner's resources and each allowed contact's
+//     InterestedResources(contact, node) that are AvailableTo(owner, ...).
 package caps
 
 import (

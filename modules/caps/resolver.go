@@ -57,11 +57,14 @@ type QueryFunc func(ctx context.Context, iq *router.Stanza) (*router.Stanza, err
 type Options struct {
 	// Query sends the disco#info requests.
 	Query QueryFunc
-	// OnResolved, if set, is called when the features of a full JID become
-	// known (from the cache at its presence, or from an answer), on the
-	// goroutine that learnt them, with no lock of the Resolver held: PEP
+	// OnResolved, if set, is called for each observer a full JID is
+	// available to when its features become known (from the cache at its
+	// presence, or from an answer), and for a new observer when they are
+	// already known: once per (observer, full JID) for each caps the JID
+	// advertises. It runs on the goroutine that learnt them, with no lock
+	// of the Resolver held: PEP
 	// sends the last items of the nodes the resource is interested in.
-	OnResolved func(full jid.JID, f Features)
+	OnResolved func(observer, full jid.JID, f Features)
 	// CacheSize is how many verified vers are remembered (least recently
 	// used forgotten first).
 	CacheSize int
@@ -197,8 +200,19 @@ func (r *Resolver) Stop() {
 
 // resolved is a callback to make once the lock is released.
 type resolved struct {
-	full jid.JID
-	f    Features
+	observer, full jid.JID
+	f              Features
+}
+
+// learnt sets res's features and returns the callbacks to make, one per
+// observer. r.mu is held.
+func learnt(res *resource, f Features) []resolved {
+	res.features, res.known = f, true
+	done := make([]resolved, 0, len(res.observers))
+	for _, o := range res.observers {
+		done = append(done, resolved{o, res.jid, f})
+	}
+	return done
 }
 
 func (r *Resolver) notify(done []resolved) {
@@ -206,7 +220,7 @@ func (r *Resolver) notify(done []resolved) {
 		return
 	}
 	for _, d := range done {
-		r.opt.OnResolved(d.full, d.f)
+		r.opt.OnResolved(d.observer, d.full, d.f)
 	}
 }
 
@@ -248,11 +262,16 @@ func (r *Resolver) available(observer, full jid.JID, c Caps, hasCaps bool) {
 		}
 		r.byBare[bare][full.String()] = res
 	}
-	if _, seen := res.observers[observer.String()]; seen || len(res.observers) < maxObservers {
+	_, seen := res.observers[observer.String()]
+	if seen || len(res.observers) < maxObservers {
 		res.observers[observer.String()] = observer
 	}
 	res.asker = observer
 	var done []resolved
+	if !seen && res.known && (!hasCaps || res.caps == c) {
+		// Known already; new to this observer.
+		done = []resolved{{observer, full, res.features}}
+	}
 	if hasCaps && (res.caps != c || !res.known) {
 		if res.caps != c {
 			res.caps, res.known, res.features = c, false, Features{}
@@ -271,8 +290,7 @@ func (r *Resolver) learn(res *resource) []resolved {
 	key := c.key()
 	if shared {
 		if f, ok := r.cache.get(key); ok {
-			res.features, res.known = f, true
-			return []resolved{{res.jid, f}}
+			return learnt(res, f)
 		}
 		if r.fails.recent(key, time.Now()) {
 			return nil
@@ -362,6 +380,21 @@ func (r *Resolver) Features(full jid.JID) (Features, bool) {
 	return res.features, res.known
 }
 
+// AvailableTo tells whether full's last presence to observer (a bare JID
+// or domain, as given to Presence) was available, with caps known or not:
+// a resource that sent observer directed unavailable presence is not,
+// although it may be available to others.
+func (r *Resolver) AvailableTo(observer, full jid.JID) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	res, ok := r.resources.peek(full.String())
+	if !ok {
+		return false
+	}
+	_, ok = res.observers[observer.Bare().String()]
+	return ok
+}
+
 // Interested tells whether a full JID wants the notifications of the PEP
 // node: it advertises node+"+notify" (XEP-0163 §4.4).
 func (r *Resolver) Interested(full jid.JID, node string) bool {
@@ -431,20 +464,17 @@ func (r *Resolver) resolve(ctx context.Context, key string) {
 		r.cache.put(key, f)
 		for _, w := range append(fl.waiters, target) {
 			if res := r.advertising(w, c); res != nil && !res.known {
-				res.features, res.known = f, true
-				done = append(done, resolved{w, f})
+				done = append(done, learnt(res, f)...)
 			}
 		}
 		delete(r.flights, key)
 	default:
 		// Unverifiable or mismatched: the features are this JID's own.
 		if res := r.advertising(target, c); res != nil {
-			f := NewFeatures(info.Features...)
-			res.features, res.known = f, true
 			if fl.shared {
 				res.failed = c.key()
 			}
-			done = append(done, resolved{target, f})
+			done = learnt(res, NewFeatures(info.Features...))
 		}
 	}
 	var gaveUp bool

@@ -29,8 +29,8 @@ var owner = jid.MustParse("owner@" + routertest.Domain)
 const guard = 10 * time.Second
 
 type event struct {
-	full jid.JID
-	f    caps.Features
+	observer, full jid.JID
+	f              caps.Features
 }
 
 type harness struct {
@@ -53,7 +53,7 @@ func newHarness(t *testing.T, opt caps.Options) *harness {
 		gaveUp:   make(chan string, 64),
 	}
 	opt.Query = h.rt.SendIQ
-	opt.OnResolved = func(full jid.JID, f caps.Features) { h.resolved <- event{full, f} }
+	opt.OnResolved = func(observer, full jid.JID, f caps.Features) { h.resolved <- event{observer, full, f} }
 	res, err := caps.New(opt)
 	if err != nil {
 		t.Fatal(err)
@@ -144,14 +144,22 @@ func (p *peer) answer(req *router.Stanza, info *router.Element) {
 	p.rt.Route(context.Background(), resp)
 }
 
-// waitResolved waits for the callbacks of the JIDs given, in any order,
-// and returns the features each got.
+// waitResolved waits for the callbacks for owner of the JIDs given, in
+// any order, and returns the features each got.
 func (h *harness) waitResolved(want ...jid.JID) map[string]caps.Features {
+	h.t.Helper()
+	return h.waitResolvedFor(owner, want...)
+}
+
+func (h *harness) waitResolvedFor(observer jid.JID, want ...jid.JID) map[string]caps.Features {
 	h.t.Helper()
 	got := map[string]caps.Features{}
 	for len(got) < len(want) {
 		select {
 		case e := <-h.resolved:
+			if !e.observer.Equal(observer) {
+				h.t.Fatalf("resolved %s for %s; want for %s", e.full, e.observer, observer)
+			}
 			if !slices.ContainsFunc(want, e.full.Equal) {
 				h.t.Fatalf("resolved %s; want only %v", e.full, want)
 			}
@@ -353,9 +361,15 @@ func TestForget(t *testing.T) {
 	st := &router.Stanza{Element: router.NewElement("", "presence")}
 	st.SetFrom(a.jid)
 	h.res.Presence(second, st) // no <c/>: keeps what a advertises
+	h.waitResolvedFor(second, a.jid)
+	h.res.Presence(second, st) // not new to second: no callback
+	h.noResolved()
 	h.presence(a, nil)
 	if !h.res.Interested(a.jid, avatar) {
 		t.Error("forgotten while still available to another account")
+	}
+	if h.res.AvailableTo(owner, a.jid) || !h.res.AvailableTo(second, a.jid) {
+		t.Errorf("AvailableTo owner %v, second %v; want false, true", h.res.AvailableTo(owner, a.jid), h.res.AvailableTo(second, a.jid))
 	}
 	un := &router.Stanza{Element: router.NewElement("", "presence", "type", "unavailable")}
 	un.SetFrom(a.jid)

@@ -50,7 +50,7 @@ var (
 func (m *capsUser) Start(ctx context.Context, h *modules.Host) error {
 	res, err := caps.New(caps.Options{
 		Query:      h.Router().SendIQ,
-		OnResolved: func(full jid.JID, f caps.Features) { m.resolved <- event{full, f} },
+		OnResolved: func(observer, full jid.JID, f caps.Features) { m.resolved <- event{observer, full, f} },
 		Logger:     h.Logger(),
 	})
 	if err != nil {
@@ -117,8 +117,8 @@ func TestThroughServer(t *testing.T) {
 	full := jid.MustParse("alice@" + srv.Domain() + "/phone")
 	select {
 	case e := <-m.resolved:
-		if !e.full.Equal(full) || !e.f.Has(avatar+"+notify") {
-			t.Errorf("resolved %s with %v; want %s with %s", e.full, e.f.List(), full, avatar+"+notify")
+		if !e.full.Equal(full) || !e.observer.Equal(full.Bare()) || !e.f.Has(avatar+"+notify") {
+			t.Errorf("resolved %s for %s with %v; want %s for its account with %s", e.full, e.observer, e.f.List(), full, avatar+"+notify")
 		}
 	case <-time.After(guard):
 		t.Fatal("features never resolved")
