@@ -73,7 +73,7 @@ func checkEntry(e storage.ArchiveEntry) error {
 }
 
 // Append inserts the batch in one transaction: on PostgreSQL with one
-// prepared INSERT of arrays, on SQLite with one INSERT per appendChunk
+// prepared INSERT of arrays, a transaction of its own, on SQLite with one INSERT per appendChunk
 // messages. Entries are checked as their chunk is built, so that a bad one
 // late in a long batch undoes the chunks before it.
 func (s archives) Append(ctx context.Context, entries []storage.ArchiveEntry) error {
@@ -124,16 +124,14 @@ func (s archives) appendArrays(ctx context.Context, entries []storage.ArchiveEnt
 		bares[i], resources[i] = e.With.Bare().String(), e.With.Resourcepart()
 		stanzas[i], sizes[i], bodies[i] = notNil(e.Stanza), int64(len(e.Stanza)), e.Text
 	}
-	err := s.db.inTx(ctx, func(tx *sql.Tx) error {
-		st, err := s.db.prepared(ctx, appendUnnest)
-		if err != nil {
-			return err
-		}
-		_, err = tx.StmtContext(ctx, st).ExecContext(ctx, pq.StringArray(domains), pq.StringArray(locals),
+	// One statement is atomic by itself: no BEGIN and COMMIT, which
+	// would be two more round trips to the database per batch.
+	st, err := s.db.prepared(ctx, appendUnnest)
+	if err == nil {
+		_, err = st.ExecContext(ctx, pq.StringArray(domains), pq.StringArray(locals),
 			pq.StringArray(ids), pq.Int64Array(stamps), pq.StringArray(bares), pq.StringArray(resources),
 			pq.ByteaArray(stanzas), pq.Int64Array(sizes), pq.StringArray(bodies))
-		return err
-	})
+	}
 	if err != nil {
 		return fmt.Errorf("storage: append %d archived messages: %w", n, err)
 	}
