@@ -399,27 +399,27 @@ func TestPubSubPublish(t *testing.T) {
 			found    bool
 			trimOnly bool // instead of publishing: Trim to max
 		}{
-			{name: "first", item: pubsubItem(1, "alice@example.org/phone", "one"), max: 3, want: ids(1)},
-			{name: "second", item: pubsubItem(2, "alice@example.org/phone", "two"), max: 3, want: ids(2, 1)},
-			{name: "third, to the limit", item: pubsubItem(3, "alice@example.org", "three"), max: 3, want: ids(3, 2, 1)},
+			{name: "first", item: pubsubItem(1, "alice@example.org/phone", "one"), max: 3, want: mIDs(1)},
+			{name: "second", item: pubsubItem(2, "alice@example.org/phone", "two"), max: 3, want: mIDs(2, 1)},
+			{name: "third, to the limit", item: pubsubItem(3, "alice@example.org", "three"), max: 3, want: mIDs(3, 2, 1)},
 			{name: "replace the oldest: it becomes the newest", item: pubsubItem(1, "alice@example.org/laptop", "one again"), max: 3,
-				want: ids(1, 3, 2)},
+				want: mIDs(1, 3, 2)},
 			{name: "replace the newest, at the limit", item: pubsubItem(1, "alice@example.org/laptop", "one, third time"), max: 3,
-				want: ids(1, 3, 2)},
+				want: mIDs(1, 3, 2)},
 			{name: "beyond the limit trims the oldest", item: pubsubItem(4, "alice@example.org", "four"), max: 3,
-				trimmed: ids(2), want: ids(4, 1, 3)},
+				trimmed: mIDs(2), want: mIDs(4, 1, 3)},
 			{name: "a lower limit trims several", item: pubsubItem(5, "alice@example.org", "five"), max: 2,
-				trimmed: ids(3, 1), want: ids(5, 4)},
-			{name: "no limit", item: pubsubItem(6, "alice@example.org", "six"), max: storage.MaxItemsMax, want: ids(6, 5, 4)},
-			{name: "retract the middle", retract: "m05", found: true, want: ids(6, 4)},
-			{name: "retract again", retract: "m05", found: false, want: ids(6, 4)},
-			{name: "retract an id of another node", retract: "m03", found: false, want: ids(6, 4)},
-			{name: "publish after a retraction", item: pubsubItem(7, "alice@example.org", "seven"), max: 10, want: ids(7, 6, 4)},
-			{name: "trim", trimOnly: true, max: 1, trimmed: ids(4, 6), want: ids(7)},
-			{name: "trim, nothing beyond", trimOnly: true, max: 1, want: ids(7)},
+				trimmed: mIDs(3, 1), want: mIDs(5, 4)},
+			{name: "no limit", item: pubsubItem(6, "alice@example.org", "six"), max: storage.MaxItemsMax, want: mIDs(6, 5, 4)},
+			{name: "retract the middle", retract: "m05", found: true, want: mIDs(6, 4)},
+			{name: "retract again", retract: "m05", found: false, want: mIDs(6, 4)},
+			{name: "retract an id of another node", retract: "m03", found: false, want: mIDs(6, 4)},
+			{name: "publish after a retraction", item: pubsubItem(7, "alice@example.org", "seven"), max: 10, want: mIDs(7, 6, 4)},
+			{name: "trim", trimOnly: true, max: 1, trimmed: mIDs(4, 6), want: mIDs(7)},
+			{name: "trim, nothing beyond", trimOnly: true, max: 1, want: mIDs(7)},
 			{name: "max 0 keeps nothing", item: pubsubItem(8, "alice@example.org", "eight"), max: 0,
-				trimmed: ids(7, 8)},
-			{name: "publish to the emptied node", item: pubsubItem(9, "alice@example.org", "nine"), max: 1, want: ids(9)},
+				trimmed: mIDs(7, 8)},
+			{name: "publish to the emptied node", item: pubsubItem(9, "alice@example.org", "nine"), max: 1, want: mIDs(9)},
 		}
 		for _, st := range steps {
 			var (
@@ -453,11 +453,11 @@ func TestPubSubPublish(t *testing.T) {
 		}
 
 		// Other nodes were not touched.
-		if got := allItems(t, ps, bob, "n"); !slices.Equal(got, ids(2, 1)) {
-			t.Errorf("bob's items = %v, want %v", got, ids(2, 1))
+		if got := allItems(t, ps, bob, "n"); !slices.Equal(got, mIDs(2, 1)) {
+			t.Errorf("bob's items = %v, want %v", got, mIDs(2, 1))
 		}
-		if got := allItems(t, ps, alice, "other"); !slices.Equal(got, ids(3)) {
-			t.Errorf("alice's other items = %v, want %v", got, ids(3))
+		if got := allItems(t, ps, alice, "other"); !slices.Equal(got, mIDs(3)) {
+			t.Errorf("alice's other items = %v, want %v", got, mIDs(3))
 		}
 
 		// A replaced item has the new publisher, payload and time.
@@ -515,15 +515,15 @@ func TestPubSubItems(t *testing.T) {
 			q    storage.PubSubItemQuery
 			want []string
 		}{
-			{"all", storage.PubSubItemQuery{}, ids(6, 5, 4, 3, 2, 1)},
-			{"newest 2", storage.PubSubItemQuery{Max: 2}, ids(6, 5)},
-			{"newest 1", storage.PubSubItemQuery{Max: 1}, ids(6)},
-			{"newest 6", storage.PubSubItemQuery{Max: 6}, ids(6, 5, 4, 3, 2, 1)},
-			{"newest 100", storage.PubSubItemQuery{Max: 100}, ids(6, 5, 4, 3, 2, 1)},
-			{"by ids, in publication order", storage.PubSubItemQuery{IDs: ids(2, 5, 3)}, ids(5, 3, 2)},
-			{"by ids, unknown skipped", storage.PubSubItemQuery{IDs: []string{"m04", "nope", "m07"}}, ids(4)},
+			{"all", storage.PubSubItemQuery{}, mIDs(6, 5, 4, 3, 2, 1)},
+			{"newest 2", storage.PubSubItemQuery{Max: 2}, mIDs(6, 5)},
+			{"newest 1", storage.PubSubItemQuery{Max: 1}, mIDs(6)},
+			{"newest 6", storage.PubSubItemQuery{Max: 6}, mIDs(6, 5, 4, 3, 2, 1)},
+			{"newest 100", storage.PubSubItemQuery{Max: 100}, mIDs(6, 5, 4, 3, 2, 1)},
+			{"by ids, in publication order", storage.PubSubItemQuery{IDs: mIDs(2, 5, 3)}, mIDs(5, 3, 2)},
+			{"by ids, unknown skipped", storage.PubSubItemQuery{IDs: []string{"m04", "nope", "m07"}}, mIDs(4)},
 			{"by ids, none known", storage.PubSubItemQuery{IDs: []string{"nope"}}, nil},
-			{"by ids and max", storage.PubSubItemQuery{IDs: ids(1, 2, 3), Max: 2}, ids(3, 2)},
+			{"by ids and max", storage.PubSubItemQuery{IDs: mIDs(1, 2, 3), Max: 2}, mIDs(3, 2)},
 		}
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
@@ -564,8 +564,8 @@ func TestPubSubItems(t *testing.T) {
 		if _, err := ps.Node(ctx, alice, "n"); err != nil {
 			t.Errorf("node after Purge: %v", err)
 		}
-		if got := allItems(t, ps, bob, "n"); !slices.Equal(got, ids(7)) {
-			t.Errorf("bob's items after alice's Purge = %v, want %v", got, ids(7))
+		if got := allItems(t, ps, bob, "n"); !slices.Equal(got, mIDs(7)) {
+			t.Errorf("bob's items after alice's Purge = %v, want %v", got, mIDs(7))
 		}
 	})
 }
@@ -661,10 +661,10 @@ func TestPubSubExpireItems(t *testing.T) {
 			node    string
 			want    []string
 		}{
-			{alice, "hour", ids(1, 3)},
-			{bob, "hour", ids(3)},
-			{alice, "day", ids(3, 2, 1)},
-			{alice, "never", ids(3, 2, 1)},
+			{alice, "hour", mIDs(1, 3)},
+			{bob, "hour", mIDs(3)},
+			{alice, "day", mIDs(3, 2, 1)},
+			{alice, "never", mIDs(3, 2, 1)},
 		} {
 			if got := allItems(t, ps, tt.service, tt.node); !slices.Equal(got, tt.want) {
 				t.Errorf("%s %s after expiry = %v, want %v", tt.service, tt.node, got, tt.want)
@@ -674,8 +674,8 @@ func TestPubSubExpireItems(t *testing.T) {
 		if n, err := ps.ExpireItems(ctx, pubsubBase.Add(26*time.Hour), 100); err != nil || n != 6 {
 			t.Errorf("ExpireItems a day later = %d, %v; want 6", n, err)
 		}
-		if got := allItems(t, ps, alice, "never"); !slices.Equal(got, ids(3, 2, 1)) {
-			t.Errorf("never after expiry = %v, want %v", got, ids(3, 2, 1))
+		if got := allItems(t, ps, alice, "never"); !slices.Equal(got, mIDs(3, 2, 1)) {
+			t.Errorf("never after expiry = %v, want %v", got, mIDs(3, 2, 1))
 		}
 		if n, err := ps.ExpireItems(ctx, pubsubBase.Add(1000*time.Hour), 0); err != nil || n != 0 {
 			t.Errorf("ExpireItems with limit 0 = %d, %v; want 0", n, err)
@@ -954,7 +954,7 @@ func TestPubSubDelete(t *testing.T) {
 		}
 		checkFilled := func(service jid.JID, node string) {
 			t.Helper()
-			if got := allItems(t, ps, service, node); !slices.Equal(got, ids(2, 1)) {
+			if got := allItems(t, ps, service, node); !slices.Equal(got, mIDs(2, 1)) {
 				t.Errorf("items of %s %s = %v", service, node, got)
 			}
 			if a, err := ps.Affiliation(ctx, service, node, bob); err != nil || a != storage.AffiliationPublisher {
@@ -1045,13 +1045,13 @@ func TestPubSubUserDeleteReopen(t *testing.T) {
 		}
 		checkNode(t, got, storage.PubSubNode{Service: alice, Name: "urn:xmpp:avatar:data", Config: configA,
 			Creator: alice, Created: pubsubBase.Truncate(time.Microsecond)})
-		if got := allItems(t, ps, alice, "urn:xmpp:avatar:data"); !slices.Equal(got, ids(1, 2)) {
-			t.Errorf("after reopening, alice's items = %v, want %v", got, ids(1, 2))
+		if got := allItems(t, ps, alice, "urn:xmpp:avatar:data"); !slices.Equal(got, mIDs(1, 2)) {
+			t.Errorf("after reopening, alice's items = %v, want %v", got, mIDs(1, 2))
 		}
 		// New items go after the old ones.
 		publish(t, ps, alice, "urn:xmpp:avatar:data", pubsubItem(3, "alice@example.org", ""))
-		if got := allItems(t, ps, alice, "urn:xmpp:avatar:data"); !slices.Equal(got, ids(3, 1, 2)) {
-			t.Errorf("after reopening and publishing, alice's items = %v, want %v", got, ids(3, 1, 2))
+		if got := allItems(t, ps, alice, "urn:xmpp:avatar:data"); !slices.Equal(got, mIDs(3, 1, 2)) {
+			t.Errorf("after reopening and publishing, alice's items = %v, want %v", got, mIDs(3, 1, 2))
 		}
 
 		if err := db.Users().Delete(ctx, "example.org", "alice"); err != nil {
@@ -1072,8 +1072,8 @@ func TestPubSubUserDeleteReopen(t *testing.T) {
 		if nodes, err := ps.Nodes(ctx, bob); err != nil || len(nodes) != 2 {
 			t.Errorf("bob's nodes = %v, %v; want 2", nodes, err)
 		}
-		if got := allItems(t, ps, bob, "urn:xmpp:avatar:data"); !slices.Equal(got, ids(1, 2)) {
-			t.Errorf("bob's items = %v, want %v", got, ids(1, 2))
+		if got := allItems(t, ps, bob, "urn:xmpp:avatar:data"); !slices.Equal(got, mIDs(1, 2)) {
+			t.Errorf("bob's items = %v, want %v", got, mIDs(1, 2))
 		}
 		if affs, err := ps.AffiliationsOf(ctx, bob, bob); err != nil || len(affs) != 2 {
 			t.Errorf("bob's own affiliations = %v, %v; want his 2 nodes", affs, err)
@@ -1093,4 +1093,13 @@ func TestPubSubUserDeleteReopen(t *testing.T) {
 			t.Errorf("new alice's NodeCount = %d, %v; want 0", n, err)
 		}
 	})
+}
+
+// mIDs returns m<n> for each n: the item ids of the tests.
+func mIDs(ns ...int) []string {
+	var list []string
+	for _, n := range ns {
+		list = append(list, fmt.Sprintf("m%02d", n))
+	}
+	return list
 }
