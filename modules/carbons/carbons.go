@@ -309,7 +309,7 @@ func (c *Carbons) copyToOthers(ctx context.Context, account jid.JID, dir string,
 			continue
 		}
 		if inner == nil {
-			inner = st.Element.Copy()
+			inner = c.ownStanzaIDs(st.Element.Copy(), account)
 		}
 		if !c.h.Router().DeliverTo(ctx, s, wrap(account, s.JID(), dir, st.Type(), inner.Copy())) {
 			continue
@@ -323,6 +323,32 @@ func (c *Carbons) copyToOthers(ctx context.Context, account jid.JID, dir string,
 		}
 	}
 	return copied
+}
+
+// nsSID is the namespace of XEP-0359 stanza-ids.
+const nsSID = "urn:xmpp:sid:0"
+
+// ownStanzaIDs removes from e, a copy of a message for account's carbons,
+// the XEP-0359 stanza-ids of other local accounts' archives: a message
+// between two local accounts carries the ids of both archives while it is
+// routed (the archive puts them on), and each account's resources may
+// know only their own archive's (XEP-0313 §3.2). Ids by anyone else, a
+// room for one, are kept.
+func (c *Carbons) ownStanzaIDs(e *router.Element, account jid.JID) *router.Element {
+	kept := e.Children[:0]
+	for _, n := range e.Children {
+		if x, ok := n.(*router.Element); ok && x.Name.Space == nsSID && x.Name.Local == "stanza-id" {
+			by, err := jid.Parse(x.Get("by"))
+			if err == nil && by.Localpart() != "" && by.Resourcepart() == "" &&
+				c.h.Router().ServesUsers(by.Domainpart()) && !by.Equal(account) {
+				continue
+			}
+		}
+		kept = append(kept, n)
+	}
+	clear(e.Children[len(kept):])
+	e.Children = kept
+	return e
 }
 
 // wrap builds a carbon (§5, §6): from the user's bare JID to one of their

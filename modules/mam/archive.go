@@ -29,10 +29,11 @@ func (m *MAM) filter(ctx context.Context, st *router.Stanza) *router.Stanza {
 		return st
 	}
 	self := sender.Domainpart() != "" && sender.Equal(recipient)
-	var entries [2]storage.ArchiveEntry
-	n, toRecipient := 0, -1
+	var entries [2]storage.ArchiveEntry // the sender's first
+	n, toRecipient, toSender := 0, -1, false
 	if sender.Domainpart() != "" && !self && m.archives(ctx, sender, outgoingPeer(st)) {
 		entries[n] = storage.ArchiveEntry{Owner: sender, ArchivedMessage: storage.ArchivedMessage{With: outgoingPeer(st)}}
+		toSender = true
 		n++
 	}
 	if recipient.Domainpart() != "" && m.archives(ctx, recipient, incomingPeer(st, self)) {
@@ -62,6 +63,34 @@ func (m *MAM) filter(ctx context.Context, st *router.Stanza) *router.Stanza {
 		sid := router.NewElement(NSSID, "stanza-id")
 		setSID(sid, recipient, entries[toRecipient].ID)
 		st.Children = append(st.Children, sid)
+	}
+	if toSender {
+		// The sender's id, for its sent carbons (§3.2; carbons keep in a
+		// carbon only the ids of its account's archive): unmark takes it
+		// off after carbons, before the message goes on.
+		sid := router.NewElement(NSSID, "stanza-id")
+		setSID(sid, sender, entries[0].ID)
+		st.Children = append(st.Children, sid)
+	}
+	return st
+}
+
+// unmark removes the sender's stanza-id that filter put on a message for
+// its sent carbons, before the message leaves for its recipient, who may
+// not know the sender's archive ids (§3.2). Only the server can have put
+// it there: filter strips every stanza-id by a served account first. A
+// message to one's own bare JID keeps its id, which is the recipient's.
+func (m *MAM) unmark(_ context.Context, st *router.Stanza) *router.Stanza {
+	if st.Kind() != router.KindMessage || st.From.Localpart() == "" || st.To.Bare().Equal(st.From.Bare()) ||
+		!m.h.Router().ServesUsers(st.From.Domainpart()) {
+		return st
+	}
+	sender := st.From.Bare().String()
+	for _, c := range st.Elements() {
+		if c.Name.Space == NSSID && c.Name.Local == "stanza-id" && c.Get("by") == sender {
+			removeChild(st, c)
+			return st
+		}
 	}
 	return st
 }

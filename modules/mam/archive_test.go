@@ -19,6 +19,8 @@ func TestArchiveBothEnds(t *testing.T) {
 	storetest.Run(t, func(t *testing.T, b storetest.Backend) {
 		s := start(t, b, nil, "alice", "bob")
 		alice := online(t, s, "alice", "phone")
+		aliceDesk := online(t, s, "alice", "desk")
+		testserver.WantResult(t, aliceDesk.MustRequest(t, `<iq type="set" id="c"><enable xmlns="urn:xmpp:carbons:2"/></iq>`))
 		bobPhone := online(t, s, "bob", "phone")
 		bobDesk := online(t, s, "bob", "desk")
 		bobLaptop := s.Login("bob", pw, testserver.LoginOptions{Resource: "laptop"}) // no presence: a carbon
@@ -41,8 +43,8 @@ func TestArchiveBothEnds(t *testing.T) {
 		}
 		carbon := bobLaptop.MustNext(t, "the carbon", func(e *router.Element) bool { return e.Child("urn:xmpp:carbons:2", "received") != nil })
 		inner := forwarded(carbon.Child("urn:xmpp:carbons:2", "received"))
-		if inner == nil || stanzaIDs(inner)["bob@localhost"] != sid {
-			t.Errorf("the carbon does not carry the stanza-id %s: %s", sid, carbon)
+		if ids := stanzaIDs(inner); len(ids) != 1 || ids["bob@localhost"] != sid {
+			t.Errorf("the carbon has stanza-ids %v, want only bob's %s: %s", ids, sid, carbon)
 		}
 
 		bp := query(t, bobPhone, q{})
@@ -67,6 +69,12 @@ func TestArchiveBothEnds(t *testing.T) {
 		aid := ap.results[0].Get("id")
 		if aid == sid || aid == "" {
 			t.Errorf("alice's archive id %q, want one of its own (bob's is %s)", aid, sid)
+		}
+		// Her sent carbon carries her archive's id (XEP-0313 §3.2), and
+		// only hers; bob's copies had only bob's (checked above).
+		sent := aliceDesk.MustNext(t, "the sent carbon", func(e *router.Element) bool { return e.Child("urn:xmpp:carbons:2", "sent") != nil })
+		if ids := stanzaIDs(forwarded(sent.Child("urn:xmpp:carbons:2", "sent"))); len(ids) != 1 || ids["alice@localhost"] != aid {
+			t.Errorf("the sent carbon has stanza-ids %v, want only alice's %s: %s", ids, aid, sent)
 		}
 		am := forwarded(ap.results[0])
 		// Archived as routed, as Prosody does: the archive's own id is the

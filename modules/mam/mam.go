@@ -49,6 +49,12 @@ const (
 // must carry the stanza-id.
 const FilterPriority = router.PriorityLast + 500
 
+// UnmarkPriority places the filter that takes the sender's stanza-id off a
+// message after carbons (router.PriorityLast) copied it into the sent
+// carbons, where XEP-0313 §3.2 wants it, and before the message goes on
+// to its recipient.
+const UnmarkPriority = router.PriorityLast - 1
+
 // MaxPage is the most messages one query returns (XEP-0313 §4.3.1 lets a
 // server limit it), also when the client asks for more or gives no <max/>;
 // it is lowered to half the sessions' outbound queue if that is smaller, so
@@ -100,6 +106,7 @@ func (m *MAM) Start(ctx context.Context, h *modules.Host) error {
 		return err
 	}
 	h.AddFilter(FilterPriority, m.filter)
+	h.AddFilter(UnmarkPriority, m.unmark)
 	// Only what works is advertised: queries with the #extended fields,
 	// flipped pages and metadata, and stanza-ids on the account.
 	h.AddFeature(router.ToAccount, NS)
