@@ -16,7 +16,20 @@
 // the server's CPU time per message; the ramp stops after a step with p99
 // at or over -stop-p99 or any loss:
 //
-//	xmppd-load -scenario chat -n 100 -rates 1000,5000,20000 -step 10s //	    -user 'load%d' -resource r -password secret -insecure -server-pid $(pidof xmppd)
+//	xmppd-load -scenario chat -n 100 -rates 1000,5000,20000 -step 10s \
+//	    -user 'load%d' -resource r -password secret -insecure -server-pid $(pidof xmppd)
+//
+// With -scenario login, full logins (TCP, STARTTLS, SASL, bind, roster,
+// presence, then close) arrive at the rates of -rates, each held for
+// -step, over the -n accounts; a line per step gives the logins started
+// and completed, their latency from when each was due and, with
+// -server-pid, the server's CPU time per login; the ramp stops after a
+// step with p99 at or over -stop-p99 (default 1s there) or a failure. The
+// SCRAM salted password is derived once per account, so the generator
+// pays PBKDF2 once and the server's work is what is measured:
+//
+//	xmppd-load -scenario login -n 100 -rates 100,200,400 -step 5s \
+//	    -user 'load%d' -password secret -insecure -server-pid $(pidof xmppd)
 package main
 
 import (

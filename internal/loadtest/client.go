@@ -5,8 +5,9 @@
 // with mellium's client: a load client must be cheap enough that thousands
 // of its sessions do not dominate the machine, and once a session is bound it
 // keeps nothing but its TLS connection (no goroutine, no decoder). It speaks
-// only what the measurement needs: STARTTLS or direct TLS, SASL SCRAM (from
-// mellium.im/sasl, without channel binding) or PLAIN,
+// only what the measurement needs: STARTTLS or direct TLS, SASL SCRAM
+// (its own, without channel binding, with the salted password cached per
+// account: scram.go) or PLAIN, an optional roster request,
 // resource binding, optional stream management (XEP-0198, with or without
 // resumption, so that a dropped connection leaves a hibernating session to
 // measure) and an optional initial presence, so it works against any
@@ -25,8 +26,6 @@ import (
 	"net"
 	"strings"
 	"time"
-
-	"mellium.im/sasl"
 )
 
 // Namespaces the client negotiates.
@@ -70,6 +69,9 @@ type Options struct {
 	// Mechanism is the SASL mechanism: SCRAM-SHA-256, SCRAM-SHA-1 or
 	// PLAIN; empty means the first of these that the server offers.
 	Mechanism string
+	// Roster asks for the roster after binding and waits for it, as
+	// clients do before their presence (RFC 6121 §2.2).
+	Roster bool
 	// Presence sends an initial <presence/> after binding, as clients do.
 	Presence bool
 	// StreamManagement is "" (none), SMEnable or SMResume: after binding
@@ -215,6 +217,11 @@ func (n *negotiator) run(ctx context.Context) (*Session, error) {
 		return nil, fmt.Errorf("bind: got <%s type=%q> %s", e.XMLName.Local, e.attr("type"), e.inner())
 	}
 	sess := &Session{conn: n.conn, br: n.br, JID: j.Text}
+	if n.o.Roster {
+		if err := n.roster(); err != nil {
+			return nil, err
+		}
+	}
 	if n.o.StreamManagement != "" {
 		if sess.SMID, err = n.enableSM(); err != nil {
 			return nil, err
@@ -227,6 +234,25 @@ func (n *negotiator) run(ctx context.Context) (*Session, error) {
 		}
 	}
 	return sess, nil
+}
+
+// roster asks for the roster and reads until its answer.
+func (n *negotiator) roster() error {
+	if err := n.send(`<iq type='get' id='roster1'><query xmlns='jabber:iq:roster'/></iq>`); err != nil {
+		return err
+	}
+	for {
+		e, err := n.next()
+		if err != nil {
+			return err
+		}
+		if e.XMLName.Local == "iq" && e.attr("id") == "roster1" {
+			if e.attr("type") != "result" {
+				return fmt.Errorf("roster: got <iq type=%q> %s", e.attr("type"), e.inner())
+			}
+			return nil
+		}
+	}
 }
 
 // enableSM enables stream management (XEP-0198 §3), sends the initial
@@ -299,14 +325,15 @@ func (n *negotiator) authenticate(features *node) error {
 	if err != nil {
 		return err
 	}
-	neg := sasl.NewClient(mech, sasl.Credentials(func() ([]byte, []byte, []byte) {
-		return []byte(n.a.Local), []byte(n.a.Password), nil
-	}))
-	_, resp, err := neg.Step(nil)
-	if err != nil {
-		return fmt.Errorf("sasl %s: %w", mech.Name, err)
+	var sc *scram
+	resp := []byte("\x00" + n.a.Local + "\x00" + n.a.Password)
+	if mech != "PLAIN" {
+		if sc, err = newSCRAM(mech, n.a.Local, n.a.Password); err != nil {
+			return err
+		}
+		resp = sc.first()
 	}
-	if err := n.send(`<auth xmlns='` + nsSASL + `' mechanism='` + mech.Name + `'>` + encodeSASL(resp) + `</auth>`); err != nil {
+	if err := n.send(`<auth xmlns='` + nsSASL + `' mechanism='` + mech + `'>` + encodeSASL(resp) + `</auth>`); err != nil {
 		return err
 	}
 	for {
@@ -320,45 +347,46 @@ func (n *negotiator) authenticate(features *node) error {
 			if err != nil {
 				return fmt.Errorf("sasl challenge: %w", err)
 			}
-			if _, resp, err = neg.Step(ch); err != nil {
-				return fmt.Errorf("sasl %s: %w", mech.Name, err)
+			if sc == nil {
+				return errors.New("sasl PLAIN: got a challenge")
+			}
+			if resp, err = sc.final(ch); err != nil {
+				return fmt.Errorf("sasl %s: %w", mech, err)
 			}
 			if err := n.send(`<response xmlns='` + nsSASL + `'>` + encodeSASL(resp) + `</response>`); err != nil {
 				return err
 			}
 		case "success":
-			if e.Text != "" && mech.Name != "PLAIN" {
-				// Check the server's signature: a server that does not
-				// know the password must not pass for a real one.
+			if sc != nil {
 				data, err := base64.StdEncoding.DecodeString(e.Text)
 				if err != nil {
 					return fmt.Errorf("sasl success: %w", err)
 				}
-				if _, _, err := neg.Step(data); err != nil {
-					return fmt.Errorf("sasl %s: %w", mech.Name, err)
+				if err := sc.verify(data); err != nil {
+					return fmt.Errorf("sasl %s: %w", mech, err)
 				}
 			}
 			return nil
 		default:
-			return fmt.Errorf("sasl %s: got <%s> %s", mech.Name, e.XMLName.Local, e.inner())
+			return fmt.Errorf("sasl %s: got <%s> %s", mech, e.XMLName.Local, e.inner())
 		}
 	}
 }
 
 // mechanisms the client knows, strongest first.
-var mechanisms = []sasl.Mechanism{sasl.ScramSha256, sasl.ScramSha1, sasl.Plain}
+var mechanisms = []string{"SCRAM-SHA-256", "SCRAM-SHA-1", "PLAIN"}
 
 // mechanism picks Options.Mechanism, or the strongest one offered.
-func (n *negotiator) mechanism(features *node) (sasl.Mechanism, error) {
+func (n *negotiator) mechanism(features *node) (string, error) {
 	for _, m := range mechanisms {
-		if (n.o.Mechanism == "" || n.o.Mechanism == m.Name) && features.offers(m.Name) {
+		if (n.o.Mechanism == "" || n.o.Mechanism == m) && features.offers(m) {
 			return m, nil
 		}
 	}
 	if n.o.Mechanism != "" {
-		return sasl.Mechanism{}, fmt.Errorf("server does not offer SASL %s", n.o.Mechanism)
+		return "", fmt.Errorf("server does not offer SASL %s", n.o.Mechanism)
 	}
-	return sasl.Mechanism{}, errors.New("server offers none of SCRAM-SHA-256, SCRAM-SHA-1, PLAIN")
+	return "", errors.New("server offers none of SCRAM-SHA-256, SCRAM-SHA-1, PLAIN")
 }
 
 // encodeSASL encodes a SASL payload; "=" is an empty one (RFC 6120 §6.4.2).

@@ -149,3 +149,43 @@ func TestChat(t *testing.T) {
 		}
 	}
 }
+
+// TestLogin runs the login scenario briefly against a real server: every
+// login of the two steps completes (roster and presence included), the
+// sessions are closed again, and one with a wrong password counts as a
+// failure that stops the ramp.
+func TestLogin(t *testing.T) {
+	srv := testserver.Start(t, nil)
+	for i := range 3 {
+		srv.AddUser(fmt.Sprintf("load%d", i), "pencil")
+	}
+	plan := func(password string) loadtest.LoginPlan {
+		return loadtest.LoginPlan{
+			Plan: loadtest.Plan{
+				Options:  loadtest.Options{Addr: srv.StartTLSAddr(), Domain: testserver.Domain, TLS: srv.TLSConfig(), Mechanism: "SCRAM-SHA-1", Timeout: 10 * time.Second},
+				Sessions: 3, User: "load%d", Password: password,
+			},
+			Rates: []int{20, 40}, Step: 250 * time.Millisecond, StopP99: time.Minute, ServerPID: os.Getpid(),
+		}
+	}
+	results, err := loadtest.RunLogin(context.Background(), plan("pencil"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(results) != 2 {
+		t.Fatalf("%d steps, want 2", len(results))
+	}
+	for _, r := range results {
+		if r.Started == 0 || r.Failed() != 0 || r.P99 <= 0 || r.P50 > r.P99 || r.P99 > r.Max || r.CPUPerLogin <= 0 {
+			t.Errorf("step %s: want logins, none failed, 0 < p50 <= p99 <= max, CPU per login", r)
+		}
+	}
+	waitFor(t, func() bool { return srv.Router.Sessions().Count() == 0 }, "the logins' sessions to end")
+	results, err = loadtest.RunLogin(context.Background(), plan("wrong"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(results) != 1 || results[0].OK != 0 || results[0].Failed() == 0 || results[0].FirstFailure == "" {
+		t.Errorf("with a wrong password: %v, want one step of failures", results)
+	}
+}

@@ -137,34 +137,46 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 	insecure := fs.Bool("insecure", false, "do not verify the server certificate (loopback tests only)")
 	hold := fs.Duration("hold", 10*time.Minute, "close the sessions after this long at most")
 	untilEOF := fs.Bool("stdin-eof", false, "also close the sessions when standard input reaches end of file")
-	scenario := fs.String("scenario", "idle", "idle (hold the sessions) or chat (pairs of sessions send each other messages, in steps of rising rate)")
-	rates := fs.String("rates", "1000,2000,5000,10000,20000,50000", "chat: total message rates of the steps, per second, comma-separated")
-	step := fs.Duration("step", 5*time.Second, "chat: how long each rate is held")
+	scenario := fs.String("scenario", "idle", "idle (hold the sessions), chat (pairs of sessions send each other messages, in steps of rising rate) or login (full logins arriving at rising rates, each closed once its roster arrived; -n accounts)")
+	rates := fs.String("rates", "1000,2000,5000,10000,20000,50000", "chat, login: total message or login rates of the steps, per second, comma-separated")
+	step := fs.Duration("step", 5*time.Second, "chat, login: how long each rate is held")
 	drain := fs.Duration("drain", 2*time.Second, "chat: how long to wait after a step for messages in flight")
-	stopP99 := fs.Duration("stop-p99", 100*time.Millisecond, "chat: stop after a step with this p99 latency or any loss (0: run every step)")
+	stopP99 := fs.Duration("stop-p99", 100*time.Millisecond, "chat, login: stop after a step with this p99 latency or any loss or failure (0: run every step); login's default is 1s")
 	settle := fs.Duration("settle", 2*time.Second, "chat: wait this long after the sessions are ready, so that the server has handled their logins and presence before the first step")
-	pid := fs.Int("server-pid", 0, "chat: the server's process ID, to report its CPU time per message (Linux /proc)")
+	pid := fs.Int("server-pid", 0, "chat, login: the server's process ID, to report its CPU time per message or login (Linux /proc)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
+	stopSet := false
+	fs.Visit(func(f *flag.Flag) { stopSet = stopSet || f.Name == "stop-p99" })
 	chat := ChatPlan{Step: *step, Drain: *drain, StopP99: *stopP99, ServerPID: *pid}
-	switch *scenario {
-	case "idle":
-	case "chat":
+	parseRates := func() bool {
 		for _, r := range strings.Split(*rates, ",") {
 			n, err := strconv.Atoi(strings.TrimSpace(r))
 			if err != nil || n <= 0 {
 				fmt.Fprintf(stderr, "xmppd-load: -rates: %q is not a positive number\n", r)
-				return 2
+				return false
 			}
 			chat.Rates = append(chat.Rates, n)
+		}
+		return true
+	}
+	switch *scenario {
+	case "idle":
+	case "login":
+		if !parseRates() {
+			return 2
+		}
+	case "chat":
+		if !parseRates() {
+			return 2
 		}
 		if p.Sessions%2 != 0 || p.StreamManagement != "" {
 			fmt.Fprintln(stderr, "xmppd-load: -scenario chat needs an even -n (pairs of sessions) and no -sm")
 			return 2
 		}
 	default:
-		fmt.Fprintf(stderr, "xmppd-load: -scenario: unknown scenario %q (idle or chat)\n", *scenario)
+		fmt.Fprintf(stderr, "xmppd-load: -scenario: unknown scenario %q (idle, chat or login)\n", *scenario)
 		return 2
 	}
 	if p.Password == "" {
@@ -189,6 +201,17 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 	}
 	ctx, cancel := context.WithTimeout(ctx, *hold)
 	defer cancel()
+	if *scenario == "login" {
+		lp := LoginPlan{Plan: p, Rates: chat.Rates, Step: *step, StopP99: *stopP99, ServerPID: *pid}
+		if !stopSet {
+			lp.StopP99 = time.Second
+		}
+		if _, err := RunLogin(ctx, lp, func(r LoginResult) { fmt.Fprintln(stdout, r) }); err != nil {
+			fmt.Fprintln(stderr, "xmppd-load:", err)
+			return 1
+		}
+		return 0
+	}
 	start := time.Now()
 	sessions, err := Open(ctx, p)
 	if err != nil {

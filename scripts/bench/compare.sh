@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Runs the chat scenario of xmppd-load against xmppd, Debian's Prosody and
-# Debian's ejabberd in one run, with settings as equal as the three allow:
+# Runs a scenario of xmppd-load (chat, or login: a storm of full logins)
+# against xmppd, Debian's Prosody and Debian's ejabberd in one run, with settings as equal as the three allow:
 # one c2s listener on loopback with STARTTLS required, an ECDSA P-256
 # certificate (TLS 1.3 is what the generator and all three negotiate),
 # SCRAM-SHA-1 over stored keys (4096 iterations), no rate limits, each
@@ -10,20 +10,24 @@
 # Prints, per server, xmppd-load's line per step: latency p50/p99/max,
 # loss, and the server process's CPU per message received.
 #
-#   scripts/bench/compare.sh [--servers xmppd,prosody,ejabberd] [--archive on|off]
-#                            [--n SESSIONS] [--rates R1,R2,...] [--step DURATION]
+#   scripts/bench/compare.sh [--scenario chat|login] [--servers xmppd,prosody,ejabberd]
+#                            [--archive on|off] [--n SESSIONS] [--rates R1,R2,...]
+#                            [--step DURATION]
 #
 # KEEP=1 leaves the servers' directories (data, logs) in /tmp.
-# Defaults: all three, archive off, 100 sessions (50 pairs), rates
-# 500,1000,2000,4000,8000, 5s steps; each ramp stops after the first step
-# with p99 >= 100 ms or a lost message. Needs root (the servers run as
+# Defaults: chat, all three, archive off, 100 sessions (50 pairs; for
+# login, 100 accounts), rates 500,1000,2000,4000,8000 (login:
+# 50,100,200,400,800,1600 logins/s), 5s steps; each ramp stops after the
+# first step with p99 >= 100 ms (login: 1 s) or a lost message or failed
+# login. Needs root (the servers run as
 # their own users) and the packages prosody, ejabberd and sqlite3 (CI
 # installs them). Loopback only, bounded in time. See docs/PERFORMANCE.md.
 set -euo pipefail
 
-servers=xmppd,prosody,ejabberd archive=off n=100 rates=500,1000,2000,4000,8000 step=5s
+scenario=chat servers=xmppd,prosody,ejabberd archive=off n=100 rates= step=5s
 while [ $# -gt 0 ]; do
 	case $1 in
+	--scenario) scenario=$2; shift 2 ;;
 	--servers) servers=$2; shift 2 ;;
 	--archive) archive=$2; shift 2 ;;
 	--n) n=$2; shift 2 ;;
@@ -33,6 +37,11 @@ while [ $# -gt 0 ]; do
 	esac
 done
 case $archive in on|off) ;; *) echo "compare.sh: --archive is on or off" >&2; exit 2 ;; esac
+case $scenario in
+chat) rates=${rates:-500,1000,2000,4000,8000} ;;
+login) rates=${rates:-50,100,200,400,800,1600} ;;
+*) echo "compare.sh: --scenario is chat or login" >&2; exit 2 ;;
+esac
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
 work=$(mktemp -d /tmp/xmppd-compare.XXXXXX)
@@ -63,8 +72,10 @@ wait_port() {
 
 # load runs the generator against the server whose process is $1.
 load() {
-	taskset -c 1 "$work/xmppd-load" -addr "127.0.0.1:$port" -scenario chat -n "$n" -user 'load%d' -resource r \
-		-mech SCRAM-SHA-1 -password "$password" -insecure -settle 3s -rates "$rates" -step "$step" -server-pid "$1"
+	local extra=(-resource r -settle 3s)
+	[ "$scenario" = login ] && extra=()
+	taskset -c 1 "$work/xmppd-load" -addr "127.0.0.1:$port" -scenario "$scenario" -n "$n" -user 'load%d' "${extra[@]}" \
+		-mech SCRAM-SHA-1 -password "$password" -insecure -rates "$rates" -step "$step" -server-pid "$1"
 }
 
 run_xmppd() {
@@ -95,7 +106,7 @@ $copy INSERT INTO credentials SELECT c.domain, 'load' || seq.i, c.mechanism, c.s
 	local pid=$!
 	stop_server="kill $pid"
 	wait_port xmppd
-	echo "xmppd $(git -C "$root" rev-parse --short HEAD) (SQLite), archive=$archive sessions=$n"
+	echo "xmppd $(git -C "$root" rev-parse --short HEAD) (SQLite), $scenario, archive=$archive n=$n"
 	load "$pid"
 	kill "$pid"; wait "$pid" 2>/dev/null || true
 	stop_server=:
@@ -132,7 +143,7 @@ LUA
 	wait_port prosody
 	local pid
 	pid=$(pgrep -u prosody -f "$d/prosody.cfg.lua" | head -n 1)
-	echo "prosody $(dpkg-query -W -f '${Version}' prosody) (internal storage), archive=$archive sessions=$n"
+	echo "prosody $(dpkg-query -W -f '${Version}' prosody) (internal storage), $scenario, archive=$archive n=$n"
 	load "$pid"
 	$stop_server || true
 	stop_server=:
@@ -186,7 +197,7 @@ YAML
 	wait_port ejabberd
 	local pid
 	pid=$(pgrep -f "beam.*$node" | head -n 1)
-	echo "ejabberd $(dpkg-query -W -f '${Version}' ejabberd) (Mnesia), archive=$archive sessions=$n"
+	echo "ejabberd $(dpkg-query -W -f '${Version}' ejabberd) (Mnesia), $scenario, archive=$archive n=$n"
 	load "$pid"
 	"${ctl[@]}" stop >/dev/null || true
 	"${ctl[@]}" stopped >/dev/null 2>&1 || true
