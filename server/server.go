@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"sync"
 
 	"mellium.im/xmpp/jid"
@@ -23,15 +24,20 @@ import (
 	"github.com/xmppd/xmppd/s2s"
 	"github.com/xmppd/xmppd/storage"
 	sqlstore "github.com/xmppd/xmppd/storage/sql"
+	"github.com/xmppd/xmppd/web"
 )
 
 // Server is a started xmppd.
 type Server struct {
-	Config  *config.Config
-	Router  *router.Router
-	Store   storage.Store
-	C2S     *c2s.Server
-	S2S     *s2s.Server
+	Config *config.Config
+	Router *router.Router
+	Store  storage.Store
+	C2S    *c2s.Server
+	S2S    *s2s.Server
+	// Web is the HTTP(S) server of the http and https listeners, on which
+	// the WebSocket transport and host-meta are registered; modules and
+	// later transports (upload, BOSH, metrics) add their routes to it.
+	Web     *web.Server
 	modules *modules.Set
 	log     *slog.Logger
 
@@ -94,6 +100,11 @@ func start(ctx context.Context, cfg *config.Config, log *slog.Logger, db storage
 		return nil, err
 	}
 	r.SetRemote(srv.S2S)
+	srv.Web, err = newWeb(cfg, cs, srv.C2S, log)
+	if err != nil {
+		mods.Stop()
+		return nil, err
+	}
 	for _, l := range cfg.Listeners {
 		ln, err := net.Listen("tcp", l.Address)
 		if err != nil {
@@ -112,6 +123,8 @@ func start(ctx context.Context, cfg *config.Config, log *slog.Logger, db storage
 			defer srv.wg.Done()
 			var err error
 			switch bl.cfg.Type {
+			case config.ListenerHTTP, config.ListenerHTTPS:
+				err = srv.Web.Serve(runCtx, bl.ln, bl.cfg.Type == config.ListenerHTTPS)
 			case config.ListenerS2SStartTLS, config.ListenerS2SDirectTLS:
 				err = srv.S2S.Serve(runCtx, bl.ln, bl.cfg.Type == config.ListenerS2SDirectTLS)
 			default:
@@ -123,6 +136,31 @@ func start(ctx context.Context, cfg *config.Config, log *slog.Logger, db storage
 		}()
 	}
 	return srv, nil
+}
+
+// newWeb builds the web server with the routes of the transports: XMPP
+// over WebSocket at /xmpp-websocket, listed in host-meta.
+func newWeb(cfg *config.Config, cs *certs.Store, c *c2s.Server, log *slog.Logger) (*web.Server, error) {
+	w, err := web.New(web.Options{Config: cfg.Web, TLS: cs.ServerConfig(""), Log: log})
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Web.WebSocket.Disabled {
+		return w, nil
+	}
+	h := c.WebSocket(c2s.WebSocketOptions{
+		Origins:       cfg.Web.WebSocket.Origins,
+		AllowInsecure: cfg.Web.WebSocket.AllowInsecure,
+		Client: func(r *http.Request) (net.Addr, bool, string) {
+			cl := web.ClientOf(r)
+			return net.TCPAddrFromAddrPort(cl.Addr), cl.Secure, cl.Host
+		},
+	})
+	if _, err := w.Handle(web.Route{Pattern: "GET " + c2s.WebSocketPath, Handler: h, LongLived: true}); err != nil {
+		return nil, err
+	}
+	w.AddLink(web.Link{Rel: web.RelWebSocket, Path: c2s.WebSocketPath, WebSocket: true})
+	return w, nil
 }
 
 // preAuthHandlers returns the running modules that answer IQs before
@@ -157,10 +195,14 @@ func (s *Server) closeListeners() {
 // Shutdown stops accepting, closes every session with system-shutdown,
 // stops the modules and closes the database.
 func (s *Server) Shutdown(ctx context.Context) error {
+	var errs []error
+	// First, while its listeners are open: Shutdown stops them itself.
+	if err := s.Web.Shutdown(ctx); err != nil {
+		errs = append(errs, err)
+	}
 	s.cancel()
 	s.closeListeners()
 	s.wg.Wait()
-	var errs []error
 	if err := s.C2S.Shutdown(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("close sessions: %w", err))
 	}
