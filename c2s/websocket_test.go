@@ -348,3 +348,40 @@ func TestWebSocketCarbonsAndCSI(t *testing.T) {
 	bob.MustSend(t, `<message type="chat" id="m9" to="alice@localhost/web"><body>after csi</body></message>`)
 	nextElement(t, ws, "message after CSI", isMessage("m9"))
 }
+
+// TestWebSocketResumption: a WebSocket that drops without <close/> leaves
+// its stream management session resumable (hibernating, or still attached
+// if the server has not yet seen the loss), and a new WebSocket resumes it,
+// with the message sent meanwhile.
+func TestWebSocketResumption(t *testing.T) {
+	s := testserver.Start(t, nil)
+	s.AddUser("alice", "secret")
+	s.AddUser("bob", "secret")
+	ws := s.LoginWebSocket("alice", "secret", "web")
+	if err := ws.Send(`<enable xmlns="urn:xmpp:sm:3" resume="true"/>`); err != nil {
+		t.Fatal(err)
+	}
+	id := nextElement(t, ws, "enabled", isSM("enabled")).Get("id")
+	ws.Conn.Close() // the network goes, no <close/>
+	bob := s.Login("bob", "secret", testserver.LoginOptions{})
+	bob.MustSend(t, `<message type="chat" id="while-away" to="alice@localhost/web"><body>are you there?</body></message>`)
+
+	again, _, err := s.DialWebSocket(testserver.WSOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := again.Open(testserver.WSOpen); err != nil {
+		t.Fatal(err)
+	}
+	if cond, err := again.AuthSCRAM("alice", "secret", testserver.SCRAM{Mechanism: "SCRAM-SHA-256"}); err != nil || cond != "" {
+		t.Fatalf("scram: %q %v", cond, err)
+	}
+	if err := again.Send(`<resume xmlns="urn:xmpp:sm:3" previd="` + id + `" h="0"/>`); err != nil {
+		t.Fatal(err)
+	}
+	r := nextElement(t, again, "resumed", func(e *router.Element) bool { return isSM("resumed")(e) || isSM("failed")(e) })
+	if r.Name.Local != "resumed" || r.Get("previd") != id {
+		t.Fatalf("resume: got %s", r)
+	}
+	nextElement(t, again, "the message sent while away", isMessage("while-away"))
+}
