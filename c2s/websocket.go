@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -98,7 +99,11 @@ func (s *Server) WebSocket(o WebSocketOptions) http.Handler {
 		if err != nil {
 			return // Upgrade has answered the client
 		}
-		s.serveWebSocket(r.Context(), ws, addr)
+		// Not the request's cancellation, which comes when this handler
+		// returns: a session that hibernates outlives its WebSocket, and
+		// its context must stay usable after it is resumed elsewhere.
+		// Shutdown ends these connections itself, as it does TCP ones.
+		s.serveWebSocket(context.WithoutCancel(r.Context()), ws, addr)
 	})
 }
 
@@ -137,7 +142,7 @@ func isLoopback(addr net.Addr) bool {
 func (s *Server) serveWebSocket(ctx context.Context, ws *websocket.Conn, addr net.Addr) {
 	c := newConnFrom(s, ws.NetConn(), addr, false)
 	c.log = c.log.With(slog.String("transport", "websocket"))
-	c.ws = newWSFraming(ws, s.limits.MaxStanzaSize, s.limits.PingInterval, s.limits.PingTimeout)
+	c.ws = newWSFraming(ws, &c.writesStopped, s.limits.MaxStanzaSize, s.limits.PingInterval, s.limits.PingTimeout)
 	// Run by the reader, inside ReadMessage: a pong proves the client alive.
 	ws.SetPongHandler(func(string) error {
 		ws.SetReadDeadline(c.ws.readDeadline(c))
@@ -169,20 +174,24 @@ func (s *Server) serveWebSocket(ctx context.Context, ws *websocket.Conn, addr ne
 // keepalive is the WebSocket's ping and pong rather than XMPP pings:
 // browsers answer those without the page's help.
 type wsFraming struct {
-	ws           *websocket.Conn
-	maxSize      int
-	pingInterval time.Duration
-	pingTimeout  time.Duration
+	ws *websocket.Conn
+	// writesStopped is the conn's, checked between messages: gorilla
+	// sets its own write deadline for each, which would undo
+	// interruptWrites' deadline.
+	writesStopped *atomic.Bool
+	maxSize       int
+	pingInterval  time.Duration
+	pingTimeout   time.Duration
 
 	pingMu  sync.Mutex
 	pinger  *time.Timer
 	stopped bool
 }
 
-func newWSFraming(ws *websocket.Conn, maxSize int, interval, timeout time.Duration) *wsFraming {
+func newWSFraming(ws *websocket.Conn, stopped *atomic.Bool, maxSize int, interval, timeout time.Duration) *wsFraming {
 	// A message is one element, so the stanza size limit bounds it.
 	ws.SetReadLimit(int64(maxSize) + 1024)
-	w := &wsFraming{ws: ws, maxSize: maxSize, pingInterval: interval, pingTimeout: timeout}
+	w := &wsFraming{ws: ws, writesStopped: stopped, maxSize: maxSize, pingInterval: interval, pingTimeout: timeout}
 	w.pinger = time.AfterFunc(interval, w.ping)
 	return w
 }
@@ -307,11 +316,15 @@ func (w *wsFraming) readOpen(c *conn) (to, from, version string, err error) {
 // <stream:features/> and <stream:error/>. The caller holds the write lock.
 func (w *wsFraming) writeElements(b []byte) error {
 	w.ws.SetWriteDeadline(time.Now().Add(writeTimeout))
-	return w.write(b)
+	return w.write(b, true)
 }
 
-func (w *wsFraming) write(b []byte) error {
+// write writes b's elements; interruptible stops at interruptWrites.
+func (w *wsFraming) write(b []byte, interruptible bool) error {
 	for len(b) > 0 {
+		if interruptible && w.writesStopped.Load() {
+			return errWritesStopped
+		}
 		end, nameEnd := splitElement(b)
 		if err := w.writeOne(b[:end], nameEnd); err != nil {
 			return err
@@ -351,7 +364,7 @@ func (w *wsFraming) writeOne(el []byte, nameEnd int) error {
 func (w *wsFraming) writeFinal(b []byte) {
 	w.stopPinging()
 	w.ws.SetWriteDeadline(time.Now().Add(5 * time.Second))
-	if w.write(b) == nil {
+	if w.write(b, false) == nil {
 		w.closeFrame(websocket.CloseNormalClosure, "")
 	}
 }
