@@ -88,11 +88,16 @@ func start(ctx context.Context, cfg *config.Config, log *slog.Logger, db storage
 		domains = append(domains, h.Domain)
 	}
 	r := router.New(log, router.NewLocalRegistry(), accounts{db.Users()}, domains)
-	mods, err := modules.Start(ctx, cfg.Modules, r, db, cfg, log)
+	// Before the modules, which may add routes to it.
+	w, err := web.New(web.Options{Config: cfg.Web, TLS: cs.ServerConfig(""), Log: log})
 	if err != nil {
 		return nil, err
 	}
-	srv := &Server{Config: cfg, Router: r, Store: db, modules: mods, log: log}
+	mods, err := modules.Start(ctx, cfg.Modules, r, db, cfg, log, w)
+	if err != nil {
+		return nil, err
+	}
+	srv := &Server{Config: cfg, Router: r, Store: db, Web: w, modules: mods, log: log}
 	srv.C2S = c2s.New(c2s.Options{Config: cfg, Router: r, Users: db.Users(), Certs: cs, Log: log, PreAuth: preAuthHandlers(mods)})
 	srv.S2S, err = s2s.New(s2s.Options{Config: cfg, Router: r, Certs: cs, Log: log})
 	if err != nil {
@@ -100,8 +105,7 @@ func start(ctx context.Context, cfg *config.Config, log *slog.Logger, db storage
 		return nil, err
 	}
 	r.SetRemote(srv.S2S)
-	srv.Web, err = newWeb(cfg, cs, srv.C2S, log)
-	if err != nil {
+	if err := addWebSocket(w, cfg, srv.C2S); err != nil {
 		mods.Stop()
 		return nil, err
 	}
@@ -138,15 +142,11 @@ func start(ctx context.Context, cfg *config.Config, log *slog.Logger, db storage
 	return srv, nil
 }
 
-// newWeb builds the web server with the routes of the transports: XMPP
-// over WebSocket at /xmpp-websocket, listed in host-meta.
-func newWeb(cfg *config.Config, cs *certs.Store, c *c2s.Server, log *slog.Logger) (*web.Server, error) {
-	w, err := web.New(web.Options{Config: cfg.Web, TLS: cs.ServerConfig(""), Log: log})
-	if err != nil {
-		return nil, err
-	}
+// addWebSocket serves XMPP over WebSocket at /xmpp-websocket, listed in
+// host-meta, unless the configuration disables it.
+func addWebSocket(w *web.Server, cfg *config.Config, c *c2s.Server) error {
 	if cfg.Web.WebSocket.Disabled {
-		return w, nil
+		return nil
 	}
 	h := c.WebSocket(c2s.WebSocketOptions{
 		Origins:       cfg.Web.WebSocket.Origins,
@@ -157,10 +157,10 @@ func newWeb(cfg *config.Config, cs *certs.Store, c *c2s.Server, log *slog.Logger
 		},
 	})
 	if _, err := w.Handle(web.Route{Pattern: "GET " + c2s.WebSocketPath, Handler: h, LongLived: true}); err != nil {
-		return nil, err
+		return err
 	}
 	w.AddLink(web.Link{Rel: web.RelWebSocket, Path: c2s.WebSocketPath, WebSocket: true})
-	return w, nil
+	return nil
 }
 
 // preAuthHandlers returns the running modules that answer IQs before
