@@ -37,16 +37,23 @@ const (
 // this long is treated as gone.
 const writeTimeout = 30 * time.Second
 
-// conn is one client connection, from accept to close: the TCP/STARTTLS
-// and direct TLS Transport. Before binding, its reading goroutine
-// negotiates and writes directly; once bound it carries a Session, which
-// writes through its bounded queue and writer goroutine.
+// conn is one client connection, from accept to close, and the Transport
+// of the session it carries: TCP with STARTTLS, direct TLS, or a WebSocket
+// (RFC 7395, websocket.go). Negotiation (negotiate.go, sasl.go, bind.go,
+// resume.go) and the session are the same code for all: only how the
+// stream is framed differs, which is ws's (nil for TCP) in the methods
+// next, write, appendHeader, appendEnd, readHeader and writeFinal. Before
+// binding, its reading goroutine negotiates and writes directly; once
+// bound it carries a Session, which writes through its bounded queue and
+// writer goroutine.
 type conn struct {
 	srv  *Server
 	raw  net.Conn // the TCP connection, for deadlines set by other goroutines
 	nc   net.Conn // the transport: TCP, or TLS over it
 	tls  *tls.Conn
 	leaf *x509.Certificate // the certificate we presented
+	ws   *wsFraming        // the WebSocket framing; nil on TCP
+	addr net.Addr          // the client's address
 	ip   string
 	log  *slog.Logger
 	in   *router.Reader
@@ -95,16 +102,36 @@ type conn struct {
 }
 
 func newConn(s *Server, nc net.Conn, directTLS bool) *conn {
-	ip, _, _ := net.SplitHostPort(nc.RemoteAddr().String())
+	return newConnFrom(s, nc, nc.RemoteAddr(), directTLS)
+}
+
+// newConnFrom returns a connection over nc from the client at addr (which
+// differs from nc's peer behind a reverse proxy).
+func newConnFrom(s *Server, nc net.Conn, addr net.Addr, directTLS bool) *conn {
+	ip, _, _ := net.SplitHostPort(addr.String())
 	return &conn{
 		srv:       s,
 		raw:       nc,
 		nc:        nc,
+		addr:      addr,
 		directTLS: directTLS,
 		ip:        ip,
-		log:       s.opts.Log.With(slog.String("remote", nc.RemoteAddr().String())),
+		log:       s.opts.Log.With(slog.String("remote", addr.String())),
 		done:      make(chan struct{}),
 	}
+}
+
+// secure tells whether the stream is encrypted: TLS on this connection,
+// or a WebSocket, which the web server accepts only over HTTPS (or from
+// loopback, or as the operator allows; see WebSocketOptions).
+func (c *conn) secure() bool { return c.tls != nil || c.ws != nil }
+
+// next reads the next top-level element of the stream.
+func (c *conn) next() (*router.Element, error) {
+	if c.ws != nil {
+		return c.ws.next(c)
+	}
+	return c.in.Next()
 }
 
 // run serves the connection until it ends. A panic here ends this
@@ -187,16 +214,32 @@ func (c *conn) finish(final []byte) {
 			buf = append(buf, `</stream:error>`...)
 		}
 		if c.headerSent || isStreamErr {
-			buf = append(buf, `</stream:stream>`...)
+			buf = c.appendEnd(buf)
 		}
-		if len(buf) > 0 {
-			c.nc.SetWriteDeadline(time.Now().Add(5 * time.Second))
-			c.writeMu.Lock()
-			c.nc.Write(buf)
-			c.writeMu.Unlock()
-		}
-		c.nc.Close()
+		c.writeFinal(buf)
 	})
+}
+
+// appendEnd appends the end of the stream.
+func (c *conn) appendEnd(buf []byte) []byte {
+	if c.ws != nil {
+		return append(buf, `<close xmlns="`+nsFraming+`"/>`...)
+	}
+	return append(buf, `</stream:stream>`...)
+}
+
+// writeFinal writes the last bytes of the stream, with a short deadline
+// of its own, and closes the transport.
+func (c *conn) writeFinal(buf []byte) {
+	c.writeMu.Lock()
+	defer c.writeMu.Unlock()
+	c.nc.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	if c.ws != nil {
+		c.ws.writeFinal(buf)
+	} else if len(buf) > 0 {
+		c.nc.Write(buf)
+	}
+	c.nc.Close()
 }
 
 // errWritesStopped fails the writes of a connection whose session was
@@ -213,7 +256,12 @@ func (c *conn) write(b []byte) error {
 	if c.writesStopped.Load() {
 		return errWritesStopped
 	}
-	_, err := c.nc.Write(b)
+	var err error
+	if c.ws != nil {
+		err = c.ws.writeElements(b)
+	} else {
+		_, err = c.nc.Write(b)
+	}
 	if err != nil {
 		return fmt.Errorf("write to client: %w", err)
 	}
@@ -225,9 +273,14 @@ func (c *conn) writeElement(e *router.Element) error {
 	return c.write(e.AppendXML(nil, router.NSClient))
 }
 
-// appendHeader appends our stream header.
+// appendHeader appends our stream header: <stream:stream> on TCP, <open/>
+// on a WebSocket (RFC 7395 §3.4).
 func (c *conn) appendHeader(buf []byte) []byte {
-	buf = append(buf, `<?xml version='1.0'?><stream:stream xmlns="jabber:client" xmlns:stream="http://etherx.jabber.org/streams" version="1.0" xml:lang="en" id="`...)
+	if c.ws != nil {
+		buf = append(buf, `<open xmlns="`+nsFraming+`" version="1.0" xml:lang="en" id="`...)
+	} else {
+		buf = append(buf, `<?xml version='1.0'?><stream:stream xmlns="jabber:client" xmlns:stream="http://etherx.jabber.org/streams" version="1.0" xml:lang="en" id="`...)
+	}
 	buf = append(buf, router.NewID()...)
 	buf = append(buf, '"')
 	if c.host != "" {
@@ -241,6 +294,9 @@ func (c *conn) appendHeader(buf []byte) []byte {
 		buf = append(buf, '"')
 	}
 	c.headerSent = true
+	if c.ws != nil {
+		return append(buf, "/>"...)
+	}
 	return append(buf, '>')
 }
 
@@ -330,29 +386,12 @@ func (c *conn) negotiate(ctx context.Context) error {
 // openStream reads the client's stream header, checks it, and answers with
 // ours and the stream features.
 func (c *conn) openStream() error {
-	c.newReader()
 	c.headerSent = false
-	hdr, err := c.in.Header()
+	to, from, version, err := c.readHeader()
 	if err != nil {
 		return err
 	}
 	c.pending.Progress(connlimit.Header)
-	var to, from, version, ns string
-	for _, a := range hdr.Attr {
-		switch {
-		case a.Name.Space == "" && a.Name.Local == "to":
-			to = a.Value
-		case a.Name.Space == "" && a.Name.Local == "from":
-			from = a.Value
-		case a.Name.Space == "" && a.Name.Local == "version":
-			version = a.Value
-		case a.Name.Space == "" && a.Name.Local == "xmlns":
-			ns = a.Value
-		}
-	}
-	if ns != router.NSClient {
-		return stream.InvalidNamespace
-	}
 	domain, err := jid.Parse(to)
 	if err != nil || domain.Localpart() != "" || domain.Resourcepart() != "" || !c.srv.opts.Router.ServesUsers(domain.Domainpart()) {
 		return stream.HostUnknown
@@ -374,6 +413,36 @@ func (c *conn) openStream() error {
 	buf := c.appendHeader(nil)
 	buf = c.features().AppendXML(buf, router.NSClient)
 	return c.write(buf)
+}
+
+// readHeader reads the client's stream header (on a WebSocket its <open/>)
+// and returns its to, from and version.
+func (c *conn) readHeader() (to, from, version string, err error) {
+	if c.ws != nil {
+		return c.ws.readOpen(c)
+	}
+	c.newReader()
+	hdr, err := c.in.Header()
+	if err != nil {
+		return "", "", "", err
+	}
+	var ns string
+	for _, a := range hdr.Attr {
+		switch {
+		case a.Name.Space == "" && a.Name.Local == "to":
+			to = a.Value
+		case a.Name.Space == "" && a.Name.Local == "from":
+			from = a.Value
+		case a.Name.Space == "" && a.Name.Local == "version":
+			version = a.Value
+		case a.Name.Space == "" && a.Name.Local == "xmlns":
+			ns = a.Value
+		}
+	}
+	if ns != router.NSClient {
+		return "", "", "", stream.InvalidNamespace
+	}
+	return to, from, version, nil
 }
 
 // handshake runs the TLS server handshake on the transport.

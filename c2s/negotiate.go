@@ -94,11 +94,11 @@ func (n *Negotiation) Write(e *router.Element) error { return n.c.writeElement(e
 func (n *Negotiation) State() *router.SessionState { return &n.c.stepState }
 
 // Next reads the client's next element, for steps of several rounds.
-func (n *Negotiation) Next() (*router.Element, error) { return n.c.in.Next() }
+func (n *Negotiation) Next() (*router.Element, error) { return n.c.next() }
 
 func (c *conn) stage() Stage {
 	switch {
-	case c.tls == nil:
+	case !c.secure():
 		return BeforeTLS
 	case !c.authed:
 		return AfterTLS
@@ -243,7 +243,7 @@ func (c *conn) features() *router.Element {
 func (c *conn) negotiateStream(ctx context.Context) error {
 	n := &Negotiation{c}
 	for {
-		e, err := c.in.Next()
+		e, err := c.next()
 		if err != nil {
 			return err
 		}
@@ -277,7 +277,9 @@ var (
 		},
 		Handle: func(ctx context.Context, n *Negotiation, _ *router.Element) (Outcome, error) {
 			c := n.c
-			if c.tls != nil {
+			if c.secure() {
+				// Again, or on a transport that has its own TLS
+				// (a WebSocket): nothing to start.
 				return Continue, stream.PolicyViolation
 			}
 			if err := c.writeElement(router.NewElement(nsTLS, "proceed")); err != nil {
@@ -314,7 +316,7 @@ var (
 			if c.authed {
 				return Continue, stream.PolicyViolation
 			}
-			if c.tls == nil {
+			if !c.secure() {
 				// RFC 6120 §6.4.5: no SASL, and so no PLAIN, before TLS.
 				return Continue, c.saslFailure(failure{cond: "encryption-required", text: "negotiate TLS first"})
 			}
@@ -345,7 +347,7 @@ var (
 			return f
 		},
 		Match: func(n *Negotiation, e *router.Element) bool {
-			return n.c.tls != nil && !n.c.authed && n.c.preAuthHandler(e) != nil
+			return n.c.secure() && !n.c.authed && n.c.preAuthHandler(e) != nil
 		},
 		Handle: func(ctx context.Context, n *Negotiation, e *router.Element) (Outcome, error) {
 			return Continue, n.c.preAuthIQ(ctx, n.c.preAuthHandler(e), e)

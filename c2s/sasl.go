@@ -80,7 +80,7 @@ func (c *conn) maxOtherFailures() int {
 // mechanisms lists the SASL mechanisms offered on this connection, strongest
 // first. Nothing is offered before TLS.
 func (c *conn) mechanisms() []string {
-	if c.tls == nil {
+	if !c.secure() {
 		return nil
 	}
 	var m []string
@@ -94,7 +94,8 @@ func (c *conn) mechanisms() []string {
 	return m
 }
 
-// binding is the channel binding of the TLS connection.
+// binding is the channel binding of the TLS connection; none on a
+// WebSocket, whose TLS may end at a proxy.
 func (c *conn) binding() sasl.ChannelBinding {
 	if c.tls == nil {
 		return nil
@@ -356,7 +357,7 @@ func (c *conn) challenge(data []byte) (resp []byte, f failure, err error) {
 	if err := c.writeElement(ch); err != nil {
 		return nil, failure{}, err
 	}
-	e, err := c.in.Next()
+	e, err := c.next()
 	if err != nil {
 		return nil, failure{}, err
 	}

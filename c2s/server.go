@@ -1,5 +1,6 @@
 // Package c2s serves client connections (RFC 6120): it accepts TCP with
-// STARTTLS and direct TLS (XEP-0368), negotiates the stream itself as a
+// STARTTLS and direct TLS (XEP-0368), and WebSocket (RFC 7395) through the
+// handler Server.WebSocket that the web server mounts; it negotiates the stream itself as a
 // list of registered steps (Step: TLS, SASL SCRAM with channel binding,
 // in-band registration, resource binding, stream management resumption;
 // Server.AddStep adds more), and then serves the bound Session: a read loop per connection that stamps
@@ -7,8 +8,8 @@
 // their owner, Server.HandleElement), plus one writer per attachment fed by
 // the session's bounded queue.
 //
-// A Session is apart from the Transport that carries it (the TCP or TLS
-// connection here; WebSocket and BOSH later implement the same interface):
+// A Session is apart from the Transport that carries it (a TCP, TLS or
+// WebSocket connection; BOSH will implement the same interface):
 // it can be detached and attached to another transport, and it ends, with
 // "session ended", only once. Stream management (XEP-0198, sm.go) uses
 // that: a resumable session outlives a lost connection, hibernating until

@@ -9,9 +9,9 @@ import (
 )
 
 // Transport is what carries a Session's stream: a TCP connection with
-// STARTTLS, a direct TLS connection (XEP-0368), and later a WebSocket
-// (RFC 7395) or a BOSH connection manager (XEP-0124/0206), which implement
-// this same interface. The session does not know which it has: it reads
+// STARTTLS, a direct TLS connection (XEP-0368) or a WebSocket (RFC 7395),
+// all three the conn type with its framing, and later a BOSH connection
+// manager (XEP-0124/0206), which will implement this same interface. The session does not know which it has: it reads
 // elements, writes serialised stanzas and ends the stream through it, so
 // that it can be detached from one transport and attached to another
 // (stream management resumption, XEP-0198) without noticing.
@@ -58,7 +58,7 @@ var (
 
 // Next implements Transport.
 func (c *conn) Next() (*router.Element, error) {
-	e, err := c.in.Next()
+	e, err := c.next()
 	if err != nil && errors.Is(err, errClosing) && c.cause != nil {
 		return nil, c.cause
 	}
@@ -81,4 +81,4 @@ func (c *conn) TLSState() *tls.ConnectionState {
 }
 
 // RemoteAddr implements Transport.
-func (c *conn) RemoteAddr() net.Addr { return c.raw.RemoteAddr() }
+func (c *conn) RemoteAddr() net.Addr { return c.addr }

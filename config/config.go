@@ -43,6 +43,9 @@ type Config struct {
 	// the retention job work on the archives whether the module runs or not.
 	Archive Archive `yaml:"archive"`
 	Log     Log     `yaml:"log"`
+	// Web configures the HTTP(S) server of the http and https listeners
+	// and the WebSocket transport on it.
+	Web Web `yaml:"web"`
 
 	// Warnings are what Load found questionable but not wrong, such as
 	// deprecated keys, each placed like an error ("xmppd.yaml:7: ...");
@@ -69,7 +72,57 @@ const (
 	ListenerC2SDirectTLS = "c2s_tls" // TLS from the first byte, ALPN xmpp-client
 	ListenerS2SStartTLS  = "s2s"     // server-to-server, STARTTLS
 	ListenerS2SDirectTLS = "s2s_tls" // server-to-server, TLS first, ALPN xmpp-server
+	ListenerHTTP         = "http"    // the web server (WebSocket, host-meta), plain HTTP
+	ListenerHTTPS        = "https"   // the web server over TLS with the hosts' certificates, HTTP/2
 )
+
+// Web configures the one HTTP(S) server that every web feature shares
+// (package web): its limits, the proxies it trusts and the WebSocket
+// transport (RFC 7395) served on it.
+type Web struct {
+	// PublicURL is the base URL clients reach the web server at, as
+	// host-meta (XEP-0156) announces it ("https://chat.example.org"),
+	// when a reverse proxy puts it elsewhere than the listener; empty:
+	// built from each request.
+	PublicURL string `yaml:"public_url"`
+	// TrustedProxies are the addresses or CIDR blocks of reverse proxies
+	// whose X-Forwarded-For, -Proto and -Host headers are believed; from
+	// anyone else they are ignored.
+	TrustedProxies []string `yaml:"trusted_proxies"`
+	// MaxBodySize bounds a request body, in bytes (413 beyond); a route
+	// may set its own.
+	MaxBodySize int64 `yaml:"max_body_size"`
+	// MaxHeaderBytes bounds the request line and headers.
+	MaxHeaderBytes int `yaml:"max_header_bytes"`
+	// ReadHeaderTimeout is how long a client has to send its headers: the
+	// slowloris guard. ReadTimeout and WriteTimeout bound a whole request
+	// and response (long-lived routes such as WebSocket are exempt);
+	// IdleTimeout a kept-alive connection between requests.
+	ReadHeaderTimeout time.Duration `yaml:"read_header_timeout"`
+	ReadTimeout       time.Duration `yaml:"read_timeout"`
+	WriteTimeout      time.Duration `yaml:"write_timeout"`
+	IdleTimeout       time.Duration `yaml:"idle_timeout"`
+	// AccessLog logs every request (method, path, status, bytes, time,
+	// client) at info level.
+	AccessLog bool `yaml:"access_log"`
+	// WebSocket is the XMPP-over-WebSocket transport.
+	WebSocket WebSocket `yaml:"websocket"`
+}
+
+// WebSocket configures XMPP over WebSocket (RFC 7395) at /xmpp-websocket.
+type WebSocket struct {
+	// Disabled leaves /xmpp-websocket unserved.
+	Disabled bool `yaml:"disabled"`
+	// Origins are the Origin header values allowed to connect, as
+	// patterns of the origin's host ("example.org", "*.example.org") or
+	// "*" for any; empty: only pages of the host the request is for.
+	// Clients that send no Origin (not browsers) are always allowed.
+	Origins []string `yaml:"origins"`
+	// AllowInsecure accepts WebSocket logins over plain HTTP from any
+	// address; by default plain HTTP is accepted only from loopback or
+	// from a trusted proxy that says the client used HTTPS.
+	AllowInsecure bool `yaml:"allow_insecure"`
+}
 
 // Listener is one socket the server accepts connections on.
 type Listener struct {

@@ -19,6 +19,8 @@ func TestDefault(t *testing.T) {
 		Listeners: []Listener{
 			{Type: ListenerC2SStartTLS, Address: ":5222"},
 			{Type: ListenerC2SDirectTLS, Address: ":5223"},
+			{Type: ListenerHTTP, Address: "127.0.0.1:5280"},
+			{Type: ListenerHTTPS, Address: "127.0.0.1:5281"},
 		},
 		Storage: Storage{SQLite: filepath.Join("xmppd-data", "xmppd.db")},
 		Modules: []string{"disco", "ping", "version", "time", "roster", "offline", "blocking", "carbons", "vcard", "private", "last", "register", "push", "mam"},
@@ -36,6 +38,8 @@ func TestDefault(t *testing.T) {
 		Archive: Archive{Default: "always", Allowed: []string{"always", "never", "roster"},
 			ExpireBatch: 1000, ExpireEvery: time.Hour},
 		Log: Log{Level: "info", Format: "text"},
+		Web: Web{MaxBodySize: 1 << 20, MaxHeaderBytes: 16 << 10, ReadHeaderTimeout: 10 * time.Second,
+			ReadTimeout: time.Minute, WriteTimeout: time.Minute, IdleTimeout: 2 * time.Minute},
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("Default() =\n%+v\nwant\n%+v", c, want)

@@ -39,11 +39,19 @@ const (
 	defaultS2SConnect        = 30 * time.Second
 	defaultS2SIdle           = 10 * time.Minute
 	// Archives (XEP-0313): kept forever unless expire_after says otherwise.
-	defaultArchiveMode = ArchiveAlways
-	defaultExpireBatch = 1000
-	defaultExpireEvery = time.Hour
-	defaultLogLevel    = "info"
-	defaultLogFormat   = "text"
+	defaultArchiveMode       = ArchiveAlways
+	defaultExpireBatch       = 1000
+	defaultExpireEvery       = time.Hour
+	defaultHTTPAddress       = "127.0.0.1:5280"
+	defaultHTTPSAddress      = "127.0.0.1:5281"
+	defaultMaxBodySize       = 1 << 20
+	defaultMaxHeaderBytes    = 16 << 10
+	defaultReadHeaderTimeout = 10 * time.Second
+	defaultHTTPReadTimeout   = time.Minute
+	defaultHTTPWriteTimeout  = time.Minute
+	defaultHTTPIdleTimeout   = 2 * time.Minute
+	defaultLogLevel          = "info"
+	defaultLogFormat         = "text"
 )
 
 // defaultModules is a function, not a variable, so that no two configs
@@ -84,6 +92,8 @@ func (c *Config) ApplyDefaults() {
 		c.Listeners = []Listener{
 			{Type: ListenerC2SStartTLS, Address: defaultC2SAddress},
 			{Type: ListenerC2SDirectTLS, Address: defaultC2STLSAddress},
+			{Type: ListenerHTTP, Address: defaultHTTPAddress},
+			{Type: ListenerHTTPS, Address: defaultHTTPSAddress},
 		}
 	}
 	if c.Storage.SQLite == "" && c.Storage.Postgres == "" {
@@ -108,6 +118,7 @@ func (c *Config) ApplyDefaults() {
 	setDefault(&c.S2S.ConnectTimeout, defaultS2SConnect)
 	setDefault(&c.S2S.IdleTimeout, defaultS2SIdle)
 	c.Archive.applyDefaults()
+	c.Web.applyDefaults()
 	setDefault(&c.Log.Level, defaultLogLevel)
 	setDefault(&c.Log.Format, defaultLogFormat)
 }
@@ -131,6 +142,21 @@ func (l *Limits) applyDefaults() {
 	setDefault(&l.MaxHibernatingPerUser, defaultMaxHibernatingPU)
 	setDefault(&l.MaxHibernating, defaultMaxHibernating)
 	setDefault(&l.CSIMaxHeld, defaultCSIMaxHeld)
+}
+
+func (w *Web) applyDefaults() {
+	setDefault(&w.MaxBodySize, defaultMaxBodySize)
+	setDefault(&w.MaxHeaderBytes, defaultMaxHeaderBytes)
+	setDefault(&w.ReadHeaderTimeout, defaultReadHeaderTimeout)
+	setDefault(&w.ReadTimeout, defaultHTTPReadTimeout)
+	setDefault(&w.WriteTimeout, defaultHTTPWriteTimeout)
+	setDefault(&w.IdleTimeout, defaultHTTPIdleTimeout)
+	if len(w.TrustedProxies) == 0 {
+		w.TrustedProxies = nil
+	}
+	if len(w.WebSocket.Origins) == 0 {
+		w.WebSocket.Origins = nil
+	}
 }
 
 func (a *Archive) applyDefaults() {

@@ -27,6 +27,10 @@ listeners:
     address: ":5222"
   - type: c2s_tls       # TLS from the first byte (XEP-0368)
     address: ":5223"
+  - type: http          # the web server: WebSocket at /xmpp-websocket, host-meta
+    address: "127.0.0.1:5280"
+  - type: https         # the same over TLS with the hosts' certificates, HTTP/2
+    address: "127.0.0.1:5281"
 
 # The database: set one of sqlite and postgres; with neither, SQLite at
 # <data_dir>/xmppd.db.
@@ -113,4 +117,21 @@ archive:
 log:
   level: info    # debug, info, warn or error
   format: text   # text or json
+
+# The web server of the http and https listeners, shared by WebSocket,
+# host-meta and later upload, BOSH and metrics.
+web:
+  public_url: ""              # base URL behind a reverse proxy, e.g. https://chat.example.org; empty: from each request
+  trusted_proxies: []         # IPs or CIDRs whose X-Forwarded-For/-Proto/-Host are believed, e.g. [127.0.0.1, 10.0.0.0/8]
+  max_body_size: 1048576      # bytes in a request body; more gets 413
+  max_header_bytes: 16384     # bytes of request line and headers
+  read_header_timeout: 10s    # time to send the headers (slowloris guard)
+  read_timeout: 1m            # time to send a whole request (WebSocket is exempt)
+  write_timeout: 1m           # time to take a whole response (WebSocket is exempt)
+  idle_timeout: 2m            # a kept-alive connection between requests
+  access_log: false           # log every request at info level
+  websocket:                  # XMPP over WebSocket (RFC 7395) at /xmpp-websocket
+    disabled: false
+    origins: []               # allowed Origin hosts (example.org, *.example.org, *); empty: the request's own host
+    allow_insecure: false     # accept plain-HTTP WebSocket from anywhere, not just loopback or a trusted HTTPS proxy
 `

@@ -101,6 +101,17 @@ archive:
   expire_batch: 50
   expire_every: 10m
 log: {level: debug, format: json}
+web:
+  public_url: https://chat.example.org
+  trusted_proxies: [127.0.0.1, 10.0.0.0/8]
+  max_body_size: 4096
+  max_header_bytes: 2048
+  read_header_timeout: 2s
+  read_timeout: 20s
+  write_timeout: 30s
+  idle_timeout: 40s
+  access_log: true
+  websocket: {disabled: true, origins: ["*.example.org"], allow_insecure: true}
 `,
 		check: func(t *testing.T, c *Config) {
 			want := &Config{
@@ -131,6 +142,10 @@ log: {level: debug, format: json}
 				Archive: Archive{Default: ArchiveRoster, Allowed: []string{ArchiveRoster, ArchiveNever},
 					ExpireAfter: Period(2 * 365 * 24 * time.Hour), ExpireBatch: 50, ExpireEvery: 10 * time.Minute},
 				Log: Log{Level: "debug", Format: "json"},
+				Web: Web{PublicURL: "https://chat.example.org", TrustedProxies: []string{"127.0.0.1", "10.0.0.0/8"},
+					MaxBodySize: 4096, MaxHeaderBytes: 2048, ReadHeaderTimeout: 2 * time.Second,
+					ReadTimeout: 20 * time.Second, WriteTimeout: 30 * time.Second, IdleTimeout: 40 * time.Second, AccessLog: true,
+					WebSocket: WebSocket{Disabled: true, Origins: []string{"*.example.org"}, AllowInsecure: true}},
 			}
 			wantOptions(t, c, map[string]string{
 				"register": "allow_registration: true\nper_ip: 1\n",
@@ -176,7 +191,7 @@ storage: {sqlite: db/x.db}
 			if c.Modules == nil || len(c.Modules) != 0 {
 				t.Errorf("modules = %#v, want empty", c.Modules)
 			}
-			if len(c.Listeners) != 2 {
+			if len(c.Listeners) != 4 {
 				t.Errorf("listeners = %v, want the defaults", c.Listeners)
 			}
 			if !c.Auth.AllowPlain {
@@ -227,7 +242,16 @@ func TestLoadErrors(t *testing.T) {
 	}{{
 		name: "unknown key at top level",
 		text: "hosts: [{domain: example.org}]\n\nlistner: []\n",
-		want: []string{`xmppd.yaml:3: unknown key "listner" at top level (known keys: archive, auth, data_dir, hosts, limits, listeners, log, module_options, modules, s2s, storage)`},
+		want: []string{`xmppd.yaml:3: unknown key "listner" at top level (known keys: archive, auth, data_dir, hosts, limits, listeners, log, module_options, modules, s2s, storage, web)`},
+	}, {
+		name: "bad web settings",
+		text: "hosts: [{domain: example.org}]\nweb:\n  public_url: ftp://x\n  trusted_proxies: [10.0.0.0/8, proxy.example]\n  websocket: {origins: [\"https://a/b\"]}\n  read_timeout: -1s\n",
+		want: []string{
+			`xmppd.yaml:3: web.public_url: "ftp://x" must be an absolute http:// or https:// URL`,
+			`xmppd.yaml:4: web.trusted_proxies[1]: "proxy.example" is neither an IP address nor a CIDR block`,
+			`xmppd.yaml:5: web.websocket.origins[0]: "https://a/b" must be a host pattern such as example.org, *.example.org or *`,
+			`xmppd.yaml:6: web.read_timeout: must be positive, not -1s`,
+		},
 	}, {
 		name: "unknown nested key",
 		text: "hosts: [{domain: example.org}]\nlimits:\n  max_depth: 10\n  max_stanzas: 5\n",
@@ -240,7 +264,7 @@ func TestLoadErrors(t *testing.T) {
 		name: "every unknown key is reported",
 		text: "foo: 1\nhosts: [{domain: example.org}]\nlog: {colour: true}\n",
 		want: []string{
-			`xmppd.yaml:1: unknown key "foo" at top level (known keys: archive, auth, data_dir, hosts, limits, listeners, log, module_options, modules, s2s, storage)`,
+			`xmppd.yaml:1: unknown key "foo" at top level (known keys: archive, auth, data_dir, hosts, limits, listeners, log, module_options, modules, s2s, storage, web)`,
 			`xmppd.yaml:3: unknown key "colour" in log (known keys: format, level)`,
 		},
 	}, {
@@ -270,7 +294,7 @@ func TestLoadErrors(t *testing.T) {
 	}, {
 		name: "bad listener type",
 		text: "hosts: [{domain: example.org}]\nlisteners:\n  - type: c2s\n    address: \":5222\"\n  - type: bosh\n    address: \":5269\"\n",
-		want: []string{`xmppd.yaml:5: listeners[1].type: unknown listener type "bosh" (want c2s, c2s_tls, s2s or s2s_tls)`},
+		want: []string{`xmppd.yaml:5: listeners[1].type: unknown listener type "bosh" (want c2s, c2s_tls, s2s, s2s_tls, http or https)`},
 	}, {
 		name: "bad listener address",
 		text: "hosts: [{domain: example.org}]\nlisteners:\n  - type: c2s\n    address: 5222\n",

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -54,6 +56,7 @@ func (c *Config) problems() problems {
 	c.checkLimits(&ps)
 	c.checkArchive(&ps)
 	c.checkLog(&ps)
+	c.checkWeb(&ps)
 	c.checkDeprecated(&ps)
 	return ps
 }
@@ -105,10 +108,10 @@ func (c *Config) checkListeners(ps *problems) {
 	for i, l := range c.Listeners {
 		path := fmt.Sprintf("listeners[%d]", i)
 		switch l.Type {
-		case ListenerC2SStartTLS, ListenerC2SDirectTLS, ListenerS2SStartTLS, ListenerS2SDirectTLS:
+		case ListenerC2SStartTLS, ListenerC2SDirectTLS, ListenerS2SStartTLS, ListenerS2SDirectTLS, ListenerHTTP, ListenerHTTPS:
 		default:
-			ps.add(path+".type", "unknown listener type %q (want %s, %s, %s or %s)",
-				l.Type, ListenerC2SStartTLS, ListenerC2SDirectTLS, ListenerS2SStartTLS, ListenerS2SDirectTLS)
+			ps.add(path+".type", "unknown listener type %q (want %s, %s, %s, %s, %s or %s)",
+				l.Type, ListenerC2SStartTLS, ListenerC2SDirectTLS, ListenerS2SStartTLS, ListenerS2SDirectTLS, ListenerHTTP, ListenerHTTPS)
 		}
 		if msg := addressProblem(l.Address); msg != "" {
 			ps.add(path+".address", "%s", msg)
@@ -190,20 +193,13 @@ func (c *Config) checkLimits(ps *problems) {
 			ps.add("limits."+v.key, "must be positive, not %d", v.n)
 		}
 	}
-	for _, v := range []struct {
-		key string
-		d   time.Duration
-	}{
+	positiveDurations(ps, "limits.", []namedDuration{
 		{"login_window", l.LoginWindow},
 		{"ping_interval", l.PingInterval},
 		{"ping_timeout", l.PingTimeout},
 		{"resume_timeout", l.ResumeTimeout},
 		{"sm_ack_interval", l.SMAckInterval},
-	} {
-		if v.d <= 0 {
-			ps.add("limits."+v.key, "must be positive, not %s", v.d)
-		}
-	}
+	})
 	c.checkS2S(ps)
 }
 
@@ -284,5 +280,60 @@ func (c *Config) checkArchive(ps *problems) {
 	}
 	if a.ExpireEvery <= 0 {
 		ps.add("archive.expire_every", "must be positive, not %s", a.ExpireEvery)
+	}
+}
+
+func (c *Config) checkWeb(ps *problems) {
+	w := c.Web
+	if w.PublicURL != "" {
+		u, err := url.Parse(w.PublicURL)
+		switch {
+		case err != nil:
+			ps.add("web.public_url", "%q is not a URL: %v", w.PublicURL, err)
+		case u.Scheme != "http" && u.Scheme != "https" || u.Host == "":
+			ps.add("web.public_url", "%q must be an absolute http:// or https:// URL", w.PublicURL)
+		case u.RawQuery != "" || u.Fragment != "":
+			ps.add("web.public_url", "%q must have no query or fragment", w.PublicURL)
+		}
+	}
+	for i, p := range w.TrustedProxies {
+		if _, err := netip.ParsePrefix(p); err == nil {
+			continue
+		}
+		if _, err := netip.ParseAddr(p); err != nil {
+			ps.add(fmt.Sprintf("web.trusted_proxies[%d]", i), "%q is neither an IP address nor a CIDR block", p)
+		}
+	}
+	for i, o := range w.WebSocket.Origins {
+		if o == "" || strings.Contains(o, "/") {
+			ps.add(fmt.Sprintf("web.websocket.origins[%d]", i), "%q must be a host pattern such as example.org, *.example.org or *", o)
+		}
+	}
+	if w.MaxBodySize <= 0 {
+		ps.add("web.max_body_size", "must be positive, not %d", w.MaxBodySize)
+	}
+	if w.MaxHeaderBytes <= 0 {
+		ps.add("web.max_header_bytes", "must be positive, not %d", w.MaxHeaderBytes)
+	}
+	positiveDurations(ps, "web.", []namedDuration{
+		{"read_header_timeout", w.ReadHeaderTimeout},
+		{"read_timeout", w.ReadTimeout},
+		{"write_timeout", w.WriteTimeout},
+		{"idle_timeout", w.IdleTimeout},
+	})
+}
+
+// namedDuration is a duration setting and its key.
+type namedDuration struct {
+	key string
+	d   time.Duration
+}
+
+// positiveDurations reports each setting that is not positive.
+func positiveDurations(ps *problems, prefix string, ds []namedDuration) {
+	for _, v := range ds {
+		if v.d <= 0 {
+			ps.add(prefix+v.key, "must be positive, not %s", v.d)
+		}
 	}
 }

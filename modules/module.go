@@ -17,6 +17,7 @@ import (
 	"github.com/xmppd/xmppd/config"
 	"github.com/xmppd/xmppd/router"
 	"github.com/xmppd/xmppd/storage"
+	"github.com/xmppd/xmppd/web"
 )
 
 // Module is what a constructor given to Register or RegisterWithOptions
@@ -45,7 +46,43 @@ type Host struct {
 	store  storage.Store
 	cfg    *config.Config
 	log    *slog.Logger
+	web    HTTP
 	regs   []router.Registration
+}
+
+// HTTP is what a module may do with the server's one web server (package
+// web): add routes (file upload, metrics) and host-meta links. Handlers are
+// served on every http and https listener.
+type HTTP interface {
+	Handle(r web.Route) (router.Registration, error)
+	AddLink(l web.Link) router.Registration
+}
+
+// errNoWeb is HandleHTTP's error on a host without a web server (tests
+// that start modules alone).
+var errNoWeb = errors.New("no web server")
+
+// HandleHTTP serves r on the web server until the module stops.
+func (h *Host) HandleHTTP(r web.Route) error {
+	if h.web == nil {
+		return fmt.Errorf("%s: route %s: %w", h.id, r.Pattern, errNoWeb)
+	}
+	reg, err := h.web.Handle(r)
+	if err != nil {
+		return fmt.Errorf("%s: %w", h.id, err)
+	}
+	h.regs = append(h.regs, reg)
+	return nil
+}
+
+// AddLink lists a connection method in host-meta (XEP-0156) until the
+// module stops.
+func (h *Host) AddLink(l web.Link) error {
+	if h.web == nil {
+		return fmt.Errorf("%s: link %s: %w", h.id, l.Rel, errNoWeb)
+	}
+	h.regs = append(h.regs, h.web.AddLink(l))
+	return nil
 }
 
 // Router is what a module may do with the router beyond registering
@@ -239,8 +276,9 @@ type Set struct {
 // Start builds and starts the modules named by ids, in order, each with its
 // options from cfg's module_options. Options for a module that is not
 // among ids are an error, as in Check. If one module fails, those already
-// started are stopped again.
-func Start(ctx context.Context, ids []string, r *router.Router, store storage.Store, cfg *config.Config, log *slog.Logger) (*Set, error) {
+// started are stopped again. w is the web server modules add routes to
+// (nil without one: HandleHTTP then fails).
+func Start(ctx context.Context, ids []string, r *router.Router, store storage.Store, cfg *config.Config, log *slog.Logger, w HTTP) (*Set, error) {
 	if errs := checkOptionsBlocks(cfg, ids); len(errs) > 0 {
 		return nil, fmt.Errorf("modules: %w", errors.Join(errs...))
 	}
@@ -256,7 +294,7 @@ func Start(ctx context.Context, ids []string, r *router.Router, store storage.St
 			set.Stop()
 			return nil, fmt.Errorf("modules: %s: %w", id, err)
 		}
-		h := &Host{id: id, router: r, store: store, cfg: cfg, log: log.With(slog.String("module", id))}
+		h := &Host{id: id, router: r, store: store, cfg: cfg, log: log.With(slog.String("module", id)), web: w}
 		set.hosts = append(set.hosts, h)
 		set.modules = append(set.modules, m)
 		if s, ok := m.(Starter); ok {

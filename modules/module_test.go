@@ -135,7 +135,7 @@ func newRouter(t *testing.T) *router.Router {
 func start(t *testing.T, r *router.Router, ids ...string) (*modules.Set, error) {
 	t.Helper()
 	takeEvents()
-	return modules.Start(context.Background(), ids, r, nil, config.Default(), slog.New(slog.DiscardHandler))
+	return modules.Start(context.Background(), ids, r, nil, config.Default(), slog.New(slog.DiscardHandler), nil)
 }
 
 // route sends XML text from a user who has no session, so that errors

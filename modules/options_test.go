@@ -137,7 +137,7 @@ func TestOptions(t *testing.T) {
 					t.Errorf("Check:\n%v\nwant:\n%s", err, strings.Join(tt.err, "\n"))
 				}
 				// Start refuses the same configuration.
-				if set, err := modules.Start(context.Background(), c.Modules, newRouter(t), nil, c, discard); err == nil {
+				if set, err := modules.Start(context.Background(), c.Modules, newRouter(t), nil, c, discard, nil); err == nil {
 					set.Stop()
 					t.Error("Start succeeded")
 				}
@@ -149,7 +149,7 @@ func TestOptions(t *testing.T) {
 			builtMu.Lock()
 			built = nil
 			builtMu.Unlock()
-			set, err := modules.Start(context.Background(), c.Modules, newRouter(t), nil, c, discard)
+			set, err := modules.Start(context.Background(), c.Modules, newRouter(t), nil, c, discard, nil)
 			if err != nil {
 				t.Fatalf("Start: %v", err)
 			}

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"sync"
 
 	"mellium.im/xmpp/jid"
@@ -23,15 +24,20 @@ import (
 	"github.com/xmppd/xmppd/s2s"
 	"github.com/xmppd/xmppd/storage"
 	sqlstore "github.com/xmppd/xmppd/storage/sql"
+	"github.com/xmppd/xmppd/web"
 )
 
 // Server is a started xmppd.
 type Server struct {
-	Config  *config.Config
-	Router  *router.Router
-	Store   storage.Store
-	C2S     *c2s.Server
-	S2S     *s2s.Server
+	Config *config.Config
+	Router *router.Router
+	Store  storage.Store
+	C2S    *c2s.Server
+	S2S    *s2s.Server
+	// Web is the HTTP(S) server of the http and https listeners, on which
+	// the WebSocket transport and host-meta are registered; modules and
+	// later transports (upload, BOSH, metrics) add their routes to it.
+	Web     *web.Server
 	modules *modules.Set
 	log     *slog.Logger
 
@@ -82,11 +88,16 @@ func start(ctx context.Context, cfg *config.Config, log *slog.Logger, db storage
 		domains = append(domains, h.Domain)
 	}
 	r := router.New(log, router.NewLocalRegistry(), accounts{db.Users()}, domains)
-	mods, err := modules.Start(ctx, cfg.Modules, r, db, cfg, log)
+	// Before the modules, which may add routes to it.
+	w, err := web.New(web.Options{Config: cfg.Web, TLS: cs.ServerConfig(""), Log: log})
 	if err != nil {
 		return nil, err
 	}
-	srv := &Server{Config: cfg, Router: r, Store: db, modules: mods, log: log}
+	mods, err := modules.Start(ctx, cfg.Modules, r, db, cfg, log, w)
+	if err != nil {
+		return nil, err
+	}
+	srv := &Server{Config: cfg, Router: r, Store: db, Web: w, modules: mods, log: log}
 	srv.C2S = c2s.New(c2s.Options{Config: cfg, Router: r, Users: db.Users(), Certs: cs, Log: log, PreAuth: preAuthHandlers(mods)})
 	srv.S2S, err = s2s.New(s2s.Options{Config: cfg, Router: r, Certs: cs, Log: log})
 	if err != nil {
@@ -94,6 +105,10 @@ func start(ctx context.Context, cfg *config.Config, log *slog.Logger, db storage
 		return nil, err
 	}
 	r.SetRemote(srv.S2S)
+	if err := addWebSocket(w, cfg, srv.C2S); err != nil {
+		mods.Stop()
+		return nil, err
+	}
 	for _, l := range cfg.Listeners {
 		ln, err := net.Listen("tcp", l.Address)
 		if err != nil {
@@ -112,6 +127,8 @@ func start(ctx context.Context, cfg *config.Config, log *slog.Logger, db storage
 			defer srv.wg.Done()
 			var err error
 			switch bl.cfg.Type {
+			case config.ListenerHTTP, config.ListenerHTTPS:
+				err = srv.Web.Serve(runCtx, bl.ln, bl.cfg.Type == config.ListenerHTTPS)
 			case config.ListenerS2SStartTLS, config.ListenerS2SDirectTLS:
 				err = srv.S2S.Serve(runCtx, bl.ln, bl.cfg.Type == config.ListenerS2SDirectTLS)
 			default:
@@ -123,6 +140,27 @@ func start(ctx context.Context, cfg *config.Config, log *slog.Logger, db storage
 		}()
 	}
 	return srv, nil
+}
+
+// addWebSocket serves XMPP over WebSocket at /xmpp-websocket, listed in
+// host-meta, unless the configuration disables it.
+func addWebSocket(w *web.Server, cfg *config.Config, c *c2s.Server) error {
+	if cfg.Web.WebSocket.Disabled {
+		return nil
+	}
+	h := c.WebSocket(c2s.WebSocketOptions{
+		Origins:       cfg.Web.WebSocket.Origins,
+		AllowInsecure: cfg.Web.WebSocket.AllowInsecure,
+		Client: func(r *http.Request) (net.Addr, bool, string) {
+			cl := web.ClientOf(r)
+			return net.TCPAddrFromAddrPort(cl.Addr), cl.Secure, cl.Host
+		},
+	})
+	if _, err := w.Handle(web.Route{Pattern: "GET " + c2s.WebSocketPath, Handler: h, LongLived: true}); err != nil {
+		return err
+	}
+	w.AddLink(web.Link{Rel: web.RelWebSocket, Path: c2s.WebSocketPath, WebSocket: true})
+	return nil
 }
 
 // preAuthHandlers returns the running modules that answer IQs before
@@ -157,10 +195,14 @@ func (s *Server) closeListeners() {
 // Shutdown stops accepting, closes every session with system-shutdown,
 // stops the modules and closes the database.
 func (s *Server) Shutdown(ctx context.Context) error {
+	var errs []error
+	// First, while its listeners are open: Shutdown stops them itself.
+	if err := s.Web.Shutdown(ctx); err != nil {
+		errs = append(errs, err)
+	}
 	s.cancel()
 	s.closeListeners()
 	s.wg.Wait()
-	var errs []error
 	if err := s.C2S.Shutdown(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("close sessions: %w", err))
 	}

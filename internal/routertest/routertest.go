@@ -68,7 +68,7 @@ func StartModules(t testing.TB, store storage.Store, cfg *config.Config, ids []s
 	}
 	log := slog.New(slog.DiscardHandler)
 	r := router.New(log, router.NewLocalRegistry(), Accounts{store.Users()}, []string{Domain})
-	set, err := modules.Start(ctx, ids, r, store, cfg, log)
+	set, err := modules.Start(ctx, ids, r, store, cfg, log, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,6 +18,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gorilla/websocket"
+
 	"github.com/xmppd/xmppd/router"
 )
 
@@ -40,6 +42,19 @@ type Raw struct {
 	// LastFailureText is the <text/> of the last SASL <failure/> that
 	// AuthPlain or AuthSCRAM saw, "" if it had none.
 	LastFailureText string
+
+	// ws is the WebSocket of a connection made by DialWebSocket (nil on
+	// TCP), whose messages are the elements (websocket.go).
+	ws        *websocket.Conn
+	lastFrame string
+}
+
+// reopen is the header a stream is restarted with after SASL.
+func (c *Raw) reopen() string {
+	if c.ws != nil {
+		return WSOpen
+	}
+	return Header
 }
 
 // rawTimeout bounds each read of a Raw connection.
@@ -121,6 +136,9 @@ func (c *Raw) Login(local, password, resource string) error {
 
 // Send writes s as it is.
 func (c *Raw) Send(s string) error {
+	if c.ws != nil {
+		return c.wsSend(s)
+	}
 	c.Conn.SetWriteDeadline(time.Now().Add(rawTimeout))
 	_, err := io.WriteString(c.Conn, s)
 	return err
@@ -131,6 +149,9 @@ func (c *Raw) Send(s string) error {
 func (c *Raw) Open(header string) (*router.Element, error) {
 	if err := c.Send(header); err != nil {
 		return nil, err
+	}
+	if c.ws != nil {
+		return c.wsOpen()
 	}
 	c.r = router.NewReader(deadlineReader{c.Conn}, router.NSClient, 0, 0)
 	h, err := c.r.Header()
@@ -161,6 +182,9 @@ func (r deadlineReader) Read(p []byte) (int, error) {
 
 // Next reads the next top-level element the server sent.
 func (c *Raw) Next() (*router.Element, error) {
+	if c.ws != nil {
+		return c.wsNext()
+	}
 	if c.r == nil {
 		return nil, errors.New("raw: no stream open")
 	}
@@ -258,7 +282,7 @@ func (c *Raw) saslOutcome(e *router.Element, check func([]byte) error) (string, 
 				return "", err
 			}
 		}
-		_, err := c.Open(Header)
+		_, err := c.Open(c.reopen())
 		return "", err
 	}
 	return "", fmt.Errorf("sasl: unexpected %s", e)
@@ -457,6 +481,9 @@ func (c *Raw) WaitStreamError(timeout time.Duration) (string, error) {
 func (c *Raw) WaitClosed() error {
 	if _, err := c.Next(); !errors.Is(err, router.ErrStreamEnd) {
 		return fmt.Errorf("after the stream error: want </stream:stream>, got %v", err)
+	}
+	if c.ws != nil {
+		return c.wsWaitClosed()
 	}
 	c.Conn.SetReadDeadline(time.Now().Add(rawTimeout))
 	var buf [1]byte

@@ -69,6 +69,8 @@ func StartOn(t testing.TB, b storetest.Backend, mutate func(*config.Config)) *Se
 	cfg.Listeners = []config.Listener{
 		{Type: config.ListenerC2SStartTLS, Address: "127.0.0.1:0"},
 		{Type: config.ListenerC2SDirectTLS, Address: "127.0.0.1:0"},
+		{Type: config.ListenerHTTP, Address: "127.0.0.1:0"},
+		{Type: config.ListenerHTTPS, Address: "127.0.0.1:0"},
 	}
 	cfg.Log.Level = "debug"
 	if mutate != nil {
