@@ -84,12 +84,13 @@ type Service struct {
 var Features = []string{
 	NS,
 	NS + "#access-open", NS + "#access-presence", NS + "#access-roster", NS + "#access-whitelist",
-	NS + "#auto-create", NS + "#config-node", NS + "#create-and-configure", NS + "#create-nodes",
-	NS + "#delete-items", NS + "#delete-nodes", NS + "#item-ids", NS + "#last-published",
-	NS + "#manage-affiliations", NS + "#modify-affiliations", NS + "#persistent-items",
-	NS + "#publish", NS + "#publish-options", NS + "#purge-nodes", NS + "#retract-items",
-	NS + "#retrieve-affiliations", NS + "#retrieve-items", NS + "#subscribe", NS + "#instant-nodes",
-	NS + "#filtered-notifications", NS + "#auto-subscribe",
+	NS + "#auto-create", NS + "#auto-subscribe", NS + "#config-node", NS + "#create-and-configure",
+	NS + "#create-nodes", NS + "#delete-items", NS + "#delete-nodes", NS + "#filtered-notifications",
+	NS + "#instant-nodes", NS + "#item-ids", NS + "#last-published", NS + "#member-affiliation",
+	NS + "#modify-affiliations", NS + "#outcast-affiliation", NS + "#persistent-items",
+	NS + "#publish", NS + "#publish-options", NS + "#publisher-affiliation", NS + "#purge-nodes",
+	NS + "#retract-items", NS + "#retrieve-affiliations", NS + "#retrieve-default",
+	NS + "#retrieve-items", NS + "#retrieve-subscriptions", NS + "#subscribe",
 }
 
 // Handle answers an IQ request in NS or NSOwner to the service named.
@@ -116,6 +117,10 @@ func (s *Service) Handle(ctx context.Context, service jid.JID, iq *router.Stanza
 		resp, perr = s.subscribe(ctx, service, iq.From, op)
 	case NS + " set unsubscribe":
 		resp, perr = s.unsubscribe(ctx, service, iq.From, op)
+	case NS + " get affiliations":
+		resp, perr = s.ownAffiliations(ctx, service, iq.From, op)
+	case NS + " get subscriptions":
+		resp, perr = s.ownSubscriptions(ctx, service, iq.From, op)
 	case NS + " get items":
 		resp, perr = s.items(ctx, service, iq.From, op)
 	case NSOwner + " get configure":
@@ -713,4 +718,37 @@ func (s *Service) affiliationsSet(ctx context.Context, service, who jid.JID, op 
 		}
 	}
 	return nil, nil
+}
+
+// ownAffiliations answers an entity's request for its own affiliations
+// (XEP-0060 §5.7), with a node attribute for one node only.
+func (s *Service) ownAffiliations(ctx context.Context, service, who jid.JID, op *router.Element) (*router.Element, *Error) {
+	affs, err := s.Store.AffiliationsOf(ctx, service, who)
+	if err != nil {
+		return nil, s.fail("affiliations of", err)
+	}
+	out := router.NewElement(NS, "affiliations")
+	for _, a := range affs {
+		if n := op.Get("node"); n == "" || n == a.Node {
+			out.Append(router.NewElement(NS, "affiliation", "node", a.Node, "affiliation", string(a.Affiliation)))
+		}
+	}
+	return router.NewElement(NS, "pubsub").Append(out), nil
+}
+
+// ownSubscriptions answers an entity's request for its own subscriptions
+// (XEP-0060 §5.6), with a node attribute for one node only.
+func (s *Service) ownSubscriptions(ctx context.Context, service, who jid.JID, op *router.Element) (*router.Element, *Error) {
+	subs, err := s.Store.SubscriptionsOf(ctx, service, who)
+	if err != nil {
+		return nil, s.fail("subscriptions of", err)
+	}
+	out := router.NewElement(NS, "subscriptions")
+	for _, sub := range subs {
+		if n := op.Get("node"); n == "" || n == sub.Node {
+			out.Append(router.NewElement(NS, "subscription", "node", sub.Node, "jid", sub.JID.String(),
+				"subid", sub.SubID, "subscription", string(sub.State)))
+		}
+	}
+	return router.NewElement(NS, "pubsub").Append(out), nil
 }

@@ -60,7 +60,7 @@ var (
 	errPrecondition    = perr(stanza.Conflict, "precondition-not-met")
 	errMaxNodes        = perr(stanza.NotAllowed, "max-nodes-exceeded")
 	errInvalidJID      = perr(stanza.BadRequest, "invalid-jid")
-	errNotSubscribed   = perr(stanza.UnexpectedRequest, "not-subscribed")
+	errNotSubscribed   = &Error{Type: stanza.Cancel, Cond: stanza.UnexpectedRequest, App: "not-subscribed"}
 	errNodeExists      = perr(stanza.Conflict, "")
 	errInternal        = &Error{Type: stanza.Wait, Cond: stanza.InternalServerError}
 	errBadRequest      = perr(stanza.BadRequest, "")

@@ -145,9 +145,13 @@ func (f Form) Apply(cfg *storage.NodeConfig, limit int) *Error {
 			if one == "" {
 				n, e = 0, nil
 			}
-			if e != nil || n < 0 {
+			switch {
+			case e != nil || n < 0:
 				err = fmt.Errorf("not a number of seconds")
-			} else {
+			case n > 0:
+				// Nothing expires items yet: refused rather than ignored.
+				err = fmt.Errorf("item expiry is not supported")
+			default:
 				cfg.ItemExpire = time.Duration(n) * time.Second
 			}
 		default:
