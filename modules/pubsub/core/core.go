@@ -100,10 +100,18 @@ func (s *Service) Handle(ctx context.Context, service jid.JID, iq *router.Stanza
 	if q != nil {
 		children = q.Elements()
 	}
-	if len(children) == 0 {
+	// The request is the first child but the options that go with it
+	// (publish-options beside publish, configure beside create).
+	var op *router.Element
+	for _, c := range children {
+		if c.Name.Local != "publish-options" && c.Name.Local != "configure" || q.Name.Space == NSOwner {
+			op = c
+			break
+		}
+	}
+	if op == nil {
 		return errBadRequest.Reply(iq)
 	}
-	op := children[0]
 	var resp *router.Element
 	var perr *Error
 	switch key := q.Name.Space + " " + iq.Type() + " " + op.Name.Local; key {
@@ -379,7 +387,7 @@ func (s *Service) publish(ctx context.Context, service, who jid.JID, op, options
 		if perr != nil {
 			return nil, perr
 		}
-		node, aff = created, storage.AffiliationOwner
+		node = created
 	case perr != nil:
 		return nil, perr
 	default:
@@ -400,7 +408,6 @@ func (s *Service) publish(ctx context.Context, service, who jid.JID, op, options
 			}
 		}
 	}
-	_ = aff
 	id := itemEl.Get("id")
 	if id == "" {
 		id = router.NewID()
