@@ -68,6 +68,13 @@ func TestNotifications(t *testing.T) {
 		if len(eventItem(ev).Elements()) != 0 {
 			t.Errorf("payload delivered with deliver_payloads off: %s", ev)
 		}
+
+		// Purge and delete are notified to the interested resources.
+		for _, op := range []string{"purge", "delete"} {
+			testserver.WantResult(t, a.iq("set", "", ownerXML(op, nsAvatar, "")))
+			withNotify.MustNext(t, "the "+op, isNodeEvent(alice, op, nsAvatar))
+			without.ExpectNone(t, "a "+op+" it did not ask for", isNodeEvent(alice, op, nsAvatar))
+		}
 	})
 }
 
@@ -177,4 +184,13 @@ func TestRestartAndDelete(t *testing.T) {
 // eventItem is the first item of a notification.
 func eventItem(e *router.Element) *router.Element {
 	return e.Child(core.NSEvent, "event").Child(core.NSEvent, "items").Child(core.NSEvent, "item")
+}
+
+// isNodeEvent matches a notification of a purged or deleted node.
+func isNodeEvent(service, local, node string) func(*router.Element) bool {
+	return func(e *router.Element) bool {
+		ev := e.Child(core.NSEvent, "event")
+		return e.Name.Local == "message" && e.Get("from") == service && ev != nil &&
+			ev.Child(core.NSEvent, local) != nil && ev.Child(core.NSEvent, local).Get("node") == node
+	}
 }

@@ -132,6 +132,8 @@ func TestOwnerRequests(t *testing.T) {
 			{"unknown option", "set", publishXML("open", "3", `<p xmlns='urn:xmpp:test'/>`, "pubsub#nonsense", "1"), func(t *testing.T, e *router.Element) {
 				wantError(t, e, "conflict", "cancel", "precondition-not-met")
 			}},
+			{"options before publish", "set", `<pubsub xmlns='` + core.NS + `'><publish-options>` + form(core.FormPublishOptions, "submit", core.FieldAccessModel, "open") +
+				`</publish-options><publish node='open'><item id='2'><p xmlns='urn:xmpp:test'/></item></publish></pubsub>`, testserverResult},
 			{"max_items kept all", "get", itemsXML("open", ""), func(t *testing.T, e *router.Element) {
 				if ids := itemIDs(t, e); !slices.Equal(ids, []string{"2", "1"}) {
 					t.Errorf("items %v, want [2 1]", ids)
