@@ -69,6 +69,14 @@ func TestNotifications(t *testing.T) {
 			t.Errorf("payload delivered with deliver_payloads off: %s", ev)
 		}
 
+		// A contact the owner blocked gets no notification (XEP-0163
+		// §4.3.3, XEP-0191).
+		testserver.WantResult(t, a.iq("set", "", `<block xmlns='urn:xmpp:blocking'><item jid='`+bare("bob")+`'/></block>`))
+		testserver.WantResult(t, a.iq("set", "", publishXML(nsAvatar, "v4", avatarMeta("v4"))))
+		owner.MustNext(t, "its own avatar", isEvent(alice, nsAvatar, "item", "v4"))
+		withNotify.ExpectNone(t, "an avatar of an owner who blocked it", isEvent(alice, nsAvatar, "item", "v4"))
+		testserver.WantResult(t, a.iq("set", "", `<unblock xmlns='urn:xmpp:blocking'/>`))
+
 		// Purge and delete are notified to the interested resources.
 		for _, op := range []string{"purge", "delete"} {
 			testserver.WantResult(t, a.iq("set", "", ownerXML(op, nsAvatar, "")))

@@ -7,7 +7,7 @@
 // caps.Resolver this module owns and feeds with the presence the account
 // receives and broadcasts). A resource that becomes available, or whose
 // caps become known, gets the last item of each node it is interested in
-// (XEP-0163 §4.3.?, pubsub#send_last_published_item on_sub_and_presence).
+// (XEP-0163 §4.3.4, pubsub#send_last_published_item on_sub_and_presence).
 package pep
 
 import (
@@ -71,7 +71,7 @@ var (
 )
 
 // DefaultConfig is the configuration of a node created by a publish
-// without options (XEP-0163 §4.3.?: presence access; one item).
+// without options (XEP-0163 §5: presence access, the last item sent on presence; one item, as the singleton nodes clients use expect).
 func DefaultConfig() storage.NodeConfig {
 	return storage.NodeConfig{
 		AccessModel:          storage.AccessPresence,
@@ -193,20 +193,11 @@ func relation(it storage.RosterItem) core.Relation {
 	}
 }
 
-// send delivers a stanza of the service: to a local session through the
-// delivery hooks, anywhere else through the router.
-func (p *PEP) send(ctx context.Context, st *router.Stanza) {
-	if st.To.Resourcepart() != "" {
-		if s := p.h.Router().Session(st.To); s != nil {
-			p.h.Router().DeliverTo(ctx, s, st)
-			return
-		}
-		if p.h.Router().ServesUsers(st.To.Domainpart()) {
-			return // a local resource that has gone: nobody to tell
-		}
-	}
-	p.h.Route(ctx, st)
-}
+// send routes a stanza of the service through the filters, as if the
+// account had sent it, so that the owner's blocklist holds for
+// notifications as XEP-0163 §4.3.3 requires (XEP-0191), and a full JID
+// that has gone gets nothing.
+func (p *PEP) send(ctx context.Context, st *router.Stanza) { p.h.Route(ctx, st) }
 
 // affiliation returns who's affiliation in affs.
 func affiliation(affs []storage.PubSubAffiliation, who jid.JID) storage.Affiliation {
@@ -265,7 +256,7 @@ func (p *PEP) notify(ctx context.Context, n core.Notification) {
 
 // resolved sends a resource whose features became known the last item of
 // each of observer's nodes it is interested in and allowed to have
-// (XEP-0163 §4.3.? on_sub_and_presence).
+// (XEP-0163 §4.3.4, on_sub_and_presence).
 func (p *PEP) resolved(observer, full jid.JID, f caps.Features) {
 	ctx := context.Background()
 	if !p.h.Router().ServesUsers(observer.Domainpart()) {

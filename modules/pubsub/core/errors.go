@@ -67,7 +67,7 @@ var (
 )
 
 // unsupported is feature-not-implemented with the feature named
-// (XEP-0060 §7.1.3.?, §6.1.3.?: every "not supported" case).
+// (every "not supported" case of XEP-0060 §6, §7 and §8).
 func unsupported(feature string) *Error {
 	return &Error{Cond: stanza.FeatureNotImplemented, App: "unsupported", Feature: feature}
 }

@@ -86,7 +86,7 @@ func ItemElement(ns string, it storage.PubSubItem, withPayload bool, log *slog.L
 }
 
 // Message wraps an <event/> in the headline message a service sends
-// (XEP-0163 §4.3.?, XEP-0060 §7.1.2.1).
+// (XEP-0163 §4.3.1, XEP-0060 §7.1.2.1).
 func Message(from, to jid.JID, event *router.Element) *router.Stanza {
 	st := &router.Stanza{Element: router.NewElement("", "message", "type", "headline", "id", router.NewID())}
 	st.SetFrom(from)
