@@ -1,11 +1,14 @@
 package pep_test
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/xmppd/xmppd/internal/storetest"
 	"github.com/xmppd/xmppd/internal/testserver"
+	"github.com/xmppd/xmppd/modules/caps"
 	"github.com/xmppd/xmppd/modules/pubsub/core"
+	"github.com/xmppd/xmppd/router"
 )
 
 // TestSubscribe checks explicit subscriptions: a contact the access model
@@ -54,5 +57,35 @@ func TestSubscribe(t *testing.T) {
 		testserver.WantResult(t, a.iq("set", "", publishXML(nsNick, "n3", nick("Al"))))
 		a.MustSync(t)
 		bob.ExpectNone(t, "an item after unsubscribing", isEvent(alice, nsNick, "item", "n3"))
+	})
+}
+
+// TestNewPresenceSubscription replays the subscription exchange of two
+// online clients: once bob is subscribed to alice and alice sees bob's
+// presence, bob's resource that advertises the avatar's +notify gets
+// alice's last avatar (XEP-0163 §4.3.4).
+func TestNewPresenceSubscription(t *testing.T) {
+	storetest.Run(t, func(t *testing.T, b storetest.Backend) {
+		s := start(t, b, nil, "alice", "bob")
+		alice, bob := bare("alice"), bare("bob")
+		a := online(t, s, "alice", "phone")
+		testserver.WantResult(t, a.iq("set", "", publishXML(nsAvatar, "v1", avatarMeta("v1"))))
+		bc := online(t, s, "bob", "pc", caps.Notify(nsAvatar))
+		bc.MustSync(t)
+		a.MustSync(t)
+		bc.ExpectNone(t, "an avatar before subscribing", isEvent(alice, nsAvatar, "item", "v1"))
+
+		isSub := func(from, typ string) func(*router.Element) bool {
+			return func(e *router.Element) bool {
+				return e.Name.Local == "presence" && e.Get("type") == typ && strings.HasPrefix(e.Get("from"), from)
+			}
+		}
+		bc.MustSend(t, `<presence to='`+alice+`' type='subscribe'/>`)
+		a.MustNext(t, "bob's request", isSub(bob, "subscribe"))
+		a.MustSend(t, `<presence to='`+bob+`' type='subscribed'/>`)
+		a.MustSend(t, `<presence to='`+bob+`' type='subscribe'/>`)
+		bc.MustNext(t, "alice's request", isSub(alice, "subscribe"))
+		bc.MustSend(t, `<presence to='`+alice+`' type='subscribed'/>`)
+		bc.MustNext(t, "alice's last avatar", isEvent(alice, nsAvatar, "item", "v1"))
 	})
 }
