@@ -39,7 +39,7 @@ storage:
   # postgres: "postgres://xmppd:${XMPPD_DB_PASSWORD}@localhost/xmppd?sslmode=disable"   # lib/pq DSN
 
 # Enabled modules, by ID.
-modules: [disco, ping, version, time, roster, offline, blocking, carbons, vcard, private, last, register, push, mam]
+modules: [disco, ping, version, time, roster, offline, blocking, carbons, vcard, private, last, register, push, mam, pep]
 
 # Each module's own settings, under its ID; only enabled modules may have a
 # block, and a module without one uses these defaults.
@@ -63,6 +63,10 @@ module_options:
     queue: 1000                # notifications waiting to be published; more are dropped
     workers: 4                 # notifications published at once
     timeout: 30s               # how long to wait for an app server's answer
+  pep:                         # personal eventing (XEP-0163): OMEMO keys, avatars, bookmarks, nicknames
+    max_items: 1000            # items one node keeps; also what pubsub#max_items "max" means
+    max_item_bytes: 131072     # bytes in one item's payload; larger ones get payload-too-big
+    max_nodes: 1000            # nodes one account may have
 
 auth:
   scram_iterations: 4096   # PBKDF2 rounds for new SCRAM credentials, 4096 to 1000000

@@ -119,6 +119,9 @@ type Router interface {
 	Services() []string
 	// Features lists the disco#info features advertised on target.
 	Features(target router.Target) []string
+	// Identities lists the disco#info identities modules added to target
+	// (Host.AddIdentity).
+	Identities(target router.Target) []router.Identity
 	// FeatureGeneration changes whenever a feature is added or removed, so
 	// that what is computed from Features (the caps hash) can be cached.
 	FeatureGeneration() uint64
@@ -160,6 +163,10 @@ func (h hostRouter) Domains() []string { return h.r.Domains() }
 func (h hostRouter) Services() []string { return h.r.Services() }
 
 func (h hostRouter) Features(target router.Target) []string { return h.r.Features(target) }
+
+func (h hostRouter) Identities(target router.Target) []router.Identity {
+	return h.r.Identities(target)
+}
 
 func (h hostRouter) FeatureGeneration() uint64 { return h.r.FeatureGeneration() }
 
@@ -239,6 +246,13 @@ func (h *Host) AddDeliveryHook(priority int, fn router.DeliveryHook) {
 // only for what the module really implements.
 func (h *Host) AddFeature(target router.Target, ns string) {
 	h.regs = append(h.regs, h.router.AddFeature(target, ns))
+}
+
+// AddIdentity advertises a disco#info identity on target beside the one
+// disco gives it (pubsub/pep on accounts), for what the module really
+// serves there.
+func (h *Host) AddIdentity(target router.Target, id router.Identity) {
+	h.regs = append(h.regs, h.router.AddIdentity(h.id, target, id))
 }
 
 // AddStreamFeature advertises e to authenticated clients in the stream

@@ -59,3 +59,27 @@ func TestFeatureGeneration(t *testing.T) {
 		t.Fatalf("after Remove: generation %d (was %d), features %v", g2, g1, r.Features(router.ToServer))
 	}
 }
+
+// TestIdentities checks that an identity is listed on its target only,
+// once however often added, that adding and removing it change the
+// feature generation (the caps ver hashes identities), and that Remove
+// takes it away.
+func TestIdentities(t *testing.T) {
+	r, _ := newRouter(t)
+	pep := router.Identity{Category: "pubsub", Type: "pep"}
+	g0 := r.FeatureGeneration()
+	reg := r.AddIdentity("a", router.ToAccount, pep)
+	again := r.AddIdentity("b", router.ToAccount, pep)
+	g1 := r.FeatureGeneration()
+	if got := r.Identities(router.ToAccount); !slices.Equal(got, []router.Identity{pep}) || g1 == g0 {
+		t.Fatalf("identities %v, generation %d (was %d)", got, g1, g0)
+	}
+	if got := r.Identities(router.ToServer); len(got) != 0 {
+		t.Fatalf("server identities %v", got)
+	}
+	reg.Remove()
+	again.Remove()
+	if got := r.Identities(router.ToAccount); len(got) != 0 || r.FeatureGeneration() == g1 {
+		t.Fatalf("after Remove: %v", got)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"maps"
 	"runtime/debug"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -93,6 +94,7 @@ type hooks struct {
 	delivery atomic.Pointer[[]entry[DeliveryHook]]
 	undeliv  atomic.Pointer[[]entry[UndeliveredHandler]]
 	features atomic.Pointer[map[Target][]entry[string]]
+	idents   atomic.Pointer[map[Target][]entry[Identity]]
 	// featureGen counts changes of features (FeatureGeneration).
 	featureGen atomic.Uint64
 	seq        int
@@ -282,6 +284,37 @@ func (r *Router) AddFeature(target Target, ns string) Registration {
 		reg.Remove()
 		r.hooks.featureGen.Add(1)
 	})
+}
+
+// Identity is a disco#info identity (XEP-0030 §3.1) that a module adds
+// to a target beside the one disco gives it: pubsub/pep on accounts
+// (XEP-0163 §4.1).
+type Identity struct {
+	Category, Type, Name string
+}
+
+// AddIdentity advertises an identity on target for as long as the
+// registration lasts. It changes FeatureGeneration like a feature, since
+// the XEP-0115 ver hashes identities too.
+func (r *Router) AddIdentity(owner string, target Target, id Identity) Registration {
+	reg := register(&r.hooks, &r.hooks.idents, keyedAdder(target, owner, PriorityDefault, id), keyedRemover[Target, Identity](target))
+	r.hooks.featureGen.Add(1)
+	return removeFunc(func() {
+		reg.Remove()
+		r.hooks.featureGen.Add(1)
+	})
+}
+
+// Identities lists the identities modules added to target, without
+// duplicates, in order of registration.
+func (r *Router) Identities(target Target) []Identity {
+	var out []Identity
+	for _, e := range loadMap(&r.hooks.idents)[target] {
+		if !slices.Contains(out, e.h) {
+			out = append(out, e.h)
+		}
+	}
+	return out
 }
 
 // FeatureGeneration changes whenever a feature is added or removed on any

@@ -2,6 +2,7 @@ package caps_test
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -86,7 +87,12 @@ func (m *capsUser) Stop() error {
 // for disco#info NODE#VER over its c2s stream, and its answer, verified,
 // gives its features, forgotten when the session ends.
 func TestThroughServer(t *testing.T) {
-	srv := testserver.Start(t, func(c *config.Config) { testserver.EnableModules(c, capsUserID) })
+	srv := testserver.Start(t, func(c *config.Config) {
+		// pep owns a resolver of its own, whose query this client would
+		// have to answer too.
+		c.Modules = slices.DeleteFunc(c.Modules, func(id string) bool { return id == "pep" })
+		testserver.EnableModules(c, capsUserID)
+	})
 	srv.AddUser("alice", "pw")
 	capsUserMu.Lock()
 	m := capsUserLast

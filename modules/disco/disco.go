@@ -97,6 +97,13 @@ func (d *Disco) infoQuery(target router.Target) *router.Element {
 	} else {
 		q.Append(router.NewElement(NSInfo, "identity", "category", "account", "type", "registered"))
 	}
+	for _, id := range d.h.Router().Identities(target) {
+		e := router.NewElement(NSInfo, "identity", "category", id.Category, "type", id.Type)
+		if id.Name != "" {
+			e.SetAttr("name", id.Name)
+		}
+		q.Append(e)
+	}
 	for _, f := range d.h.Router().Features(target) {
 		q.Append(router.NewElement(NSInfo, "feature", "var", f))
 	}
