@@ -142,6 +142,10 @@ type Archives interface {
 	Query(ctx context.Context, owner jid.JID, q ArchiveQuery) (ArchivePage, error)
 	// Bounds returns the first and last message of the owner's archive.
 	Bounds(ctx context.Context, owner jid.JID) (ArchiveBounds, error)
+	// LastStamp returns the latest stamp in any archive, or the zero time
+	// if all are empty: a writer starts its stamps after it, so that they
+	// keep rising across restarts whatever the clock did meanwhile.
+	LastStamp(ctx context.Context) (time.Time, error)
 	// Purge deletes the owner's messages archived before the time given,
 	// or all of them for a zero time, and says how many it deleted.
 	Purge(ctx context.Context, owner jid.JID, before time.Time) (int64, error)

@@ -79,9 +79,11 @@ func (m *MAM) filter(ctx context.Context, st *router.Stanza) *router.Stanza {
 // its sent carbons, before the message leaves for its recipient, who may
 // not know the sender's archive ids (§3.2). Only the server can have put
 // it there: filter strips every stanza-id by a served account first. A
-// message to one's own bare JID keeps its id, which is the recipient's.
+// message to one's own account (its bare or a full JID, or no 'to') keeps
+// its id, which is the recipient's.
 func (m *MAM) unmark(_ context.Context, st *router.Stanza) *router.Stanza {
-	if st.Kind() != router.KindMessage || st.From.Localpart() == "" || st.To.Bare().Equal(st.From.Bare()) ||
+	toSelf := st.To.Domainpart() == "" || st.To.Bare().Equal(st.From.Bare())
+	if st.Kind() != router.KindMessage || st.From.Localpart() == "" || toSelf ||
 		!m.h.Router().ServesUsers(st.From.Domainpart()) {
 		return st
 	}

@@ -84,13 +84,22 @@ func TestArchiveBothEnds(t *testing.T) {
 		}
 
 		// A message to oneself is archived once.
+		// To oneself, by full JID or with no 'to' at all: archived once,
+		// delivered with the id of the account's archive.
 		send(t, alice, "alice@localhost/phone", "self", "note to self")
-		alice.MustNext(t, "the message to self", byID("self"))
-		if p := query(t, alice, q{fields: map[string][]string{"with": {"alice@localhost"}}}); len(p.results) != 1 {
-			t.Errorf("a message to oneself is archived %d times", len(p.results))
+		alice.MustSend(t, `<message id="nt" type="chat"><body>no to</body></message>`)
+		alice.MustSync(t)
+		for _, id := range []string{"self", "nt"} {
+			m := alice.MustNext(t, "the message to self", byID(id))
+			if ids := stanzaIDs(m); len(ids) != 1 || ids["alice@localhost"] == "" {
+				t.Errorf("%s: delivered with stanza-ids %v, want alice's: %s", id, ids, m)
+			}
 		}
-		if p := query(t, alice, q{}); len(p.results) != 2 {
-			t.Errorf("alice's archive holds %d messages, want 2", len(p.results))
+		if p := query(t, alice, q{fields: map[string][]string{"with": {"alice@localhost"}}}); len(p.results) != 2 {
+			t.Errorf("two messages to oneself are archived %d times", len(p.results))
+		}
+		if p := query(t, alice, q{}); len(p.results) != 3 {
+			t.Errorf("alice's archive holds %d messages, want 3", len(p.results))
 		}
 	})
 }

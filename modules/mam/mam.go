@@ -20,11 +20,11 @@ package mam
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"mellium.im/xmpp/stanza"
 
-	"github.com/xmppd/xmppd/internal/keylock"
 	"github.com/xmppd/xmppd/modules"
 	"github.com/xmppd/xmppd/router"
 	"github.com/xmppd/xmppd/storage"
@@ -71,9 +71,9 @@ type MAM struct {
 	policy  policy
 	prefs   prefsCache
 	maxPage int
-	// queries holds one lock per account, so that its queries run one at
-	// a time.
-	queries keylock.Map
+	// queries holds one slot per account, so that its queries run one
+	// at a time.
+	queries querySlots
 	// now is the clock of archive stamps.
 	now func() time.Time
 	// stopRetention ends the retention job (retention.go).
@@ -96,7 +96,11 @@ func (m *MAM) Start(ctx context.Context, h *modules.Host) error {
 	if q := h.Config().Limits.OutboundQueue / 2; q > 0 && q < m.maxPage {
 		m.maxPage = q
 	}
-	m.w = newWriter(m.store, h.Logger(), writerQueue, writerBatch, func() time.Time { return m.now() })
+	last, err := m.store.LastStamp(ctx)
+	if err != nil {
+		return fmt.Errorf("mam: %w", err)
+	}
+	m.w = newWriter(m.store, h.Logger(), writerQueue, writerBatch, func() time.Time { return m.now() }, last)
 	if err := h.HandleIQ(router.ToAccount, stanza.SetIQ, NS, m.set); err != nil {
 		m.w.stop()
 		return err

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"slices"
 	"strconv"
+	"sync"
 	"time"
 
 	"mellium.im/xmpp/jid"
@@ -220,8 +221,10 @@ func parseRSM(set *router.Element, q *storage.ArchiveQuery, max int) *queryError
 // countLimit is how many matches a query for a page counts at most: the
 // count costs a read of each match's index entry, and a client paging
 // through a large archive needs no count (XEP-0059 §2.1 lets it be left
-// out when it is exceptionally costly). 10,000 entries are read in about a
-// millisecond.
+// out when it is exceptionally costly). Counting 10,000 matches takes about
+// a millisecond when the index alone answers (an account, a bare JID, a
+// time range), more when each match is read from the table (a full JID,
+// words of full-text search).
 const countLimit = 10000
 
 // query runs a query (§4): the page of results goes to the querying
@@ -236,28 +239,9 @@ func (m *MAM) query(ctx context.Context, iq *router.Stanza, owner jid.JID, el *r
 		// count alone (max 0, XEP-0059 §2.6) is answered exactly.
 		q.CountLimit = countLimit
 	}
-	// One query of an account at a time, whichever of its resources asks:
-	// clients page one query after the other, and an account with many
-	// resources must not take the database's connections from the others.
-	unlock := m.queries.Lock(owner.String())
-	defer unlock()
-	page, err := m.store.Query(ctx, owner, q)
-	switch {
-	case errors.Is(err, storage.ErrNotFound):
-		return iq.ErrorReply(stanza.Cancel, stanza.ItemNotFound, "")
-	case err != nil:
-		m.h.Logger().Error("query archive", slog.String("owner", owner.String()), slog.Any("err", err))
-		return iq.ErrorReply(stanza.Wait, stanza.InternalServerError, "")
-	}
-	if len(q.IDs) > 0 {
-		// §4.1.3: an id of 'ids' that is not in the archive is
-		// item-not-found, where the store skips it.
-		if missing, err := m.missingIDs(ctx, owner, q.IDs, page.Count); err != nil {
-			m.h.Logger().Error("query archive", slog.String("owner", owner.String()), slog.Any("err", err))
-			return iq.ErrorReply(stanza.Wait, stanza.InternalServerError, "")
-		} else if missing {
-			return iq.ErrorReply(stanza.Cancel, stanza.ItemNotFound, "")
-		}
+	page, qerr := m.read(ctx, owner, q)
+	if qerr != nil {
+		return iq.ErrorReply(router.DefaultErrorType(qerr.cond), qerr.cond, qerr.text)
 	}
 	s := m.h.Router().Session(iq.From)
 	if s == nil {
@@ -281,6 +265,94 @@ func (m *MAM) query(ctx context.Context, iq *router.Stanza, owner jid.JID, el *r
 		}
 	}
 	return iq.Reply(fin(page))
+}
+
+// queryWait is how long a query waits for the account's query before it
+// to end, before it is answered resource-constraint.
+const queryWait = 30 * time.Second
+
+// read runs q on the store, one query of an account at a time whichever of
+// its resources asks (clients page one query after the other, and an
+// account with many resources must not take the database's connections
+// from everyone else), and holds the account's slot only while it reads:
+// the results are delivered after.
+func (m *MAM) read(ctx context.Context, owner jid.JID, q storage.ArchiveQuery) (storage.ArchivePage, *queryError) {
+	wctx, cancel := context.WithTimeout(ctx, queryWait)
+	release, err := m.queries.acquire(wctx, owner.String())
+	cancel()
+	if err != nil {
+		return storage.ArchivePage{}, &queryError{stanza.ResourceConstraint, "another query of the account is running"}
+	}
+	defer release()
+	page, err := m.store.Query(ctx, owner, q)
+	switch {
+	case errors.Is(err, storage.ErrNotFound):
+		return storage.ArchivePage{}, &queryError{stanza.ItemNotFound, ""}
+	case err != nil:
+		m.h.Logger().Error("query archive", slog.String("owner", owner.String()), slog.Any("err", err))
+		return storage.ArchivePage{}, &queryError{stanza.InternalServerError, ""}
+	}
+	if len(q.IDs) > 0 {
+		// §4.1.3: an id of 'ids' that is not in the archive is
+		// item-not-found, where the store skips it.
+		if missing, err := m.missingIDs(ctx, owner, q.IDs, page.Count); err != nil {
+			m.h.Logger().Error("query archive", slog.String("owner", owner.String()), slog.Any("err", err))
+			return storage.ArchivePage{}, &queryError{stanza.InternalServerError, ""}
+		} else if missing {
+			return storage.ArchivePage{}, &queryError{stanza.ItemNotFound, ""}
+		}
+	}
+	return page, nil
+}
+
+// querySlots lets one query per account run at a time; a query waits for
+// its account's slot as long as its context lets it. A slot lives while
+// someone holds or waits for it.
+type querySlots struct {
+	mu sync.Mutex
+	m  map[string]*querySlot
+}
+
+type querySlot struct {
+	ch   chan struct{} // holds a token while the slot is taken
+	refs int           // holders and waiters
+}
+
+// acquire takes key's slot, or fails when ctx ends first; release gives
+// it back.
+func (q *querySlots) acquire(ctx context.Context, key string) (release func(), err error) {
+	q.mu.Lock()
+	if q.m == nil {
+		q.m = map[string]*querySlot{}
+	}
+	s := q.m[key]
+	if s == nil {
+		s = &querySlot{ch: make(chan struct{}, 1)}
+		q.m[key] = s
+	}
+	s.refs++
+	q.mu.Unlock()
+	leave := func() {
+		q.mu.Lock()
+		if s.refs--; s.refs == 0 {
+			delete(q.m, key)
+		}
+		q.mu.Unlock()
+	}
+	select {
+	case s.ch <- struct{}{}:
+		return func() { <-s.ch; leave() }, nil
+	case <-ctx.Done():
+		leave()
+		return nil, ctx.Err()
+	}
+}
+
+// size is the number of live slots, for tests.
+func (q *querySlots) size() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(q.m)
 }
 
 // missingIDs tells whether one of ids is not in owner's archive, given

@@ -30,9 +30,12 @@ var errStopped = errors.New("mam: archive writer stopped")
 // that arrived meanwhile, and a lone message is written at once.
 //
 // The writer gives each write its stamp and ids as it takes it, so that
-// stamps rise strictly in the order of the commits: an archive is read in
-// stamp order, and a client paging forwards from the newest message it saw
-// must not miss one that was stamped earlier but committed later.
+// stamps rise strictly in the order of the commits, and after the latest
+// stamp stored when it started, across restarts whatever the clock did: an
+// archive is read in stamp order, and a client paging forwards from the
+// newest message it saw must not miss one that was stamped earlier but
+// committed later. (Two servers writing to one database would need one
+// source of stamps; there is one server per database.)
 type writer struct {
 	store storage.Archives
 	log   *slog.Logger
@@ -57,10 +60,11 @@ type write struct {
 	result  chan error
 }
 
-// newWriter starts a writer whose stamps come from now.
-func newWriter(store storage.Archives, log *slog.Logger, queue, batch int, now func() time.Time) *writer {
+// newWriter starts a writer whose stamps come from now and follow last,
+// the latest stamp already stored (Archives.LastStamp).
+func newWriter(store storage.Archives, log *slog.Logger, queue, batch int, now func() time.Time, last time.Time) *writer {
 	w := &writer{
-		store: store, log: log, batch: batch, now: now,
+		store: store, log: log, batch: batch, now: now, last: last,
 		queue: make(chan *write, queue),
 		done:  make(chan struct{}),
 		ended: make(chan struct{}),

@@ -22,7 +22,7 @@ import (
 func TestWriter(t *testing.T) {
 	storetest.Run(t, func(t *testing.T, b storetest.Backend) {
 		store := storetest.Open(t, b).Archives()
-		w := newWriter(store, slog.New(slog.DiscardHandler), 16, 8, time.Now)
+		w := newWriter(store, slog.New(slog.DiscardHandler), 16, 8, time.Now, time.Time{})
 		owner := jid.MustParse("alice@localhost")
 		const writers, each = 20, 10
 		var wg sync.WaitGroup
@@ -88,7 +88,7 @@ func (f failingArchives) Append(ctx context.Context, entries []storage.ArchiveEn
 func TestWriterFailures(t *testing.T) {
 	storetest.Run(t, func(t *testing.T, b storetest.Backend) {
 		store := storetest.Open(t, b).Archives()
-		w := newWriter(failingArchives{store}, slog.New(slog.DiscardHandler), 64, 64, time.Now)
+		w := newWriter(failingArchives{store}, slog.New(slog.DiscardHandler), 64, 64, time.Now, time.Time{})
 		defer w.stop()
 		owner := jid.MustParse("alice@localhost")
 		entry := func(text string) []storage.ArchiveEntry {
@@ -155,7 +155,7 @@ func TestWriterStamps(t *testing.T) {
 			}
 			return t
 		}
-		w := newWriter(store, slog.New(slog.DiscardHandler), 8, 8, now)
+		w := newWriter(store, slog.New(slog.DiscardHandler), 8, 8, now, time.Time{})
 		defer w.stop()
 		alice, bob := jid.MustParse("alice@localhost"), jid.MustParse("bob@localhost")
 		want := []time.Time{base, base.Add(time.Microsecond), base.Add(2 * time.Microsecond), base.Add(time.Second), base.Add(time.Second + time.Microsecond)}
@@ -191,6 +191,28 @@ func TestWriterStamps(t *testing.T) {
 		}
 		if !slices.Equal(got, ids) {
 			t.Errorf("archive order %v, want the order of the writes %v", got, ids)
+		}
+
+		// A restart with the clock an hour behind: the next writer starts
+		// after the latest stamp stored, and paging forwards from the last
+		// message seen finds the new one.
+		w.stop()
+		last, err := store.LastStamp(context.Background())
+		if err != nil || !last.Equal(want[len(want)-1]) {
+			t.Fatalf("LastStamp = %s, %v; want %s", last, err, want[len(want)-1])
+		}
+		w2 := newWriter(store, slog.New(slog.DiscardHandler), 8, 8, func() time.Time { return base.Add(-time.Hour) }, last)
+		defer w2.stop()
+		e := []storage.ArchiveEntry{{Owner: alice, ArchivedMessage: storage.ArchivedMessage{With: bob, Stanza: []byte(`<message/>`)}}}
+		if err := w2.append(context.Background(), e); err != nil {
+			t.Fatal(err)
+		}
+		if !e[0].Stamp.After(last) {
+			t.Errorf("after the restart: stamp %s, not after %s", e[0].Stamp, last)
+		}
+		p, err = store.Query(context.Background(), alice, storage.ArchiveQuery{After: ids[len(ids)-1], Max: 10})
+		if err != nil || len(p.Messages) != 1 || p.Messages[0].ID != e[0].ID {
+			t.Errorf("paging after the last message before the restart: %+v, %v; want %s", p.Messages, err, e[0].ID)
 		}
 	})
 }

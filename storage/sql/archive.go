@@ -17,7 +17,8 @@ import (
 )
 
 // archives implements storage.Archives over the archive_messages,
-// archive_prefs and archive_pref_jids tables (migrations 0004 and 0005).
+// archive_prefs and archive_pref_jids tables (migrations 0004, 0005 and
+// 0006).
 type archives struct{ db *DB }
 
 var _ storage.Archives = archives{}
@@ -28,9 +29,9 @@ func (db *DB) Archives() storage.Archives { return archives{db} }
 // archiveColumns are the columns Append fills, one parameter each.
 const archiveColumns = 9
 
-// appendChunk is how many messages one INSERT stores: one statement per
-// message would cost a round trip each in PostgreSQL, and the parameters
-// of one statement are limited (32766 in SQLite, 65535 in PostgreSQL).
+// appendChunk is how many messages one INSERT stores on SQLite: one
+// statement per message would be parsed once each, and the parameters of
+// one statement are limited (32766).
 const appendChunk = 100
 
 // insertArchived returns an INSERT of n messages; the triggers or the
@@ -73,9 +74,10 @@ func checkEntry(e storage.ArchiveEntry) error {
 }
 
 // Append inserts the batch in one transaction: on PostgreSQL with one
-// prepared INSERT of arrays, a transaction of its own, on SQLite with one INSERT per appendChunk
-// messages. Entries are checked as their chunk is built, so that a bad one
-// late in a long batch undoes the chunks before it.
+// prepared INSERT of arrays, a transaction of its own, after checking every
+// entry; on SQLite with one INSERT per appendChunk messages, checking the
+// entries as their chunk is built, so that a bad one late in a long batch
+// undoes the chunks before it.
 func (s archives) Append(ctx context.Context, entries []storage.ArchiveEntry) error {
 	if len(entries) == 0 {
 		return nil
@@ -189,7 +191,8 @@ type archivePos struct{ stamp, seq int64 }
 
 // findArchived returns the position of the message id in the owner's
 // archive: through the time index when the id carries its stamp, else
-// (an id from before migration 0006) by reading the archive.
+// (an id from before migration 0006) through the partial index of such
+// ids.
 func findArchived(ctx context.Context, tx *sql.Tx, domain, local, id string) (archivePos, error) {
 	var p archivePos
 	var row *sql.Row
@@ -197,8 +200,10 @@ func findArchived(ctx context.Context, tx *sql.Tx, domain, local, id string) (ar
 		row = tx.QueryRowContext(ctx, `SELECT stamp, seq FROM archive_messages
 			WHERE domain = $1 AND local = $2 AND stamp = $3 AND id = $4`, domain, local, st.UnixMicro(), id)
 	} else {
+		// length(id) <> 32 lets both databases use the partial index of
+		// such ids (migration 0006), which new rows never enter.
 		row = tx.QueryRowContext(ctx, `SELECT stamp, seq FROM archive_messages
-			WHERE domain = $1 AND local = $2 AND id = $3`, domain, local, id)
+			WHERE domain = $1 AND local = $2 AND id = $3 AND length(id) <> 32`, domain, local, id)
 	}
 	if err := row.Scan(&p.stamp, &p.seq); err != nil {
 		if err == sql.ErrNoRows {
@@ -225,9 +230,9 @@ func (f *archiveFilter) addIDs(ids []string) {
 	case len(other) == 0:
 		f.add("stamp IN ("+marks(len(stamps))+") AND id IN ("+marks(len(stamped))+")", append(stamps, stamped...)...)
 	case len(stamped) == 0:
-		f.add("id IN ("+marks(len(other))+")", other...)
+		f.add("id IN ("+marks(len(other))+") AND length(id) <> 32", other...)
 	default:
-		f.add("(stamp IN ("+marks(len(stamps))+") AND id IN ("+marks(len(stamped))+") OR id IN ("+marks(len(other))+"))",
+		f.add("(stamp IN ("+marks(len(stamps))+") AND id IN ("+marks(len(stamped))+") OR id IN ("+marks(len(other))+") AND length(id) <> 32)",
 			append(append(stamps, stamped...), other...)...)
 	}
 }
@@ -406,9 +411,21 @@ func archiveBounds(ctx context.Context, tx *sql.Tx, owner jid.JID) (storage.Arch
 // archiving, for as long as it takes.
 const purgeBatch = 5000
 
+// LastStamp reads the end of the global stamp index.
+func (s archives) LastStamp(ctx context.Context) (time.Time, error) {
+	var us sql.NullInt64
+	if err := s.db.sql.QueryRowContext(ctx, `SELECT MAX(stamp) FROM archive_messages`).Scan(&us); err != nil {
+		return time.Time{}, fmt.Errorf("storage: last archive stamp: %w", err)
+	}
+	if !us.Valid {
+		return time.Time{}, nil
+	}
+	return fromMicro(us.Int64), nil
+}
+
 // Purge deletes by the owner's time index, purgeBatch messages per
-// transaction, oldest first; an error after some batches leaves those
-// deleted, and says how many.
+// transaction, oldest first, until a batch finds nothing; an error after
+// some batches leaves those deleted, and says how many.
 func (s archives) Purge(ctx context.Context, owner jid.JID, before time.Time) (int64, error) {
 	domain, local := ownerKey(owner)
 	cond, args := `domain = $1 AND local = $2`, []any{domain, local}
@@ -429,7 +446,10 @@ func (s archives) Purge(ctx context.Context, owner jid.JID, before time.Time) (i
 			return total, fmt.Errorf("storage: purge archive of %s (%d deleted): %w", owner.Bare(), total, err)
 		}
 		total += n
-		if n < purgeBatch {
+		if n == 0 {
+			// Not "fewer than a batch": on PostgreSQL a concurrent delete
+			// (Expire, another Purge) may take rows a batch had selected,
+			// and rows the purge must delete would be left.
 			return total, nil
 		}
 	}

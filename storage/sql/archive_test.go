@@ -642,7 +642,7 @@ func TestArchiveLegacyIDs(t *testing.T) {
 		for i := 1; i <= 5; i++ {
 			m := archived(i, "bob@example.org", "")
 			if i%2 == 1 {
-				m.ID = fmt.Sprintf("OLD%d", i) // rand.Text-like: upper case
+				m.ID = fmt.Sprintf("OLD%d", i) // not 32 characters, like the 26 of the old ids
 			}
 			msgs = append(msgs, m)
 		}

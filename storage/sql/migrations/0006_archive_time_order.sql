@@ -14,3 +14,12 @@ DROP INDEX archive_messages_stamp;
 CREATE INDEX archive_messages_time ON archive_messages (domain, local, stamp, seq);
 -- Paging through the messages exchanged with one JID.
 CREATE INDEX archive_messages_with_time ON archive_messages (domain, local, with_bare, stamp, seq);
+-- Ids from before, which carry no stamp (26 characters; every new id has
+-- 32): partial, so that no new row writes to it.
+CREATE INDEX archive_messages_legacy_id ON archive_messages (domain, local, id) WHERE length(id) <> 32;
+
+-- Rows archived before this migration were stamped by the clock in the
+-- archiving filter, not in commit order: among messages archived within
+-- milliseconds of each other, (stamp, seq) order may differ from the seq
+-- order they were paged in before, once, for a client that stopped paging
+-- between two of them.
