@@ -2,7 +2,11 @@ package testserver
 
 import (
 	"maps"
+	"math/rand/v2"
 	"net"
+	"os"
+	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/xmppd/xmppd/config"
@@ -11,14 +15,53 @@ import (
 // FreeAddr returns a loopback address whose port was free a moment ago,
 // for a listener whose address must be known before its server starts,
 // as a static s2s route to it must.
+//
+// The port is picked below the kernel's ephemeral range, which is where
+// ports for ":0" listeners and for the local end of outgoing connections
+// come from: a port taken from that range and closed again could be handed
+// to any connection of this or another test process before the server
+// binds it ("address already in use"). Below the range only another
+// FreeAddr can pick it, and the bind check below skips ports in use.
 func FreeAddr(t testing.TB) string {
 	t.Helper()
+	low := ephemeralLow()
+	for range 100 {
+		port := 10000 + rand.IntN(low-10000)
+		ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+		if err != nil {
+			continue
+		}
+		addr := ln.Addr().String()
+		if err := ln.Close(); err != nil {
+			t.Fatal(err)
+		}
+		return addr
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer ln.Close()
 	return ln.Addr().String()
+}
+
+// ephemeralLow is the first port of the kernel's ephemeral range (Linux
+// reports it in /proc; elsewhere the IANA range's start is assumed).
+func ephemeralLow() int {
+	const iana = 49152
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return iana
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return iana
+	}
+	n, err := strconv.Atoi(f[0])
+	if err != nil || n <= 11000 {
+		return iana
+	}
+	return n
 }
 
 // Federation is a set of test servers, one per domain, that federate on
