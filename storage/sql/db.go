@@ -148,7 +148,7 @@ func createPrivateFile(path string) error {
 }
 
 func connect(ctx context.Context, d dialect, dsn string) (*DB, error) {
-	db, err := sql.Open(d.driver, dsn)
+	db, err := sql.Open(d.open, dsn)
 	if err != nil {
 		return nil, err
 	}

@@ -14,8 +14,12 @@ import (
 // $1, $2, … (SQLite reads them as numbered parameters) and conflicts are
 // handled with ON CONFLICT, which both support.
 type dialect struct {
-	// driver is the database/sql driver name.
+	// driver names the dialect: the database/sql driver's name, which
+	// also marks the migrations for one dialect only.
 	driver string
+	// open is the driver connections are opened with: driver, or a
+	// wrapper of it (stmtcache.go).
+	open string
 	// types replaces the {{…}} placeholders of the migrations:
 	//
 	//	{{TEXT}}  text compared and sorted bytewise (JIDs arrive normalised,
@@ -41,6 +45,7 @@ type dialect struct {
 
 var sqlite = dialect{
 	driver: "sqlite",
+	open:   cachingSQLite,
 	types: strings.NewReplacer(
 		"{{TEXT}}", "TEXT",
 		"{{BLOB}}", "BLOB",
@@ -72,6 +77,7 @@ const migrationLockKey = "517232160868"
 
 var postgres = dialect{
 	driver: "postgres",
+	open:   "postgres",
 	types: strings.NewReplacer(
 		// Without COLLATE "C", PostgreSQL sorts by the database's locale.
 		"{{TEXT}}", `TEXT COLLATE "C"`,
