@@ -39,7 +39,7 @@ storage:
   # postgres: "postgres://xmppd:${XMPPD_DB_PASSWORD}@localhost/xmppd?sslmode=disable"   # lib/pq DSN
 
 # Enabled modules, by ID.
-modules: [disco, ping, version, time, roster, offline, blocking, carbons, vcard, private, last, register, push, mam, pep]
+modules: [disco, ping, version, time, roster, offline, blocking, carbons, vcard, private, last, register, push, mam, pep, pubsub]
 
 # Each module's own settings, under its ID; only enabled modules may have a
 # block, and a module without one uses these defaults.
@@ -67,6 +67,12 @@ module_options:
     max_items: 1000            # items one node keeps; also what pubsub#max_items "max" means
     max_item_bytes: 131072     # bytes in one item's payload; larger ones get payload-too-big
     max_nodes: 1000            # nodes one account may have
+  pubsub:                      # publish-subscribe service (XEP-0060) at PREFIX.DOMAIN for each domain
+    prefix: pubsub             # pubsub.example.org
+    creators: local            # who may create nodes: local (any account of this server) or domain (the service's domain's)
+    max_items: 1000            # items one node keeps; also what pubsub#max_items "max" means
+    max_item_bytes: 131072     # bytes in one item's payload
+    max_nodes: 10000           # nodes one service may have
 
 auth:
   scram_iterations: 4096   # PBKDF2 rounds for new SCRAM credentials, 4096 to 1000000

@@ -168,7 +168,7 @@ type policy struct{ p *PEP }
 
 func (pol policy) MayCreate(service, who jid.JID) bool { return who.Bare().Equal(service) }
 
-func (pol policy) Relation(ctx context.Context, service, who jid.JID) (core.Relation, error) {
+func (pol policy) Relation(ctx context.Context, service jid.JID, _ storage.PubSubNode, who jid.JID) (core.Relation, error) {
 	if who.Bare().Equal(service) {
 		return core.Relation{Owner: true}, nil
 	}
@@ -243,7 +243,7 @@ func (p *PEP) notify(ctx context.Context, n core.Notification) {
 		if sub.State != storage.SubscriptionSubscribed {
 			continue
 		}
-		rel, err := policy{p}.Relation(ctx, owner, sub.JID)
+		rel, err := policy{p}.Relation(ctx, owner, n.Node, sub.JID)
 		if err != nil {
 			p.h.Logger().Error("pep: relation", "err", err)
 			continue
@@ -269,7 +269,7 @@ func (p *PEP) resolved(observer, full jid.JID, f caps.Features) {
 		}
 		return
 	}
-	rel, err := policy{p}.Relation(ctx, observer, full)
+	rel, err := policy{p}.Relation(ctx, observer, storage.PubSubNode{}, full)
 	if err != nil {
 		p.h.Logger().Error("pep: relation", "err", err)
 		return

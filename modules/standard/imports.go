@@ -13,6 +13,7 @@ import (
 	_ "github.com/xmppd/xmppd/modules/pep"      // XEP-0163 on XEP-0060
 	_ "github.com/xmppd/xmppd/modules/ping"     // XEP-0199
 	_ "github.com/xmppd/xmppd/modules/private"  // XEP-0049
+	_ "github.com/xmppd/xmppd/modules/pubsub"   // XEP-0060 at pubsub.DOMAIN
 	_ "github.com/xmppd/xmppd/modules/push"     // XEP-0357
 	_ "github.com/xmppd/xmppd/modules/register" // XEP-0077 (password change, removal)
 	_ "github.com/xmppd/xmppd/modules/roster"   // RFC 6121: rosters, subscriptions, presence

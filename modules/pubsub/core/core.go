@@ -54,8 +54,9 @@ type Relation struct {
 
 // Policy is what differs between services.
 type Policy interface {
-	// Relation says what who is to the owner of service.
-	Relation(ctx context.Context, service, who jid.JID) (Relation, error)
+	// Relation says what who is to the owner of node on service: the
+	// account for PEP, the node's creator on a generic service.
+	Relation(ctx context.Context, service jid.JID, node storage.PubSubNode, who jid.JID) (Relation, error)
 	// MayCreate tells whether who may create nodes on service.
 	MayCreate(service, who jid.JID) bool
 }
@@ -70,6 +71,12 @@ type Service struct {
 	Default storage.NodeConfig
 	// AutoCreate makes publish create a missing node (pubsub#auto-create).
 	AutoCreate bool
+	// Authorize allows the authorize access model (§4.5): a subscription
+	// stays pending until an owner approves it with the subscription
+	// authorization form the service sends (§6.1.3, §8.6), which reaches
+	// the service as a message (HandleAuthorization). A service whose
+	// owners' answers do not come back to it leaves it off.
+	Authorize bool
 	// Notify sends a notification to whom the service chooses; nil sends
 	// none.
 	Notify func(ctx context.Context, n Notification)
@@ -143,6 +150,10 @@ func (s *Service) Handle(ctx context.Context, service jid.JID, iq *router.Stanza
 		resp, perr = s.affiliationsGet(ctx, service, iq.From, op)
 	case NSOwner + " set affiliations":
 		resp, perr = s.affiliationsSet(ctx, service, iq.From, op)
+	case NSOwner + " get subscriptions":
+		resp, perr = s.subscriptionsGet(ctx, service, iq.From, op)
+	case NSOwner + " set subscriptions":
+		resp, perr = s.subscriptionsSet(ctx, service, iq.From, op)
 	case NSOwner + " get default":
 		resp = router.NewElement(NSOwner, "pubsub").Append(
 			router.NewElement(NSOwner, "default").Append(ConfigForm(s.Default, "form")))
@@ -253,11 +264,28 @@ func Access(cfg storage.NodeConfig, rel Relation, aff storage.Affiliation) *Erro
 
 // access checks who's access to a node.
 func (s *Service) access(ctx context.Context, service jid.JID, node storage.PubSubNode, aff storage.Affiliation, who jid.JID) *Error {
-	rel, err := s.Policy.Relation(ctx, service, who)
+	rel, err := s.Policy.Relation(ctx, service, node, who)
 	if err != nil {
 		return s.fail("relation", err)
 	}
-	return Access(node.Config, rel, aff)
+	perr := Access(node.Config, rel, aff)
+	if perr != nil && node.Config.AccessModel == storage.AccessAuthorize && s.subscribed(ctx, service, node.Name, who) {
+		// An approved subscriber (its full or bare JID) may read.
+		return nil
+	}
+	return perr
+}
+
+// subscribed tells whether who, as given or as its bare JID, has an
+// approved subscription to the node.
+func (s *Service) subscribed(ctx context.Context, service jid.JID, node string, who jid.JID) bool {
+	for _, j := range []jid.JID{who, who.Bare()} {
+		sub, err := s.Store.Subscription(ctx, service, node, j)
+		if err == nil && sub.State == storage.SubscriptionSubscribed {
+			return true
+		}
+	}
+	return false
 }
 
 // newNode creates a node with cfg for who, within the node limit.
@@ -298,6 +326,9 @@ func (s *Service) configFrom(base storage.NodeConfig, x *router.Element, formTyp
 	}
 	if perr := f.Apply(&cfg, s.Limits.MaxItems); perr != nil {
 		return cfg, perr
+	}
+	if cfg.AccessModel == storage.AccessAuthorize && !s.Authorize {
+		return cfg, unsupported("access-authorize")
 	}
 	return cfg, nil
 }
@@ -553,14 +584,22 @@ func (s *Service) subscribe(ctx context.Context, service, who jid.JID, op *route
 	if perr != nil {
 		return nil, perr
 	}
+	state := storage.SubscriptionSubscribed
 	if perr := s.access(ctx, service, node, aff, who); perr != nil {
-		return nil, perr
+		if node.Config.AccessModel != storage.AccessAuthorize || aff == storage.AffiliationOutcast {
+			return nil, perr
+		}
+		// Authorize: pending until an owner approves (§6.1.3 and §8.6).
+		state = storage.SubscriptionPending
 	}
-	sub, created, err := s.Store.Subscribe(ctx, service, name, sj, storage.SubscriptionSubscribed)
+	sub, created, err := s.Store.Subscribe(ctx, service, name, sj, state)
 	if err != nil {
 		return nil, s.fail("subscribe", err)
 	}
-	if created && node.Config.SendLast != storage.SendLastNever && s.Send != nil {
+	if created && sub.State == storage.SubscriptionPending {
+		s.askOwners(ctx, service, node, sub)
+	}
+	if created && sub.State == storage.SubscriptionSubscribed && node.Config.SendLast != storage.SendLastNever && s.Send != nil {
 		s.SendLast(ctx, service, node, sj)
 	}
 	return router.NewElement(NS, "pubsub").Append(router.NewElement(NS, "subscription",
@@ -653,7 +692,12 @@ func (s *Service) deleteNode(ctx context.Context, service, who jid.JID, op *rout
 		return nil, s.fail("delete node", err)
 	}
 	if node.Config.DeliverNotifications && node.Config.NotifyDelete && s.Notify != nil {
-		s.Notify(ctx, Notification{Service: service, Node: node, Kind: EventDelete, Event: NodeEvent("delete", node.Name), Subscribers: subs, Affiliations: affs})
+		event := NodeEvent("delete", node.Name)
+		if r := op.Child(NSOwner, "redirect"); r != nil && r.Get("uri") != "" {
+			// §8.4.1: subscribers are told where the node went.
+			event.FirstChild().Append(router.NewElement(NSEvent, "redirect", "uri", r.Get("uri")))
+		}
+		s.Notify(ctx, Notification{Service: service, Node: node, Kind: EventDelete, Event: event, Subscribers: subs, Affiliations: affs})
 	}
 	return nil, nil
 }

@@ -42,7 +42,6 @@ func TestApplyRefuses(t *testing.T) {
 	for _, c := range []struct {
 		field, value, cond string
 	}{
-		{core.FieldAccessModel, "authorize", "feature-not-implemented"},
 		{core.FieldAccessModel, "everyone", "not-acceptable"},
 		{core.FieldMaxItems, "11", "not-acceptable"},
 		{core.FieldMaxItems, "0", "not-acceptable"},

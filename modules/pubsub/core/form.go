@@ -97,10 +97,10 @@ func (f Form) Apply(cfg *storage.NodeConfig, limit int) *Error {
 		case FieldAccessModel:
 			m := storage.AccessModel(one)
 			switch m {
-			case storage.AccessOpen, storage.AccessPresence, storage.AccessRoster, storage.AccessWhitelist:
+			case storage.AccessOpen, storage.AccessPresence, storage.AccessRoster, storage.AccessWhitelist, storage.AccessAuthorize:
+				// Service.configFrom refuses authorize where the
+				// service does not offer it.
 				cfg.AccessModel = m
-			case storage.AccessAuthorize:
-				return unsupported("access-authorize")
 			default:
 				err = fmt.Errorf("unknown access model")
 			}
