@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"mime"
+	"net"
 	"net/url"
 	"strconv"
 	"strings"
@@ -16,6 +17,7 @@ import (
 
 	"mellium.im/xmpp/stanza"
 
+	"github.com/xmppd/xmppd/config"
 	"github.com/xmppd/xmppd/router"
 	"github.com/xmppd/xmppd/storage"
 )
@@ -228,15 +230,38 @@ func (u *Upload) baseURL(domain string) string {
 		return strings.TrimSuffix(b, "/")
 	}
 	scheme, port, ok := "https", 0, false
-	if port, ok = u.h.HTTPPort(true); !ok {
+	if port, ok = u.listenerPort(true); !ok {
 		scheme = "http"
-		port, ok = u.h.HTTPPort(false)
+		port, ok = u.listenerPort(false)
 	}
 	host := domain
 	if ok && !(scheme == "https" && port == 443 || scheme == "http" && port == 80) {
 		host += ":" + strconv.Itoa(port)
 	}
 	return scheme + "://" + host
+}
+
+// listenerPort is the port of the first https (secure) or http listener:
+// the one being served, or, in the moment before the listeners are served,
+// the configured one.
+func (u *Upload) listenerPort(secure bool) (int, bool) {
+	if p, ok := u.h.HTTPPort(secure); ok {
+		return p, true
+	}
+	want := config.ListenerHTTP
+	if secure {
+		want = config.ListenerHTTPS
+	}
+	for _, l := range u.h.Config().Listeners {
+		if l.Type != want {
+			continue
+		}
+		_, port, err := net.SplitHostPort(l.Address)
+		if p, perr := strconv.Atoi(port); err == nil && perr == nil && p > 0 {
+			return p, true
+		}
+	}
+	return 0, false
 }
 
 // urls builds the slot's PUT and GET URLs: the ID and the escaped name as

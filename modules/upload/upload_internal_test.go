@@ -64,9 +64,10 @@ func TestDisco(t *testing.T) {
 	}
 }
 
-// TestSlotRequest checks slot requests that get a slot and those that get
-// the XEP's errors: too large, bad input, and requesters that are not
-// local accounts.
+// TestSlotRequest checks slot requests that get a slot (with URLs on the
+// development default's https listener, 127.0.0.1:5281, at the account's
+// domain) and those that get the XEP's errors: too large, bad input, and
+// requesters that are not local accounts.
 func TestSlotRequest(t *testing.T) {
 	h := start(t, storetest.Backend{Name: "sqlite"}, func(o *Options) { o.MaxFileSize = 1000 })
 	req := func(attrs string) string { return `<request xmlns="urn:xmpp:http:upload:0" ` + attrs + `/>` }
@@ -103,7 +104,7 @@ func TestSlotRequest(t *testing.T) {
 			}
 			if tt.cond == "" {
 				s := res.Child(NS, "slot")
-				if s == nil || !strings.HasPrefix(s.Child(NS, "put").Get("url"), "http://localhost/upload/") || s.Child(NS, "get") == nil {
+				if s == nil || !strings.HasPrefix(s.Child(NS, "put").Get("url"), "https://localhost:5281/upload/") || s.Child(NS, "get") == nil {
 					t.Errorf("slot = %s", res)
 				}
 			}
@@ -116,6 +117,16 @@ func TestSlotRequest(t *testing.T) {
 	res = h.iq("alice@localhost/phone", req(`filename="très cool.jpg" size="1"`))
 	if put := res.Child(NS, "slot").Child(NS, "put").Get("url"); !strings.Contains(put, "/tr%C3%A8s%20cool.jpg?") {
 		t.Errorf("name in the URL: %s", put)
+	}
+	h.cfg.Web.PublicURL = "https://chat.example.org"
+	res = h.iq("alice@localhost/phone", req(`filename="a" size="1"`))
+	if put := res.Child(NS, "slot").Child(NS, "put").Get("url"); !strings.HasPrefix(put, "https://chat.example.org/upload/") {
+		t.Errorf("URL under web.public_url: %s", put)
+	}
+	h.u.opts.PublicURL = "https://upload.example.org/"
+	res = h.iq("alice@localhost/phone", req(`filename="a" size="1"`))
+	if get := res.Child(NS, "slot").Child(NS, "get").Get("url"); !strings.HasPrefix(get, "https://upload.example.org/upload/") {
+		t.Errorf("URL under public_url: %s", get)
 	}
 	res = h.iq("alice@localhost/phone", req(`filename="../../etc/passwd" size="1"`))
 	if put := res.Child(NS, "slot").Child(NS, "put").Get("url"); !strings.Contains(put, "/.._.._etc_passwd?") {
@@ -350,6 +361,15 @@ func TestTraversal(t *testing.T) {
 		}
 		if res.StatusCode >= 500 {
 			t.Errorf("GET %s: server error %d", p, res.StatusCode)
+		}
+		// Dot segments get the mux's redirect to the cleaned path,
+		// which is no upload: follow it, as a client would.
+		if res.StatusCode/100 == 3 {
+			res = h.do(http.MethodGet, "http://localhost"+res.Header.Get("Location"), "", nil)
+			body = readBody(t, res)
+		}
+		if res.StatusCode/100 != 4 || strings.Contains(body, "hello") {
+			t.Errorf("GET %s: ends in %d %q, want a 4xx", p, res.StatusCode, body)
 		}
 	}
 }
