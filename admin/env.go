@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io/fs"
 
+	"mellium.im/xmpp/jid"
+
 	"github.com/xmppd/xmppd/config"
 	"github.com/xmppd/xmppd/storage"
 )
@@ -34,6 +36,10 @@ type Env struct {
 	// import s2s; the command around it (arguments, verdict, exit status) is
 	// admin's.
 	CheckFederation func(ctx context.Context, cfg *config.Config, local, remote string) (FederationReport, error)
+	// DeleteAccountData removes a deleted account's data kept outside the
+	// database (modules.RemoveAccountData: uploaded files); nil removes
+	// none.
+	DeleteAccountData func(ctx context.Context, cfg *config.Config, account jid.JID) error
 
 	cfg *config.Config
 }
@@ -93,7 +99,11 @@ func (env *Env) withRosters(ctx context.Context, fn func(r Rosters) error) error
 		return err
 	}
 	defer db.Close()
-	return fn(Rosters{Users: Users{Config: cfg, Users: db.Users(), Store: db}, Store: db})
+	u := Users{Config: cfg, Users: db.Users(), Store: db}
+	if env.DeleteAccountData != nil {
+		u.DeleteData = func(ctx context.Context, account jid.JID) error { return env.DeleteAccountData(ctx, cfg, account) }
+	}
+	return fn(Rosters{Users: u, Store: db})
 }
 
 // withArchives opens the configured database and runs fn on its archives.

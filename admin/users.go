@@ -27,6 +27,10 @@ type Users struct {
 	// in local contacts' rosters; without it Delete removes only the
 	// account's own data.
 	Store storage.Store
+	// DeleteData, when set, removes what the account has outside the
+	// database once Delete has deleted it there (uploaded files: see
+	// modules.RemoveAccountData, which admin may not import).
+	DeleteData func(ctx context.Context, account jid.JID) error
 }
 
 // ParseAccount parses and normalises an account JID (local@domain) and
@@ -105,6 +109,11 @@ func (u Users) Delete(ctx context.Context, account string) (jid.JID, error) {
 	err = u.Users.Delete(ctx, j.Domainpart(), j.Localpart())
 	if errors.Is(err, storage.ErrNotFound) {
 		return j, fmt.Errorf("user %s does not exist", j)
+	}
+	if err == nil && u.DeleteData != nil {
+		if err := u.DeleteData(ctx, j); err != nil {
+			return j, fmt.Errorf("deleted %s, but not all of its files: %w", j, err)
+		}
 	}
 	return j, err
 }

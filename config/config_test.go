@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -23,7 +24,7 @@ func TestDefault(t *testing.T) {
 			{Type: ListenerHTTPS, Address: "127.0.0.1:5281"},
 		},
 		Storage: Storage{SQLite: filepath.Join("xmppd-data", "xmppd.db")},
-		Modules: []string{"disco", "ping", "version", "time", "roster", "offline", "blocking", "carbons", "vcard", "private", "last", "register", "push", "mam", "pep", "pubsub"},
+		Modules: []string{"disco", "ping", "version", "time", "roster", "offline", "blocking", "carbons", "vcard", "private", "last", "register", "push", "mam", "pep", "pubsub", "upload"},
 		Auth:    Auth{ScramIterations: 4096, AllowPlain: true},
 		Limits: Limits{
 			MaxStanzaSize: 262144, MaxDepth: 64, MaxSessionsPerUser: 10,
@@ -137,7 +138,7 @@ func TestValidate(t *testing.T) {
 			`config: archive.default: "always" is not among archive.allowed (never): add it there`},
 		{"zero archive batch", func(c *Config) { c.Archive.ExpireBatch = -1 }, "config: archive.expire_batch: must be positive, not -1"},
 		{"several problems", func(c *Config) { c.Log.Level = "trace"; c.Modules = append(c.Modules, "") },
-			"config: modules[15]: empty module ID\n" +
+			"config: modules[" + strconv.Itoa(len(defaultModules())) + "]: empty module ID\n" +
 				`config: log.level: unknown level "trace" (want debug, info, warn or error)`},
 	}
 	for _, tt := range tests {

@@ -39,7 +39,7 @@ storage:
   # postgres: "postgres://xmppd:${XMPPD_DB_PASSWORD}@localhost/xmppd?sslmode=disable"   # lib/pq DSN
 
 # Enabled modules, by ID.
-modules: [disco, ping, version, time, roster, offline, blocking, carbons, vcard, private, last, register, push, mam, pep, pubsub]
+modules: [disco, ping, version, time, roster, offline, blocking, carbons, vcard, private, last, register, push, mam, pep, pubsub, upload]
 
 # Each module's own settings, under its ID; only enabled modules may have a
 # block, and a module without one uses these defaults.
@@ -73,6 +73,17 @@ module_options:
     max_items: 1000            # items one node keeps; also what pubsub#max_items "max" means
     max_item_bytes: 131072     # bytes in one item's payload
     max_nodes: 10000           # nodes one service may have
+  upload:                      # HTTP File Upload (XEP-0363), a service at upload.DOMAIN; files in data_dir/upload
+    domains: []                # served domains whose accounts may upload, each with upload.DOMAIN; empty: all
+    max_file_size: 104857600   # bytes in one file; larger requests get file-too-large (also the disco max-file-size)
+    quota: 1073741824          # bytes one account's files may take at once; 0: no quota
+    daily_quota: 1073741824    # bytes one account may upload within 24 hours; 0: no daily limit
+    expire_after: 7d           # delete files this long after upload (e.g. 30d, 12h); 0 keeps them
+    slot_timeout: 5m           # how long a PUT URL is valid
+    transfer_timeout: 10m      # the longest one PUT or GET may take (exempt from web's read/write timeouts)
+    expire_every: 1h           # how often expired files are looked for
+    secret: ""                 # HMAC key of the URLs, e.g. ${XMPPD_UPLOAD_SECRET}; empty: generated into data_dir/upload-secret
+    public_url: ""             # base of the URLs behind a proxy, e.g. https://upload.example.org; empty: web.public_url, else https://DOMAIN:PORT of the https listener
 
 auth:
   scram_iterations: 4096   # PBKDF2 rounds for new SCRAM credentials, 4096 to 1000000

@@ -56,6 +56,9 @@ type Host struct {
 type HTTP interface {
 	Handle(r web.Route) (router.Registration, error)
 	AddLink(l web.Link) router.Registration
+	// Port is the port of the first https (secure) or http listener, as
+	// web.Server.Port.
+	Port(secure bool) (int, bool)
 }
 
 // errNoWeb is HandleHTTP's error on a host without a web server (tests
@@ -83,6 +86,16 @@ func (h *Host) AddLink(l web.Link) error {
 	}
 	h.regs = append(h.regs, h.web.AddLink(l))
 	return nil
+}
+
+// HTTPPort returns the port of the first https listener (secure) or http
+// listener of the web server, for URLs the module hands out, and false
+// when there is none (or no web server).
+func (h *Host) HTTPPort(secure bool) (int, bool) {
+	if h.web == nil {
+		return 0, false
+	}
+	return h.web.Port(secure)
 }
 
 // Router is what a module may do with the router beyond registering

@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"slices"
 	"strings"
 	"testing"
 
@@ -72,6 +73,9 @@ func TestServiceFromLocalClient(t *testing.T) {
 func TestServerItemsListServices(t *testing.T) {
 	s := testserver.Start(t, func(c *config.Config) {
 		c.Hosts = append(c.Hosts, config.Host{Domain: "example.org"})
+		// Without the default set's own services (pubsub.DOMAIN,
+		// upload.DOMAIN), so that the list starts empty.
+		c.Modules = slices.DeleteFunc(slices.Clone(c.Modules), func(id string) bool { return id == "upload" || id == "pubsub" })
 	})
 	s.AddUser("alice", password)
 	alice := s.Login("alice", password, testserver.LoginOptions{})

@@ -50,8 +50,10 @@ type Users interface {
 	// pending subscription requests, offline messages, vCard, private XML,
 	// blocklist, last activity, push registrations, message archive and
 	// archiving preferences, its PEP service with every node, item,
-	// affiliation and subscription of it, and its own affiliations and
-	// subscriptions with the nodes of every other pubsub service);
+	// affiliation and subscription of it, its own affiliations and
+	// subscriptions with the nodes of every other pubsub service, and the
+	// records of its uploaded files, whose bytes the upload module
+	// removes);
 	// ErrNotFound if absent.
 	Delete(ctx context.Context, domain, local string) error
 	// List returns the accounts of one domain, or of all domains when domain
@@ -72,6 +74,7 @@ type Store interface {
 	PushRegistrations() PushRegistrations
 	Archives() Archives
 	PubSub() PubSub
+	Uploads() Uploads
 	// Close releases the database connection(s).
 	Close() error
 }

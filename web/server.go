@@ -81,6 +81,9 @@ type Server struct {
 
 	srvMu   sync.Mutex
 	servers []*http.Server
+	// ports are the ports of the listeners served, plain and TLS, in
+	// the order Serve was called: what Port reports.
+	ports map[bool][]int
 }
 
 // snapshot is the routes and links at one moment, rebuilt on every change
@@ -218,6 +221,12 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, useTLS bool) error 
 	}
 	s.srvMu.Lock()
 	s.servers = append(s.servers, hs)
+	if tcp, ok := ln.Addr().(*net.TCPAddr); ok {
+		if s.ports == nil {
+			s.ports = map[bool][]int{}
+		}
+		s.ports[useTLS] = append(s.ports[useTLS], tcp.Port)
+	}
 	s.srvMu.Unlock()
 	stop := context.AfterFunc(ctx, func() { hs.Close() })
 	defer stop()
@@ -231,6 +240,20 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, useTLS bool) error 
 		return nil
 	}
 	return err
+}
+
+// Port returns the port of the first https listener (secure) or http
+// listener being served, and false if there is none: what a feature that
+// hands out absolute URLs (file upload) puts in them when no public URL is
+// configured. It is the bound port, also for a listener configured with
+// port 0.
+func (s *Server) Port(secure bool) (int, bool) {
+	s.srvMu.Lock()
+	defer s.srvMu.Unlock()
+	if p := s.ports[secure]; len(p) > 0 {
+		return p[0], true
+	}
+	return 0, false
 }
 
 // Shutdown stops every listener and waits for requests in progress until
@@ -271,7 +294,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.logAccess(r, rec, cl, start)
 	}()
 	snap := s.state.Load()
-	h, pattern := snap.mux.Handler(r)
+	_, pattern := snap.mux.Handler(r)
 	limit := s.opts.Config.MaxBodySize
 	route := snap.byPat[pattern]
 	if route != nil && route.MaxBodySize > 0 {
@@ -287,7 +310,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		rc.SetReadDeadline(time.Time{})
 		rc.SetWriteDeadline(time.Time{})
 	}
-	h.ServeHTTP(rec, r)
+	// Through the mux rather than the handler Handler found, so that the
+	// route's wildcards are set (r.PathValue): Handler only finds it.
+	snap.mux.ServeHTTP(rec, r)
 }
 
 // BodyTooLarge answers 413 and reports true if err, from reading a

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -319,5 +320,25 @@ func TestHijackThroughRecorder(t *testing.T) {
 	b, _ := io.ReadAll(resp.Body)
 	if string(b) != "raw ok" {
 		t.Errorf("got %q", b)
+	}
+}
+
+// TestPathWildcardsAndPort checks that a route's wildcards reach its
+// handler (r.PathValue) and that Port reports the port being served.
+func TestPathWildcardsAndPort(t *testing.T) {
+	s, base := start(t, nil, nil)
+	mustHandle(t, s, web.Route{Pattern: "/files/{id}/{name}", Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, r.PathValue("id")+"|"+r.PathValue("name"))
+	})})
+	req, _ := http.NewRequest("GET", base+"/files/abc/tr%C3%A8s%20cool.jpg", nil)
+	if got := get(t, req, http.StatusOK); got != "abc|très cool.jpg" {
+		t.Errorf("wildcards %q", got)
+	}
+	want := base[strings.LastIndexByte(base, ':')+1:]
+	if p, ok := s.Port(false); !ok || strconv.Itoa(p) != want {
+		t.Errorf("Port(false) = %d, %v; want %s", p, ok, want)
+	}
+	if _, ok := s.Port(true); ok {
+		t.Error("Port(true) without an https listener")
 	}
 }

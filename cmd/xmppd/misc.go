@@ -25,6 +25,8 @@ func (c *cli) env() *admin.Env {
 		Migrate:         migrate,
 		CheckModules:    modules.Check,
 		CheckFederation: checkFederation,
+		// Uploaded files of a deleted account.
+		DeleteAccountData: modules.RemoveAccountData,
 	}
 }
 

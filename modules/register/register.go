@@ -80,7 +80,17 @@ func (r *Register) Start(_ context.Context, h *modules.Host) error {
 // users is the shared account operations (package admin), so that the
 // CLI and this module create credentials and delete data the same way.
 func (r *Register) users() admin.Users {
-	return admin.Users{Config: r.h.Config(), Users: r.h.Store().Users(), Store: r.h.Store()}
+	cfg := r.h.Config()
+	return admin.Users{Config: cfg, Users: r.h.Store().Users(), Store: r.h.Store(),
+		// The account is gone from the database when this runs: a file
+		// left behind is logged, not an error to the client, and the
+		// upload module's sweep removes it later.
+		DeleteData: func(ctx context.Context, account jid.JID) error {
+			if err := modules.RemoveAccountData(ctx, cfg, account); err != nil {
+				r.h.Logger().Error("register: remove account files", "account", account.String(), "err", err)
+			}
+			return nil
+		}}
 }
 
 // account returns the sender's account if the IQ is about its registration
