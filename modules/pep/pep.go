@@ -63,6 +63,9 @@ type PEP struct {
 	h    *modules.Host
 	svc  *core.Service
 	caps *caps.Resolver
+	// compatPrivate: the private module runs, so bookmarks are kept in
+	// its XML storage too (XEP-0402 #compat).
+	compatPrivate bool
 }
 
 var (
@@ -116,6 +119,10 @@ func (p *PEP) Start(ctx context.Context, h *modules.Host) error {
 	for _, f := range core.Features {
 		h.AddFeature(router.ToAccount, f)
 	}
+	h.AddFeature(router.ToAccount, FeatureBookmarksCompatPEP)
+	if p.compatPrivate = h.Enabled("private"); p.compatPrivate {
+		h.AddFeature(router.ToAccount, FeatureBookmarksCompat)
+	}
 	h.HandleStanza(router.ToAccount, router.KindPresence, router.PriorityFirst, p.presence)
 	h.OnSessionEnd(router.PriorityDefault, func(_ context.Context, s router.Session) { res.Forget(s.JID()) })
 	res.Start(context.WithoutCancel(ctx))
@@ -147,7 +154,27 @@ func (p *PEP) handle(ctx context.Context, iq *router.Stanza) *router.Stanza {
 			return iq.ErrorReply(stanza.Cancel, stanza.ServiceUnavailable, "")
 		}
 	}
-	return p.svc.Handle(ctx, service, iq)
+	resp := p.svc.Handle(ctx, service, iq)
+	if resp.Type() == "result" && iq.Type() == "set" && service.Equal(iq.From.Bare()) {
+		p.changed(ctx, service, iq)
+	}
+	return resp
+}
+
+// changed carries what the owner's successful set request changed to the
+// stores that mirror some nodes: bookmarks (bookmarks.go).
+func (p *PEP) changed(ctx context.Context, owner jid.JID, iq *router.Stanza) {
+	q := iq.FirstChild()
+	for _, op := range q.Elements() {
+		if op.Name.Local == "publish-options" || op.Name.Local == "configure" && q.Name.Space == core.NS {
+			continue
+		}
+		switch node := op.Get("node"); node {
+		case NSBookmarks2, NSLegacyBookmarks:
+			p.bookmarksChanged(ctx, owner, node, op)
+		}
+		return
+	}
 }
 
 // presence feeds the caps resolver with what the account receives: a
