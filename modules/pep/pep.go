@@ -66,6 +66,7 @@ type PEP struct {
 	// compatPrivate: the private module runs, so bookmarks are kept in
 	// its XML storage too (XEP-0402 #compat).
 	compatPrivate bool
+	avatars       avatarHashes
 }
 
 var (
@@ -124,7 +125,21 @@ func (p *PEP) Start(ctx context.Context, h *modules.Host) error {
 		h.AddFeature(router.ToAccount, FeatureBookmarksCompat)
 	}
 	h.HandleStanza(router.ToAccount, router.KindPresence, router.PriorityFirst, p.presence)
-	h.OnSessionEnd(router.PriorityDefault, func(_ context.Context, s router.Session) { res.Forget(s.JID()) })
+	h.OnSessionEnd(router.PriorityDefault, func(_ context.Context, s router.Session) {
+		res.Forget(s.JID())
+		if len(h.Router().Sessions(s.JID().Bare())) == 0 {
+			p.avatars.forget(s.JID().Bare())
+		}
+	})
+	if h.Enabled("vcard") {
+		// XEP-0398 §4: the avatar hash in every available presence,
+		// routed (broadcast copies, directed presence, probe answers)
+		// or handed straight to the account's own resources.
+		h.AddFilter(router.PriorityDefault, p.withAvatarHash)
+		h.AddDeliveryHook(router.PriorityDefault, func(ctx context.Context, _ router.Session, st *router.Stanza) *router.Stanza {
+			return p.withAvatarHash(ctx, st)
+		})
+	}
 	res.Start(context.WithoutCancel(ctx))
 	return nil
 }
@@ -162,7 +177,8 @@ func (p *PEP) handle(ctx context.Context, iq *router.Stanza) *router.Stanza {
 }
 
 // changed carries what the owner's successful set request changed to the
-// stores that mirror some nodes: bookmarks (bookmarks.go).
+// stores that mirror some nodes: bookmarks (bookmarks.go) and the avatar
+// hash of presence (avatar.go).
 func (p *PEP) changed(ctx context.Context, owner jid.JID, iq *router.Stanza) {
 	q := iq.FirstChild()
 	for _, op := range q.Elements() {
@@ -172,6 +188,8 @@ func (p *PEP) changed(ctx context.Context, owner jid.JID, iq *router.Stanza) {
 		switch node := op.Get("node"); node {
 		case NSBookmarks2, NSLegacyBookmarks:
 			p.bookmarksChanged(ctx, owner, node, op)
+		case NSAvatarMetadata:
+			p.avatars.invalidate(owner)
 		}
 		return
 	}
