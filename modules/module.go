@@ -186,6 +186,12 @@ func (h hostRouter) FeatureGeneration() uint64 { return h.r.FeatureGeneration() 
 // ID is the module's ID.
 func (h *Host) ID() string { return h.id }
 
+// Enabled tells whether the module id is enabled in the configuration:
+// for a module whose feature needs another's (PEP keeping bookmarks in
+// private XML storage, vCard avatars converted to PEP), and which
+// advertises that feature only when both run.
+func (h *Host) Enabled(id string) bool { return h.cfg != nil && slices.Contains(h.cfg.Modules, id) }
+
 // Router returns what the module may do with the router.
 func (h *Host) Router() Router { return hostRouter{h.router} }
 

@@ -9,12 +9,16 @@ package disco
 import (
 	"context"
 	"errors"
+	"fmt"
+	"slices"
 	"strings"
 	"sync/atomic"
 
+	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stanza"
 
 	"github.com/xmppd/xmppd/modules"
+	"github.com/xmppd/xmppd/modules/pubsub/core"
 	"github.com/xmppd/xmppd/router"
 	"github.com/xmppd/xmppd/storage"
 )
@@ -72,9 +76,10 @@ func query(iq *router.Stanza, ns string) *router.Element {
 	return q
 }
 
-// hasNode reports a request for a node; no module offers nodes yet, so any
-// node of disco#items is item-not-found (XEP-0030 §4.1), as is any of
-// disco#info but the server's caps node (info).
+// hasNode reports a request for a node; no disco node is offered yet (PEP
+// nodes are items, not nodes with items of their own), so any node of
+// disco#items is item-not-found (XEP-0030 §4.1), as is any of disco#info
+// but the server's caps node (info).
 func hasNode(iq *router.Stanza) bool { return iq.FirstChild().Get("node") != "" }
 
 // info answers disco#info for target. The caps node NODE#VER, when
@@ -153,23 +158,44 @@ func nearestDomain(svc string, domains []string) string {
 	return best
 }
 
-// allowed tells whether the requester may discover the account. Like
-// Prosody, only the account itself is answered for now (subscribed contacts
-// will be once rosters exist); anybody else gets service-unavailable, which
-// also hides whether the account exists (RFC 6121 §8.5.1).
+// allowed tells whether the requester may discover the account: the
+// account itself, and, as Prosody does, a contact (local or remote) with a
+// subscription to the account's presence (from or both in its roster,
+// XEP-0163 §6.2); anybody else gets service-unavailable, which also hides
+// whether the account exists (RFC 6121 §8.5.1).
 func (d *Disco) allowed(ctx context.Context, iq *router.Stanza) (bool, error) {
 	owner := iq.To
 	if owner.Domainpart() == "" {
 		owner = iq.From
 	}
-	if !owner.Bare().Equal(iq.From.Bare()) {
-		return false, nil
+	owner = owner.Bare()
+	if !owner.Equal(iq.From.Bare()) {
+		rel, err := d.relation(ctx, owner, iq.From)
+		if err != nil || !rel.Subscribed {
+			return false, err
+		}
 	}
 	_, err := d.h.Store().Users().Get(ctx, owner.Domainpart(), owner.Localpart())
 	if errors.Is(err, storage.ErrNotFound) {
 		return false, nil
 	}
 	return err == nil, err
+}
+
+// relation is what who is to owner by owner's roster, for the pubsub
+// access models of the PEP nodes listed (XEP-0060 §4.5).
+func (d *Disco) relation(ctx context.Context, owner, who jid.JID) (core.Relation, error) {
+	if who.Bare().Equal(owner) {
+		return core.Relation{Owner: true}, nil
+	}
+	it, err := d.h.Store().Rosters().Item(ctx, owner, who.Bare())
+	if errors.Is(err, storage.ErrNotFound) {
+		return core.Relation{}, nil
+	}
+	if err != nil {
+		return core.Relation{}, fmt.Errorf("disco: roster of %s: %w", owner, err)
+	}
+	return core.Relation{Subscribed: it.Subscription == storage.SubFrom || it.Subscription == storage.SubBoth, Groups: it.Groups}, nil
 }
 
 func (d *Disco) accountInfo(ctx context.Context, iq *router.Stanza) *router.Stanza {
@@ -196,5 +222,52 @@ func (d *Disco) accountItems(ctx context.Context, iq *router.Stanza) *router.Sta
 	if hasNode(iq) {
 		return iq.ErrorReply(stanza.Cancel, stanza.ItemNotFound, "")
 	}
-	return iq.Reply(query(iq, NSItems))
+	q := query(iq, NSItems)
+	items, err := d.pepNodes(ctx, iq)
+	if err != nil {
+		d.h.Logger().Error("disco: pep nodes", "err", err)
+		return iq.ErrorReply(stanza.Wait, stanza.InternalServerError, "")
+	}
+	for _, it := range items {
+		q.Append(it)
+	}
+	return iq.Reply(q)
+}
+
+// pepNodes lists, when the account is a PEP service (the pep module
+// added the pubsub/pep identity), the nodes of it that the requester may
+// retrieve items of (XEP-0060 §5.2, XEP-0163 §6.2), each as an item
+// with the account's JID and the node's name and title.
+func (d *Disco) pepNodes(ctx context.Context, iq *router.Stanza) ([]*router.Element, error) {
+	if !slices.Contains(d.h.Router().Identities(router.ToAccount), router.Identity{Category: "pubsub", Type: "pep"}) {
+		return nil, nil
+	}
+	owner := iq.To.Bare()
+	if iq.To.Domainpart() == "" {
+		owner = iq.From.Bare()
+	}
+	nodes, err := d.h.Store().PubSub().Nodes(ctx, owner)
+	if err != nil {
+		return nil, fmt.Errorf("disco: nodes of %s: %w", owner, err)
+	}
+	rel, err := d.relation(ctx, owner, iq.From)
+	if err != nil {
+		return nil, err
+	}
+	var out []*router.Element
+	for _, n := range nodes {
+		aff, err := d.h.Store().PubSub().Affiliation(ctx, owner, n.Name, iq.From)
+		if err != nil {
+			return nil, fmt.Errorf("disco: affiliation with %s: %w", n.Name, err)
+		}
+		if core.Access(n.Config, rel, aff) != nil {
+			continue
+		}
+		it := router.NewElement(NSItems, "item", "jid", owner.String(), "node", n.Name)
+		if n.Config.Title != "" {
+			it.SetAttr("name", n.Config.Title)
+		}
+		out = append(out, it)
+	}
+	return out, nil
 }

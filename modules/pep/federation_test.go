@@ -2,6 +2,7 @@ package pep_test
 
 import (
 	"context"
+	"slices"
 	"testing"
 
 	"mellium.im/xmpp/jid"
@@ -60,4 +61,16 @@ func TestFederation(t *testing.T) {
 		t.Fatalf("device list for a remote stranger %v", ids)
 	}
 	wantError(t, mallory.iq("get", alice, itemsXML(nsNick, "")), "not-authorized", "auth", "presence-subscription-required")
+
+	// Contact discovery over s2s (XEP-0163 §6.2): the subscribed contact
+	// learns that alice is a PEP service and lists her nodes; a remote
+	// stranger learns nothing.
+	e := bob.iq("get", alice, `<query xmlns='`+nsDiscoInfo+`'/>`)
+	if testserver.WantResult(t, e); !hasPEPIdentity(e) || !testserver.HasFeature(e, core.NS+"#publish-options") {
+		t.Errorf("remote contact's disco#info: %s", e)
+	}
+	if nodes := discoItems(t, bob.iq("get", alice, `<query xmlns='`+nsDiscoItems+`'/>`), alice); !slices.Equal(nodes, []string{nsAxolotl + ".bundles:1", nsDeviceList, nsNick}) {
+		t.Errorf("remote contact's disco#items: %v", nodes)
+	}
+	testserver.WantIQError(t, mallory.iq("get", alice, `<query xmlns='`+nsDiscoInfo+`'/>`), "service-unavailable", "cancel")
 }

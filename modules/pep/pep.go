@@ -63,6 +63,10 @@ type PEP struct {
 	h    *modules.Host
 	svc  *core.Service
 	caps *caps.Resolver
+	// compatPrivate: the private module runs, so bookmarks are kept in
+	// its XML storage too (XEP-0402 #compat).
+	compatPrivate bool
+	avatars       avatarHashes
 }
 
 var (
@@ -116,8 +120,26 @@ func (p *PEP) Start(ctx context.Context, h *modules.Host) error {
 	for _, f := range core.Features {
 		h.AddFeature(router.ToAccount, f)
 	}
+	h.AddFeature(router.ToAccount, FeatureBookmarksCompatPEP)
+	if p.compatPrivate = h.Enabled("private"); p.compatPrivate {
+		h.AddFeature(router.ToAccount, FeatureBookmarksCompat)
+	}
 	h.HandleStanza(router.ToAccount, router.KindPresence, router.PriorityFirst, p.presence)
-	h.OnSessionEnd(router.PriorityDefault, func(_ context.Context, s router.Session) { res.Forget(s.JID()) })
+	h.OnSessionEnd(router.PriorityDefault, func(_ context.Context, s router.Session) {
+		res.Forget(s.JID())
+		if len(h.Router().Sessions(s.JID().Bare())) == 0 {
+			p.avatars.forget(s.JID().Bare())
+		}
+	})
+	if h.Enabled("vcard") {
+		// XEP-0398 §4: the avatar hash in every available presence,
+		// routed (broadcast copies, directed presence, probe answers)
+		// or handed straight to the account's own resources.
+		h.AddFilter(router.PriorityDefault, p.withAvatarHash)
+		h.AddDeliveryHook(router.PriorityDefault, func(ctx context.Context, _ router.Session, st *router.Stanza) *router.Stanza {
+			return p.withAvatarHash(ctx, st)
+		})
+	}
 	res.Start(context.WithoutCancel(ctx))
 	return nil
 }
@@ -147,7 +169,30 @@ func (p *PEP) handle(ctx context.Context, iq *router.Stanza) *router.Stanza {
 			return iq.ErrorReply(stanza.Cancel, stanza.ServiceUnavailable, "")
 		}
 	}
-	return p.svc.Handle(ctx, service, iq)
+	resp := p.svc.Handle(ctx, service, iq)
+	if resp.Type() == "result" && iq.Type() == "set" && service.Equal(iq.From.Bare()) {
+		p.changed(ctx, service, iq)
+	}
+	return resp
+}
+
+// changed carries what the owner's successful set request changed to the
+// stores that mirror some nodes: bookmarks (bookmarks.go) and the avatar
+// hash of presence (avatar.go).
+func (p *PEP) changed(ctx context.Context, owner jid.JID, iq *router.Stanza) {
+	q := iq.FirstChild()
+	for _, op := range q.Elements() {
+		if op.Name.Local == "publish-options" || op.Name.Local == "configure" && q.Name.Space == core.NS {
+			continue
+		}
+		switch node := op.Get("node"); node {
+		case NSBookmarks2, NSLegacyBookmarks:
+			p.bookmarksChanged(ctx, owner, node, op)
+		case NSAvatarMetadata:
+			p.avatars.invalidate(owner)
+		}
+		return
+	}
 }
 
 // presence feeds the caps resolver with what the account receives: a
@@ -234,7 +279,7 @@ func (p *PEP) notify(ctx context.Context, n core.Notification) {
 			continue
 		}
 		for _, full := range p.caps.InterestedResources(it.Contact, node) {
-			if p.caps.AvailableTo(owner, full) {
+			if p.seen(owner, full) {
 				to(full)
 			}
 		}
@@ -254,14 +299,57 @@ func (p *PEP) notify(ctx context.Context, n core.Notification) {
 	}
 }
 
+// seen tells whether the server sees full available for owner's
+// notifications: full sent owner available presence (a contact with a
+// subscription both ways, or directed presence), or full is a local
+// resource, whose own broadcast the server sees. The latter is what lets a
+// local contact with a subscription of type "from" in the owner's roster
+// (it gets the owner's presence, the owner not its) have the notifications
+// the presence access model gives it (XEP-0060 §4.5), as XEP-0163 §4.3
+// asks of a contact that "shares presence" with the owner.
+func (p *PEP) seen(owner, full jid.JID) bool {
+	if p.caps.AvailableTo(owner, full) {
+		return true
+	}
+	return p.h.Router().ServesUsers(full.Domainpart()) && p.caps.AvailableTo(full.Bare(), full)
+}
+
 // resolved sends a resource whose features became known the last item of
 // each of observer's nodes it is interested in and allowed to have
-// (XEP-0163 §4.3.4, on_sub_and_presence).
+// (XEP-0163 §4.3.4, on_sub_and_presence). A local resource that became
+// known through its own broadcast also gets the last items of the local
+// accounts it is subscribed to whose presence it does not send them
+// (subscription "to" in its roster): nothing else would tell them it came
+// online.
 func (p *PEP) resolved(observer, full jid.JID, f caps.Features) {
 	ctx := context.Background()
 	if !p.h.Router().ServesUsers(observer.Domainpart()) {
 		return
 	}
+	if observer.Equal(full.Bare()) {
+		p.lastOfSubscriptions(ctx, full, f)
+	}
+	p.sendLast(ctx, observer, full, f)
+}
+
+// lastOfSubscriptions sends full the last items of the local accounts its
+// account has a subscription of type "to" to.
+func (p *PEP) lastOfSubscriptions(ctx context.Context, full jid.JID, f caps.Features) {
+	items, _, err := p.h.Store().Rosters().Get(ctx, full.Bare())
+	if err != nil {
+		p.h.Logger().Error("pep: load roster", "owner", full.Bare(), "err", err)
+		return
+	}
+	for _, it := range items {
+		if it.Subscription == storage.SubTo && p.h.Router().ServesUsers(it.Contact.Domainpart()) {
+			p.sendLast(ctx, it.Contact.Bare(), full, f)
+		}
+	}
+}
+
+// sendLast sends full the last item of each of owner's nodes that f has
+// +notify for and that full may have.
+func (p *PEP) sendLast(ctx context.Context, observer, full jid.JID, f caps.Features) {
 	last, err := p.svc.Store.LastItems(ctx, observer)
 	if err != nil || len(last) == 0 {
 		if err != nil {

@@ -229,3 +229,89 @@ func TestNodeLimit(t *testing.T) {
 	}
 	wantError(t, a.iq("set", "", publishXML("one-too-many", "1", `<p xmlns='urn:xmpp:test'/>`)), "not-allowed", "cancel", "max-nodes-exceeded")
 }
+
+// discoItems returns the nodes of a disco#items answer, sorted.
+func discoItems(t *testing.T, e *router.Element, service string) []string {
+	t.Helper()
+	testserver.WantResult(t, e)
+	var nodes []string
+	for _, it := range e.Child(nsDiscoItems, "query").Elements() {
+		if it.Get("jid") != service {
+			t.Errorf("item of another jid: %s", it)
+		}
+		nodes = append(nodes, it.Get("node"))
+	}
+	slices.Sort(nodes)
+	return nodes
+}
+
+const (
+	nsDiscoInfo  = "http://jabber.org/protocol/disco#info"
+	nsDiscoItems = "http://jabber.org/protocol/disco#items"
+)
+
+// hasPEPIdentity tells whether a disco#info answer has pubsub/pep.
+func hasPEPIdentity(e *router.Element) bool {
+	for _, id := range e.Child(nsDiscoInfo, "query").Elements() {
+		if id.Name.Local == "identity" && id.Get("category") == "pubsub" && id.Get("type") == "pep" {
+			return true
+		}
+	}
+	return false
+}
+
+// TestContactDiscovery checks XEP-0163 §6.2: a contact subscribed to the
+// account's presence (both, or from) discovers on the bare JID that it is
+// a PEP service with its features, and lists the nodes it may read (not
+// a whitelist node, not a roster node of another group); a stranger gets
+// service-unavailable for both, as from an account that does not exist.
+func TestContactDiscovery(t *testing.T) {
+	storetest.Run(t, func(t *testing.T, b storetest.Backend) {
+		s := start(t, b, nil, "alice", "bob", "dave", "carol")
+		befriend(t, s, "alice", "bob", "friends")
+		subscribe(t, s, "alice", "dave")
+		alice := bare("alice")
+		a := login(t, s, "alice", "phone")
+		testserver.WantResult(t, a.iq("set", "", publishXML(nsNick, "n1", nick("Alice"))))
+		testserver.WantResult(t, a.iq("set", "", publishXML(nsDeviceList, "current", `<list xmlns='`+nsAxolotl+`'/>`, core.FieldAccessModel, "open")))
+		testserver.WantResult(t, a.iq("set", "", publishXML("urn:xmpp:private", "1", `<p xmlns='urn:xmpp:private'/>`, core.FieldAccessModel, "whitelist")))
+		testserver.WantResult(t, a.iq("set", "", publishXML("friends", "1", `<p xmlns='urn:xmpp:friends'/>`, core.FieldAccessModel, "roster")))
+		testserver.WantResult(t, a.iq("set", "", ownerXML("configure", "friends", form(core.FormNodeConfig, "submit", core.FieldRosterGroups, "friends", core.FieldTitle, "For friends"))))
+
+		for _, c := range []struct {
+			who   string
+			nodes []string
+		}{
+			{"alice", []string{nsDeviceList, "friends", nsNick, "urn:xmpp:private"}},
+			{"bob", []string{nsDeviceList, "friends", nsNick}},
+			{"dave", []string{nsDeviceList, nsNick}},
+		} {
+			t.Run(c.who, func(t *testing.T) {
+				cl := a
+				if c.who != "alice" {
+					cl = login(t, s, c.who, "x")
+				}
+				e := cl.iq("get", alice, `<query xmlns='`+nsDiscoInfo+`'/>`)
+				testserver.WantResult(t, e)
+				if !hasPEPIdentity(e) {
+					t.Errorf("no pubsub/pep identity: %s", e)
+				}
+				for _, f := range []string{core.NS + "#publish", core.NS + "#access-presence", core.NS + "#retrieve-items"} {
+					if !testserver.HasFeature(e, f) {
+						t.Errorf("feature %s not advertised", f)
+					}
+				}
+				got := discoItems(t, cl.iq("get", alice, `<query xmlns='`+nsDiscoItems+`'/>`), alice)
+				want := slices.Sorted(slices.Values(c.nodes))
+				if !slices.Equal(got, want) {
+					t.Errorf("nodes %v, want %v", got, want)
+				}
+			})
+		}
+		carol := login(t, s, "carol", "x")
+		for _, ns := range []string{nsDiscoInfo, nsDiscoItems} {
+			testserver.WantIQError(t, carol.iq("get", alice, `<query xmlns='`+ns+`'/>`), "service-unavailable", "cancel")
+			testserver.WantIQError(t, carol.iq("get", bare("nobody"), `<query xmlns='`+ns+`'/>`), "service-unavailable", "cancel")
+		}
+	})
+}

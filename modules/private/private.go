@@ -1,6 +1,9 @@
 // Package private stores XML fragments for their owner (XEP-0049), one per
 // namespace: old clients keep preferences and bookmarks (XEP-0048) there.
-// Only the account itself may read or write its private XML.
+// Only the account itself may read or write its private XML. With the pep
+// module running, bookmarks stored here are handed to PEP, which keeps
+// them in step with Bookmarks 2 (XEP-0402 #compat) and writes the
+// Bookmarks 2 changes back here.
 package private
 
 import (
@@ -9,6 +12,7 @@ import (
 	"errors"
 	"strings"
 
+	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stanza"
 
 	"github.com/xmppd/xmppd/modules"
@@ -132,5 +136,62 @@ func (p *Private) set(ctx context.Context, iq *router.Stanza) *router.Stanza {
 			return iq.ErrorReply(stanza.Wait, stanza.InternalServerError, "")
 		}
 	}
+	if p.h.Enabled("pep") {
+		for _, c := range children {
+			if c.Name.Space == nsBookmarks && c.Name.Local == "storage" {
+				p.toPEP(ctx, acct, c)
+				break
+			}
+		}
+	}
 	return iq.Reply()
 }
+
+// nsBookmarks is the namespace of XEP-0048 bookmarks.
+const nsBookmarks = "storage:bookmarks"
+
+// toPEP hands XEP-0048 bookmarks an old client stored here to the
+// account's PEP service as a publish to its storage:bookmarks node
+// (XEP-0048 on XEP-0223, private: persist_items, whitelist): the pep
+// module keeps that node, Bookmarks 2 (XEP-0402 #compat) and this storage
+// in step, and notifies the clients of the rooms that changed. The
+// bookmarks are stored whatever PEP answers; a failure is logged.
+func (p *Private) toPEP(ctx context.Context, acct jid.JID, st *router.Element) {
+	publish := func(options bool) *router.Stanza {
+		ps := router.NewElement(nsPubSub, "pubsub").Append(router.NewElement(nsPubSub, "publish", "node", nsBookmarks).Append(
+			router.NewElement(nsPubSub, "item", "id", "current").Append(st.Copy())))
+		if options {
+			x := router.NewElement(nsData, "x", "type", "submit")
+			for _, f := range [][2]string{{"FORM_TYPE", nsPubSub + "#publish-options"}, {"pubsub#persist_items", "true"}, {"pubsub#access_model", "whitelist"}} {
+				x.Append(router.NewElement(nsData, "field", "var", f[0]).Append(router.NewElement(nsData, "value").AppendText(f[1])))
+			}
+			ps.Append(router.NewElement(nsPubSub, "publish-options").Append(x))
+		}
+		iq := &router.Stanza{Element: router.NewElement("", "iq", "type", "set").Append(ps)}
+		iq.SetFrom(acct)
+		iq.SetTo(acct)
+		return iq
+	}
+	resp, err := p.h.Router().SendIQ(ctx, publish(true))
+	if e := errorOf(resp); err != nil && e != nil && e.Child(nsPubSub+"#errors", "precondition-not-met") != nil {
+		// The owner configured the node otherwise: publish to it as it is.
+		_, err = p.h.Router().SendIQ(ctx, publish(false))
+	}
+	if err != nil {
+		p.h.Logger().Error("private: bookmarks to pep", "account", acct.String(), "err", err)
+	}
+}
+
+// errorOf returns the <error/> of an IQ answer, or nil.
+func errorOf(resp *router.Stanza) *router.Element {
+	if resp == nil {
+		return nil
+	}
+	return resp.Child("", "error")
+}
+
+// Namespaces of the publish toPEP makes.
+const (
+	nsPubSub = "http://jabber.org/protocol/pubsub"
+	nsData   = "jabber:x:data"
+)
