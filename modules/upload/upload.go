@@ -18,7 +18,6 @@ package upload
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -162,7 +161,7 @@ func (u *Upload) Start(ctx context.Context, h *modules.Host) error {
 	if err := os.MkdirAll(u.root, 0o700); err != nil {
 		return fmt.Errorf("upload: files directory: %w", err)
 	}
-	secret, err := loadSecret(u.opts.Secret, filepath.Join(cfg.DataDir, secretFile))
+	secret, err := modules.LoadSecret(u.opts.Secret, filepath.Join(cfg.DataDir, secretFile))
 	if err != nil {
 		return err
 	}
@@ -221,42 +220,6 @@ func (u *Upload) addService(addr string) error {
 // is an authenticated local account.
 func (u *Upload) mayUpload(from jid.JID) bool {
 	return from.Localpart() != "" && u.h.Router().ServesUsers(from.Domainpart()) && slices.Contains(u.domains, from.Domainpart())
-}
-
-// loadSecret returns the configured secret, or the one kept in path,
-// generated there on first use.
-func loadSecret(configured, path string) ([]byte, error) {
-	if configured != "" {
-		return []byte(configured), nil
-	}
-	b, err := os.ReadFile(path)
-	if err == nil {
-		if s := strings.TrimSpace(string(b)); len(s) >= 32 {
-			return []byte(s), nil
-		}
-		return nil, fmt.Errorf("upload: secret in %s is too short: delete it to have a new one made", path)
-	}
-	if !errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("upload: read secret: %w", err)
-	}
-	key := make([]byte, 32)
-	rand.Read(key) // never fails (crypto/rand)
-	s := hex.EncodeToString(key)
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if errors.Is(err, os.ErrExist) {
-		return loadSecret("", path) // another process made it first
-	}
-	if err != nil {
-		return nil, fmt.Errorf("upload: create secret: %w", err)
-	}
-	if _, err := f.WriteString(s + "\n"); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("upload: write secret: %w", err)
-	}
-	if err := f.Close(); err != nil {
-		return nil, fmt.Errorf("upload: write secret: %w", err)
-	}
-	return []byte(s), nil
 }
 
 // accountDir names an account's directory under the files' root: a hash,
