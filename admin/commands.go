@@ -30,6 +30,7 @@ func Groups() []CommandGroup {
 		{Name: "s2s", Short: "Federation diagnostics"},
 		{Name: "config", Short: "Check or print configuration"},
 		{Name: "db", Short: "Database maintenance"},
+		{Name: "check", Short: "Check the services this server runs"},
 	}
 }
 
@@ -135,6 +136,11 @@ func Commands() []*Command {
 		{
 			Path: "db migrate", Short: "Apply pending schema migrations", NeedsConfig: true,
 			Run: migrate,
+		},
+		{
+			Path: "check turn", Short: "Allocate a relay over UDP and TCP with credentials from the configured secret and send data through it to a local echo peer", NeedsConfig: true,
+			Args: []Arg{{Name: "from", Label: "account (user@domain) the credentials are for (default: turn-check@ the first host)", Kind: String}},
+			Run:  checkTurn,
 		},
 	}
 }
@@ -271,6 +277,34 @@ func checkFederation(ctx context.Context, env *Env, in Input) (Result, error) {
 	res := Result{Value: rep, Text: rep.Text}
 	if rep.Auth == "" {
 		return res, errors.New("no usable authentication with " + remote)
+	}
+	return res, nil
+}
+
+// checkTurn is check turn.
+func checkTurn(ctx context.Context, env *Env, in Input) (Result, error) {
+	cfg, err := env.Config()
+	if err != nil {
+		return Result{}, err
+	}
+	if env.CheckTurn == nil {
+		return Result{}, errors.New("check turn: no relay to check with")
+	}
+	from := in.String("from")
+	if from != "" {
+		j, err := jid.Parse(from)
+		if err != nil || j.Localpart() == "" {
+			return Result{}, fmt.Errorf("check turn: --from %q: want an account, user@domain", from)
+		}
+		from = j.Bare().String()
+	}
+	report, ok, err := env.CheckTurn(ctx, cfg, from)
+	res := Result{Text: report}
+	if err != nil {
+		return res, err
+	}
+	if !ok {
+		return res, errors.New("the relay did not work")
 	}
 	return res, nil
 }

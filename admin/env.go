@@ -36,6 +36,9 @@ type Env struct {
 	// import s2s; the command around it (arguments, verdict, exit status) is
 	// admin's.
 	CheckFederation func(ctx context.Context, cfg *config.Config, local, remote string) (FederationReport, error)
+	// CheckTurn runs `check turn` (turn.Check): a report, and whether
+	// the relay worked; injected since admin must not import modules.
+	CheckTurn func(ctx context.Context, cfg *config.Config, account string) (report string, ok bool, err error)
 	// DeleteAccountData removes a deleted account's data kept outside the
 	// database (modules.RemoveAccountData: uploaded files); nil removes
 	// none.

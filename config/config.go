@@ -74,6 +74,7 @@ const (
 	ListenerS2SDirectTLS = "s2s_tls" // server-to-server, TLS first, ALPN xmpp-server
 	ListenerHTTP         = "http"    // the web server (WebSocket, host-meta), plain HTTP
 	ListenerHTTPS        = "https"   // the web server over TLS with the hosts' certificates, HTTP/2
+	ListenerTURN         = "turn"    // the STUN/TURN relay of module turn, UDP and TCP on the same port
 )
 
 // Web configures the one HTTP(S) server that every web feature shares

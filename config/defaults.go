@@ -44,6 +44,7 @@ const (
 	defaultExpireEvery       = time.Hour
 	defaultHTTPAddress       = "127.0.0.1:5280"
 	defaultHTTPSAddress      = "127.0.0.1:5281"
+	defaultTURNAddress       = "127.0.0.1:3478" // module turn: STUN/TURN over UDP and TCP
 	defaultMaxBodySize       = 1 << 20
 	defaultMaxHeaderBytes    = 16 << 10
 	defaultReadHeaderTimeout = 10 * time.Second
@@ -57,7 +58,7 @@ const (
 // defaultModules is a function, not a variable, so that no two configs
 // ever share (and mutate) one slice.
 func defaultModules() []string {
-	return []string{"disco", "ping", "version", "time", "roster", "offline", "blocking", "carbons", "vcard", "private", "last", "register", "push", "mam", "pep", "pubsub", "upload"}
+	return []string{"disco", "ping", "version", "time", "roster", "offline", "blocking", "carbons", "vcard", "private", "last", "register", "push", "mam", "pep", "pubsub", "upload", "turn"}
 }
 
 // Default is the development configuration that `xmppd serve` runs with when
@@ -94,6 +95,7 @@ func (c *Config) ApplyDefaults() {
 			{Type: ListenerC2SDirectTLS, Address: defaultC2STLSAddress},
 			{Type: ListenerHTTP, Address: defaultHTTPAddress},
 			{Type: ListenerHTTPS, Address: defaultHTTPSAddress},
+			{Type: ListenerTURN, Address: defaultTURNAddress},
 		}
 	}
 	if c.Storage.SQLite == "" && c.Storage.Postgres == "" {

@@ -31,6 +31,8 @@ listeners:
     address: "127.0.0.1:5280"
   - type: https         # the same over TLS with the hosts' certificates, HTTP/2
     address: "127.0.0.1:5281"
+  - type: turn          # the STUN/TURN relay of module turn: UDP and TCP on this port (0.0.0.0:3478 in production; open it in the firewall)
+    address: "127.0.0.1:3478"
 
 # The database: set one of sqlite and postgres; with neither, SQLite at
 # <data_dir>/xmppd.db.
@@ -39,7 +41,7 @@ storage:
   # postgres: "postgres://xmppd:${XMPPD_DB_PASSWORD}@localhost/xmppd?sslmode=disable"   # lib/pq DSN
 
 # Enabled modules, by ID.
-modules: [disco, ping, version, time, roster, offline, blocking, carbons, vcard, private, last, register, push, mam, pep, pubsub, upload]
+modules: [disco, ping, version, time, roster, offline, blocking, carbons, vcard, private, last, register, push, mam, pep, pubsub, upload, turn]
 
 # Each module's own settings, under its ID; only enabled modules may have a
 # block, and a module without one uses these defaults.
@@ -84,6 +86,18 @@ module_options:
     expire_every: 1h           # how often expired files are looked for
     secret: ""                 # HMAC key of the URLs, e.g. ${XMPPD_UPLOAD_SECRET}; empty: generated into data_dir/upload-secret
     public_url: ""             # base of the URLs behind a proxy, e.g. https://upload.example.org; empty: web.public_url, else https://DOMAIN:PORT of the https listener
+
+  turn:                        # STUN/TURN relay for calls (RFC 8656) with XEP-0215 credentials
+    host: ""                   # name or IP clients reach the relay at; empty: the turn listener's IP
+    relay_address: ""          # public IP announced for relayed addresses (NAT'd hosts); empty: the turn listener's IP
+    relay_port_min: 49152      # relayed UDP ports: open this range in the firewall
+    relay_port_max: 65535
+    secret: ""                 # TURN REST shared secret (also for a coturn elsewhere); empty: generated into data_dir/turn-secret
+    credential_lifetime: 24h   # how long credentials handed out by XEP-0215 are valid
+    max_allocations: 10        # relay allocations one account may hold at once
+    bandwidth: 2097152         # bytes per second one allocation relays each way; more is dropped; 0: no bound
+    allow_peers: []            # CIDRs the relay may reach although private/loopback/link-local (denied by default); a loopback-only relay may reach loopback
+    external: []               # other services to list, e.g. {type: turn, host: turn.example.org, port: 3478, transport: udp, secret: S}
 
 auth:
   scram_iterations: 4096   # PBKDF2 rounds for new SCRAM credentials, 4096 to 1000000

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"sync"
 
 	"mellium.im/xmpp/jid"
@@ -110,6 +111,13 @@ func start(ctx context.Context, cfg *config.Config, log *slog.Logger, db storage
 		return nil, err
 	}
 	for _, l := range cfg.Listeners {
+		if l.Type == config.ListenerTURN {
+			// UDP and TCP, bound by module turn.
+			if !slices.Contains(cfg.Modules, "turn") {
+				log.Warn("turn listener unused: module turn is not enabled", slog.String("address", l.Address))
+			}
+			continue
+		}
 		ln, err := net.Listen("tcp", l.Address)
 		if err != nil {
 			srv.closeListeners()

@@ -10,6 +10,7 @@ import (
 	"github.com/xmppd/xmppd/admin"
 	"github.com/xmppd/xmppd/config"
 	"github.com/xmppd/xmppd/modules"
+	"github.com/xmppd/xmppd/modules/turn"
 	"github.com/xmppd/xmppd/modules/version"
 	"github.com/xmppd/xmppd/storage"
 	sqlstore "github.com/xmppd/xmppd/storage/sql"
@@ -25,6 +26,7 @@ func (c *cli) env() *admin.Env {
 		Migrate:         migrate,
 		CheckModules:    modules.Check,
 		CheckFederation: checkFederation,
+		CheckTurn:       turn.Check,
 		// Uploaded files of a deleted account.
 		DeleteAccountData: modules.RemoveAccountData,
 	}

@@ -17,6 +17,7 @@ import (
 	_ "github.com/xmppd/xmppd/modules/push"     // XEP-0357
 	_ "github.com/xmppd/xmppd/modules/register" // XEP-0077 (password change, removal)
 	_ "github.com/xmppd/xmppd/modules/roster"   // RFC 6121: rosters, subscriptions, presence
+	_ "github.com/xmppd/xmppd/modules/turn"     // STUN/TURN relay, XEP-0215
 	_ "github.com/xmppd/xmppd/modules/upload"   // XEP-0363
 	_ "github.com/xmppd/xmppd/modules/vcard"    // XEP-0054, XEP-0153
 	_ "github.com/xmppd/xmppd/modules/version"  // XEP-0092

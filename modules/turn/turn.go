@@ -1,0 +1,460 @@
+// Package turn is xmppd's built-in STUN/TURN relay (RFC 8489, RFC 8656, on
+// github.com/pion/turn/v3) and the XEP-0215 external service discovery
+// that hands clients time-limited credentials for it, so that Jingle calls
+// (XEP-0166/0167, set up with XEP-0353) connect through NAT without an
+// operator running coturn beside the server.
+//
+// Credentials follow the TURN REST scheme coturn and ejabberd use
+// (username "EXPIRY:USER", password base64(HMAC-SHA1(secret, username))),
+// so the same secret also works with an external coturn. The relay refuses
+// peers in the operator's own networks unless they are allowed, bounds the
+// allocations of one account and the bandwidth of each allocation.
+package turn
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha1" //nolint:gosec // the TURN REST scheme is HMAC-SHA1
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/pion/logging"
+	pionturn "github.com/pion/turn/v3"
+	"mellium.im/xmpp/jid"
+
+	"github.com/xmppd/xmppd/config"
+	"github.com/xmppd/xmppd/modules"
+)
+
+// ID is the module's ID.
+const ID = "turn"
+
+func init() { modules.RegisterWithOptions(ID, DefaultOptions(), New) }
+
+// secretFile keeps the generated secret in data_dir.
+const secretFile = "turn-secret"
+
+// External is a STUN/TURN service elsewhere that XEP-0215 lists beside (or
+// instead of) the built-in one: with a TURN REST Secret, clients get fresh
+// credentials for it; with Username and Password, those.
+type External struct {
+	Type      string `yaml:"type"` // stun, turn or turns
+	Host      string `yaml:"host"`
+	Port      int    `yaml:"port"`
+	Transport string `yaml:"transport"` // udp or tcp
+	Secret    string `yaml:"secret"`
+	Username  string `yaml:"username"`
+	Password  string `yaml:"password"`
+}
+
+// Options are module_options.turn.
+type Options struct {
+	// Host is the name or address clients are told to reach the relay at;
+	// empty: the turn listener's IP. (The relay listens where the
+	// listener of type turn says; without one there is no relay and only
+	// External services are listed.)
+	Host string `yaml:"host"`
+	// RelayAddress is the IP the relayed addresses are announced with
+	// (the public IP of a NAT'd host); empty: the listener's IP.
+	RelayAddress string `yaml:"relay_address"`
+	// RelayPortMin and RelayPortMax bound the relayed ports.
+	RelayPortMin int `yaml:"relay_port_min"`
+	RelayPortMax int `yaml:"relay_port_max"`
+	// Secret is the TURN REST secret; empty: generated into
+	// data_dir/turn-secret on first start.
+	Secret string `yaml:"secret"`
+	// CredentialLifetime is how long handed-out credentials are valid.
+	CredentialLifetime time.Duration `yaml:"credential_lifetime"`
+	// MaxAllocations bounds the allocations of one account at once.
+	MaxAllocations int `yaml:"max_allocations"`
+	// Bandwidth bounds the bytes per second one allocation relays in each
+	// direction; packets beyond it are dropped. 0: no bound.
+	Bandwidth int `yaml:"bandwidth"`
+	// AllowPeers are CIDRs the relay may send to although they are in a
+	// denied range (loopback, private, link-local…): for tests and
+	// private networks.
+	AllowPeers []string `yaml:"allow_peers"`
+	// External services to list.
+	External []External `yaml:"external"`
+}
+
+// DefaultOptions suit a relay on a host with a public address; behind NAT
+// an operator sets host and relay_address.
+func DefaultOptions() Options {
+	return Options{
+		RelayPortMin:       49152,
+		RelayPortMax:       65535,
+		CredentialLifetime: 24 * time.Hour,
+		MaxAllocations:     10,
+		Bandwidth:          2 << 20, // 16 Mbit/s: several HD video streams
+		AllowPeers:         []string{},
+		External:           []External{},
+	}
+}
+
+// Validate implements modules.Validator.
+func (o *Options) Validate() error {
+	var errs []error
+	if o.RelayAddress != "" {
+		if _, err := netip.ParseAddr(o.RelayAddress); err != nil {
+			errs = append(errs, fmt.Errorf("relay_address: %w", err))
+		}
+	}
+	if o.RelayPortMin < 1 || o.RelayPortMax > 65535 || o.RelayPortMin > o.RelayPortMax {
+		errs = append(errs, fmt.Errorf("relay_port_min, relay_port_max: %d–%d is not a port range", o.RelayPortMin, o.RelayPortMax))
+	}
+	if o.Bandwidth < 0 {
+		errs = append(errs, fmt.Errorf("bandwidth: must not be negative, not %d", o.Bandwidth))
+	}
+	errs = append(errs, modules.MustBePositive("credential_lifetime", o.CredentialLifetime),
+		modules.MustBePositive("max_allocations", o.MaxAllocations))
+	for _, c := range o.AllowPeers {
+		if _, err := netip.ParsePrefix(c); err != nil {
+			errs = append(errs, fmt.Errorf("allow_peers: %w", err))
+		}
+	}
+	for i, e := range o.External {
+		switch {
+		case e.Type != "stun" && e.Type != "turn" && e.Type != "turns":
+			errs = append(errs, fmt.Errorf("external[%d].type: %q is not stun, turn or turns", i, e.Type))
+		case e.Host == "" || e.Port < 1 || e.Port > 65535:
+			errs = append(errs, fmt.Errorf("external[%d]: host and port are required", i))
+		case e.Transport != "" && e.Transport != "udp" && e.Transport != "tcp":
+			errs = append(errs, fmt.Errorf("external[%d].transport: %q is not udp or tcp", i, e.Transport))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// New returns an unstarted module with options o.
+func New(o Options) *Turn { return &Turn{opts: o} }
+
+// Turn is the module.
+type Turn struct {
+	opts   Options
+	h      *modules.Host
+	log    *slog.Logger
+	secret []byte
+	server *pionturn.Server
+	allow  []netip.Prefix
+	host   string
+	port   int
+	quota  *quota
+	// allowed is the peer check (Permit).
+	allowed func(net.IP) bool
+}
+
+var (
+	_ modules.Starter = (*Turn)(nil)
+	_ modules.Stopper = (*Turn)(nil)
+)
+
+// Start implements modules.Starter.
+func (t *Turn) Start(_ context.Context, h *modules.Host) error {
+	t.h, t.log = h, h.Logger()
+	secret, err := modules.LoadSecret(t.opts.Secret, filepath.Join(h.Config().DataDir, secretFile))
+	if err != nil {
+		return fmt.Errorf("turn: %w", err)
+	}
+	t.secret = secret
+	for _, c := range t.opts.AllowPeers {
+		t.allow = append(t.allow, netip.MustParsePrefix(c))
+	}
+	t.quota = newQuota(t.opts.MaxAllocations)
+	if err := h.HandleIQ(targetServer, iqGet, NS, t.extdisco); err != nil {
+		return err
+	}
+	h.AddFeature(targetServer, NS)
+	for _, l := range h.Config().Listeners {
+		if l.Type == config.ListenerTURN {
+			return t.listen(l.Address)
+		}
+	}
+	return nil
+}
+
+// listen starts the relay on UDP and TCP at address.
+func (t *Turn) listen(address string) error {
+	ap, err := netip.ParseAddrPort(address)
+	if err != nil {
+		return fmt.Errorf("turn: listener %q: an IP:PORT is needed: %w", address, err)
+	}
+	t.port = int(ap.Port())
+	t.host = t.opts.Host
+	if t.host == "" {
+		t.host = ap.Addr().String()
+	}
+	relayIP := ap.Addr()
+	if t.opts.RelayAddress != "" {
+		relayIP = netip.MustParseAddr(t.opts.RelayAddress)
+	}
+	bind := ap.Addr().String()
+	if ap.Addr().IsUnspecified() {
+		bind = "0.0.0.0"
+	}
+	t.allowed = Permit(ap.Addr(), relayIP, t.allow)
+	udp, tcp, err := listenBoth(ap)
+	if err != nil {
+		return err
+	}
+	t.port = udp.LocalAddr().(*net.UDPAddr).Port
+	gen := func() pionturn.RelayAddressGenerator {
+		return &limitedGenerator{
+			RelayAddressGeneratorPortRange: pionturn.RelayAddressGeneratorPortRange{
+				RelayAddress: net.IP(relayIP.AsSlice()),
+				Address:      bind,
+				MinPort:      uint16(t.opts.RelayPortMin),
+				MaxPort:      uint16(t.opts.RelayPortMax),
+			},
+			bandwidth: t.opts.Bandwidth,
+			log:       t.log,
+		}
+	}
+	srv, err := pionturn.NewServer(pionturn.ServerConfig{
+		Realm:             t.realm(),
+		AuthHandler:       t.authenticate,
+		LoggerFactory:     slogFactory{t.log},
+		PacketConnConfigs: []pionturn.PacketConnConfig{{PacketConn: udp, RelayAddressGenerator: gen(), PermissionHandler: t.permit}},
+		ListenerConfigs:   []pionturn.ListenerConfig{{Listener: tcp, RelayAddressGenerator: gen(), PermissionHandler: t.permit}},
+	})
+	if err != nil {
+		udp.Close()
+		tcp.Close()
+		return fmt.Errorf("turn: start relay: %w", err)
+	}
+	t.server = srv
+	t.log.Info("turn relay listening", "udp", udp.LocalAddr().String(), "tcp", tcp.Addr().String(),
+		"relay_address", relayIP.String(), "ports", fmt.Sprintf("%d-%d", t.opts.RelayPortMin, t.opts.RelayPortMax))
+	return nil
+}
+
+// listenBoth listens on UDP and TCP at ap. Port 0 (tests) picks a port
+// free on both.
+func listenBoth(ap netip.AddrPort) (net.PacketConn, net.Listener, error) {
+	var err error
+	for range 20 {
+		var udp net.PacketConn
+		udp, err = net.ListenPacket("udp", ap.String())
+		if err != nil {
+			return nil, nil, fmt.Errorf("turn: listen udp %s: %w", ap, err)
+		}
+		port := udp.LocalAddr().(*net.UDPAddr).Port
+		var tcp net.Listener
+		tcp, err = net.Listen("tcp", netip.AddrPortFrom(ap.Addr(), uint16(port)).String())
+		if err == nil {
+			return udp, tcp, nil
+		}
+		udp.Close()
+		if ap.Port() != 0 {
+			break
+		}
+	}
+	return nil, nil, fmt.Errorf("turn: listen tcp %s: %w", ap, err)
+}
+
+// Stop implements modules.Stopper: it closes the listeners and every
+// allocation.
+func (t *Turn) Stop() error {
+	if t.server == nil {
+		return nil
+	}
+	if err := t.server.Close(); err != nil {
+		return fmt.Errorf("turn: stop relay: %w", err)
+	}
+	return nil
+}
+
+// realm is the TURN realm: the server's first domain.
+func (t *Turn) realm() string {
+	if ds := t.h.Router().Domains(); len(ds) > 0 {
+		return ds[0]
+	}
+	return "xmppd"
+}
+
+// Credentials returns TURN REST credentials for user valid for lifetime
+// from now: what XEP-0215 hands out and what the relay checks.
+func Credentials(secret []byte, user string, expires time.Time) (username, password string) {
+	username = strconv.FormatInt(expires.Unix(), 10) + ":" + user
+	mac := hmac.New(sha1.New, secret)
+	mac.Write([]byte(username))
+	return username, base64.StdEncoding.EncodeToString(mac.Sum(nil))
+}
+
+// authenticate is pion's AuthHandler: it accepts an unexpired username of
+// a local account, whose password it derives from the secret, within the
+// account's allocation quota; pion checks the message integrity with the
+// key returned.
+func (t *Turn) authenticate(username, realm string, src net.Addr) ([]byte, bool) {
+	stamp, user, ok := strings.Cut(username, ":")
+	if !ok {
+		return nil, false
+	}
+	exp, err := strconv.ParseInt(stamp, 10, 64)
+	if err != nil || time.Now().Unix() > exp {
+		t.log.Debug("turn: expired or malformed credentials", "client", src.String())
+		return nil, false
+	}
+	if _, err := jid.Parse(user); err != nil {
+		return nil, false
+	}
+	admitted, first := t.quota.admit(user, src.String(), time.Now())
+	if !admitted {
+		t.log.Info("turn: allocation quota reached", "account", user, "client", src.String())
+		return nil, false
+	}
+	if first {
+		// A client address's first authenticated request is its
+		// Allocate; the relayed address follows in "turn: relayed".
+		t.log.Info("turn: allocation", "account", user, "client", src.String())
+	}
+	_, password := Credentials(t.secret, user, time.Unix(exp, 0))
+	return pionturn.GenerateAuthKey(username, realm, password), true
+}
+
+// permit is pion's PermissionHandler: see Permit.
+func (t *Turn) permit(client net.Addr, peerIP net.IP) bool {
+	if t.allowed(peerIP) {
+		return true
+	}
+	t.log.Info("turn: peer refused", "client", client.String(), "peer", peerIP.String())
+	return false
+}
+
+// Permit returns the peer check of a relay listening on listen and
+// announcing relay, with the exceptions allow: peers in denied ranges and
+// the server's own addresses are refused unless allowed (coturn's
+// denied-peer-ip), so that the relay is no proxy into the operator's
+// network. A relay listening on loopback may reach loopback peers, since
+// only this machine reaches it.
+func Permit(listen, relay netip.Addr, allow []netip.Prefix) func(net.IP) bool {
+	own := ownAddrs(listen, relay)
+	loopbackOnly := listen.IsLoopback()
+	return func(peerIP net.IP) bool {
+		ip, ok := netip.AddrFromSlice(peerIP)
+		if !ok {
+			return false
+		}
+		ip = ip.Unmap()
+		for _, p := range allow {
+			if p.Contains(ip) {
+				return true
+			}
+		}
+		if loopbackOnly && ip.IsLoopback() {
+			return true
+		}
+		return !denied(ip) && !own[ip]
+	}
+}
+
+// denied tells whether ip is in a range a public relay must not reach.
+func denied(ip netip.Addr) bool {
+	return ip.IsLoopback() || ip.IsPrivate() || ip.IsLinkLocalUnicast() || ip.IsLinkLocalMulticast() ||
+		ip.IsMulticast() || ip.IsInterfaceLocalMulticast() || ip.IsUnspecified() ||
+		cgnat.Contains(ip) || ip == broadcast
+}
+
+var (
+	cgnat     = netip.MustParsePrefix("100.64.0.0/10")
+	broadcast = netip.MustParseAddr("255.255.255.255")
+)
+
+// ownAddrs are the listen and relay addresses and, for an unspecified
+// listen address, every address of the machine's interfaces.
+func ownAddrs(listen, relay netip.Addr) map[netip.Addr]bool {
+	own := map[netip.Addr]bool{listen: true, relay: true}
+	if !listen.IsUnspecified() {
+		return own
+	}
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return own
+	}
+	for _, a := range addrs {
+		if p, err := netip.ParsePrefix(a.String()); err == nil {
+			own[p.Addr().Unmap()] = true
+		}
+	}
+	return own
+}
+
+// quota bounds the allocations of one account: an allocation is a client
+// transport address (pion keeps one allocation per 5-tuple) that
+// authenticated under the account within the last allocation lifetime;
+// its refreshes keep it alive.
+type quota struct {
+	mu    sync.Mutex
+	max   int
+	users map[string]map[string]time.Time // account → client address → last seen
+}
+
+// allocationLifetime is how long an address counts after its last
+// request: pion's maximum allocation lifetime (an allocation not
+// refreshed within it is gone).
+const allocationLifetime = time.Hour
+
+func newQuota(max int) *quota { return &quota{max: max, users: map[string]map[string]time.Time{}} }
+
+// admit records a request of user from client and tells whether it is
+// within the quota, and whether it is the first from client.
+func (q *quota) admit(user, client string, now time.Time) (ok, first bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	clients := q.users[user]
+	if clients == nil {
+		clients = map[string]time.Time{}
+		q.users[user] = clients
+	}
+	for c, seen := range clients {
+		if now.Sub(seen) > allocationLifetime {
+			delete(clients, c)
+		}
+	}
+	_, seen := clients[client]
+	if !seen && len(clients) >= q.max {
+		return false, false
+	}
+	clients[client] = now
+	return true, !seen
+}
+
+// discard is a logger of nothing, for pion clients without one.
+var discard = slog.New(slog.DiscardHandler)
+
+// slogFactory makes pion log through the module's logger: its info lines
+// at debug level, its debug and trace lines (one per relayed packet) not
+// at all.
+type slogFactory struct{ log *slog.Logger }
+
+func (f slogFactory) NewLogger(scope string) logging.LeveledLogger {
+	return pionLogger{f.log.With("pion", scope)}
+}
+
+type pionLogger struct{ log *slog.Logger }
+
+func (l pionLogger) logf(level slog.Level, format string, a ...any) {
+	if l.log.Enabled(context.Background(), level) {
+		l.log.Log(context.Background(), level, fmt.Sprintf(format, a...))
+	}
+}
+
+func (l pionLogger) Trace(string)                   {}
+func (l pionLogger) Tracef(string, ...any)          {}
+func (l pionLogger) Debug(string)                   {}
+func (l pionLogger) Debugf(string, ...any)          {}
+func (l pionLogger) Info(msg string)                { l.log.Debug(msg) }
+func (l pionLogger) Infof(format string, a ...any)  { l.logf(slog.LevelDebug, format, a...) }
+func (l pionLogger) Warn(msg string)                { l.log.Warn(msg) }
+func (l pionLogger) Warnf(format string, a ...any)  { l.logf(slog.LevelWarn, format, a...) }
+func (l pionLogger) Error(msg string)               { l.log.Error(msg) }
+func (l pionLogger) Errorf(format string, a ...any) { l.logf(slog.LevelError, format, a...) }
