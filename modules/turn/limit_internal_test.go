@@ -27,23 +27,30 @@ func TestBucket(t *testing.T) {
 	}
 }
 
-// TestQuotaAdmit checks that an account's client addresses count until
-// they fall silent for an allocation lifetime.
+// TestQuotaAdmit checks that an account's allocations count once
+// confirmed, until they fall silent for an allocation lifetime, and that
+// unconfirmed requests (forged ones) use up nothing.
 func TestQuotaAdmit(t *testing.T) {
 	q := newQuota(2)
 	now := time.Unix(1000, 0)
-	for i, s := range []struct {
+	type step struct {
 		user, client string
 		after        time.Duration
+		confirm      bool
 		ok, first    bool
-	}{
-		{"a", "c1", 0, true, true}, {"a", "c1", 0, true, false}, {"a", "c2", 0, true, true},
-		{"a", "c3", 0, false, false}, {"b", "c3", 0, true, true},
-		{"a", "c3", allocationLifetime + time.Second, true, true},
+	}
+	for i, s := range []step{
+		{"a", "forged1", 0, false, true, true}, {"a", "forged2", 0, false, true, true}, {"a", "forged3", 0, false, true, true},
+		{"a", "c1", 0, true, true, true}, {"a", "c1", 0, false, true, false}, {"a", "c2", 0, true, true, true},
+		{"a", "c3", 0, false, false, false}, {"b", "c3", 0, true, true, true},
+		{"a", "c3", allocationLifetime + time.Second, true, true, true},
 	} {
 		ok, first := q.admit(s.user, s.client, now.Add(s.after))
 		if ok != s.ok || first != s.first {
 			t.Errorf("step %d: %v %v, want %v %v", i, ok, first, s.ok, s.first)
+		}
+		if s.confirm {
+			q.confirm(s.client, now.Add(s.after))
 		}
 	}
 }

@@ -307,22 +307,22 @@ func (t *Turn) authenticate(username, realm string, src net.Addr) ([]byte, bool)
 	if _, err := jid.Parse(user); err != nil {
 		return nil, false
 	}
-	admitted, first := t.quota.admit(user, src.String(), time.Now())
-	if !admitted {
+	if ok, _ := t.quota.admit(user, src.String(), time.Now()); !ok {
 		t.log.Info("turn: allocation quota reached", "account", user, "client", src.String())
 		return nil, false
-	}
-	if first {
-		// A client address's first authenticated request is its
-		// Allocate; the relayed address follows in "turn: relayed".
-		t.log.Info("turn: allocation", "account", user, "client", src.String())
 	}
 	_, password := Credentials(t.secret, user, time.Unix(exp, 0))
 	return pionturn.GenerateAuthKey(username, realm, password), true
 }
 
-// permit is pion's PermissionHandler: see Permit.
+// permit is pion's PermissionHandler: see Permit. pion asks only for an
+// authenticated allocation, which confirms it for the quota.
 func (t *Turn) permit(client net.Addr, peerIP net.IP) bool {
+	if user, ok := t.quota.confirm(client.String(), time.Now()); ok {
+		// The relayed address was logged as "turn: relayed" when
+		// allocated.
+		t.log.Info("turn: allocation", "account", user, "client", client.String())
+	}
 	if t.allowed(peerIP) {
 		return true
 	}
@@ -388,14 +388,23 @@ func ownAddrs(listen, relay netip.Addr) map[netip.Addr]bool {
 	return own
 }
 
-// quota bounds the allocations of one account: an allocation is a client
-// transport address (pion keeps one allocation per 5-tuple) that
-// authenticated under the account within the last allocation lifetime;
-// its refreshes keep it alive.
+// quota bounds the allocations of one account. pion asks for a user's key
+// before it checks the request's integrity, so a request is only pending
+// until the same client address shows it was authenticated: pion asks
+// for a permission only on an allocation it authenticated (confirm).
+// An allocation counts from then until its client address has been
+// silent for an allocation lifetime; its refreshes keep it alive. So a
+// forger who knows an account's name cannot use up its quota.
 type quota struct {
-	mu    sync.Mutex
-	max   int
-	users map[string]map[string]time.Time // account → client address → last seen
+	mu      sync.Mutex
+	max     int
+	users   map[string]map[string]time.Time // account → confirmed client address → last seen
+	pending map[string]pendingClient        // client address → its account, until confirmed
+}
+
+type pendingClient struct {
+	user string
+	at   time.Time
 }
 
 // allocationLifetime is how long an address counts after its last
@@ -403,29 +412,64 @@ type quota struct {
 // refreshed within it is gone).
 const allocationLifetime = time.Hour
 
-func newQuota(max int) *quota { return &quota{max: max, users: map[string]map[string]time.Time{}} }
+// maxPending bounds the addresses waiting for confirmation, which
+// unauthenticated requests create.
+const maxPending = 10000
+
+func newQuota(max int) *quota {
+	return &quota{max: max, users: map[string]map[string]time.Time{}, pending: map[string]pendingClient{}}
+}
 
 // admit records a request of user from client and tells whether it is
-// within the quota, and whether it is the first from client.
+// within the quota, and whether the client address is new for the
+// account.
 func (q *quota) admit(user, client string, now time.Time) (ok, first bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	clients := q.users[user]
-	if clients == nil {
-		clients = map[string]time.Time{}
-		q.users[user] = clients
-	}
 	for c, seen := range clients {
 		if now.Sub(seen) > allocationLifetime {
 			delete(clients, c)
 		}
 	}
-	_, seen := clients[client]
-	if !seen && len(clients) >= q.max {
+	if _, seen := clients[client]; seen {
+		clients[client] = now
+		return true, false
+	}
+	if len(clients) >= q.max {
 		return false, false
 	}
-	clients[client] = now
-	return true, !seen
+	if len(q.pending) >= maxPending {
+		for c, p := range q.pending {
+			if now.Sub(p.at) > time.Minute {
+				delete(q.pending, c)
+			}
+		}
+		if len(q.pending) >= maxPending {
+			clear(q.pending)
+		}
+	}
+	_, waiting := q.pending[client]
+	q.pending[client] = pendingClient{user, now}
+	return true, !waiting
+}
+
+// confirm counts the allocation of client, whose request pion has
+// authenticated, against its account, and returns the account when the
+// allocation was not counted yet.
+func (q *quota) confirm(client string, now time.Time) (string, bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	p, ok := q.pending[client]
+	if !ok {
+		return "", false
+	}
+	delete(q.pending, client)
+	if q.users[p.user] == nil {
+		q.users[p.user] = map[string]time.Time{}
+	}
+	q.users[p.user][client] = now
+	return p.user, true
 }
 
 // discard is a logger of nothing, for pion clients without one.
