@@ -1,6 +1,7 @@
 package testserver
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/xmppd/xmppd/router"
@@ -107,4 +108,18 @@ func HasFeature(e *router.Element, ns string) bool {
 		}
 	}
 	return false
+}
+
+// DataForm is a XEP-0004 data form of FORM_TYPE formType and type typ
+// ("submit", "form") with the fields given as var, value pairs: what the
+// pubsub tests send as node configuration, publish-options and
+// authorization answers.
+func DataForm(formType, typ string, fields ...string) string {
+	var b strings.Builder
+	b.WriteString(`<x xmlns='jabber:x:data' type='` + typ + `'><field var='FORM_TYPE' type='hidden'><value>` + formType + `</value></field>`)
+	for i := 0; i+1 < len(fields); i += 2 {
+		b.WriteString(`<field var='` + fields[i] + `'><value>` + fields[i+1] + `</value></field>`)
+	}
+	b.WriteString(`</x>`)
+	return b.String()
 }

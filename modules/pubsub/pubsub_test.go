@@ -61,13 +61,7 @@ func owner(inner string) string { return `<pubsub xmlns='` + core.NSOwner + `'>`
 
 // form is a data form of FORM_TYPE formType with var, value pairs.
 func form(formType, typ string, fields ...string) string {
-	var b strings.Builder
-	b.WriteString(`<x xmlns='jabber:x:data' type='` + typ + `'><field var='FORM_TYPE' type='hidden'><value>` + formType + `</value></field>`)
-	for i := 0; i+1 < len(fields); i += 2 {
-		b.WriteString(`<field var='` + fields[i] + `'><value>` + fields[i+1] + `</value></field>`)
-	}
-	b.WriteString(`</x>`)
-	return b.String()
+	return testserver.DataForm(formType, typ, fields...)
 }
 
 func publish(node, id, text string) string {
