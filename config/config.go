@@ -75,6 +75,7 @@ const (
 	ListenerHTTP         = "http"    // the web server (WebSocket, host-meta), plain HTTP
 	ListenerHTTPS        = "https"   // the web server over TLS with the hosts' certificates, HTTP/2
 	ListenerTURN         = "turn"    // the STUN/TURN relay of module turn, UDP and TCP on the same port
+	ListenerTURNS        = "turns"   // the same relay over TLS (TCP) with the hosts' certificates
 )
 
 // Web configures the one HTTP(S) server that every web feature shares

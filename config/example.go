@@ -33,6 +33,8 @@ listeners:
     address: "127.0.0.1:5281"
   - type: turn          # the STUN/TURN relay of module turn: UDP and TCP on this port (0.0.0.0:3478 in production; open it in the firewall)
     address: "127.0.0.1:3478"
+  # - type: turns       # the relay over TLS with the hosts' certificates (turns:), usually 0.0.0.0:5349
+  #   address: "0.0.0.0:5349"
 
 # The database: set one of sqlite and postgres; with neither, SQLite at
 # <data_dir>/xmppd.db.

@@ -294,7 +294,7 @@ func TestLoadErrors(t *testing.T) {
 	}, {
 		name: "bad listener type",
 		text: "hosts: [{domain: example.org}]\nlisteners:\n  - type: c2s\n    address: \":5222\"\n  - type: bosh\n    address: \":5269\"\n",
-		want: []string{`xmppd.yaml:5: listeners[1].type: unknown listener type "bosh" (want c2s, c2s_tls, s2s, s2s_tls, http, https or turn)`},
+		want: []string{`xmppd.yaml:5: listeners[1].type: unknown listener type "bosh" (want c2s, c2s_tls, s2s, s2s_tls, http, https, turn or turns)`},
 	}, {
 		name: "bad listener address",
 		text: "hosts: [{domain: example.org}]\nlisteners:\n  - type: c2s\n    address: 5222\n",

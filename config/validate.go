@@ -109,10 +109,10 @@ func (c *Config) checkListeners(ps *problems) {
 		path := fmt.Sprintf("listeners[%d]", i)
 		switch l.Type {
 		case ListenerC2SStartTLS, ListenerC2SDirectTLS, ListenerS2SStartTLS, ListenerS2SDirectTLS, ListenerHTTP, ListenerHTTPS:
-		case ListenerTURN: // module turn binds it; without the module it is unused
+		case ListenerTURN, ListenerTURNS: // module turn binds them; without the module they are unused
 		default:
-			ps.add(path+".type", "unknown listener type %q (want %s, %s, %s, %s, %s, %s or %s)",
-				l.Type, ListenerC2SStartTLS, ListenerC2SDirectTLS, ListenerS2SStartTLS, ListenerS2SDirectTLS, ListenerHTTP, ListenerHTTPS, ListenerTURN)
+			ps.add(path+".type", "unknown listener type %q (want %s, %s, %s, %s, %s, %s, %s or %s)",
+				l.Type, ListenerC2SStartTLS, ListenerC2SDirectTLS, ListenerS2SStartTLS, ListenerS2SDirectTLS, ListenerHTTP, ListenerHTTPS, ListenerTURN, ListenerTURNS)
 		}
 		if msg := addressProblem(l.Address); msg != "" {
 			ps.add(path+".address", "%s", msg)

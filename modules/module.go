@@ -6,6 +6,7 @@ package modules
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -59,6 +60,21 @@ type HTTP interface {
 	// Port is the port of the first https (secure) or http listener, as
 	// web.Server.Port.
 	Port(secure bool) (int, bool)
+	// TLSConfig is the hosts' TLS configuration, as web.Server.TLSConfig.
+	TLSConfig() *tls.Config
+}
+
+// TLSConfig returns the hosts' TLS server configuration (their
+// certificates, by SNI), for a module's own TLS listener.
+func (h *Host) TLSConfig() (*tls.Config, error) {
+	if h.web == nil {
+		return nil, fmt.Errorf("%s: TLS: %w", h.id, errNoWeb)
+	}
+	cfg := h.web.TLSConfig()
+	if cfg == nil {
+		return nil, fmt.Errorf("%s: no TLS configuration", h.id)
+	}
+	return cfg, nil
 }
 
 // errNoWeb is HandleHTTP's error on a host without a web server (tests

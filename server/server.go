@@ -111,8 +111,8 @@ func start(ctx context.Context, cfg *config.Config, log *slog.Logger, db storage
 		return nil, err
 	}
 	for _, l := range cfg.Listeners {
-		if l.Type == config.ListenerTURN {
-			// UDP and TCP, bound by module turn.
+		if l.Type == config.ListenerTURN || l.Type == config.ListenerTURNS {
+			// UDP and TCP (and TLS), bound by module turn.
 			if !slices.Contains(cfg.Modules, "turn") {
 				log.Warn("turn listener unused: module turn is not enabled", slog.String("address", l.Address))
 			}

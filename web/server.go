@@ -242,6 +242,16 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, useTLS bool) error 
 	return err
 }
 
+// TLSConfig returns a copy of the TLS configuration of the https
+// listeners, the hosts' certificates chosen by SNI, for other TLS
+// listeners that serve the same names (TURN over TLS); nil without one.
+func (s *Server) TLSConfig() *tls.Config {
+	if s.opts.TLS == nil {
+		return nil
+	}
+	return s.opts.TLS.Clone()
+}
+
 // Port returns the port of the first https listener (secure) or http
 // listener being served, and false if there is none: what a feature that
 // hands out absolute URLs (file upload) puts in them when no public URL is

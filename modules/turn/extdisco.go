@@ -38,6 +38,9 @@ func (t *Turn) services() []service {
 			service{typ: "turn", host: t.host, port: t.port, transport: "udp", secret: t.secret},
 			service{typ: "turn", host: t.host, port: t.port, transport: "tcp", secret: t.secret},
 		)
+		if t.tlsPort != 0 {
+			out = append(out, service{typ: "turns", host: t.host, port: t.tlsPort, transport: "tcp", secret: t.secret})
+		}
 	}
 	for _, e := range t.opts.External {
 		s := service{typ: e.Type, host: e.Host, port: e.Port, transport: e.Transport, username: e.Username, password: e.Password}

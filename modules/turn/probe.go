@@ -2,6 +2,7 @@ package turn
 
 import (
 	"bytes"
+	"crypto/tls"
 	"fmt"
 	"net"
 	"time"
@@ -17,9 +18,11 @@ import (
 type Probe struct {
 	// Server is the relay's host:port.
 	Server string
-	// Transport is "udp" or "tcp": how the client reaches the relay
-	// (the relayed address is UDP either way, RFC 8656).
-	Transport          string
+	// Transport is "udp", "tcp" or "tls": how the client reaches the
+	// relay (the relayed address is UDP either way, RFC 8656).
+	Transport string
+	// TLS configures the client side of "tls".
+	TLS                *tls.Config
 	Username, Password string
 	Realm              string
 	// Peer is the echo peer's address; empty starts one on 127.0.0.1
@@ -77,8 +80,15 @@ func (p Probe) Run() (ProbeResult, error) {
 			return res, fmt.Errorf("connect to %s over tcp: %w", p.Server, err)
 		}
 		conn = pionturn.NewSTUNConn(c)
+	case "tls":
+		d := &net.Dialer{Timeout: timeout}
+		c, err := tls.DialWithDialer(d, "tcp", p.Server, p.TLS)
+		if err != nil {
+			return res, fmt.Errorf("connect to %s over tls: %w", p.Server, err)
+		}
+		conn = pionturn.NewSTUNConn(c)
 	default:
-		return res, fmt.Errorf("transport %q is neither udp nor tcp", p.Transport)
+		return res, fmt.Errorf("transport %q is not udp, tcp or tls", p.Transport)
 	}
 	defer conn.Close()
 	logger := p.Logger

@@ -15,6 +15,7 @@ import (
 	"context"
 	"crypto/hmac"
 	"crypto/sha1" //nolint:gosec // the TURN REST scheme is HMAC-SHA1
+	"crypto/tls"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -148,7 +149,9 @@ type Turn struct {
 	allow  []netip.Prefix
 	host   string
 	port   int
-	quota  *quota
+	// tlsPort is the turns listener's port, 0 without one.
+	tlsPort int
+	quota   *quota
 	// allowed is the peer check (Permit).
 	allowed func(net.IP) bool
 }
@@ -174,16 +177,44 @@ func (t *Turn) Start(_ context.Context, h *modules.Host) error {
 		return err
 	}
 	h.AddFeature(targetServer, NS)
+	var plain, secure string
 	for _, l := range h.Config().Listeners {
-		if l.Type == config.ListenerTURN {
-			return t.listen(l.Address)
+		switch {
+		case l.Type == config.ListenerTURN && plain == "":
+			plain = l.Address
+		case l.Type == config.ListenerTURNS && secure == "":
+			secure = l.Address
 		}
+	}
+	if plain == "" {
+		if secure != "" {
+			return errors.New("turn: a turns listener needs a turn listener beside it (STUN and TURN over UDP)")
+		}
+		return nil
+	}
+	var tlsLn net.Listener
+	if secure != "" {
+		cfg, err := h.TLSConfig()
+		if err != nil {
+			return fmt.Errorf("turn: turns listener: %w", err)
+		}
+		if tlsLn, err = tls.Listen("tcp", secure, cfg); err != nil {
+			return fmt.Errorf("turn: listen turns %s: %w", secure, err)
+		}
+		t.tlsPort = tlsLn.Addr().(*net.TCPAddr).Port
+	}
+	if err := t.listen(plain, tlsLn); err != nil {
+		if tlsLn != nil {
+			tlsLn.Close()
+		}
+		return err
 	}
 	return nil
 }
 
-// listen starts the relay on UDP and TCP at address.
-func (t *Turn) listen(address string) error {
+// listen starts the relay on UDP and TCP at address, and on tlsLn if not
+// nil.
+func (t *Turn) listen(address string, tlsLn net.Listener) error {
 	ap, err := netip.ParseAddrPort(address)
 	if err != nil {
 		return fmt.Errorf("turn: listener %q: an IP:PORT is needed: %w", address, err)
@@ -219,12 +250,16 @@ func (t *Turn) listen(address string) error {
 			log:       t.log,
 		}
 	}
+	listeners := []pionturn.ListenerConfig{{Listener: tcp, RelayAddressGenerator: gen(), PermissionHandler: t.permit}}
+	if tlsLn != nil {
+		listeners = append(listeners, pionturn.ListenerConfig{Listener: tlsLn, RelayAddressGenerator: gen(), PermissionHandler: t.permit})
+	}
 	srv, err := pionturn.NewServer(pionturn.ServerConfig{
 		Realm:             t.realm(),
 		AuthHandler:       t.authenticate,
 		LoggerFactory:     slogFactory{t.log},
 		PacketConnConfigs: []pionturn.PacketConnConfig{{PacketConn: udp, RelayAddressGenerator: gen(), PermissionHandler: t.permit}},
-		ListenerConfigs:   []pionturn.ListenerConfig{{Listener: tcp, RelayAddressGenerator: gen(), PermissionHandler: t.permit}},
+		ListenerConfigs:   listeners,
 	})
 	if err != nil {
 		udp.Close()
@@ -232,7 +267,7 @@ func (t *Turn) listen(address string) error {
 		return fmt.Errorf("turn: start relay: %w", err)
 	}
 	t.server = srv
-	t.log.Info("turn relay listening", "udp", udp.LocalAddr().String(), "tcp", tcp.Addr().String(),
+	t.log.Info("turn relay listening", "udp", udp.LocalAddr().String(), "tcp", tcp.Addr().String(), "tls_port", t.tlsPort,
 		"relay_address", relayIP.String(), "ports", fmt.Sprintf("%d-%d", t.opts.RelayPortMin, t.opts.RelayPortMax))
 	return nil
 }

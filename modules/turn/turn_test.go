@@ -1,6 +1,7 @@
 package turn_test
 
 import (
+	"crypto/tls"
 	"net"
 	"net/netip"
 	"strconv"
@@ -187,5 +188,26 @@ func TestQuota(t *testing.T) {
 	// refreshed away): a second client address is over the quota.
 	if _, err := probe.Run(); err == nil || !strings.Contains(err.Error(), "allocate") {
 		t.Fatalf("second allocation: %v, want refused", err)
+	}
+}
+
+// TestRelayOverTLS allocates through the turns listener, which serves the
+// host's certificate, with credentials from XEP-0215.
+func TestRelayOverTLS(t *testing.T) {
+	s := testserver.StartOn(t, storetest.Backend{Name: "sqlite"}, func(c *config.Config) {
+		c.Listeners = append(c.Listeners,
+			config.Listener{Type: config.ListenerTURN, Address: "127.0.0.1:0"},
+			config.Listener{Type: config.ListenerTURNS, Address: "127.0.0.1:0"})
+	})
+	s.AddUser("alice", password)
+	alice := s.Login("alice", password, testserver.LoginOptions{})
+	svc := find(t, services(t, alice, "turns"), "turns", "tcp")
+	if svc.username == "" || svc.port == 0 {
+		t.Fatalf("turns service: %+v", svc)
+	}
+	res, err := turn.Probe{Server: addr(svc), Transport: "tls", TLS: &tls.Config{RootCAs: s.Roots, ServerName: testserver.Domain},
+		Username: svc.username, Password: svc.password, Realm: testserver.Domain}.Run()
+	if err != nil || res.Relayed == nil {
+		t.Fatalf("over TLS: %+v, %v", res, err)
 	}
 }
