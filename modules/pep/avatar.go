@@ -8,6 +8,7 @@ import (
 
 	"mellium.im/xmpp/jid"
 
+	"github.com/xmppd/xmppd/modules/avatar"
 	"github.com/xmppd/xmppd/router"
 	"github.com/xmppd/xmppd/storage"
 )
@@ -20,30 +21,14 @@ import (
 // vCard's PHOTO.
 const (
 	// NSAvatarMetadata and NSAvatarData are the nodes of XEP-0084.
-	NSAvatarMetadata = "urn:xmpp:avatar:metadata"
-	NSAvatarData     = "urn:xmpp:avatar:data"
+	NSAvatarMetadata = avatar.NSMetadata
+	NSAvatarData     = avatar.NSData
 	// NSVCardUpdate is the presence extension of XEP-0153.
 	NSVCardUpdate = "vcard-temp:x:update"
 )
 
-// AvatarID returns the id of the avatar a XEP-0084 metadata payload
-// points to in the data node: its first <info/> without a url (XEP-0398
-// §3.1), which is the SHA-1 of the image in hex. ok is false for a
-// payload that is not metadata; an empty id with ok true is metadata
-// without such an info, which says that the account has no avatar (or
-// only one elsewhere).
-func AvatarID(payload []byte) (id, typ string, ok bool) {
-	e, err := router.ParseElement(payload, "")
-	if err != nil || e.Name.Space != NSAvatarMetadata || e.Name.Local != "metadata" {
-		return "", "", false
-	}
-	for _, info := range e.Elements() {
-		if info.Name.Local == "info" && info.Get("url") == "" && info.Get("id") != "" {
-			return info.Get("id"), info.Get("type"), true
-		}
-	}
-	return "", "", true
-}
+// AvatarID is avatar.Info, for the callers of this package.
+func AvatarID(payload []byte) (id, typ string, ok bool) { return avatar.Info(payload) }
 
 // avatarHashes caches, for the accounts with sessions, the hash their
 // presence carries, so that a presence broadcast to every contact costs

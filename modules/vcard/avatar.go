@@ -14,6 +14,7 @@ import (
 
 	"mellium.im/xmpp/jid"
 
+	"github.com/xmppd/xmppd/modules/avatar"
 	"github.com/xmppd/xmppd/modules/pubsub/core"
 	"github.com/xmppd/xmppd/router"
 	"github.com/xmppd/xmppd/storage"
@@ -29,24 +30,16 @@ import (
 const (
 	// FeaturePEPConversion is XEP-0398's feature on the account.
 	FeaturePEPConversion = "urn:xmpp:pep-vcard-conversion:0"
-	nsAvatarMetadata     = "urn:xmpp:avatar:metadata"
-	nsAvatarData         = "urn:xmpp:avatar:data"
+	nsAvatarMetadata     = avatar.NSMetadata
+	nsAvatarData         = avatar.NSData
 )
 
 // avatarInfo is the <info/> of the avatar a metadata item points to in
-// the data node: the first without a url (XEP-0398 §3.1). found is false
-// for metadata without one (no avatar).
+// the data node (avatar.Info); found is false for metadata without one
+// (no avatar) and for what is not metadata.
 func avatarInfo(payload []byte) (id, typ string, found bool) {
-	e, err := router.ParseElement(payload, "")
-	if err != nil || e.Name.Space != nsAvatarMetadata {
-		return "", "", false
-	}
-	for _, info := range e.Elements() {
-		if info.Name.Local == "info" && info.Get("url") == "" && info.Get("id") != "" {
-			return info.Get("id"), info.Get("type"), true
-		}
-	}
-	return "", "", false
+	id, typ, _ = avatar.Info(payload)
+	return id, typ, id != ""
 }
 
 // pepPhoto returns the PHOTO the account's PEP avatar makes for
