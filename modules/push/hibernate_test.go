@@ -126,3 +126,26 @@ func TestTwoHibernating(t *testing.T) {
 		app.none(t, "a second notification of the same message")
 	}
 }
+
+// TestCallToHibernating checks issue 14's call case: a XEP-0353 propose
+// (no body; Conversations sends it to the bare JID, Dino to each full JID)
+// to a phone whose only session hibernates wakes the phone through its
+// app server, once per call.
+func TestCallToHibernating(t *testing.T) {
+	for _, to := range []string{"alice@localhost", "alice@localhost/phone"} {
+		t.Run(to, func(t *testing.T) {
+			s, app := start(t, storetest.Backend{Name: "sqlite"}, push.DefaultOptions())
+			phone := smPhone(t, s, "phone")
+			carol := s.Login("carol", "pw", testserver.LoginOptions{Resource: "desk"})
+			phone.TLS.NetConn().Close()
+			waitFor(t, "the phone to hibernate", func() bool { return s.C2S.Hibernating() == 1 })
+			carol.MustSend(t, `<message type="chat" id="call" to="`+to+`"><propose xmlns="urn:xmpp:jingle-message:0" id="c1"><description xmlns="urn:xmpp:jingle:apps:rtp:1" media="video"/></propose><store xmlns="urn:xmpp:hints"/></message>`)
+			carol.MustSync(t)
+			if f := summary(t, app.next(t, "the call to the hibernating phone")); f["last-message-sender"] != "carol@localhost/desk" || f["message-count"] != "1" {
+				t.Errorf("summary %v", f)
+			}
+			app.sync(t, s, carol)
+			app.none(t, "one call, one notification")
+		})
+	}
+}

@@ -23,6 +23,7 @@ func (g *limitedGenerator) AllocatePacketConn(network string, port int) (net.Pac
 	if err != nil {
 		return conn, addr, err
 	}
+	sizeBuffers(conn)
 	g.log.Info("turn: relayed", "relay", addr.String())
 	if g.bandwidth <= 0 {
 		return conn, addr, nil
