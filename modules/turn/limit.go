@@ -24,6 +24,7 @@ func (g *limitedGenerator) AllocatePacketConn(network string, port int) (net.Pac
 		return conn, addr, err
 	}
 	sizeBuffers(conn)
+	conn = readBatched(conn, relayedBatch)
 	g.log.Info("turn: relayed", "relay", addr.String())
 	if g.bandwidth <= 0 {
 		return conn, addr, nil

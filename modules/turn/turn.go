@@ -258,7 +258,7 @@ func (t *Turn) listen(address string, tlsLn net.Listener) error {
 		Realm:             t.realm(),
 		AuthHandler:       t.authenticate,
 		LoggerFactory:     slogFactory{t.log},
-		PacketConnConfigs: []pionturn.PacketConnConfig{{PacketConn: udp, RelayAddressGenerator: gen(), PermissionHandler: t.permit}},
+		PacketConnConfigs: []pionturn.PacketConnConfig{{PacketConn: readBatched(udp, batchSize), RelayAddressGenerator: gen(), PermissionHandler: t.permit}},
 		ListenerConfigs:   listeners,
 	})
 	if err != nil {
