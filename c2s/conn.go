@@ -157,9 +157,20 @@ func (c *conn) run(ctx context.Context) {
 		c.logEnd(err)
 		return
 	}
+	transport := c.transport()
+	c.srv.stats.serving(transport, 1)
 	err = c.sess.serve(ctx, c)
+	c.srv.stats.serving(transport, -1)
 	c.sess.transportEnded(c, err)
 	c.logEnd(c.cause)
+}
+
+// transport names the connection's transport in Stats.
+func (c *conn) transport() string {
+	if c.ws != nil {
+		return TransportWebSocket
+	}
+	return TransportTCP
 }
 
 func (c *conn) logEnd(err error) {

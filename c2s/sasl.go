@@ -139,6 +139,7 @@ func (c *conn) authenticate(ctx context.Context, auth *router.Element) (restart 
 		if f.credential {
 			c.srv.throttle.Fail(c.ip, f.account)
 		}
+		c.srv.stats.login(mech, "failure")
 		c.log.Info("c2s login failed", slog.String("mechanism", mech), slog.String("condition", f.cond),
 			slog.Bool("credential", f.credential), slog.String("host", c.host))
 		return false, c.saslFailure(f)
@@ -151,6 +152,7 @@ func (c *conn) authenticate(ctx context.Context, auth *router.Element) (restart 
 		}
 	}
 	c.authed, c.user = true, user
+	c.srv.stats.login(mech, "success")
 	c.releasePending()
 	c.log.Info("c2s authenticated", slog.String("user", user+"@"+c.host), slog.String("mechanism", mech))
 	return true, nil

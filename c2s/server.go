@@ -67,6 +67,8 @@ type Server struct {
 	// sm holds the resumable sessions (stream management, sm.go).
 	sm smRegistry
 
+	stats stats
+
 	mu     sync.Mutex
 	conns  map[*conn]struct{}
 	closed bool

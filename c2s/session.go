@@ -111,6 +111,7 @@ func (s *Session) enqueue(st *router.Stanza) bool {
 	case queueEnded:
 		return false
 	}
+	s.srv.stats.queueDrops.Add(1)
 	s.log.Warn("c2s outbound queue full; closing session")
 	s.Close(stream.ResourceConstraint)
 	return false
@@ -344,6 +345,9 @@ func (s *Session) writeQueued(a *attachment) error {
 			}
 			n := len(buf)
 			buf = items[i].AppendXML(buf, router.NSClient)
+			if items[i].Name.Space == "" {
+				s.srv.stats.out.add(items[i].Name.Local)
+			}
 			if sm != nil {
 				sm.wrote(items[i], len(buf)-n)
 			}
@@ -448,6 +452,7 @@ func (s *Session) handle(ctx context.Context, e *router.Element) error {
 		return stream.UnsupportedStanzaType
 	}
 	s.countInbound()
+	s.srv.stats.in.add(e.Name.Local)
 	st, err := router.NewStanza(e)
 	// RFC 6120 §8.1.2.1: the server stamps the full JID of the session,
 	// whatever the client wrote.

@@ -528,6 +528,7 @@ func (in *inStream) stanza(ctx context.Context, e *router.Element) error {
 		return stream.PolicyViolation
 	}
 	in.c.nc.SetDeadline(time.Now().Add(idleTimeoutIn))
+	count(&in.s.stats.in, st.Name.Local)
 	return in.dispatch(ctx, st)
 }
 

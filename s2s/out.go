@@ -146,6 +146,7 @@ func (o *outStream) enqueue(ctx context.Context, st *router.Stanza) {
 	// is held, or it could never go at all.
 	if len(o.queue) >= maxQueue || (o.bytes > 0 && o.bytes+size > o.s.maxQueueBytes) {
 		o.mu.Unlock()
+		o.s.stats.queueDrops.Add(1)
 		o.s.opts.Router.Bounce(ctx, st, stanza.ResourceConstraint, "")
 		return
 	}
@@ -375,6 +376,7 @@ func (o *outStream) write(c *conn, batch []queued) error {
 		for ; i < len(batch) && len(buf) < maxWrite; i++ {
 			buf = batch[i].st.AppendXML(buf, router.NSServer)
 			size += batch[i].size
+			count(&o.s.stats.out, batch[i].st.Name.Local)
 		}
 		*bp = buf[:0]
 		if err := c.write(buf); err != nil {

@@ -62,6 +62,8 @@ type Server struct {
 	maxQueueBytes int
 	minBackoff    time.Duration
 
+	stats stats
+
 	mu     sync.Mutex
 	out    map[pair]*outStream
 	in     map[*inStream]struct{}
