@@ -109,6 +109,21 @@ type Web struct {
 	AccessLog bool `yaml:"access_log"`
 	// WebSocket is the XMPP-over-WebSocket transport.
 	WebSocket WebSocket `yaml:"websocket"`
+	// Metrics is the Prometheus endpoint.
+	Metrics Metrics `yaml:"metrics"`
+}
+
+// Metrics configures /metrics, the server's counters in the Prometheus
+// text format. It is off unless enabled, and then answers only the
+// addresses in Allow, because the figures (accounts online, login
+// failures) are for the operator, not for the world.
+type Metrics struct {
+	// Enabled serves /metrics on the http and https listeners.
+	Enabled bool `yaml:"enabled"`
+	// Allow are the client addresses or CIDR blocks that may read it
+	// (others get 403); the client is the one web.trusted_proxies
+	// determine. Empty: loopback only.
+	Allow []string `yaml:"allow"`
 }
 
 // WebSocket configures XMPP over WebSocket (RFC 7395) at /xmpp-websocket.

@@ -159,7 +159,15 @@ func (w *Web) applyDefaults() {
 	if len(w.WebSocket.Origins) == 0 {
 		w.WebSocket.Origins = nil
 	}
+	if len(w.Metrics.Allow) == 0 {
+		w.Metrics.Allow = nil
+	}
 }
+
+// DefaultMetricsAllow are the addresses that may read /metrics when
+// web.metrics.allow is empty: loopback, where a local Prometheus or
+// an SSH tunnel reaches it.
+var DefaultMetricsAllow = []string{"127.0.0.0/8", "::1/128"}
 
 func (a *Archive) applyDefaults() {
 	setDefault(&a.Default, defaultArchiveMode)

@@ -156,7 +156,7 @@ log:
   format: text   # text or json
 
 # The web server of the http and https listeners, shared by WebSocket,
-# host-meta and later upload, BOSH and metrics.
+# host-meta, upload and metrics.
 web:
   public_url: ""              # base URL behind a reverse proxy, e.g. https://chat.example.org; empty: from each request
   trusted_proxies: []         # IPs or CIDRs whose X-Forwarded-For/-Proto/-Host are believed, e.g. [127.0.0.1, 10.0.0.0/8]
@@ -171,4 +171,7 @@ web:
     disabled: false
     origins: []               # allowed Origin hosts (example.org, *.example.org, *); empty: the request's own host
     allow_insecure: false     # accept plain-HTTP WebSocket from anywhere, not just loopback or a trusted HTTPS proxy
+  metrics:                    # Prometheus text format at /metrics
+    enabled: false
+    allow: []                 # client IPs or CIDRs that may read it, others get 403; empty: loopback (127.0.0.0/8, ::1)
 `

@@ -112,6 +112,7 @@ web:
   idle_timeout: 40s
   access_log: true
   websocket: {disabled: true, origins: ["*.example.org"], allow_insecure: true}
+  metrics: {enabled: true, allow: [10.1.2.3, "fd00::/8"]}
 `,
 		check: func(t *testing.T, c *Config) {
 			want := &Config{
@@ -145,7 +146,8 @@ web:
 				Web: Web{PublicURL: "https://chat.example.org", TrustedProxies: []string{"127.0.0.1", "10.0.0.0/8"},
 					MaxBodySize: 4096, MaxHeaderBytes: 2048, ReadHeaderTimeout: 2 * time.Second,
 					ReadTimeout: 20 * time.Second, WriteTimeout: 30 * time.Second, IdleTimeout: 40 * time.Second, AccessLog: true,
-					WebSocket: WebSocket{Disabled: true, Origins: []string{"*.example.org"}, AllowInsecure: true}},
+					WebSocket: WebSocket{Disabled: true, Origins: []string{"*.example.org"}, AllowInsecure: true},
+					Metrics:   Metrics{Enabled: true, Allow: []string{"10.1.2.3", "fd00::/8"}}},
 			}
 			wantOptions(t, c, map[string]string{
 				"register": "allow_registration: true\nper_ip: 1\n",
@@ -245,12 +247,13 @@ func TestLoadErrors(t *testing.T) {
 		want: []string{`xmppd.yaml:3: unknown key "listner" at top level (known keys: archive, auth, data_dir, hosts, limits, listeners, log, module_options, modules, s2s, storage, web)`},
 	}, {
 		name: "bad web settings",
-		text: "hosts: [{domain: example.org}]\nweb:\n  public_url: ftp://x\n  trusted_proxies: [10.0.0.0/8, proxy.example]\n  websocket: {origins: [\"https://a/b\"]}\n  read_timeout: -1s\n",
+		text: "hosts: [{domain: example.org}]\nweb:\n  public_url: ftp://x\n  trusted_proxies: [10.0.0.0/8, proxy.example]\n  websocket: {origins: [\"https://a/b\"]}\n  read_timeout: -1s\n  metrics: {allow: [127.0.0.1, localhost]}\n",
 		want: []string{
 			`xmppd.yaml:3: web.public_url: "ftp://x" must be an absolute http:// or https:// URL`,
 			`xmppd.yaml:4: web.trusted_proxies[1]: "proxy.example" is neither an IP address nor a CIDR block`,
 			`xmppd.yaml:5: web.websocket.origins[0]: "https://a/b" must be a host pattern such as example.org, *.example.org or *`,
 			`xmppd.yaml:6: web.read_timeout: must be positive, not -1s`,
+			`xmppd.yaml:7: web.metrics.allow[1]: "localhost" is neither an IP address nor a CIDR block`,
 		},
 	}, {
 		name: "unknown nested key",

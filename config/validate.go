@@ -297,14 +297,7 @@ func (c *Config) checkWeb(ps *problems) {
 			ps.add("web.public_url", "%q must have no query or fragment", w.PublicURL)
 		}
 	}
-	for i, p := range w.TrustedProxies {
-		if _, err := netip.ParsePrefix(p); err == nil {
-			continue
-		}
-		if _, err := netip.ParseAddr(p); err != nil {
-			ps.add(fmt.Sprintf("web.trusted_proxies[%d]", i), "%q is neither an IP address nor a CIDR block", p)
-		}
-	}
+	addressesOrPrefixes(ps, "web.trusted_proxies", w.TrustedProxies)
 	for i, o := range w.WebSocket.Origins {
 		if o == "" || strings.Contains(o, "/") {
 			ps.add(fmt.Sprintf("web.websocket.origins[%d]", i), "%q must be a host pattern such as example.org, *.example.org or *", o)
@@ -322,6 +315,20 @@ func (c *Config) checkWeb(ps *problems) {
 		{"write_timeout", w.WriteTimeout},
 		{"idle_timeout", w.IdleTimeout},
 	})
+	addressesOrPrefixes(ps, "web.metrics.allow", w.Metrics.Allow)
+}
+
+// addressesOrPrefixes checks that every entry of the list at key is an IP
+// address or a CIDR block.
+func addressesOrPrefixes(ps *problems, key string, list []string) {
+	for i, p := range list {
+		if _, err := netip.ParsePrefix(p); err == nil {
+			continue
+		}
+		if _, err := netip.ParseAddr(p); err != nil {
+			ps.add(fmt.Sprintf("%s[%d]", key, i), "%q is neither an IP address nor a CIDR block", p)
+		}
+	}
 }
 
 // namedDuration is a duration setting and its key.

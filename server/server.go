@@ -36,8 +36,8 @@ type Server struct {
 	C2S    *c2s.Server
 	S2S    *s2s.Server
 	// Web is the HTTP(S) server of the http and https listeners, on which
-	// the WebSocket transport and host-meta are registered; modules and
-	// later transports (upload, BOSH, metrics) add their routes to it.
+	// the WebSocket transport, host-meta and metrics are registered;
+	// modules (upload) and later transports (BOSH) add their routes to it.
 	Web     *web.Server
 	modules *modules.Set
 	log     *slog.Logger
@@ -107,6 +107,10 @@ func start(ctx context.Context, cfg *config.Config, log *slog.Logger, db storage
 	}
 	r.SetRemote(srv.S2S)
 	if err := addWebSocket(w, cfg, srv.C2S); err != nil {
+		mods.Stop()
+		return nil, err
+	}
+	if err := srv.addMetrics(); err != nil {
 		mods.Stop()
 		return nil, err
 	}

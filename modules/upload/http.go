@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/xmppd/xmppd/storage"
@@ -198,6 +199,7 @@ func (u *Upload) write(slot storage.Upload, body io.Reader) (int, string, error)
 		os.Remove(tmp)
 		return http.StatusInternalServerError, "", err
 	}
+	u.stored.Add(uint64(n))
 	return 0, "", nil
 }
 
@@ -243,8 +245,50 @@ func (u *Upload) get(w http.ResponseWriter, r *http.Request) {
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'; sandbox")
 	h.Set("ETag", `"`+slot.ID+`"`)
-	http.ServeContent(w, r, "", slot.Uploaded, f)
+	http.ServeContent(&countingWriter{ResponseWriter: w, n: &u.served}, r, "", slot.Uploaded, f)
 }
+
+// countingWriter counts into n the body bytes of a successful response
+// written through it: the file's, not those of an error page.
+type countingWriter struct {
+	http.ResponseWriter
+	n      *atomic.Uint64
+	failed bool
+}
+
+func (c *countingWriter) WriteHeader(code int) {
+	c.failed = code >= 300
+	c.ResponseWriter.WriteHeader(code)
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	k, err := c.ResponseWriter.Write(p)
+	c.count(int64(k))
+	return k, err
+}
+
+// ReadFrom keeps the underlying writer's io.ReaderFrom (sendfile for a
+// file over plain HTTP), which ServeContent uses when it is there.
+func (c *countingWriter) ReadFrom(r io.Reader) (int64, error) {
+	var k int64
+	var err error
+	if rf, ok := c.ResponseWriter.(io.ReaderFrom); ok {
+		k, err = rf.ReadFrom(r)
+	} else {
+		k, err = io.Copy(struct{ io.Writer }{c.ResponseWriter}, r)
+	}
+	c.count(k)
+	return k, err
+}
+
+func (c *countingWriter) count(k int64) {
+	if !c.failed {
+		c.n.Add(uint64(k))
+	}
+}
+
+// Unwrap lets http.ResponseController reach the connection's writer.
+func (c *countingWriter) Unwrap() http.ResponseWriter { return c.ResponseWriter }
 
 // inlineTypes are shown by browsers without running anything: pictures,
 // sound, video and plain text. Everything else is served as an attachment.

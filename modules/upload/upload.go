@@ -27,6 +27,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"mellium.im/xmpp/jid"
@@ -139,6 +140,8 @@ type Upload struct {
 	domains []string // whose accounts may upload
 	// now is the module's clock; tests set it.
 	now func() time.Time
+	// stored and served count file bytes in and out, for UploadBytes.
+	stored, served atomic.Uint64
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -148,6 +151,13 @@ var (
 	_ modules.Starter = (*Upload)(nil)
 	_ modules.Stopper = (*Upload)(nil)
 )
+
+// UploadBytes returns the bytes of the files uploaded (completed PUTs)
+// and of the file bodies served (GETs, ranges counted as sent), since the
+// module started: the metrics endpoint's upload counters.
+func (u *Upload) UploadBytes() (stored, served uint64) {
+	return u.stored.Load(), u.served.Load()
+}
 
 // New returns an unstarted module.
 func New(o Options) *Upload { return &Upload{opts: o, now: time.Now} }

@@ -296,6 +296,11 @@ func TestPutGet(t *testing.T) {
 		if res := h.do(http.MethodGet, put, "", nil); res.StatusCode != http.StatusForbidden {
 			t.Errorf("GET with the PUT URL: %d", res.StatusCode)
 		}
+		// The metrics' byte counters: the one accepted PUT; the GET (11)
+		// and the range (5), not HEAD nor what was refused.
+		if stored, served := h.u.UploadBytes(); stored != 11 || served != 16 {
+			t.Errorf("UploadBytes() = %d stored, %d served; want 11, 16", stored, served)
+		}
 	})
 }
 

@@ -82,6 +82,7 @@ func (s archives) Append(ctx context.Context, entries []storage.ArchiveEntry) er
 	if len(entries) == 0 {
 		return nil
 	}
+	defer s.db.observe(OpArchiveAppend, time.Now())
 	if s.db.dialect.driver == postgres.driver {
 		return s.appendArrays(ctx, entries)
 	}
@@ -145,6 +146,7 @@ func (s archives) appendArrays(ctx context.Context, entries []storage.ArchiveEnt
 // through an index, in either direction, never with OFFSET; the count is a
 // COUNT of at most CountLimit+1 matches.
 func (s archives) Query(ctx context.Context, owner jid.JID, q storage.ArchiveQuery) (storage.ArchivePage, error) {
+	defer s.db.observe(OpArchiveQuery, time.Now())
 	var page storage.ArchivePage
 	err := s.db.inReadTx(ctx, func(tx *sql.Tx) error {
 		var err error

@@ -50,6 +50,8 @@ type DB struct {
 	// stmts are the statements prepared once for the database (and by
 	// database/sql once per connection), by their text: see prepared.
 	stmts sync.Map
+	// obs times operations for the metrics endpoint (observe.go).
+	obs observer
 }
 
 var _ storage.Store = (*DB)(nil)
@@ -240,6 +242,7 @@ func (db *DB) prepared(ctx context.Context, query string) (*sql.Stmt, error) {
 
 // inTx runs fn in a transaction and commits it if fn returns nil.
 func (db *DB) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	defer db.observe(OpWrite, time.Now())
 	tx, err := db.sql.BeginTx(ctx, nil)
 	if err != nil {
 		return err

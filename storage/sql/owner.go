@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"time"
 
 	"mellium.im/xmpp/jid"
 
@@ -53,6 +54,7 @@ func (db *DB) lockAccount(ctx context.Context, tx *sql.Tx, owner jid.JID) error 
 // mode gives it to every transaction, and read-only ones begin without the
 // write lock (see sqliteParams), so they do not hold up writers.
 func (db *DB) inReadTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	defer db.observe(OpRead, time.Now())
 	tx, err := db.sql.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true})
 	if err != nil {
 		return err

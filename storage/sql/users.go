@@ -39,6 +39,7 @@ func (s users) Create(ctx context.Context, u storage.User) error {
 // Get reads the account and its credentials in one query, so that they are
 // consistent without a transaction.
 func (s users) Get(ctx context.Context, domain, local string) (storage.User, error) {
+	defer s.db.observe(OpUserGet, time.Now())
 	u, err := s.get(ctx, domain, local)
 	if err != nil {
 		return storage.User{}, fmt.Errorf("storage: get user %s@%s: %w", local, domain, err)
