@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/xmppd/xmppd/config"
+	"github.com/xmppd/xmppd/internal/storetest"
 )
 
 // FreeAddr returns a loopback address whose port was free a moment ago,
@@ -71,6 +72,8 @@ type Federation struct {
 	t      testing.TB
 	addrs  map[string]string // domain → s2s listener address
 	mutate func(*config.Config)
+	// backend is the database every server gets one of its own on.
+	backend storetest.Backend
 }
 
 // NewFederation chooses the s2s addresses of domains; Start starts their
@@ -79,7 +82,14 @@ type Federation struct {
 // it tells the servers apart by c.Hosts[0].Domain.
 func NewFederation(t testing.TB, mutate func(*config.Config), domains ...string) *Federation {
 	t.Helper()
-	f := &Federation{t: t, addrs: map[string]string{}, mutate: mutate}
+	return NewFederationOn(t, storetest.Backend{Name: "sqlite"}, mutate, domains...)
+}
+
+// NewFederationOn is NewFederation with each server's database on b, for
+// the tests that run on every backend (storetest.Run).
+func NewFederationOn(t testing.TB, b storetest.Backend, mutate func(*config.Config), domains ...string) *Federation {
+	t.Helper()
+	f := &Federation{t: t, addrs: map[string]string{}, mutate: mutate, backend: b}
 	for _, d := range domains {
 		f.addrs[d] = FreeAddr(t)
 	}
@@ -90,7 +100,13 @@ func NewFederation(t testing.TB, mutate func(*config.Config), domains ...string)
 // servers, in the order of domains.
 func StartFederation(t testing.TB, mutate func(*config.Config), domains ...string) []*Server {
 	t.Helper()
-	f := NewFederation(t, mutate, domains...)
+	return StartFederationOn(t, storetest.Backend{Name: "sqlite"}, mutate, domains...)
+}
+
+// StartFederationOn is StartFederation with the databases on b.
+func StartFederationOn(t testing.TB, b storetest.Backend, mutate func(*config.Config), domains ...string) []*Server {
+	t.Helper()
+	f := NewFederationOn(t, b, mutate, domains...)
 	servers := make([]*Server, len(domains))
 	for i, d := range domains {
 		servers[i] = f.Start(d)
@@ -107,7 +123,7 @@ func (f *Federation) Addr(domain string) string { return f.addrs[domain] }
 // look from outside.
 func (f *Federation) Start(domain string) *Server {
 	f.t.Helper()
-	return Start(f.t, func(c *config.Config) {
+	return StartOn(f.t, f.backend, func(c *config.Config) {
 		c.Hosts = []config.Host{{Domain: domain}}
 		c.Listeners = append(c.Listeners, config.Listener{Type: config.ListenerS2SStartTLS, Address: f.addrs[domain]})
 		routes := maps.Clone(f.addrs)

@@ -7,6 +7,7 @@ import (
 
 	"mellium.im/xmpp/jid"
 
+	"github.com/xmppd/xmppd/internal/storetest"
 	"github.com/xmppd/xmppd/internal/testserver"
 	"github.com/xmppd/xmppd/modules/caps"
 	"github.com/xmppd/xmppd/modules/pubsub/core"
@@ -19,8 +20,10 @@ import (
 // published, both over s2s after its caps were resolved over s2s, and
 // fetches the bundle; a remote stranger may read the open nodes, not a
 // presence one.
-func TestFederation(t *testing.T) {
-	servers := testserver.StartFederation(t, nil, "a.test", "b.test")
+func TestFederation(t *testing.T) { storetest.Run(t, testFederation) }
+
+func testFederation(t *testing.T, backend storetest.Backend) {
+	servers := testserver.StartFederationOn(t, backend, nil, "a.test", "b.test")
 	a, b := servers[0], servers[1]
 	a.AddUser("alice", password)
 	b.AddUser("bob", password)

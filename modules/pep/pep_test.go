@@ -14,24 +14,20 @@ import (
 // TestDisco checks what the account's bare JID advertises: the pubsub/pep
 // identity and the features Conversations checks before it turns OMEMO on.
 func TestDisco(t *testing.T) {
-	s := start(t, storetest.Backends(t)[0], nil, "alice")
-	a := login(t, s, "alice", "phone")
-	e := a.iq("get", bare("alice"), `<query xmlns='http://jabber.org/protocol/disco#info'/>`)
-	testserver.WantResult(t, e)
-	found := false
-	for _, id := range e.Child("http://jabber.org/protocol/disco#info", "query").Elements() {
-		if id.Name.Local == "identity" && id.Get("category") == "pubsub" && id.Get("type") == "pep" {
-			found = true
+	storetest.Run(t, func(t *testing.T, b storetest.Backend) {
+		s := start(t, b, nil, "alice")
+		a := login(t, s, "alice", "phone")
+		e := a.iq("get", bare("alice"), `<query xmlns='http://jabber.org/protocol/disco#info'/>`)
+		testserver.WantResult(t, e)
+		if !hasPEPIdentity(e) {
+			t.Errorf("no pubsub/pep identity: %s", e)
 		}
-	}
-	if !found {
-		t.Errorf("no pubsub/pep identity: %s", e)
-	}
-	for _, f := range []string{core.NS, core.NS + "#publish", core.NS + "#publish-options", core.NS + "#auto-create", core.NS + "#access-open"} {
-		if !testserver.HasFeature(e, f) {
-			t.Errorf("feature %s not advertised", f)
+		for _, f := range []string{core.NS, core.NS + "#publish", core.NS + "#publish-options", core.NS + "#auto-create", core.NS + "#access-open"} {
+			if !testserver.HasFeature(e, f) {
+				t.Errorf("feature %s not advertised", f)
+			}
 		}
-	}
+	})
 }
 
 // TestOwnerRequests runs, in order, the owner's requests on its own
@@ -222,12 +218,15 @@ func TestAccessModels(t *testing.T) {
 
 // TestNodeLimit checks max-nodes-exceeded.
 func TestNodeLimit(t *testing.T) {
-	s := start(t, storetest.Backends(t)[0], nil, "alice")
-	a := login(t, s, "alice", "phone")
-	for i := range testOptions.MaxNodes {
-		testserver.WantResult(t, a.iq("set", "", publishXML("n"+string(rune('a'+i)), "1", `<p xmlns='urn:xmpp:test'/>`)))
-	}
-	wantError(t, a.iq("set", "", publishXML("one-too-many", "1", `<p xmlns='urn:xmpp:test'/>`)), "not-allowed", "cancel", "max-nodes-exceeded")
+	storetest.Run(t, func(t *testing.T, b storetest.Backend) {
+		s := start(t, b, nil, "alice")
+		a := login(t, s, "alice", "phone")
+		for i := range testOptions.MaxNodes {
+			testserver.WantResult(t, a.iq("set", "", publishXML("n"+string(rune('a'+i)), "1", `<p xmlns='urn:xmpp:test'/>`)))
+		}
+		wantError(t, a.iq("set", "", publishXML("one-too-many", "1", `<p xmlns='urn:xmpp:test'/>`)), "not-allowed", "cancel", "max-nodes-exceeded")
+		wantError(t, a.iq("set", "", `<pubsub xmlns='`+core.NS+`'><create node='one-more'/></pubsub>`), "not-allowed", "cancel", "max-nodes-exceeded")
+	})
 }
 
 // discoItems returns the nodes of a disco#items answer, sorted.

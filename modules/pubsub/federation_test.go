@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/xmppd/xmppd/config"
+	"github.com/xmppd/xmppd/internal/storetest"
 	"github.com/xmppd/xmppd/internal/testserver"
 	"github.com/xmppd/xmppd/modules/pubsub/core"
 	"github.com/xmppd/xmppd/router"
@@ -14,10 +15,12 @@ import (
 // TestFederation has a user of another domain subscribe over s2s to a node
 // of pubsub.a.test, get its notifications and read its items, and be
 // refused creating nodes there.
-func TestFederation(t *testing.T) {
+func TestFederation(t *testing.T) { storetest.Run(t, testFederation) }
+
+func testFederation(t *testing.T, backend storetest.Backend) {
 	// b.test reaches pubsub.a.test at a.test's s2s listener, as an SRV
 	// record of the service's domain would say.
-	f := testserver.NewFederation(t, func(c *config.Config) {
+	f := testserver.NewFederationOn(t, backend, func(c *config.Config) {
 		if c.Hosts[0].Domain == "b.test" {
 			c.S2S.Routes["pubsub.a.test"] = c.S2S.Routes["a.test"]
 		}

@@ -139,8 +139,10 @@ func itemIDs(t *testing.T, e *router.Element) []string {
 
 // TestDisco checks that the domain lists the service, and the service's
 // own disco: identity, features, nodes and a node's meta-data.
-func TestDisco(t *testing.T) {
-	s := start(t, storetest.Backend{Name: "sqlite"}, "alice")
+func TestDisco(t *testing.T) { storetest.Run(t, testDisco) }
+
+func testDisco(t *testing.T, b storetest.Backend) {
+	s := start(t, b, "alice")
 	alice := online(t, s, "alice")
 	items := alice.MustRequest(t, `<iq type='get' id='i1' to='`+testserver.Domain+`'><query xmlns='http://jabber.org/protocol/disco#items'/></iq>`)
 	found := false
@@ -171,7 +173,25 @@ func TestDisco(t *testing.T) {
 	if slices.Contains(features, core.NS+"#auto-create") {
 		t.Errorf("auto-create advertised, but a publish creates no node")
 	}
-	testserver.WantResult(t, alice.iq("set", ps(`<create node='news'/>`+`<configure>`+form(core.FormNodeConfig, "submit", "pubsub#title", "Daily news")+`</configure>`)))
+	// Exactly the features the service implements: core's, less those of
+	// PEP only, plus authorize's (pubsub.go).
+	var pubsubFeatures []string
+	for _, f := range features {
+		if f == core.NS || strings.HasPrefix(f, core.NS+"#") {
+			pubsubFeatures = append(pubsubFeatures, f)
+		}
+	}
+	want := slices.DeleteFunc(slices.Clone(core.Features), func(f string) bool {
+		return f == core.NS+"#auto-create" || f == core.NS+"#auto-subscribe" || f == core.NS+"#filtered-notifications"
+	})
+	want = append(want, core.AuthorizeFeatures...)
+	slices.Sort(want)
+	want = slices.Compact(want)
+	slices.Sort(pubsubFeatures)
+	if !slices.Equal(pubsubFeatures, want) {
+		t.Errorf("pubsub features:\n got %v\nwant %v", pubsubFeatures, want)
+	}
+	testserver.WantResult(t, alice.iq("set", ps(`<create node='news'/>`+`<configure>`+form(core.FormNodeConfig, "submit", "pubsub#title", "Daily news", core.FieldType, "http://www.w3.org/2005/Atom")+`</configure>`)))
 	nodes := alice.iq("get", `<query xmlns='http://jabber.org/protocol/disco#items'/>`)
 	it := nodes.Child("http://jabber.org/protocol/disco#items", "query").Child("http://jabber.org/protocol/disco#items", "item")
 	if it == nil || it.Get("node") != "news" || it.Get("name") != "Daily news" || it.Get("jid") != service {
@@ -179,7 +199,8 @@ func TestDisco(t *testing.T) {
 	}
 	meta := alice.iq("get", `<query xmlns='http://jabber.org/protocol/disco#info' node='news'/>`)
 	testserver.WantResult(t, meta)
-	if s := meta.String(); !strings.Contains(s, "pubsub#meta-data") || !strings.Contains(s, bare("alice")) || !strings.Contains(s, "leaf") {
+	if s := meta.String(); !strings.Contains(s, "pubsub#meta-data") || !strings.Contains(s, bare("alice")) || !strings.Contains(s, "leaf") ||
+		!strings.Contains(s, "http://www.w3.org/2005/Atom") {
 		t.Fatalf("node meta-data: %s", s)
 	}
 	testserver.WantIQError(t, alice.iq("get", `<query xmlns='http://jabber.org/protocol/disco#info' node='nope'/>`), "item-not-found", "cancel")
@@ -252,8 +273,10 @@ func TestNodeLifecycle(t *testing.T) {
 
 // TestAccessModels checks that presence and whitelist nodes are closed to
 // whom the node's creator has not let in.
-func TestAccessModels(t *testing.T) {
-	s := start(t, storetest.Backend{Name: "sqlite"}, "alice", "bob", "carol")
+func TestAccessModels(t *testing.T) { storetest.Run(t, testAccessModels) }
+
+func testAccessModels(t *testing.T, b storetest.Backend) {
+	s := start(t, b, "alice", "bob", "carol")
 	r := admin.Rosters{Users: admin.Users{Config: s.Config, Users: s.Store.Users()}, Store: s.Store}
 	if err := r.Add(context.Background(), bare("alice"), bare("bob"), "", nil); err != nil {
 		t.Fatal(err)
@@ -348,8 +371,10 @@ func TestAuthorize(t *testing.T) {
 }
 
 // TestCreators checks who may create nodes.
-func TestCreators(t *testing.T) {
-	s := testserver.StartOn(t, storetest.Backend{Name: "sqlite"}, func(c *config.Config) {
+func TestCreators(t *testing.T) { storetest.Run(t, testCreators) }
+
+func testCreators(t *testing.T, b storetest.Backend) {
+	s := testserver.StartOn(t, b, func(c *config.Config) {
 		c.Hosts = append(c.Hosts, config.Host{Domain: "other.test"})
 	})
 	s.AddUser("alice", password)
