@@ -103,6 +103,7 @@ log "converse.js $CONVERSE_VERSION, playwright-core $PLAYWRIGHT_VERSION (from $M
 
 # --- 2. xmppd, accounts ---------------------------------------------------------
 interop_write_config "$MODULES" "https" "web:
+  access_log: true       # every HTTP request in the server log (checked below)
   websocket:
     origins: [127.0.0.1]   # the page's origin (http://127.0.0.1:PORT)"
 interop_config_check || die "xmppd config check rejected $CFG"
@@ -185,6 +186,17 @@ grep -q "msg=\"c2s connection closed\" .* transport=websocket jid=alice@$DOMAIN/
 	die "alice's session hibernated: the server did not take Converse's <close/> as the end of the stream"
 log "server log: alice's session over WebSocket, her upload of $(stat -c %s "$UPLOAD") bytes," \
 	"her connection closed at logout (no hibernation)"
+# The HTTP side (web.access_log): the WebSocket upgrade, the browser's CORS
+# preflight of its cross-origin PUT, the PUT, and the GETs (Chromium
+# showing the image, bob downloading it).
+UPATH=$(sed -n 's/.*B: received a file message from .* = body = https:\/\/[^/]*\(\/[^?]*\).*/\1/p' "$TMP/bob.out")
+[ -n "$UPATH" ] || die "no upload URL in bob's output"
+access() { grep "msg=\"http request\" method=$1 path=$2 .* status=$3 " "$TMP/server.log"; }
+access GET /xmpp-websocket 101 >/dev/null || die "the access log has no WebSocket upgrade (GET /xmpp-websocket 101)"
+access OPTIONS "$UPATH" '2[0-9][0-9]' >/dev/null || die "the access log has no successful CORS preflight (OPTIONS $UPATH)"
+access PUT "$UPATH" 201 >/dev/null || die "the access log has no PUT $UPATH 201"
+[ "$(access GET "$UPATH" 200 | wc -l)" -ge 2 ] || die "the access log has fewer than two GET $UPATH 200 (Chromium, bob)"
+grep "msg=\"http request\"" "$TMP/server.log" | sed 's/^time=[^ ]* level=[A-Z]* msg="http request" /  http: /; s/ user_agent=.*//'
 interop_log_mechanisms alice bob
 
 # --- 6. clean shutdown -----------------------------------------------------------
