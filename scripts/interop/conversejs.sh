@@ -5,9 +5,9 @@
 # side (issue 13 point 7):
 #
 #   1. xmppd runs with its usual modules and upload (XEP-0363, at
-#      upload.interop.test) and an https listener (WebSocket at
-#      /xmpp-websocket, the upload URLs); alice and bob are accounts with a
-#      mutual subscription (`xmppd roster add`);
+#      upload.interop.test), an https listener (WebSocket at
+#      /xmpp-websocket, the upload URLs) and web.access_log on; alice and
+#      bob are accounts with a mutual subscription (`xmppd roster add`);
 #   2. bob logs in with slixmpp (slixmpp_conversejs.py);
 #   3. conversejs.mjs serves a page on http://127.0.0.1:PORT that loads
 #      Converse.js with websocket_url = wss://interop.test:HTTPS/xmpp-websocket
@@ -23,7 +23,13 @@
 #      and find the same SHA-256 as the file picked;
 #   6. a screenshot of the chat is kept at $INTEROP_OUT/conversejs-chat.png
 #      (default /var/cache/xmppd-interop/out; on failure also
-#      conversejs-chat-failure.png and .html there); xmppd stops cleanly.
+#      conversejs-chat-failure.png and .html there), bob still online;
+#   7. alice logs out in Converse (profile, Log out, Confirm): Converse
+#      sends <close/>, bob sees her go offline, the server log shows her
+#      WebSocket session closed (not hibernating); xmppd's access log
+#      (web.access_log) must show the WebSocket upgrade, the browser's CORS
+#      preflight (OPTIONS) of its cross-origin PUT, the PUT (201) and two
+#      GETs (Chromium showing the image, bob); xmppd stops cleanly.
 #
 #   scripts/interop/conversejs.sh      # from anywhere; exit 0 = pass
 #
@@ -39,7 +45,10 @@
 # Environment: XMPPD_BIN, INTEROP_KEEP (see lib.bash); INTEROP_DEBUG=1
 # (slixmpp's XML on stderr); INTEROP_OUT=DIR (the screenshot);
 # INTEROP_CONVERSE_NPM_PREFIX=DIR; INTEROP_TIMEOUT=SECS (default 240) for
-# the browser run.
+# the browser run (bob's slixmpp gets 30 s more; the Chromium run also stops
+# itself after 150 s and each UI step after 30 s; npm install 300 s).
+# Timing here (2 shared cores): warm caches about 12 s in all, the browser
+# part about 6 s; see docs/INTEROP.md for Converse's behaviour.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
