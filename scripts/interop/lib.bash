@@ -5,7 +5,7 @@
 #   INTEROP_NAME=my-test.sh          # log prefix and temporary directory name
 #   . "$(dirname "${BASH_SOURCE[0]}")/lib.bash"
 #   interop_init                     # traps, python3-slixmpp, temp dir, xmppd binary
-#   interop_write_config "disco, ping"   # the modules list
+#   interop_write_config "disco, ping"   # the modules list (optional: more listeners, more YAML)
 #   interop_config_check || die "..."
 #   interop_start_server             # sets SERVER_PID, PORT (c2s/STARTTLS), CERT
 #   interop_add_user alice "$PW"     # or interop_add_alice_bob (PW_A, PW_B)
@@ -191,12 +191,17 @@ interop_build_xmppd() {
 	fi
 }
 
-# interop_write_config MODULES: write $CFG for $DOMAIN (self-signed
-# certificate), loopback c2s and c2s_tls listeners on kernel-picked ports,
-# SQLite in $DATA, the given modules (a YAML flow list's contents, e.g.
-# "disco, ping") and debug logging.
+# interop_write_config MODULES [LISTENERS [EXTRA]]: write $CFG for $DOMAIN
+# (self-signed certificate), loopback c2s and c2s_tls listeners on
+# kernel-picked ports, SQLite in $DATA, the given modules (a YAML flow list's
+# contents, e.g. "disco, ping") and debug logging. LISTENERS names more
+# listener types (e.g. "https"), each on 127.0.0.1:0 (interop_listener_port
+# reads the port); EXTRA is YAML appended as it is (top-level blocks such as
+# web: or module_options:).
 interop_write_config() {
-	cat >"$CFG" <<EOF
+	local l
+	{
+		cat <<EOF
 data_dir: $DATA
 hosts:
   - domain: $DOMAIN   # empty cert/key: self-signed, written to data_dir
@@ -207,6 +212,11 @@ listeners:
     address: "127.0.0.1:0"
   - type: c2s_tls
     address: "127.0.0.1:0"
+EOF
+		for l in ${2:-}; do
+			printf '  - type: %s\n    address: "127.0.0.1:0"\n' "$l"
+		done
+		cat <<EOF
 storage:
   sqlite: $DATA/xmppd.db
 modules: [$1]
@@ -214,6 +224,24 @@ log:
   level: debug
   format: text
 EOF
+		[ -z "${3:-}" ] || printf '%s\n' "$3"
+	} >"$CFG"
+}
+
+# interop_listener_port TYPE: the port of the first listener of TYPE that
+# the running server logged (after interop_start_server); dies if there is
+# none within 10 s.
+interop_listener_port() {
+	local p
+	for _ in $(seq 100); do
+		p=$(sed -n "s/.*msg=listening type=$1 address=[^ ]*:\([0-9][0-9]*\)\( .*\)\{0,1\}\$/\1/p" "$TMP/server.log" | head -n1)
+		if [ -n "$p" ] && [ "$p" != 0 ]; then
+			printf '%s\n' "$p"
+			return 0
+		fi
+		sleep 0.1
+	done
+	die "xmppd did not log a $1 listener within 10 s"
 }
 
 # interop_config_check: `xmppd config check`; its error output is left in
