@@ -3,6 +3,7 @@ package turn
 import (
 	"log/slog"
 	"net"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -15,6 +16,7 @@ type limitedGenerator struct {
 	pionturn.RelayAddressGeneratorPortRange
 	bandwidth int
 	log       *slog.Logger
+	relay     netip.Addr // what guardedConn protects, if valid
 }
 
 // AllocatePacketConn implements pionturn.RelayAddressGenerator.
@@ -25,6 +27,9 @@ func (g *limitedGenerator) AllocatePacketConn(network string, port int) (net.Pac
 	}
 	sizeBuffers(conn)
 	conn = readBatched(conn, relayedBatch)
+	if g.relay.IsValid() {
+		conn = &guardedConn{PacketConn: conn, relay: g.relay, minP: g.MinPort, maxP: g.MaxPort}
+	}
 	g.log.Info("turn: relayed", "relay", addr.String())
 	if g.bandwidth <= 0 {
 		return conn, addr, nil

@@ -23,7 +23,7 @@ func jmi(local, id string) func(*router.Element) bool {
 // messages as Conversations sends them (type chat, store hint): a propose
 // reaches every resource of the callee and a carbon of it the caller's
 // other resource; the callee's proceed goes back the same way; both are
-// in both archives; a propose to an account with no session waits
+// in both archives; so do retract, reject, accept and finish; a propose to an account with no session waits
 // offline and is delivered at login.
 func TestCallSignalling(t *testing.T) {
 	s, _ := start(t, nil)
@@ -63,6 +63,34 @@ func TestCallSignalling(t *testing.T) {
 			return e.Child("urn:xmpp:mam:2", "result") != nil && jmi("proceed", "call1")(e)
 		})
 	}
+	// The other XEP-0353 messages take the same way: to every resource of
+	// the bare JID, a carbon to the sender's other resource, archived.
+	for _, tt := range []struct {
+		local        string
+		from         *testserver.Client
+		sentCarbonTo *testserver.Client
+		to           string
+		receivers    []*testserver.Client
+	}{
+		{"retract", bobPhone, bobLaptop, "alice@localhost", []*testserver.Client{alicePhone, alicePC}},
+		{"reject", alicePC, alicePhone, "bob@localhost", []*testserver.Client{bobPhone, bobLaptop}},
+		{"accept", alicePC, alicePhone, "bob@localhost", []*testserver.Client{bobPhone, bobLaptop}},
+		{"finish", bobPhone, bobLaptop, "alice@localhost", []*testserver.Client{alicePhone, alicePC}},
+	} {
+		id := "call-" + tt.local
+		tt.from.MustSend(t, `<message type='chat' to='`+tt.to+`'><`+tt.local+` xmlns='`+nsJMI+`' id='`+id+`'/><store xmlns='urn:xmpp:hints'/></message>`)
+		for _, c := range tt.receivers {
+			c.MustNext(t, tt.local, jmi(tt.local, id))
+		}
+		tt.sentCarbonTo.MustNext(t, "carbon of the "+tt.local, func(e *router.Element) bool {
+			return e.Child("urn:xmpp:carbons:2", "sent") != nil && jmi(tt.local, id)(e)
+		})
+		tt.receivers[0].MustSend(t, `<iq type='set' id='mam-`+id+`'><query xmlns='urn:xmpp:mam:2' queryid='q-`+id+`'/></iq>`)
+		tt.receivers[0].MustNext(t, "archived "+tt.local, func(e *router.Element) bool {
+			return e.Child("urn:xmpp:mam:2", "result") != nil && jmi(tt.local, id)(e)
+		})
+	}
+
 	bobPhone.MustSend(t, propose("carol@localhost", "call2"))
 	bobPhone.MustSync(t)
 	carol := s.Login("carol", password, testserver.LoginOptions{Resource: "phone"})

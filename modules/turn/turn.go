@@ -220,13 +220,17 @@ func (t *Turn) listen(address string, tlsLn net.Listener) error {
 		return fmt.Errorf("turn: listener %q: an IP:PORT is needed: %w", address, err)
 	}
 	t.port = int(ap.Port())
-	t.host = t.opts.Host
-	if t.host == "" {
-		t.host = ap.Addr().String()
+	relayIP, err := relayAddress(ap.Addr(), t.opts.RelayAddress, interfaceAddrs())
+	if err != nil {
+		return err
 	}
-	relayIP := ap.Addr()
-	if t.opts.RelayAddress != "" {
-		relayIP = netip.MustParseAddr(t.opts.RelayAddress)
+	t.host = t.opts.Host
+	if t.host == "" && ap.Addr().IsUnspecified() {
+		// Clients cannot reach 0.0.0.0: tell them the address relayed
+		// addresses are announced at.
+		t.host = relayIP.String()
+	} else if t.host == "" {
+		t.host = ap.Addr().String()
 	}
 	bind := ap.Addr().String()
 	if ap.Addr().IsUnspecified() {
@@ -248,6 +252,7 @@ func (t *Turn) listen(address string, tlsLn net.Listener) error {
 			},
 			bandwidth: t.opts.Bandwidth,
 			log:       t.log,
+			relay:     guarded(ap.Addr(), relayIP, t.allow),
 		}
 	}
 	listeners := []pionturn.ListenerConfig{{Listener: tcp, RelayAddressGenerator: gen(), PermissionHandler: t.permit}}
@@ -388,16 +393,28 @@ func (t *Turn) permit(client net.Addr, peerIP net.IP) bool {
 // the server's own addresses are refused unless allowed (coturn's
 // denied-peer-ip), so that the relay is no proxy into the operator's
 // network. A relay listening on loopback may reach loopback peers, since
-// only this machine reaches it.
+// only this machine reaches it. The relay address itself is a permitted
+// peer: when both ends of a call relay through this server (two clients
+// behind symmetric NATs, or clients that allow only relayed candidates),
+// each one's peer is the other's relayed address. What may be sent there
+// is bounded by guardedConn to the relay port range.
 func Permit(listen, relay netip.Addr, allow []netip.Prefix) func(net.IP) bool {
-	own := ownAddrs(listen, relay)
-	loopbackOnly := listen.IsLoopback()
+	permitted := permitOthers(listen, relay, allow)
 	return func(peerIP net.IP) bool {
 		ip, ok := netip.AddrFromSlice(peerIP)
 		if !ok {
 			return false
 		}
 		ip = ip.Unmap()
+		return permitted(ip) || ip == relay && !relay.IsUnspecified()
+	}
+}
+
+// permitOthers is Permit without the exception for the relay address.
+func permitOthers(listen, relay netip.Addr, allow []netip.Prefix) func(netip.Addr) bool {
+	own := ownAddrs(listen, relay)
+	loopbackOnly := listen.IsLoopback()
+	return func(ip netip.Addr) bool {
 		for _, p := range allow {
 			if p.Contains(ip) {
 				return true
@@ -408,6 +425,80 @@ func Permit(listen, relay netip.Addr, allow []netip.Prefix) func(net.IP) bool {
 		}
 		return !denied(ip) && !own[ip]
 	}
+}
+
+// guarded returns the relay address whose ports guardedConn must bound:
+// relay, when only the exception of Permit lets peers reach it; else none
+// (the zero Addr), since any port there was permitted anyway (a loopback
+// relay, an allow_peers entry).
+func guarded(listen, relay netip.Addr, allow []netip.Prefix) netip.Addr {
+	if permitOthers(listen, relay, allow)(relay) {
+		return netip.Addr{}
+	}
+	return relay
+}
+
+// guardedConn is a relayed address that sends to the relay's own address
+// only at ports of the relay port range, that is, to other relayed
+// addresses: the permission for the relay address (Permit) must not let a
+// client reach the UDP services of this host (the TURN port itself, DNS,
+// anything else bound there) from inside.
+type guardedConn struct {
+	net.PacketConn
+	relay      netip.Addr
+	minP, maxP uint16
+}
+
+// WriteTo drops, reporting it sent as UDP would, a packet to the relay
+// address outside the relay port range.
+func (c *guardedConn) WriteTo(p []byte, addr net.Addr) (int, error) {
+	if u, ok := addr.(*net.UDPAddr); ok {
+		ap := u.AddrPort()
+		if ap.Addr().Unmap() == c.relay && (ap.Port() < c.minP || ap.Port() > c.maxP) {
+			return len(p), nil
+		}
+	}
+	return c.PacketConn.WriteTo(p, addr)
+}
+
+// relayAddress is the IP relayed addresses are announced with: the
+// configured one, else the listener's, else (a listener on every
+// address) the machine's one global unicast address of the listener's
+// family, which ifaces lists; several or none is a configuration the
+// operator must settle with relay_address.
+func relayAddress(listen netip.Addr, configured string, ifaces []netip.Addr) (netip.Addr, error) {
+	if configured != "" {
+		return netip.ParseAddr(configured)
+	}
+	if !listen.IsUnspecified() {
+		return listen, nil
+	}
+	var found []netip.Addr
+	for _, a := range ifaces {
+		a = a.Unmap()
+		if a.Is4() == listen.Is4() && a.IsGlobalUnicast() && !a.IsLinkLocalUnicast() {
+			found = append(found, a)
+		}
+	}
+	if len(found) != 1 {
+		return netip.Addr{}, fmt.Errorf("turn: the turn listener %s listens on every address and this host has %d candidate addresses %v: set module_options.turn.relay_address to the IP clients reach the relay at", listen, len(found), found)
+	}
+	return found[0], nil
+}
+
+// interfaceAddrs lists the machine's interface addresses.
+func interfaceAddrs() []netip.Addr {
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return nil
+	}
+	var out []netip.Addr
+	for _, a := range addrs {
+		if p, err := netip.ParsePrefix(a.String()); err == nil {
+			out = append(out, p.Addr())
+		}
+	}
+	return out
 }
 
 // denied tells whether ip is in a range a public relay must not reach.

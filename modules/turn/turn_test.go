@@ -157,7 +157,8 @@ func TestDeniedPeers(t *testing.T) {
 // TestPermit checks the peer ranges of a relay listening on a public
 // address: denied ranges, the server's own address, allowed exceptions.
 func TestPermit(t *testing.T) {
-	permit := turn.Permit(netip.MustParseAddr("203.0.113.5"), netip.MustParseAddr("203.0.113.5"), []netip.Prefix{netip.MustParsePrefix("192.168.7.0/24")})
+	// Listening on one address, relaying on another (relay_address).
+	permit := turn.Permit(netip.MustParseAddr("203.0.113.5"), netip.MustParseAddr("203.0.113.9"), []netip.Prefix{netip.MustParsePrefix("192.168.7.0/24")})
 	for _, tt := range []struct {
 		peer string
 		ok   bool
@@ -167,6 +168,9 @@ func TestPermit(t *testing.T) {
 		{"169.254.0.1", false}, {"fe80::1", false}, {"fc00::1", false}, {"224.0.0.1", false}, {"ff02::1", false},
 		{"0.0.0.0", false}, {"255.255.255.255", false}, {"100.64.1.1", false}, {"::ffff:10.0.0.1", false},
 		{"203.0.113.5", false}, {"192.168.7.9", true},
+		// Another allocation's relayed address: both ends of a call on
+		// this relay (the ports are guarded, see guardedConn).
+		{"203.0.113.9", true},
 	} {
 		if got := permit(net.ParseIP(tt.peer)); got != tt.ok {
 			t.Errorf("peer %s: permitted %v, want %v", tt.peer, got, tt.ok)
