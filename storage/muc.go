@@ -24,6 +24,9 @@ type Room struct {
 	// Secret is the per-room key of the XEP-0421 occupant ids, kept so
 	// that the ids stay stable across restarts.
 	Secret []byte
+	// Creator is the bare JID that created the room ("" for one an
+	// operator made), for the service's limit on rooms per user.
+	Creator string
 	// Created is when the room was created.
 	Created time.Time
 }

@@ -21,7 +21,7 @@ var _ storage.Rooms = rooms{}
 // Rooms returns the persistent rooms of the multi-user chat services.
 func (db *DB) Rooms() storage.Rooms { return rooms{db} }
 
-const roomColumns = `domain, local, config, subject, subject_by, subject_at, secret, created_at`
+const roomColumns = `domain, local, config, subject, subject_by, subject_at, secret, creator, created_at`
 
 // PutRoom upserts the room's row; its affiliations stay.
 func (s rooms) PutRoom(ctx context.Context, r storage.Room) error {
@@ -38,9 +38,9 @@ func (s rooms) PutRoom(ctx context.Context, r storage.Room) error {
 		subjectAt = r.SubjectAt.UnixMicro()
 	}
 	_, err = s.db.sql.ExecContext(ctx, `
-		INSERT INTO muc_rooms (`+roomColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+		INSERT INTO muc_rooms (`+roomColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
 		ON CONFLICT (domain, local) DO UPDATE SET config = $3, subject = $4, subject_by = $5, subject_at = $6, secret = $7`,
-		r.JID.Domainpart(), r.JID.Localpart(), string(cfg), r.Subject, r.SubjectBy, subjectAt, secret, r.Created.UnixMicro())
+		r.JID.Domainpart(), r.JID.Localpart(), string(cfg), r.Subject, r.SubjectBy, subjectAt, secret, r.Creator, r.Created.UnixMicro())
 	if err != nil {
 		return fmt.Errorf("storage: put room %s: %w", r.JID, err)
 	}
@@ -54,7 +54,7 @@ func scanRoom(row interface{ Scan(...any) error }) (storage.Room, error) {
 		domain, local, cfg string
 		subjectAt, created int64
 	)
-	if err := row.Scan(&domain, &local, &cfg, &r.Subject, &r.SubjectBy, &subjectAt, &r.Secret, &created); err != nil {
+	if err := row.Scan(&domain, &local, &cfg, &r.Subject, &r.SubjectBy, &subjectAt, &r.Secret, &r.Creator, &created); err != nil {
 		return r, err
 	}
 	j, err := jid.New(local, domain, "")

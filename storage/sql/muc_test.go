@@ -33,7 +33,7 @@ func TestRooms(t *testing.T) {
 			Config: storage.RoomConfig{Name: "A Dark Cave", Description: "witches", Persistent: true, Public: true,
 				MembersOnly: true, PasswordProtected: true, Password: "cauldron", Whois: "anyone", MaxUsers: 30,
 				HistoryLength: 20, Archive: true, AllowPM: "participants", Language: "en"},
-			Subject: "Spells", SubjectBy: "firstwitch", SubjectAt: t0, Secret: []byte{1, 2, 3}, Created: t0,
+			Subject: "Spells", SubjectBy: "firstwitch", SubjectAt: t0, Secret: []byte{1, 2, 3}, Creator: "alice@example.org", Created: t0,
 		}
 		other := storage.Room{JID: jid.MustParse("lobby@conference.example.net"), Config: storage.RoomConfig{Persistent: true}, Created: t0}
 		if _, err := st.Room(ctx, coven.JID); !errors.Is(err, storage.ErrNotFound) {
@@ -52,7 +52,7 @@ func TestRooms(t *testing.T) {
 			t.Fatal(err)
 		}
 		if !reflect.DeepEqual(got.Config, coven.Config) || got.Subject != "Spells" || got.SubjectBy != "firstwitch" ||
-			!got.SubjectAt.Equal(t0) || !got.Created.Equal(t0) || string(got.Secret) != "\x01\x02\x03" {
+			!got.SubjectAt.Equal(t0) || !got.Created.Equal(t0) || string(got.Secret) != "\x01\x02\x03" || got.Creator != "alice@example.org" {
 			t.Errorf("Room = %+v, want %+v", got, coven)
 		}
 		coven.Config.Name, coven.Subject = "Renamed", ""

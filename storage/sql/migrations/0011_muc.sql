@@ -2,7 +2,8 @@
 -- of a service (domain: the service address, local: the room's name);
 -- config is the muc#roomconfig settings as a JSON document, so that a new
 -- setting needs no migration. Rooms that are not persistent live only in
--- memory. Times are Unix microseconds, UTC.
+-- memory. creator is the bare JID that created the room, for the limit
+-- on rooms per user. Times are Unix microseconds, UTC.
 CREATE TABLE muc_rooms (
     domain      {{TEXT}} NOT NULL,
     local       {{TEXT}} NOT NULL,
@@ -11,6 +12,7 @@ CREATE TABLE muc_rooms (
     subject_by  {{TEXT}} NOT NULL,
     subject_at  BIGINT NOT NULL,
     secret      {{BLOB}} NOT NULL,
+    creator     {{TEXT}} NOT NULL,
     created_at  BIGINT NOT NULL,
     PRIMARY KEY (domain, local)
 );
