@@ -68,7 +68,8 @@ func (r *room) occupantIQ(st *router.Stanza) {
 			r.send(st.Reply())
 			return
 		}
-		r.fail(st, stanza.NotAcceptable, "You are not in the room under this nick")
+		// XEP-0410 §3.2 gives this error the type cancel.
+		r.send(typedErrorFrom(st, r.jid, stanza.Cancel, stanza.NotAcceptable, "You are not in the room under this nick"))
 		return
 	}
 	if o == nil {
