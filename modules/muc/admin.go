@@ -49,10 +49,6 @@ func (r *room) iq(ctx context.Context, st *router.Stanza) {
 			r.registerSet(ctx, st, q)
 		}
 		return
-	case nsMAM:
-		if r.archiveQuery(ctx, st, q) {
-			return
-		}
 	}
 	r.fail(st, stanza.ServiceUnavailable, "")
 }

@@ -4,15 +4,9 @@ import (
 	"context"
 	"time"
 
-	"mellium.im/xmpp/jid"
-
 	"github.com/xmppd/xmppd/router"
 	"github.com/xmppd/xmppd/storage"
 )
-
-// nsMAM is the namespace of XEP-0313, whose archive of a room is queried
-// at the room's JID.
-const nsMAM = "urn:xmpp:mam:2"
 
 // archive stores a groupchat message in the room's archive (XEP-0313
 // §6.1.2), under the stanza-id the room gave it, with the sender's
@@ -36,14 +30,4 @@ func (r *room) archive(ctx context.Context, msg *router.Element, o *occupant, at
 	if err := r.m.archives.Append(ctx, []storage.ArchiveEntry{entry}); err != nil {
 		r.m.log.Error("muc: archive message", "room", r.jid, "err", err)
 	}
-}
-
-// archiveQuery answers a query of the room's archive; false if the room
-// does not archive, for the caller to refuse.
-func (r *room) archiveQuery(ctx context.Context, st *router.Stanza, q *router.Element) bool {
-	_ = ctx
-	_ = st
-	_ = q
-	_ = jid.JID{}
-	return false
 }

@@ -79,9 +79,6 @@ func (r *room) features() []string {
 		pick(c.PasswordProtected, "muc_passwordprotected", "muc_unsecured"),
 		pick(r.nonAnonymous(), "muc_nonanonymous", "muc_semianonymous"),
 	}
-	if c.Archive {
-		fs = append(fs, nsMAM)
-	}
 	return fs
 }
 

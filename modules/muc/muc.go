@@ -140,7 +140,7 @@ type MUC struct {
 
 var (
 	_ modules.Starter = (*MUC)(nil)
-	_ modules.Stopper = (*MUC)(nil)
+	_ modules.ShutdownNotifier = (*MUC)(nil)
 )
 
 // Start implements modules.Starter: it loads the persistent rooms and
@@ -182,23 +182,22 @@ func (m *MUC) Start(ctx context.Context, h *modules.Host) error {
 	return nil
 }
 
-// Stop implements modules.Stopper: every occupant hears that it left
-// because the service shuts down (status 332, XEP-0045 §13.2).
-func (m *MUC) Stop() error {
+// NotifyShutdown implements modules.ShutdownNotifier: every occupant
+// hears that it left because the service shuts down (status 332,
+// XEP-0045 §13.2).
+func (m *MUC) NotifyShutdown(ctx context.Context) {
 	m.mu.Lock()
 	rooms := make([]*room, 0, len(m.rooms))
 	for _, r := range m.rooms {
 		rooms = append(rooms, r)
 	}
 	m.mu.Unlock()
-	ctx := context.Background()
 	for _, r := range rooms {
 		r.mu.Lock()
 		r.shutdown()
 		r.mu.Unlock()
 		r.flush(ctx)
 	}
-	return nil
 }
 
 // stanza is the service handler: every stanza to a room or an occupant
