@@ -139,7 +139,7 @@ type MUC struct {
 }
 
 var (
-	_ modules.Starter = (*MUC)(nil)
+	_ modules.Starter          = (*MUC)(nil)
 	_ modules.ShutdownNotifier = (*MUC)(nil)
 )
 
