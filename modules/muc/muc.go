@@ -232,23 +232,35 @@ func (m *MUC) toRoom(ctx context.Context, st *router.Stanza) {
 			m.noRoom(ctx, st)
 			return
 		}
-		r.mu.Lock()
-		if r.gone {
-			r.mu.Unlock()
+		handled, vanish := r.handle(ctx, st)
+		if !handled {
 			continue
 		}
-		r.dispatch(ctx, st)
-		vanish := r.shouldVanish()
-		if vanish {
-			r.gone = true
-		}
-		r.mu.Unlock()
 		r.flush(ctx)
 		if vanish {
 			m.forget(r)
 		}
 		return
 	}
+}
+
+// handle runs dispatch under the room's lock, released by a deferred
+// unlock so that a panic in room code (caught and logged by the router's
+// guard of service handlers) leaves the room usable; false if the room is
+// gone and st must look for it again. vanish says whether the room has
+// emptied and is to be forgotten.
+func (r *room) handle(ctx context.Context, st *router.Stanza) (handled, vanish bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.gone {
+		return false, false
+	}
+	r.dispatch(ctx, st)
+	vanish = r.shouldVanish()
+	if vanish {
+		r.gone = true
+	}
+	return true, vanish
 }
 
 // forget removes r from the rooms, unless another room took its place.

@@ -185,17 +185,32 @@ func (r *room) flush(ctx context.Context) {
 		return
 	}
 	r.flushing = true
-	for len(r.out) > 0 {
+	r.mu.Unlock()
+	done := false
+	defer func() {
+		if !done {
+			// Routing panicked: let the next flush send again.
+			r.mu.Lock()
+			r.flushing = false
+			r.mu.Unlock()
+		}
+	}()
+	for {
+		r.mu.Lock()
 		batch := r.out
 		r.out = nil
+		if len(batch) == 0 {
+			// Under the same lock as the check, so that nothing queued
+			// meanwhile is left behind.
+			r.flushing, done = false, true
+			r.mu.Unlock()
+			return
+		}
 		r.mu.Unlock()
 		for _, st := range batch {
 			r.m.h.Route(ctx, st)
 		}
-		r.mu.Lock()
 	}
-	r.flushing = false
-	r.mu.Unlock()
 }
 
 // dispatch handles one stanza to the room or to one of its occupants.
