@@ -158,7 +158,7 @@ func (r *room) adminSet(ctx context.Context, st *router.Stanza, q *router.Elemen
 		if item.Name.Space != NSAdmin || item.Name.Local != "item" {
 			continue
 		}
-		c, cond, text := r.checkItem(st.From, actor, me, item)
+		c, cond, text := r.checkItem(actor, me, item)
 		if cond != "" {
 			r.fail(st, cond, text)
 			return
@@ -195,7 +195,7 @@ func (r *room) adminSet(ctx context.Context, st *router.Stanza, q *router.Elemen
 
 // checkItem checks one item of an admin request from actor (nil if not
 // an occupant) with affiliation me.
-func (r *room) checkItem(from jid.JID, actor *occupant, me string, item *router.Element) (change, stanza.Condition, string) {
+func (r *room) checkItem(actor *occupant, me string, item *router.Element) (change, stanza.Condition, string) {
 	c := change{reason: childText(item, NSAdmin, "reason")}
 	if role := item.Get("role"); role != "" {
 		if _, ok := roleRank[role]; !ok {

@@ -219,7 +219,7 @@ func (r *room) registerSet(ctx context.Context, st *router.Stanza, q *router.Ele
 
 // setEntry stores one list entry and answers st.
 func (r *room) setEntry(ctx context.Context, st *router.Stanza, entry storage.RoomAffiliation) {
-	old := r.affs[entry.JID.String()]
+	old, had := r.affs[entry.JID.String()]
 	if entry.Affiliation == affNone {
 		delete(r.affs, entry.JID.String())
 	} else {
@@ -227,11 +227,15 @@ func (r *room) setEntry(ctx context.Context, st *router.Stanza, entry storage.Ro
 	}
 	if err := r.saveAffiliations(ctx, []storage.RoomAffiliation{entry}); err != nil {
 		r.m.log.Error("muc: save registration", "room", r.jid, "err", err)
-		r.affs[entry.JID.String()] = old
+		if had {
+			r.affs[entry.JID.String()] = old
+		} else {
+			delete(r.affs, entry.JID.String())
+		}
 		r.fail(st, stanza.InternalServerError, "")
 		return
 	}
-	if old.Affiliation != entry.Affiliation {
+	if old.Affiliation != entry.Affiliation && (had || entry.Affiliation != affNone) {
 		for _, o := range r.occupants() {
 			if o.real.Bare().String() == entry.JID.String() {
 				if r.cfg.MembersOnly && affRank[entry.Affiliation] < affRank[affMember] {
