@@ -223,3 +223,20 @@ func TestShutdown(t *testing.T) {
 		t.Errorf("shutdown: %s", p)
 	}
 }
+
+// TestDisconnect checks that an occupant whose client goes away without
+// leaving is taken out of the room: the roster module withdraws the
+// directed presence the join was, and the others see the exit.
+func TestDisconnect(t *testing.T) {
+	s := start(t, storetest.Backend{Name: "sqlite"}, nil, "alice", "bob")
+	alice, bob := online(t, s, "alice"), online(t, s, "bob")
+	alice.create("coven", "alice")
+	bob.enter("coven", "bob")
+	bob.Close()
+	alice.MustNext(t, "bob's exit", unavailableFrom(occ("coven", "bob")))
+	testserver.WantResult(t, alice.iq(room("coven"), "get", admin(`<item role='participant'/>`)))
+	list := alice.iq(room("coven"), "get", admin(`<item role='participant'/>`))
+	if n := len(list.Child(muc.NSAdmin, "query").Elements()); n != 0 {
+		t.Errorf("participants after bob left: %s", list)
+	}
+}
