@@ -58,7 +58,7 @@ const (
 // defaultModules is a function, not a variable, so that no two configs
 // ever share (and mutate) one slice.
 func defaultModules() []string {
-	return []string{"disco", "ping", "version", "time", "roster", "offline", "blocking", "carbons", "vcard", "private", "last", "register", "push", "mam", "pep", "pubsub", "upload", "turn"}
+	return []string{"disco", "ping", "version", "time", "roster", "offline", "blocking", "carbons", "vcard", "private", "last", "register", "push", "mam", "pep", "pubsub", "muc", "upload", "turn"}
 }
 
 // Default is the development configuration that `xmppd serve` runs with when

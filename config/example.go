@@ -43,7 +43,7 @@ storage:
   # postgres: "postgres://xmppd:${XMPPD_DB_PASSWORD}@localhost/xmppd?sslmode=disable"   # lib/pq DSN
 
 # Enabled modules, by ID.
-modules: [disco, ping, version, time, roster, offline, blocking, carbons, vcard, private, last, register, push, mam, pep, pubsub, upload, turn]
+modules: [disco, ping, version, time, roster, offline, blocking, carbons, vcard, private, last, register, push, mam, pep, pubsub, muc, upload, turn]
 
 # Each module's own settings, under its ID; only enabled modules may have a
 # block, and a module without one uses these defaults.
@@ -77,6 +77,16 @@ module_options:
     max_items: 1000            # items one node keeps; also what pubsub#max_items "max" means
     max_item_bytes: 131072     # bytes in one item's payload
     max_nodes: 10000           # nodes one service may have
+  muc:                         # multi-user chat (XEP-0045) at PREFIX.DOMAIN for each domain
+    prefix: conference         # conference.example.org
+    creators: local            # who may create rooms: local (accounts of this server), domain (the service's domain's) or anyone
+    max_rooms_per_user: 100    # rooms one user may have created and that still exist
+    max_occupants: 1000        # occupants of one room, whatever its configuration says
+    max_history: 100           # the longest discussion history a room may keep
+    default_history: 20        # messages of history a new room keeps and sends on entering
+    message_rate: 60           # messages per minute one occupant may send on average; more get resource-constraint
+    message_burst: 10          # messages one occupant may send at once
+    max_message_size: 65536    # bytes in one message to a room; larger ones get policy-violation
   upload:                      # HTTP File Upload (XEP-0363), a service at upload.DOMAIN; files in data_dir/upload
     domains: []                # served domains whose accounts may upload, each with upload.DOMAIN; empty: all
     max_file_size: 104857600   # bytes in one file; larger requests get file-too-large (also the disco max-file-size)

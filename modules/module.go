@@ -39,6 +39,15 @@ type Stopper interface {
 	Stop() error
 }
 
+// ShutdownNotifier is implemented by modules that tell their users that
+// the server is going down while sessions and server streams are still
+// open, before they close: the multi-user chat service's presence with
+// status 332 to every occupant. The server calls it once, at shutdown,
+// before Stop.
+type ShutdownNotifier interface {
+	NotifyShutdown(ctx context.Context)
+}
+
 // Host is what a module sees of the server. Every registration made through
 // it is recorded and removed when the module stops.
 type Host struct {
@@ -360,6 +369,15 @@ func Start(ctx context.Context, ids []string, r *router.Router, store storage.St
 // wiring to hand those that implement a listener's hook (such as c2s's
 // pre-authentication IQ handler) to that listener.
 func (s *Set) Modules() []Module { return slices.Clone(s.modules) }
+
+// NotifyShutdown runs the modules' ShutdownNotifier, in reverse order.
+func (s *Set) NotifyShutdown(ctx context.Context) {
+	for i := len(s.modules) - 1; i >= 0; i-- {
+		if n, ok := s.modules[i].(ShutdownNotifier); ok {
+			n.NotifyShutdown(ctx)
+		}
+	}
+}
 
 // Stop stops the modules in reverse order and removes their registrations.
 func (s *Set) Stop() error {

@@ -1,8 +1,11 @@
 package modules
 
 import (
+	"errors"
 	"fmt"
 	"time"
+
+	"mellium.im/xmpp/jid"
 
 	"github.com/xmppd/xmppd/config"
 )
@@ -38,6 +41,19 @@ func decodeOptions[O any](cfg *config.Config, id string, defaults O) (O, error) 
 func MustBePositive[T int | time.Duration](key string, v T) error {
 	if v <= 0 {
 		return fmt.Errorf("%s: must be positive, not %v", key, v)
+	}
+	return nil
+}
+
+// CheckServicePrefix is the check of a service's prefix option (pubsub,
+// muc): the service of each domain is PREFIX.DOMAIN, so the prefix must
+// make a domain with any served domain. key is the option's YAML key.
+func CheckServicePrefix(key, prefix string) error {
+	if prefix == "" {
+		return errors.New(key + ": must not be empty")
+	}
+	if _, err := jid.New("", prefix+".example.org", ""); err != nil {
+		return fmt.Errorf("%s: %q does not make a domain: %w", key, prefix, err)
 	}
 	return nil
 }

@@ -204,8 +204,9 @@ func (s *Server) closeListeners() {
 	}
 }
 
-// Shutdown stops accepting, closes every session with system-shutdown,
-// stops the modules and closes the database.
+// Shutdown stops accepting, lets the modules tell users (ShutdownNotifier),
+// closes every session with system-shutdown, stops the modules and closes
+// the database.
 func (s *Server) Shutdown(ctx context.Context) error {
 	var errs []error
 	// First, while its listeners are open: Shutdown stops them itself.
@@ -215,6 +216,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.cancel()
 	s.closeListeners()
 	s.wg.Wait()
+	// While sessions and server streams are open, so that what modules
+	// say of the shutdown reaches the users.
+	s.modules.NotifyShutdown(ctx)
 	if err := s.C2S.Shutdown(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("close sessions: %w", err))
 	}

@@ -74,8 +74,8 @@ func TestServerItemsListServices(t *testing.T) {
 	s := testserver.Start(t, func(c *config.Config) {
 		c.Hosts = append(c.Hosts, config.Host{Domain: "example.org"})
 		// Without the default set's own services (pubsub.DOMAIN,
-		// upload.DOMAIN), so that the list starts empty.
-		c.Modules = slices.DeleteFunc(slices.Clone(c.Modules), func(id string) bool { return id == "upload" || id == "pubsub" })
+		// upload.DOMAIN, conference.DOMAIN), so that the list starts empty.
+		c.Modules = slices.DeleteFunc(slices.Clone(c.Modules), func(id string) bool { return id == "upload" || id == "pubsub" || id == "muc" })
 	})
 	s.AddUser("alice", password)
 	alice := s.Login("alice", password, testserver.LoginOptions{})

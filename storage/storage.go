@@ -75,6 +75,7 @@ type Store interface {
 	Archives() Archives
 	PubSub() PubSub
 	Uploads() Uploads
+	Rooms() Rooms
 	// Close releases the database connection(s).
 	Close() error
 }

@@ -61,11 +61,7 @@ func DefaultOptions() Options {
 // Validate implements modules.Validator.
 func (o *Options) Validate() error {
 	var errs []error
-	if o.Prefix == "" {
-		errs = append(errs, errors.New("prefix: must not be empty"))
-	} else if _, err := jid.New("", o.Prefix+".example.org", ""); err != nil {
-		errs = append(errs, fmt.Errorf("prefix: %q does not make a domain: %w", o.Prefix, err))
-	}
+	errs = append(errs, modules.CheckServicePrefix("prefix", o.Prefix))
 	if o.Creators != CreatorsLocal && o.Creators != CreatorsDomain {
 		errs = append(errs, fmt.Errorf("creators: %q is neither %s nor %s", o.Creators, CreatorsLocal, CreatorsDomain))
 	}

@@ -9,6 +9,7 @@ import (
 	_ "github.com/xmppd/xmppd/modules/disco"    // XEP-0030
 	_ "github.com/xmppd/xmppd/modules/last"     // XEP-0012
 	_ "github.com/xmppd/xmppd/modules/mam"      // XEP-0313, XEP-0359, XEP-0441
+	_ "github.com/xmppd/xmppd/modules/muc"      // XEP-0045 at conference.DOMAIN
 	_ "github.com/xmppd/xmppd/modules/offline"  // XEP-0160
 	_ "github.com/xmppd/xmppd/modules/pep"      // XEP-0163 on XEP-0060
 	_ "github.com/xmppd/xmppd/modules/ping"     // XEP-0199
