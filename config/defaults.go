@@ -159,6 +159,13 @@ func (w *Web) applyDefaults() {
 	if len(w.WebSocket.Origins) == 0 {
 		w.WebSocket.Origins = nil
 	}
+	if len(w.BOSH.Origins) == 0 {
+		w.BOSH.Origins = nil
+	}
+	setDefault(&w.BOSH.Path, "/http-bind")
+	setDefault(&w.BOSH.MaxWait, 60*time.Second)
+	setDefault(&w.BOSH.MaxHold, 1)
+	setDefault(&w.BOSH.Inactivity, 60*time.Second)
 }
 
 func (a *Archive) applyDefaults() {

@@ -145,7 +145,8 @@ web:
 				Web: Web{PublicURL: "https://chat.example.org", TrustedProxies: []string{"127.0.0.1", "10.0.0.0/8"},
 					MaxBodySize: 4096, MaxHeaderBytes: 2048, ReadHeaderTimeout: 2 * time.Second,
 					ReadTimeout: 20 * time.Second, WriteTimeout: 30 * time.Second, IdleTimeout: 40 * time.Second, AccessLog: true,
-					WebSocket: WebSocket{Disabled: true, Origins: []string{"*.example.org"}, AllowInsecure: true}},
+					WebSocket: WebSocket{Disabled: true, Origins: []string{"*.example.org"}, AllowInsecure: true},
+					BOSH:      BOSH{Path: "/http-bind", MaxWait: time.Minute, MaxHold: 1, Inactivity: time.Minute}},
 			}
 			wantOptions(t, c, map[string]string{
 				"register": "allow_registration: true\nper_ip: 1\n",
