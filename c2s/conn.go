@@ -53,6 +53,7 @@ type conn struct {
 	tls  *tls.Conn
 	leaf *x509.Certificate // the certificate we presented
 	ws   *wsFraming        // the WebSocket framing; nil on TCP
+	bosh *boshSession      // the BOSH session (bosh.go); nil otherwise; raw and nc are then nil
 	addr net.Addr          // the client's address
 	ip   string
 	log  *slog.Logger
@@ -124,12 +125,15 @@ func newConnFrom(s *Server, nc net.Conn, addr net.Addr, directTLS bool) *conn {
 // secure tells whether the stream is encrypted: TLS on this connection,
 // or a WebSocket, which the web server accepts only over HTTPS (or from
 // loopback, or as the operator allows; see WebSocketOptions).
-func (c *conn) secure() bool { return c.tls != nil || c.ws != nil }
+func (c *conn) secure() bool { return c.tls != nil || c.ws != nil || c.bosh != nil }
 
 // next reads the next top-level element of the stream.
 func (c *conn) next() (*router.Element, error) {
 	if c.ws != nil {
 		return c.ws.next(c)
+	}
+	if c.bosh != nil {
+		return c.bosh.next(c)
 	}
 	return c.in.Next()
 }
@@ -170,6 +174,9 @@ func (c *conn) transport() string {
 	if c.ws != nil {
 		return TransportWebSocket
 	}
+	if c.bosh != nil {
+		return TransportBOSH
+	}
 	return TransportTCP
 }
 
@@ -190,7 +197,10 @@ func (c *conn) Close(cause error) {
 		close(c.done)
 		// Wake the reading goroutine if it is blocked in Read. The TCP
 		// connection, not c.nc, which the reader may be replacing with TLS.
-		c.raw.SetReadDeadline(time.Now())
+		// (A BOSH reader waits on done itself.)
+		if c.raw != nil {
+			c.raw.SetReadDeadline(time.Now())
+		}
 	})
 }
 
@@ -200,6 +210,10 @@ func (c *conn) Close(cause error) {
 // unacknowledged stanzas on. finish still writes the end of the stream.
 func (c *conn) interruptWrites() {
 	c.writesStopped.Store(true)
+	if c.bosh != nil {
+		c.bosh.wakeWriter()
+		return
+	}
 	c.raw.SetWriteDeadline(time.Now())
 }
 
@@ -236,6 +250,9 @@ func (c *conn) appendEnd(buf []byte) []byte {
 	if c.ws != nil {
 		return append(buf, `<close xmlns="`+nsFraming+`"/>`...)
 	}
+	if c.bosh != nil {
+		return buf // the terminate body is writeFinal's
+	}
 	return append(buf, `</stream:stream>`...)
 }
 
@@ -244,6 +261,10 @@ func (c *conn) appendEnd(buf []byte) []byte {
 func (c *conn) writeFinal(buf []byte) {
 	c.writeMu.Lock()
 	defer c.writeMu.Unlock()
+	if c.bosh != nil {
+		c.bosh.writeFinal(c, buf)
+		return
+	}
 	c.nc.SetWriteDeadline(time.Now().Add(5 * time.Second))
 	if c.ws != nil {
 		c.ws.writeFinal(buf)
@@ -261,6 +282,12 @@ var errWritesStopped = errors.New("c2s: session resumed elsewhere, writes stoppe
 func (c *conn) write(b []byte) error {
 	c.writeMu.Lock()
 	defer c.writeMu.Unlock()
+	if c.bosh != nil {
+		if err := c.bosh.write(c, b); err != nil {
+			return fmt.Errorf("write to client: %w", err)
+		}
+		return nil
+	}
 	c.nc.SetWriteDeadline(time.Now().Add(writeTimeout))
 	// Checked after the deadline is set: an interruptWrites that comes
 	// before sees its own deadline stand, one that came after is seen.
@@ -287,6 +314,12 @@ func (c *conn) writeElement(e *router.Element) error {
 // appendHeader appends our stream header: <stream:stream> on TCP, <open/>
 // on a WebSocket (RFC 7395 §3.4).
 func (c *conn) appendHeader(buf []byte) []byte {
+	if c.bosh != nil {
+		// BOSH has no stream header: the session creation response's
+		// attributes say what it would (bosh.go).
+		c.headerSent = true
+		return buf
+	}
 	if c.ws != nil {
 		buf = append(buf, `<open xmlns="`+nsFraming+`" version="1.0" xml:lang="en" id="`...)
 	} else {
@@ -431,6 +464,9 @@ func (c *conn) openStream() error {
 func (c *conn) readHeader() (to, from, version string, err error) {
 	if c.ws != nil {
 		return c.ws.readOpen(c)
+	}
+	if c.bosh != nil {
+		return c.bosh.readOpen(c)
 	}
 	c.newReader()
 	hdr, err := c.in.Header()

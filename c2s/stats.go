@@ -11,6 +11,7 @@ import (
 const (
 	TransportTCP       = "tcp" // STARTTLS or direct TLS
 	TransportWebSocket = "websocket"
+	TransportBOSH      = "bosh" // XEP-0124/0206
 )
 
 // stats are the server's counters. They are plain atomics, bumped where
@@ -95,7 +96,7 @@ func (s *Server) Stats() Stats {
 		StanzasOut:  s.stats.out.snapshot(),
 		QueueDrops:  s.stats.queueDrops.Load(),
 	}
-	for _, t := range []string{TransportTCP, TransportWebSocket} {
+	for _, t := range []string{TransportTCP, TransportWebSocket, TransportBOSH} {
 		st.Sessions[t] = 0
 	}
 	s.stats.sessions.Range(func(k, v any) bool {

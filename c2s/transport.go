@@ -9,9 +9,9 @@ import (
 )
 
 // Transport is what carries a Session's stream: a TCP connection with
-// STARTTLS, a direct TLS connection (XEP-0368) or a WebSocket (RFC 7395),
-// all three the conn type with its framing, and later a BOSH connection
-// manager (XEP-0124/0206), which will implement this same interface. The session does not know which it has: it reads
+// STARTTLS, a direct TLS connection (XEP-0368), a WebSocket (RFC 7395) or
+// a BOSH session (XEP-0124/0206), all of them the conn type with its
+// framing. The session does not know which it has: it reads
 // elements, writes serialised stanzas and ends the stream through it, so
 // that it can be detached from one transport and attached to another
 // (stream management resumption, XEP-0198) without noticing.

@@ -109,6 +109,8 @@ type Web struct {
 	AccessLog bool `yaml:"access_log"`
 	// WebSocket is the XMPP-over-WebSocket transport.
 	WebSocket WebSocket `yaml:"websocket"`
+	// BOSH is the XMPP-over-BOSH transport (XEP-0124, XEP-0206).
+	BOSH BOSH `yaml:"bosh"`
 	// Metrics is the Prometheus endpoint.
 	Metrics Metrics `yaml:"metrics"`
 }
@@ -124,6 +126,30 @@ type Metrics struct {
 	// (others get 403); the client is the one web.trusted_proxies
 	// determine. Empty: loopback only.
 	Allow []string `yaml:"allow"`
+}
+
+// BOSH configures XMPP over BOSH (XEP-0124, XEP-0206), for web clients
+// that cannot use WebSocket.
+type BOSH struct {
+	// Disabled leaves the BOSH path unserved.
+	Disabled bool `yaml:"disabled"`
+	// Path is where it is served, "/http-bind" by default.
+	Path string `yaml:"path"`
+	// Origins and AllowInsecure are as for WebSocket.
+	Origins       []string `yaml:"origins"`
+	AllowInsecure bool     `yaml:"allow_insecure"`
+	// MaxWait caps how long a request is held with nothing to send (the
+	// client's wait); MaxHold how many are held at once (its hold).
+	MaxWait time.Duration `yaml:"max_wait"`
+	MaxHold int           `yaml:"max_hold"`
+	// Inactivity is how long a session may go without a request before
+	// it is treated as disconnected (stream management may keep it).
+	Inactivity time.Duration `yaml:"inactivity"`
+	// MaxPause is the longest pause a client may ask for; 0 offers none.
+	MaxPause time.Duration `yaml:"max_pause"`
+	// Polling is the shortest interval allowed between empty polls; 0
+	// does not check.
+	Polling time.Duration `yaml:"polling"`
 }
 
 // WebSocket configures XMPP over WebSocket (RFC 7395) at /xmpp-websocket.

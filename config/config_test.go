@@ -41,7 +41,8 @@ func TestDefault(t *testing.T) {
 			ExpireBatch: 1000, ExpireEvery: time.Hour},
 		Log: Log{Level: "info", Format: "text"},
 		Web: Web{MaxBodySize: 1 << 20, MaxHeaderBytes: 16 << 10, ReadHeaderTimeout: 10 * time.Second,
-			ReadTimeout: time.Minute, WriteTimeout: time.Minute, IdleTimeout: 2 * time.Minute},
+			ReadTimeout: time.Minute, WriteTimeout: time.Minute, IdleTimeout: 2 * time.Minute,
+			BOSH: BOSH{Path: "/http-bind", MaxWait: time.Minute, MaxHold: 1, Inactivity: time.Minute}},
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("Default() =\n%+v\nwant\n%+v", c, want)

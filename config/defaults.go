@@ -162,6 +162,13 @@ func (w *Web) applyDefaults() {
 	if len(w.Metrics.Allow) == 0 {
 		w.Metrics.Allow = nil
 	}
+	if len(w.BOSH.Origins) == 0 {
+		w.BOSH.Origins = nil
+	}
+	setDefault(&w.BOSH.Path, "/http-bind")
+	setDefault(&w.BOSH.MaxWait, 60*time.Second)
+	setDefault(&w.BOSH.MaxHold, 1)
+	setDefault(&w.BOSH.Inactivity, 60*time.Second)
 }
 
 // DefaultMetricsAllow are the addresses that may read /metrics when

@@ -166,7 +166,7 @@ log:
   format: text   # text or json
 
 # The web server of the http and https listeners, shared by WebSocket,
-# host-meta, upload and metrics.
+# BOSH, host-meta, upload and metrics.
 web:
   public_url: ""              # base URL behind a reverse proxy, e.g. https://chat.example.org; empty: from each request
   trusted_proxies: []         # IPs or CIDRs whose X-Forwarded-For/-Proto/-Host are believed, e.g. [127.0.0.1, 10.0.0.0/8]
@@ -181,6 +181,16 @@ web:
     disabled: false
     origins: []               # allowed Origin hosts (example.org, *.example.org, *); empty: the request's own host
     allow_insecure: false     # accept plain-HTTP WebSocket from anywhere, not just loopback or a trusted HTTPS proxy
+  bosh:                       # XMPP over BOSH (XEP-0124, XEP-0206) for web clients without WebSocket
+    disabled: false
+    path: /http-bind
+    origins: []               # allowed Origin hosts, as for websocket
+    allow_insecure: false     # accept plain-HTTP BOSH from anywhere, not just loopback or a trusted HTTPS proxy
+    max_wait: 1m              # the longest a request is held with nothing to send (caps the client's wait)
+    max_hold: 1               # requests held at once (caps the client's hold)
+    inactivity: 1m            # a session with no request for this long is disconnected (stream management may keep it)
+    max_pause: 0s             # the longest pause a client may ask for; 0 offers none
+    polling: 0s               # shortest interval between empty polls; 0 does not check
   metrics:                    # Prometheus text format at /metrics
     enabled: false
     allow: []                 # client IPs or CIDRs that may read it, others get 403; empty: loopback (127.0.0.0/8, ::1)

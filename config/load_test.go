@@ -147,7 +147,8 @@ web:
 					MaxBodySize: 4096, MaxHeaderBytes: 2048, ReadHeaderTimeout: 2 * time.Second,
 					ReadTimeout: 20 * time.Second, WriteTimeout: 30 * time.Second, IdleTimeout: 40 * time.Second, AccessLog: true,
 					WebSocket: WebSocket{Disabled: true, Origins: []string{"*.example.org"}, AllowInsecure: true},
-					Metrics:   Metrics{Enabled: true, Allow: []string{"10.1.2.3", "fd00::/8"}}},
+					BOSH:      BOSH{Path: "/http-bind", MaxWait: time.Minute, MaxHold: 1, Inactivity: time.Minute},
+					Metrics: Metrics{Enabled: true, Allow: []string{"10.1.2.3", "fd00::/8"}}},
 			}
 			wantOptions(t, c, map[string]string{
 				"register": "allow_registration: true\nper_ip: 1\n",

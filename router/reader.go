@@ -173,6 +173,13 @@ func (r *Reader) chargeSpace(n int64) error {
 // <stream:stream>. It returns the header for the caller to check (to, from,
 // version, the default namespace).
 func (r *Reader) Header() (xml.StartElement, error) {
+	return r.Open(NSStream, "stream")
+}
+
+// Open reads the stream's root element, which must be space's local: the
+// <stream:stream> header, or a BOSH <body/> wrapper, whose children are
+// then read with Next like a stream's.
+func (r *Reader) Open(space, local string) (xml.StartElement, error) {
 	for {
 		if err := r.skipSpace(); err != nil {
 			return xml.StartElement{}, err
@@ -190,10 +197,10 @@ func (r *Reader) Header() (xml.StartElement, error) {
 			// skipSpace saw '<' next, so the decoder returns no text here.
 			return xml.StartElement{}, stream.NotWellFormed
 		case xml.StartElement:
-			if t.Name.Local != "stream" {
+			if t.Name.Local != local {
 				return t, stream.NotWellFormed
 			}
-			if t.Name.Space != NSStream {
+			if t.Name.Space != space {
 				return t, stream.InvalidNamespace
 			}
 			for _, a := range t.Attr {

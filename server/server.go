@@ -110,6 +110,10 @@ func start(ctx context.Context, cfg *config.Config, log *slog.Logger, db storage
 		mods.Stop()
 		return nil, err
 	}
+	if err := addBOSH(w, cfg, srv.C2S); err != nil {
+		mods.Stop()
+		return nil, err
+	}
 	if err := srv.addMetrics(); err != nil {
 		mods.Stop()
 		return nil, err
@@ -172,6 +176,33 @@ func addWebSocket(w *web.Server, cfg *config.Config, c *c2s.Server) error {
 		return err
 	}
 	w.AddLink(web.Link{Rel: web.RelWebSocket, Path: c2s.WebSocketPath, WebSocket: true})
+	return nil
+}
+
+// addBOSH serves XMPP over BOSH at web.bosh.path, listed in host-meta,
+// unless the configuration disables it.
+func addBOSH(w *web.Server, cfg *config.Config, c *c2s.Server) error {
+	b := cfg.Web.BOSH
+	if b.Disabled {
+		return nil
+	}
+	h := c.BOSH(c2s.BOSHOptions{
+		Origins:       b.Origins,
+		AllowInsecure: b.AllowInsecure,
+		Client: func(r *http.Request) (net.Addr, bool, string) {
+			cl := web.ClientOf(r)
+			return net.TCPAddrFromAddrPort(cl.Addr), cl.Secure, cl.Host
+		},
+		MaxWait:    b.MaxWait,
+		MaxHold:    b.MaxHold,
+		Inactivity: b.Inactivity,
+		MaxPause:   b.MaxPause,
+		Polling:    b.Polling,
+	})
+	if _, err := w.Handle(web.Route{Pattern: b.Path, Handler: h, LongLived: true, OnShutdown: h.Shutdown}); err != nil {
+		return err
+	}
+	w.AddLink(web.Link{Rel: web.RelBOSH, Path: b.Path})
 	return nil
 }
 

@@ -107,7 +107,7 @@ func TestHostMeta(t *testing.T) {
 }
 
 // TestHTTPS: the https listener serves HTTP/2 with the host's certificate,
-// and host-meta there names wss://.
+// and host-meta there names wss:// and the https:// BOSH URL.
 func TestHTTPS(t *testing.T) {
 	s := testserver.Start(t, nil)
 	c := &http.Client{Transport: &http.Transport{TLSClientConfig: s.TLSConfig(), ForceAttemptHTTP2: true}}
@@ -123,9 +123,9 @@ func TestHTTPS(t *testing.T) {
 		Links []struct{ Href string } `json:"links"`
 	}
 	json.NewDecoder(resp.Body).Decode(&doc)
-	want := "wss://" + strings.TrimPrefix(s.HTTPSURL(), "https://") + "/xmpp-websocket"
-	if len(doc.Links) != 1 || doc.Links[0].Href != want {
-		t.Errorf("links %v, want %s", doc.Links, want)
+	want := []string{"wss://" + strings.TrimPrefix(s.HTTPSURL(), "https://") + "/xmpp-websocket", s.HTTPSURL() + "/http-bind"}
+	if len(doc.Links) != len(want) || doc.Links[0].Href != want[0] || doc.Links[1].Href != want[1] {
+		t.Errorf("links %v, want %v", doc.Links, want)
 	}
 	// The certificate is the host's.
 	tc, err := tls.Dial("tcp", strings.TrimPrefix(s.HTTPSURL(), "https://"), s.TLSConfig())

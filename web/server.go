@@ -57,6 +57,10 @@ type Route struct {
 	// connections that stay open by design: a WebSocket, a BOSH long
 	// poll. Such a handler bounds its own reads and writes.
 	LongLived bool
+	// OnShutdown, if set, is called when the server begins to shut down,
+	// before it waits for the requests in progress: a handler that holds
+	// requests (BOSH) answers them then.
+	OnShutdown func()
 }
 
 // Link is a way to connect that host-meta (XEP-0156) lists.
@@ -273,6 +277,11 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.srvMu.Lock()
 	servers := slices.Clone(s.servers)
 	s.srvMu.Unlock()
+	for _, r := range s.state.Load().routes {
+		if r.r.OnShutdown != nil {
+			r.r.OnShutdown()
+		}
+	}
 	var errs []error
 	for _, hs := range servers {
 		if err := hs.Shutdown(ctx); err != nil {

@@ -47,12 +47,17 @@ type Raw struct {
 	// TCP), whose messages are the elements (websocket.go).
 	ws        *websocket.Conn
 	lastFrame string
+	// bosh is the BOSH client of a session made by DialBOSH (bosh.go).
+	bosh *BOSHClient
 }
 
 // reopen is the header a stream is restarted with after SASL.
 func (c *Raw) reopen() string {
 	if c.ws != nil {
 		return WSOpen
+	}
+	if c.bosh != nil {
+		return "" // a restart request (XEP-0206 §5)
 	}
 	return Header
 }
@@ -136,6 +141,9 @@ func (c *Raw) Login(local, password, resource string) error {
 
 // Send writes s as it is.
 func (c *Raw) Send(s string) error {
+	if c.bosh != nil {
+		return c.boshSend(s)
+	}
 	if c.ws != nil {
 		return c.wsSend(s)
 	}
@@ -147,6 +155,9 @@ func (c *Raw) Send(s string) error {
 // Open sends a stream header and reads the server's header and the element
 // after it: the stream features, or a stream error.
 func (c *Raw) Open(header string) (*router.Element, error) {
+	if c.bosh != nil {
+		return c.boshRestart()
+	}
 	if err := c.Send(header); err != nil {
 		return nil, err
 	}
@@ -182,6 +193,9 @@ func (r deadlineReader) Read(p []byte) (int, error) {
 
 // Next reads the next top-level element the server sent.
 func (c *Raw) Next() (*router.Element, error) {
+	if c.bosh != nil {
+		return c.boshNext()
+	}
 	if c.ws != nil {
 		return c.wsNext()
 	}
@@ -484,6 +498,9 @@ func (c *Raw) WaitClosed() error {
 	}
 	if c.ws != nil {
 		return c.wsWaitClosed()
+	}
+	if c.bosh != nil {
+		return nil // the terminate body ended the session
 	}
 	c.Conn.SetReadDeadline(time.Now().Add(rawTimeout))
 	var buf [1]byte
