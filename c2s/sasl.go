@@ -94,6 +94,17 @@ func (c *conn) mechanisms() []string {
 	return m
 }
 
+// offer is what the stream features advertise for SASL (and SASL2, which
+// offers the same): the mechanisms and the XEP-0440 binding types, signed
+// into SCRAM's server-first message (XEP-0474).
+func (c *conn) offer() *sasl.Offer {
+	o := &sasl.Offer{Mechanisms: c.mechanisms()}
+	if types := c.binding().Types(); len(types) > 0 {
+		o.ChannelBindings = types
+	}
+	return o
+}
+
 // binding is the channel binding of the TLS connection; none on a
 // WebSocket, whose TLS may end at a proxy.
 func (c *conn) binding() sasl.ChannelBinding {
@@ -280,6 +291,7 @@ func (c *conn) scram(ctx context.Context, mech string, initial []byte, hasInitia
 	}
 	srv.PlusOffered = len(c.binding().Types()) > 0
 	srv.Decoy = c.decoy()
+	srv.Offer = c.offer()
 	msg := initial
 	if !hasInitial {
 		// No initial response: ask for it with an empty challenge.

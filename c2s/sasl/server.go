@@ -42,6 +42,12 @@ type Server struct {
 	// Decoy answers for accounts that do not exist; see Decoy.
 	Decoy Decoy
 
+	// Offer, if not nil, is what the stream features advertised: its
+	// XEP-0474 hash goes into the server-first message as the "h"
+	// attribute, which the client proof then signs. Set it before the
+	// first Step.
+	Offer *Offer
+
 	fam    credential.Family
 	plus   bool
 	lookup Lookup
@@ -168,6 +174,11 @@ func (s *Server) first(in []byte) ([]byte, error) {
 	s.serverFirst = "r=" + s.nonce +
 		",s=" + base64.StdEncoding.EncodeToString(s.cred.Salt) +
 		",i=" + strconv.Itoa(s.cred.Iterations)
+	if s.Offer != nil {
+		if h, ok := s.Offer.DowngradeHash(s.fam.Name); ok {
+			s.serverFirst += ",h=" + h
+		}
+	}
 	return []byte(s.serverFirst), nil
 }
 

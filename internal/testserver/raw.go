@@ -42,6 +42,9 @@ type Raw struct {
 	// LastFailureText is the <text/> of the last SASL <failure/> that
 	// AuthPlain or AuthSCRAM saw, "" if it had none.
 	LastFailureText string
+	// LastServerFirst is the SCRAM server-first message AuthSCRAM last
+	// received, for checks of its attributes (XEP-0474's h=).
+	LastServerFirst string
 
 	// ws is the WebSocket of a connection made by DialWebSocket (nil on
 	// TCP), whose messages are the elements (websocket.go).
@@ -367,6 +370,7 @@ func (c *Raw) AuthSCRAM(local, password string, o SCRAM) (cond string, err error
 	if err != nil {
 		return "", fmt.Errorf("scram: challenge: %w", err)
 	}
+	c.LastServerFirst = string(serverFirst)
 	attrs := map[byte]string{}
 	for _, f := range strings.Split(string(serverFirst), ",") {
 		if len(f) >= 2 && f[1] == '=' {
