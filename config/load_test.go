@@ -148,7 +148,7 @@ web:
 					ReadTimeout: 20 * time.Second, WriteTimeout: 30 * time.Second, IdleTimeout: 40 * time.Second, AccessLog: true,
 					WebSocket: WebSocket{Disabled: true, Origins: []string{"*.example.org"}, AllowInsecure: true},
 					BOSH:      BOSH{Path: "/http-bind", MaxWait: time.Minute, MaxHold: 1, Inactivity: time.Minute},
-					Metrics: Metrics{Enabled: true, Allow: []string{"10.1.2.3", "fd00::/8"}}},
+					Metrics:   Metrics{Enabled: true, Allow: []string{"10.1.2.3", "fd00::/8"}}},
 			}
 			wantOptions(t, c, map[string]string{
 				"register": "allow_registration: true\nper_ip: 1\n",
