@@ -123,3 +123,13 @@ func DataForm(formType, typ string, fields ...string) string {
 	b.WriteString(`</x>`)
 	return b.String()
 }
+
+// MustRequestAfter is MustRequest for a request whose answer comes after
+// other stanzas (the results of an archive query, XEP-0313 §4.2): it
+// returns the answer and, in the order they came, the elements match
+// accepts that arrived before it, taking them from the backlog.
+func (c *Client) MustRequestAfter(t testing.TB, iq string, match func(*router.Element) bool) (answer *router.Element, before []*router.Element) {
+	t.Helper()
+	answer = c.MustRequest(t, iq)
+	return answer, c.Take(match)
+}

@@ -405,6 +405,27 @@ func (c *Client) Pending() []*router.Element {
 	}
 }
 
+// Take returns, without waiting, the elements that have arrived, not been
+// taken by Next, and that match accepts, oldest first, and takes them out
+// of the backlog; the others stay available to Next.
+func (c *Client) Take(match func(*router.Element) bool) []*router.Element {
+	c.Pending()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var taken []*router.Element
+	kept := c.backlog[:0]
+	for _, e := range c.backlog {
+		if match(e) {
+			taken = append(taken, e)
+		} else {
+			kept = append(kept, e)
+		}
+	}
+	clear(c.backlog[len(kept):])
+	c.backlog = kept
+	return taken
+}
+
 // EnableModules adds module IDs to the configuration unless they are
 // enabled already, so tests keep working whatever the default list holds.
 func EnableModules(c *config.Config, ids ...string) {

@@ -158,21 +158,13 @@ func ask(t *testing.T, c *testserver.Client, qq q) (page, *router.Element) {
 	t.Helper()
 	queries++
 	id := fmt.Sprintf("mam%d", queries)
-	answer := c.MustRequest(t, qq.xml(id))
-	var p page
-	for _, e := range c.Pending() {
+	answer, results := c.MustRequestAfter(t, qq.xml(id), func(e *router.Element) bool {
 		r := e.Child(mam.NS, "result")
-		if e.Name.Local != "message" || r == nil || r.Get("queryid") != "q-"+id {
-			continue
-		}
-		p.results = append(p.results, r)
-	}
-	// Take them out of the client's backlog.
-	for range p.results {
-		c.MustNext(t, "a result", func(e *router.Element) bool {
-			r := e.Child(mam.NS, "result")
-			return r != nil && r.Get("queryid") == "q-"+id
-		})
+		return e.Name.Local == "message" && r != nil && r.Get("queryid") == "q-"+id
+	})
+	var p page
+	for _, e := range results {
+		p.results = append(p.results, e.Child(mam.NS, "result"))
 	}
 	p.fin = answer.Child(mam.NS, "fin")
 	return p, answer

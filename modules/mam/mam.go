@@ -14,7 +14,8 @@
 // commit, see writer), so that a busy server pays one commit for many
 // messages.
 //
-// Queries, the query form, metadata and preferences are IQs to the
+// Queries, the query form and metadata (served by modules/mam/query, which
+// the rooms of modules/muc share) and preferences are IQs to the
 // account's own bare JID (or with no 'to'), from a client of the account.
 package mam
 
@@ -26,22 +27,23 @@ import (
 	"mellium.im/xmpp/stanza"
 
 	"github.com/xmppd/xmppd/modules"
+	"github.com/xmppd/xmppd/modules/mam/query"
 	"github.com/xmppd/xmppd/router"
 	"github.com/xmppd/xmppd/storage"
 )
 
-// Namespaces of XEP-0313 and of what it is built with.
+// Namespaces of XEP-0313 and of what it is built with; the protocol's own
+// are those of modules/mam/query, which serves the queries.
 const (
-	NS         = "urn:xmpp:mam:2"
-	NSExtended = "urn:xmpp:mam:2#extended"
-	NSSID      = "urn:xmpp:sid:0"                            // XEP-0359
-	NSForward  = "urn:xmpp:forward:0"                        // XEP-0297
-	NSDelay    = "urn:xmpp:delay"                            // XEP-0203
-	NSRSM      = "http://jabber.org/protocol/rsm"            // XEP-0059
-	NSData     = "jabber:x:data"                             // XEP-0004
-	NSValidate = "http://jabber.org/protocol/xdata-validate" // XEP-0122
-	NSHints    = "urn:xmpp:hints"                            // XEP-0334
-	FieldText  = "{urn:xmpp:fulltext:0}fulltext"             // XEP-0431
+	NS         = query.NS
+	NSExtended = query.NSExtended
+	NSSID      = "urn:xmpp:sid:0" // XEP-0359
+	NSForward  = query.NSForward
+	NSDelay    = query.NSDelay
+	NSRSM      = query.NSRSM
+	NSData     = query.NSData
+	NSHints    = "urn:xmpp:hints" // XEP-0334
+	FieldText  = query.FieldText
 )
 
 // FilterPriority places the archiving filter after access control and the
@@ -55,25 +57,22 @@ const FilterPriority = router.PriorityLast + 500
 // to its recipient.
 const UnmarkPriority = router.PriorityLast - 1
 
-// MaxPage is the most messages one query returns (XEP-0313 §4.3.1 lets a
-// server limit it), also when the client asks for more or gives no <max/>;
-// it is lowered to half the sessions' outbound queue if that is smaller, so
-// that a full page never overflows the queue of the client that asked.
-const MaxPage = 250
+// MaxPage is the most messages one query returns (query.MaxPage); it is
+// lowered to half the sessions' outbound queue if that is smaller, so that
+// a full page never overflows the queue of the client that asked.
+const MaxPage = query.MaxPage
 
 func init() { modules.Register("mam", func() *MAM { return new(MAM) }) }
 
 // MAM is the message archive module.
 type MAM struct {
-	h       *modules.Host
-	store   storage.Archives
-	w       *writer
-	policy  policy
-	prefs   prefsCache
-	maxPage int
-	// queries holds one slot per account, so that its queries run one
-	// at a time.
-	queries querySlots
+	h      *modules.Host
+	store  storage.Archives
+	w      *writer
+	policy policy
+	prefs  prefsCache
+	// queries serves the queries, one per account at a time.
+	queries *query.Server
 	// now is the clock of archive stamps.
 	now func() time.Time
 	// stopRetention ends the retention job (retention.go).
@@ -92,9 +91,9 @@ func (m *MAM) Start(ctx context.Context, h *modules.Host) error {
 	m.policy = policyFrom(h.Config())
 	m.prefs = newPrefsCache(prefsTTL)
 	m.now = time.Now
-	m.maxPage = MaxPage
-	if q := h.Config().Limits.OutboundQueue / 2; q > 0 && q < m.maxPage {
-		m.maxPage = q
+	m.queries = &query.Server{Store: m.store, Log: h.Logger(), MaxPage: MaxPage}
+	if q := h.Config().Limits.OutboundQueue / 2; q > 0 && q < MaxPage {
+		m.queries.MaxPage = q
 	}
 	last, err := m.store.LastStamp(ctx)
 	if err != nil {

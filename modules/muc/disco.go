@@ -7,6 +7,7 @@ import (
 
 	"mellium.im/xmpp/stanza"
 
+	"github.com/xmppd/xmppd/modules/mam/query"
 	"github.com/xmppd/xmppd/router"
 	"github.com/xmppd/xmppd/storage"
 )
@@ -78,6 +79,10 @@ func (r *room) features() []string {
 		pick(c.Moderated, "muc_moderated", "muc_unmoderated"),
 		pick(c.PasswordProtected, "muc_passwordprotected", "muc_unsecured"),
 		pick(r.nonAnonymous(), "muc_nonanonymous", "muc_semianonymous"),
+	}
+	if c.Archive {
+		// Queries on the room's archive, with the #extended fields.
+		fs = append(fs, query.NS, query.NSExtended)
 	}
 	return fs
 }

@@ -87,7 +87,7 @@ func (r *room) groupchat(ctx context.Context, st *router.Stanza) {
 // reflect is the message as the room sends it: from the sender's
 // occupant JID, with its id kept (muc#stable_id), the room's XEP-0359
 // stanza-id and the sender's XEP-0421 occupant id, without any of those
-// the sender put on it.
+// the sender put on it, nor a muc#user <x/> that could claim a real JID.
 func (r *room) reflect(st *router.Stanza, o *occupant, now time.Time) *router.Element {
 	msg := router.NewElement("", "message", "type", "groupchat", "from", r.occupantJID(o.nick).String())
 	id := st.ID()
@@ -104,6 +104,9 @@ func (r *room) reflect(st *router.Stanza, o *occupant, now time.Time) *router.El
 			case c.Name.Space == NSOccupantID:
 				continue
 			case c.Name.Space == NSStanzaID && c.Name.Local == "stanza-id" && c.Get("by") == r.jid.String():
+				continue
+			case c.Name.Space == NSUser && c.Name.Local == "x":
+				// Only the room says who an occupant is (XEP-0313 §9.2).
 				continue
 			}
 			msg.Append(c.Copy())

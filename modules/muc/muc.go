@@ -31,6 +31,7 @@ import (
 	"mellium.im/xmpp/stanza"
 
 	"github.com/xmppd/xmppd/modules"
+	"github.com/xmppd/xmppd/modules/mam/query"
 	"github.com/xmppd/xmppd/router"
 	"github.com/xmppd/xmppd/storage"
 )
@@ -118,8 +119,10 @@ type MUC struct {
 	h     *modules.Host
 	log   *slog.Logger
 	store storage.Rooms
-	// archives is the store of the rooms' XEP-0313 archives.
+	// archives is the store of the rooms' XEP-0313 archives, queries
+	// serves queries on them.
 	archives storage.Archives
+	queries  *query.Server
 	// now is the clock, a field so that the internal tests of the rate
 	// limit need no wall clock.
 	now func() time.Time
@@ -144,6 +147,11 @@ var (
 func (m *MUC) Start(ctx context.Context, h *modules.Host) error {
 	m.h, m.log = h, h.Logger()
 	m.store, m.archives = h.Store().Rooms(), h.Store().Archives()
+	m.queries = &query.Server{Store: m.archives, Log: m.log, MaxPage: query.MaxPage}
+	if q := h.Config().Limits.OutboundQueue / 2; q > 0 && q < query.MaxPage {
+		// A full page must not overflow a local asker's queue.
+		m.queries.MaxPage = q
+	}
 	m.parent = map[string]string{}
 	m.rooms = map[string]*room{}
 	m.created = map[string]int{}
@@ -205,6 +213,10 @@ func (m *MUC) stanza(ctx context.Context, st *router.Stanza) bool {
 	}
 	if st.Type() == "error" && st.Kind() != router.KindPresence && st.Kind() != router.KindMessage {
 		// IQ errors to a room: nothing asked for them.
+		return true
+	}
+	if isArchiveIQ(st) {
+		m.archiveIQ(ctx, st)
 		return true
 	}
 	m.toRoom(ctx, st)

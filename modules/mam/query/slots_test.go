@@ -1,4 +1,4 @@
-package mam
+package query
 
 import (
 	"context"
@@ -9,25 +9,25 @@ import (
 // ends gives up; other accounts do not wait; a slot goes once nobody holds
 // or waits for it.
 func TestQuerySlots(t *testing.T) {
-	var q querySlots
+	var q Slots
 	ctx := context.Background()
-	release, err := q.acquire(ctx, "alice@localhost")
+	release, err := q.Acquire(ctx, "alice@localhost")
 	if err != nil {
 		t.Fatal(err)
 	}
-	other, err := q.acquire(ctx, "bob@localhost")
+	other, err := q.Acquire(ctx, "bob@localhost")
 	if err != nil {
 		t.Fatalf("another account waited: %v", err)
 	}
 	other()
 	cancelled, cancel := context.WithCancel(ctx)
 	cancel()
-	if _, err := q.acquire(cancelled, "alice@localhost"); err == nil {
+	if _, err := q.Acquire(cancelled, "alice@localhost"); err == nil {
 		t.Fatal("a second query of alice's ran beside the first")
 	}
 	got := make(chan error, 1)
 	go func() {
-		r, err := q.acquire(ctx, "alice@localhost")
+		r, err := q.Acquire(ctx, "alice@localhost")
 		if err == nil {
 			r()
 		}

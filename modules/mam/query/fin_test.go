@@ -1,4 +1,4 @@
-package mam
+package query
 
 import (
 	"testing"
