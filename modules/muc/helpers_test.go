@@ -115,6 +115,22 @@ func (u *user) subject(roomName string) *router.Element {
 	})
 }
 
+// history takes the messages of the discussion history that follow a
+// join, up to and with the subject, and returns them but the subject.
+func (u *user) history(roomName string) []*router.Element {
+	u.t.Helper()
+	var got []*router.Element
+	for {
+		e := u.MustNext(u.t, "history or subject", func(e *router.Element) bool {
+			return e.Name.Local == "message" && strings.HasPrefix(e.Get("from"), room(roomName))
+		})
+		if e.Child("", "subject") != nil && e.Child("", "body") == nil {
+			return got
+		}
+		got = append(got, e)
+	}
+}
+
 // enter joins a room that exists and takes everything up to the subject.
 func (u *user) enter(roomName, nick string) *router.Element {
 	u.t.Helper()

@@ -62,11 +62,21 @@ func TestGroupchat(t *testing.T) {
 
 // TestHistory checks the discussion history on entering (§7.2.14,
 // §7.2.15): delayed by the room, oldest first, before the subject, and
-// limited by maxstanzas, maxchars, seconds and since.
+// limited by maxstanzas, maxchars, seconds and since; from memory in a
+// room without archiving, from the archive in one with it.
 func TestHistory(t *testing.T) {
+	for _, archived := range []string{"0", "1"} {
+		t.Run("archiving "+archived, func(t *testing.T) {
+			testHistory(t, archived)
+		})
+	}
+}
+
+func testHistory(t *testing.T, archived string) {
 	s := start(t, storetest.Backend{Name: "sqlite"}, nil, "alice", "bob")
 	alice, bob := online(t, s, "alice"), online(t, s, "bob")
 	alice.create("coven", "alice")
+	testserver.WantResult(t, alice.configure("coven", "muc#roomconfig_enablearchiving", archived))
 	for i := 1; i <= 5; i++ {
 		alice.send(fmt.Sprintf(`<message type='groupchat' id='h%d' to='%s'><body>line %d</body></message>`, i, room("coven"), i))
 		alice.MustNext(t, "reflection", groupchatFrom(occ("coven", "alice"), fmt.Sprintf("line %d", i)))
@@ -79,6 +89,7 @@ func TestHistory(t *testing.T) {
 		{"maxstanzas", `<history maxstanzas='2'/>`, []string{"line 4", "line 5"}},
 		{"none", `<history maxstanzas='0'/>`, nil},
 		{"maxchars 0", `<history maxchars='0'/>`, nil},
+		{"maxchars one", `<history maxchars='600'/>`, []string{"line 5"}},
 		{"seconds", `<history seconds='3600'/>`, []string{"line 1", "line 2", "line 3", "line 4", "line 5"}},
 		{"since future", `<history since='2999-01-01T00:00:00Z'/>`, nil},
 		{"since past", `<history since='2000-01-01T00:00:00Z' maxstanzas='1'/>`, []string{"line 5"}},
@@ -87,16 +98,13 @@ func TestHistory(t *testing.T) {
 			bob.t = t
 			bob.join("coven", "bob", c.history)
 			var got []string
-			for {
-				e := bob.MustNext(t, "history or subject", func(e *router.Element) bool {
-					return e.Name.Local == "message" && strings.HasPrefix(e.Get("from"), room("coven"))
-				})
-				if e.Child("", "subject") != nil {
-					break
-				}
+			for _, e := range bob.history("coven") {
 				d := e.Child("urn:xmpp:delay", "delay")
-				if d == nil || d.Get("from") != room("coven") || d.Get("stamp") == "" {
-					t.Errorf("history without the room's delay: %s", e)
+				if d == nil || d.Get("from") != room("coven") || d.Get("stamp") == "" || roomStanzaID(e, "coven") == "" {
+					t.Errorf("history without the room's delay and stanza-id: %s", e)
+				}
+				if e.Child(muc.NSUser, "x") != nil {
+					t.Errorf("history with a real JID: %s", e)
 				}
 				got = append(got, childText(e, "", "body"))
 			}

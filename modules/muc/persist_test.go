@@ -79,3 +79,46 @@ func TestLimits(t *testing.T) {
 	bob.send(`<message type='groupchat' to='` + room("one") + `'><body>mine</body></message>`)
 	alice.MustNext(t, "bob's message", groupchatFrom(occ("one", "bob"), "mine"))
 }
+
+// TestHistoryRestart checks on both backends that the history of an
+// archived persistent room comes from the archive: after a restart on the
+// same database a newcomer gets it, with the stanza-ids and delay stamps
+// it had before.
+func TestHistoryRestart(t *testing.T) {
+	storetest.Run(t, func(t *testing.T, b storetest.Backend) {
+		s := start(t, b, nil, "alice", "bob")
+		alice, bob := online(t, s, "alice"), online(t, s, "bob")
+		alice.create("keep", "alice")
+		testserver.WantResult(t, alice.configure("keep", "muc#roomconfig_persistentroom", "1", "muc#roomconfig_enablearchiving", "1"))
+		for _, body := range []string{"one", "two", "three"} {
+			alice.say("keep", "alice", body)
+		}
+		bob.join("keep", "bob", "")
+		before := bob.history("keep")
+		if len(before) != 3 {
+			t.Fatalf("history before the restart: %v", before)
+		}
+		if err := s.Shutdown(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+
+		s2 := testserver.StartOn(t, b, func(c *config.Config) {
+			testserver.EnableModules(c, "muc", "roster", "carbons")
+			c.Storage, c.DataDir = s.Config.Storage, s.Config.DataDir
+		})
+		bob = online(t, s2, "bob")
+		bob.join("keep", "bob", "")
+		after := bob.history("keep")
+		if len(after) != len(before) {
+			t.Fatalf("history after the restart: %v, want %v", after, before)
+		}
+		for i := range before {
+			b, a := before[i], after[i]
+			if childText(a, "", "body") != childText(b, "", "body") || a.Get("from") != b.Get("from") ||
+				roomStanzaID(a, "keep") == "" || roomStanzaID(a, "keep") != roomStanzaID(b, "keep") ||
+				a.Child("urn:xmpp:delay", "delay").Get("stamp") != b.Child("urn:xmpp:delay", "delay").Get("stamp") {
+				t.Errorf("history message %d after the restart:\n%s\nwant as before:\n%s", i, a, b)
+			}
+		}
+	})
+}

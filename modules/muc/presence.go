@@ -9,6 +9,7 @@ import (
 	"mellium.im/xmpp/stanza"
 
 	"github.com/xmppd/xmppd/router"
+	"github.com/xmppd/xmppd/storage"
 )
 
 // Status codes of XEP-0045 §15 that the service sends.
@@ -110,7 +111,7 @@ func (r *room) join(ctx context.Context, st *router.Stanza) {
 		codes = append(codes, statusNickModified)
 	}
 	r.broadcastPresence(o, codes)
-	r.sendHistory(o, x.Child(NS, "history"))
+	r.sendHistory(ctx, o, x.Child(NS, "history"))
 	r.sendSubject(o)
 }
 
@@ -320,10 +321,10 @@ func addCodes(x *router.Element, codes ...int) {
 }
 
 // sendHistory sends o the discussion history that h (the <history/> of
-// the join, or nil) asks for (§7.2.14, §7.2.15).
-func (r *room) sendHistory(o *occupant, h *router.Element) {
-	entries := r.history
-	maxStanzas, maxChars := len(entries), -1
+// the join, or nil) asks for (§7.2.14, §7.2.15): from the archive if the
+// room archives, so that it survives a restart, else from memory.
+func (r *room) sendHistory(ctx context.Context, o *occupant, h *router.Element) {
+	maxStanzas, maxChars := r.historyLength(), -1
 	var since time.Time
 	if h != nil {
 		if v, err := strconv.Atoi(h.Get("maxstanzas")); err == nil && v >= 0 && v < maxStanzas {
@@ -339,6 +340,17 @@ func (r *room) sendHistory(o *occupant, h *router.Element) {
 			if t, err := time.Parse(time.RFC3339, v); err == nil && t.After(since) {
 				since = t
 			}
+		}
+	}
+	if maxStanzas == 0 || maxChars == 0 {
+		return
+	}
+	entries := r.history
+	if r.cfg.Archive {
+		var err error
+		if entries, err = r.archivedHistory(ctx, maxStanzas, since); err != nil {
+			r.m.log.Error("muc: history from the archive", "room", r.jid, "err", err)
+			entries = r.history
 		}
 	}
 	// Newest first until a limit is reached, then sent oldest first.
@@ -363,6 +375,33 @@ func (r *room) sendHistory(o *occupant, h *router.Element) {
 	for i := len(picked) - 1; i >= 0; i-- {
 		r.send(picked[i])
 	}
+}
+
+// archivedHistory reads the last max messages archived after since (all
+// for a zero since) as history entries, oldest first: as the room
+// broadcast them, with the stanza-id they had and without the real JID
+// the archive keeps. Tombstones of retracted messages are left out
+// (XEP-0424 §6: a retracted message is not replayed to newcomers).
+func (r *room) archivedHistory(ctx context.Context, max int, since time.Time) ([]historyEntry, error) {
+	page, err := r.m.archives.Query(ctx, r.jid, storage.ArchiveQuery{LastPage: true, Max: max, Start: since})
+	if err != nil {
+		return nil, err
+	}
+	entries := make([]historyEntry, 0, len(page.Messages))
+	for _, am := range page.Messages {
+		msg, err := router.ParseElement(am.Stanza, router.NSClient)
+		if err != nil {
+			r.m.log.Error("muc: unreadable archived message", "room", r.jid, "id", am.ID, "err", err)
+			continue
+		}
+		if msg.Child(NSRetract, "retracted") != nil {
+			continue
+		}
+		hideRealJID(msg)
+		msg.Append(router.NewElement(NSStanzaID, "stanza-id", "id", am.ID, "by", r.jid.String()))
+		entries = append(entries, historyEntry{msg: msg, at: am.Stamp})
+	}
+	return entries, nil
 }
 
 // sendSubject sends o the subject, empty if none was ever set (§7.2.16).

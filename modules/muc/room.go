@@ -31,6 +31,8 @@ const (
 	NSDelay      = "urn:xmpp:delay"
 	NSPing       = "urn:xmpp:ping"
 	NSRegister   = "jabber:iq:register"
+	NSRetract    = "urn:xmpp:message-retract:1"  // XEP-0424
+	NSModerate   = "urn:xmpp:message-moderate:1" // XEP-0425
 	nsDiscoInfo  = "http://jabber.org/protocol/disco#info"
 	nsDiscoItems = "http://jabber.org/protocol/disco#items"
 	nsData       = "jabber:x:data"
