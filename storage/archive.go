@@ -146,6 +146,13 @@ type Archives interface {
 	// if all are empty: a writer starts its stamps after it, so that they
 	// keep rising across restarts whatever the clock did meanwhile.
 	LastStamp(ctx context.Context) (time.Time, error)
+	// Replace puts stanza and text in place of the stored stanza and
+	// text of the owner's message id, which keeps its id, stamp and
+	// other party: the tombstone of a retracted message (XEP-0424 §5,
+	// XEP-0425 §5), which the archive must keep in its place so that
+	// clients that sync later see what became of it. ErrNotFound if id
+	// is not in the archive.
+	Replace(ctx context.Context, owner jid.JID, id string, stanza []byte, text string) error
 	// Purge deletes the owner's messages archived before the time given,
 	// or all of them for a zero time, and says how many it deleted.
 	Purge(ctx context.Context, owner jid.JID, before time.Time) (int64, error)

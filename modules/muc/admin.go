@@ -42,6 +42,11 @@ func (r *room) iq(ctx context.Context, st *router.Stanza) {
 			r.ownerSet(ctx, st, q)
 		}
 		return
+	case NSModerate:
+		if st.Type() == "set" && q.Name.Local == "moderate" {
+			r.moderate(ctx, st, q)
+			return
+		}
 	case NSRegister:
 		if st.Type() == "get" {
 			r.registerGet(st)

@@ -82,7 +82,10 @@ func (r *room) features() []string {
 	}
 	if c.Archive {
 		// Queries on the room's archive, with the #extended fields.
-		fs = append(fs, query.NS, query.NSExtended)
+		fs = append(fs, query.NS, query.NSExtended, NSTombstone)
+	}
+	if r.mayModerate() {
+		fs = append(fs, NSModerate)
 	}
 	return fs
 }

@@ -77,11 +77,7 @@ func (r *room) groupchat(ctx context.Context, st *router.Stanza) {
 			r.archive(ctx, msg, o, now)
 		}
 	}
-	for _, to := range r.occupants() {
-		c := &router.Stanza{Element: msg.Copy()}
-		c.SetTo(to.real)
-		r.send(c)
-	}
+	r.broadcast(msg)
 }
 
 // reflect is the message as the room sends it: from the sender's

@@ -17,8 +17,8 @@ import (
 )
 
 // archives implements storage.Archives over the archive_messages,
-// archive_prefs and archive_pref_jids tables (migrations 0004, 0005 and
-// 0006).
+// archive_prefs and archive_pref_jids tables (migrations 0004, 0005, 0006
+// and 0012).
 type archives struct{ db *DB }
 
 var _ storage.Archives = archives{}
@@ -356,6 +356,26 @@ func (s archives) query(ctx context.Context, tx *sql.Tx, owner jid.JID, q storag
 		page.Messages = nil
 	}
 	return page, nil
+}
+
+// Replace finds the message as queries do and rewrites its row; the
+// generated column of migration 0005 (PostgreSQL) or the trigger of
+// migration 0012 (SQLite) indexes the new text.
+func (s archives) Replace(ctx context.Context, owner jid.JID, id string, stanza []byte, text string) error {
+	domain, local := ownerKey(owner)
+	err := s.db.inTx(ctx, func(tx *sql.Tx) error {
+		p, err := findArchived(ctx, tx, domain, local, id)
+		if err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `UPDATE archive_messages SET stanza = $1, size = $2, body = $3 WHERE seq = $4`,
+			notNil(stanza), len(stanza), text, p.seq)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("storage: replace archived message %s of %s: %w", id, owner.Bare(), err)
+	}
+	return nil
 }
 
 // parseWith rebuilds the JID stored as with_bare and with_resource.

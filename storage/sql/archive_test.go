@@ -815,3 +815,63 @@ func TestArchivePurgeBatches(t *testing.T) {
 		}
 	})
 }
+
+// TestArchiveReplace checks Replace, the tombstone of a retracted message:
+// the stanza and text change, the id, stamp, other party and place in the
+// archive do not; full-text search finds the new text and no longer the
+// old; an id the owner's archive does not hold (another's, an unknown one,
+// an old-form one) is ErrNotFound and changes nothing.
+func TestArchiveReplace(t *testing.T) {
+	storetest.Run(t, func(t *testing.T, b storetest.Backend) {
+		db := storetest.Open(t, b)
+		a := db.Archives()
+		ctx := context.Background()
+		room, other := jid.MustParse("room@conference.example.org"), jid.MustParse("other@conference.example.org")
+		appendArchived(t, a, room, archived(1, "room@conference.example.org/alice", "secret plans"),
+			archived(2, "room@conference.example.org/bob", "hello"))
+		old := archived(3, "room@conference.example.org/bob", "secret")
+		old.ID = "OLD3"
+		appendArchived(t, a, room, old)
+		appendArchived(t, a, other, archived(4, "other@conference.example.org/carol", "secret"))
+
+		tomb := []byte(`<message id="x"><retracted xmlns="urn:xmpp:message-retract:1"/></message>`)
+		if err := a.Replace(ctx, room, archiveID(1), tomb, "tombstone"); err != nil {
+			t.Fatal(err)
+		}
+		page, err := a.Query(ctx, room, storage.ArchiveQuery{Max: 50})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := pageIDs(page); !slices.Equal(got, []string{archiveID(1), archiveID(2), "OLD3"}) {
+			t.Fatalf("archive after Replace: %v", got)
+		}
+		m, want := page.Messages[0], archived(1, "room@conference.example.org/alice", "")
+		if string(m.Stanza) != string(tomb) || !m.Stamp.Equal(want.Stamp) || !m.With.Equal(want.With) {
+			t.Errorf("replaced message: %+v", m)
+		}
+		for _, tt := range []struct {
+			words string
+			want  []string
+		}{{"plans", nil}, {"tombstone", ids(1)}, {"secret", []string{"OLD3"}}} {
+			p, err := a.Query(ctx, room, storage.ArchiveQuery{Max: 50, Text: tt.words})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := pageIDs(p); !slices.Equal(got, tt.want) {
+				t.Errorf("text %q: %v, want %v", tt.words, got, tt.want)
+			}
+		}
+		if err := a.Replace(ctx, room, "OLD3", tomb, ""); err != nil {
+			t.Errorf("an id of the old form: %v", err)
+		}
+		for _, id := range []string{archiveID(4), archiveID(9), "OLD9"} {
+			if err := a.Replace(ctx, room, id, tomb, ""); !errors.Is(err, storage.ErrNotFound) {
+				t.Errorf("Replace %s: %v, want ErrNotFound", id, err)
+			}
+		}
+		p, err := a.Query(ctx, other, storage.ArchiveQuery{Max: 50, Text: "secret"})
+		if err != nil || len(p.Messages) != 1 || string(p.Messages[0].Stanza) == string(tomb) {
+			t.Errorf("another archive changed: %+v %v", p, err)
+		}
+	})
+}
