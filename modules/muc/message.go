@@ -69,6 +69,10 @@ func (r *room) groupchat(ctx context.Context, st *router.Stanza) {
 		r.fail(st, stanza.Forbidden, "You have no voice in this room")
 		return
 	}
+	if rt := st.Child(NSRetract, "retract"); rt != nil {
+		r.retract(ctx, st, o, rt)
+		return
+	}
 	now := r.m.now().UTC()
 	msg := r.reflect(st, o, now)
 	if st.Child("", "body") != nil {

@@ -123,6 +123,50 @@ func (r *room) moderate(ctx context.Context, st *router.Stanza, q *router.Elemen
 	r.send(st.Reply())
 }
 
+// retract handles an occupant's XEP-0424 retraction of its own message,
+// named by the room's stanza-id: it is reflected like any groupchat
+// message and archived as such, and the original is replaced by a
+// tombstone in the archive (§5) and taken out of the history (§6). Only
+// the author may retract a message: the same user, by its occupant id,
+// whatever its nick or resource now; others get forbidden, as does a
+// retraction that claims to be a moderator's (only the room sends those,
+// XEP-0425 §6). An id the room does not know is item-not-found.
+func (r *room) retract(ctx context.Context, st *router.Stanza, o *occupant, rt *router.Element) {
+	id := rt.Get("id")
+	if id == "" {
+		r.fail(st, stanza.BadRequest, "Name the message to retract by its stanza-id")
+		return
+	}
+	if rt.Child(NSModerate, "moderated") != nil {
+		r.fail(st, stanza.Forbidden, "Moderators retract messages with the moderate request")
+		return
+	}
+	orig, ok, err := r.find(ctx, id)
+	switch {
+	case err != nil:
+		r.m.log.Error("muc: find message to retract", "room", r.jid, "id", id, "err", err)
+		r.fail(st, stanza.InternalServerError, "")
+		return
+	case !ok || isRetracted(orig.msg):
+		r.fail(st, stanza.ItemNotFound, "No such message in this room")
+		return
+	}
+	author := orig.msg.Child(NSOccupantID, "occupant-id")
+	if author == nil || author.Get("id") != r.occupantID(o.real) {
+		r.fail(st, stanza.Forbidden, "You may retract only your own messages")
+		return
+	}
+	now := r.m.now().UTC()
+	msg := r.reflect(st, o, now)
+	gone := router.NewElement(NSRetract, "retracted", "id", msg.Get("id"), "stamp", now.Format(time.RFC3339Nano))
+	if err := r.retracted(ctx, id, orig, msg, o, now, gone); err != nil {
+		r.m.log.Error("muc: retract message", "room", r.jid, "id", id, "err", err)
+		r.fail(st, stanza.InternalServerError, "")
+		return
+	}
+	r.broadcast(msg)
+}
+
 // retracted records the retraction msg of the message id, sent by o (nil
 // for the room itself): the retraction goes to the archive if the room
 // archives, with the original replaced by its tombstone (gone inside) if

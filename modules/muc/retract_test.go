@@ -112,3 +112,70 @@ func TestModerateMessage(t *testing.T) {
 		wantError(t, alice.iq(room("tmp"), "set", moderate(tmp, "")), "item-not-found", "cancel")
 	})
 }
+
+// retraction is a XEP-0424 retraction of the message id, with the
+// fallback body.
+func retraction(roomName, id string) string {
+	return `<message type='groupchat' id='r-` + id + `' to='` + room(roomName) + `'><retract xmlns='` + muc.NSRetract + `' id='` + id + `'/>` +
+		`<fallback xmlns='urn:xmpp:fallback:0' for='` + muc.NSRetract + `'/><body>/me retracted a message</body></message>`
+}
+
+// TestRetractOwnMessage checks XEP-0424 retractions in a room on both
+// backends: the author (by occupant id, here from another resource under
+// another nick) retracts its message; the retraction is reflected to all
+// and archived as such, and the original is replaced by a tombstone naming
+// it (§5) and not replayed to newcomers; another occupant's retraction is
+// forbidden, as is one claiming to be moderated; an unknown id is
+// item-not-found.
+func TestRetractOwnMessage(t *testing.T) {
+	storetest.Run(t, func(t *testing.T, b storetest.Backend) {
+		s := start(t, b, nil, "alice", "bob", "carol")
+		alice, bob, carol := online(t, s, "alice"), online(t, s, "bob"), online(t, s, "carol")
+		alice.create("coven", "alice")
+		testserver.WantResult(t, alice.configure("coven", "muc#roomconfig_enablearchiving", "1"))
+		bob.enter("coven", "bob")
+		carol.enter("coven", "carol")
+		typo := roomStanzaID(bob.say("coven", "bob", "tpyo"), "coven")
+
+		carol.send(retraction("coven", typo))
+		wantError(t, carol.MustNext(t, "refused", errorFrom("message", room("coven"))), "forbidden", "auth")
+		bob.send(`<message type='groupchat' to='` + room("coven") + `'><retract xmlns='` + muc.NSRetract + `' id='` + typo + `'><moderated xmlns='` + muc.NSModerate + `' by='` + room("coven") + `'/></retract></message>`)
+		wantError(t, bob.MustNext(t, "refused", errorFrom("message", room("coven"))), "forbidden", "auth")
+		bob.send(retraction("coven", "nosuchid"))
+		wantError(t, bob.MustNext(t, "refused", errorFrom("message", room("coven"))), "item-not-found", "cancel")
+		alice.ExpectNone(t, "a refused retraction", func(e *router.Element) bool { return e.Child(muc.NSRetract, "retract") != nil })
+
+		phone := onlineAs(t, s, "bob", "phone")
+		phone.enter("coven", "bobby")
+		phone.send(retraction("coven", typo))
+		for _, u := range []*user{alice, carol, phone} {
+			m := u.MustNext(t, "the retraction", retractionOf(occ("coven", "bobby"), typo))
+			if childText(m, "", "body") != "/me retracted a message" || roomStanzaID(m, "coven") == "" {
+				t.Errorf("retraction to %s: %s", u.name, m)
+			}
+		}
+		phone.send(retraction("coven", typo))
+		wantError(t, phone.MustNext(t, "again", errorFrom("message", room("coven"))), "item-not-found", "cancel")
+
+		msgs, ids, _ := carol.mamQuery("coven", "")
+		if len(msgs) != 2 || ids[0] != typo {
+			t.Fatalf("archive after the retraction: %v", msgs)
+		}
+		tomb, gone := msgs[0], msgs[0].Child(muc.NSRetract, "retracted")
+		if tomb.Child("", "body") != nil || gone == nil || gone.Get("id") != "r-"+typo || gone.Get("stamp") == "" ||
+			gone.Child(muc.NSModerate, "moderated") != nil || tomb.Get("from") != occ("coven", "bob") {
+			t.Errorf("tombstone: %s", tomb)
+		}
+		if r := msgs[1].Child(muc.NSRetract, "retract"); r == nil || r.Get("id") != typo || msgs[1].Get("from") != occ("coven", "bobby") ||
+			childText(msgs[1], "", "body") != "/me retracted a message" {
+			t.Errorf("archived retraction: %s", msgs[1])
+		}
+		tablet := onlineAs(t, s, "carol", "tablet")
+		tablet.join("coven", "carol2", "")
+		for _, h := range tablet.history("coven") {
+			if childText(h, "", "body") == "tpyo" || h.Child(muc.NSRetract, "retracted") != nil {
+				t.Errorf("history replays the retracted message: %s", h)
+			}
+		}
+	})
+}
