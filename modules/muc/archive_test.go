@@ -36,22 +36,28 @@ func (u *user) mamQuery(roomName, rsm string, fields ...string) (msgs []*router.
 		if e.Get("from") != room(roomName) {
 			u.t.Errorf("result from %q, want the room: %s", e.Get("from"), e)
 		}
-		r := e.Child(query.NS, "result")
-		f := r.Child(query.NSForward, "forwarded")
-		if f == nil || f.Child(query.NSDelay, "delay") == nil {
-			u.t.Fatalf("result without forwarded and delay: %s", e)
-		}
-		m := f.Child(router.NSClient, "message")
-		if m == nil {
-			m = f.Child("", "message")
-		}
-		if m == nil {
-			u.t.Fatalf("result without a message: %s", e)
-		}
-		msgs = append(msgs, m)
-		ids = append(ids, r.Get("id"))
+		msgs = append(msgs, forwardedMessage(u.t, e))
+		ids = append(ids, e.Child(query.NS, "result").Get("id"))
 	}
 	return msgs, ids, answer
+}
+
+// forwardedMessage is the archived message in the result message e, which
+// must have it forwarded with a delay.
+func forwardedMessage(t *testing.T, e *router.Element) *router.Element {
+	t.Helper()
+	f := e.Child(query.NS, "result").Child(query.NSForward, "forwarded")
+	if f == nil || f.Child(query.NSDelay, "delay") == nil {
+		t.Fatalf("result without forwarded and delay: %s", e)
+	}
+	m := f.Child(router.NSClient, "message")
+	if m == nil {
+		m = f.Child("", "message")
+	}
+	if m == nil {
+		t.Fatalf("result without a message: %s", e)
+	}
+	return m
 }
 
 // bodies returns the bodies of messages.

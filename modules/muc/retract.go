@@ -53,6 +53,22 @@ func (r *room) find(ctx context.Context, id string) (p posted, ok bool, err erro
 	return posted{}, false, nil
 }
 
+// findLive finds the message id that st retracts, one not retracted
+// yet; if there is none it answers st with the error and returns false.
+func (r *room) findLive(ctx context.Context, st *router.Stanza, id string) (posted, bool) {
+	orig, ok, err := r.find(ctx, id)
+	switch {
+	case err != nil:
+		r.m.log.Error("muc: find message to retract", "room", r.jid, "id", id, "err", err)
+		r.fail(st, stanza.InternalServerError, "")
+		return posted{}, false
+	case !ok || isRetracted(orig.msg):
+		r.fail(st, stanza.ItemNotFound, "No such message in this room")
+		return posted{}, false
+	}
+	return orig, true
+}
+
 // stanzaIDOf is the stanza-id by the room on msg, "" if none.
 func stanzaIDOf(msg *router.Element, r *room) string {
 	for _, c := range msg.Elements() {
@@ -87,14 +103,8 @@ func (r *room) moderate(ctx context.Context, st *router.Stanza, q *router.Elemen
 		r.fail(st, stanza.ItemNotFound, "This room keeps no messages")
 		return
 	}
-	orig, ok, err := r.find(ctx, id)
-	switch {
-	case err != nil:
-		r.m.log.Error("muc: find message to moderate", "room", r.jid, "id", id, "err", err)
-		r.fail(st, stanza.InternalServerError, "")
-		return
-	case !ok || isRetracted(orig.msg):
-		r.fail(st, stanza.ItemNotFound, "No such message in this room")
+	orig, ok := r.findLive(ctx, st, id)
+	if !ok {
 		return
 	}
 	now := r.m.now().UTC()
@@ -141,14 +151,8 @@ func (r *room) retract(ctx context.Context, st *router.Stanza, o *occupant, rt *
 		r.fail(st, stanza.Forbidden, "Moderators retract messages with the moderate request")
 		return
 	}
-	orig, ok, err := r.find(ctx, id)
-	switch {
-	case err != nil:
-		r.m.log.Error("muc: find message to retract", "room", r.jid, "id", id, "err", err)
-		r.fail(st, stanza.InternalServerError, "")
-		return
-	case !ok || isRetracted(orig.msg):
-		r.fail(st, stanza.ItemNotFound, "No such message in this room")
+	orig, ok := r.findLive(ctx, st, id)
+	if !ok {
 		return
 	}
 	author := orig.msg.Child(NSOccupantID, "occupant-id")

@@ -23,12 +23,7 @@ func (u *user) ownArchive() []*router.Element {
 	testserver.WantResult(u.t, answer)
 	var msgs []*router.Element
 	for _, e := range results {
-		f := e.Child(query.NS, "result").Child(query.NSForward, "forwarded")
-		m := f.Child(router.NSClient, "message")
-		if m == nil {
-			m = f.Child("", "message")
-		}
-		msgs = append(msgs, m)
+		msgs = append(msgs, forwardedMessage(u.t, e))
 	}
 	return msgs
 }
