@@ -145,6 +145,17 @@ func textf(value any, format string, args ...any) Result {
 	return Result{Value: value, Text: fmt.Sprintf(format+"\n", args...)}
 }
 
+// linesOf is the Result of a listing: the items as its Value, and a line
+// of each, as line shows it, as its Text.
+func linesOf[T any](items []T, line func(T) string) Result {
+	var b strings.Builder
+	for _, it := range items {
+		b.WriteString(line(it))
+		b.WriteByte('\n')
+	}
+	return Result{Value: items, Text: b.String()}
+}
+
 // Input holds a Command's arguments, parsed: each as given and, for JIDs
 // and domains, in normalised form.
 type Input struct {

@@ -231,11 +231,7 @@ func listUsers(ctx context.Context, env *Env, in Input) (res Result, err error) 
 		if err != nil {
 			return err
 		}
-		var b strings.Builder
-		for _, j := range list {
-			fmt.Fprintln(&b, j)
-		}
-		res = Result{Value: list, Text: b.String()}
+		res = linesOf(list, jid.JID.String)
 		return nil
 	})
 	return res, err
@@ -248,12 +244,7 @@ func listRoster(ctx context.Context, env *Env, in Input) (res Result, err error)
 		if err != nil {
 			return err
 		}
-		var b strings.Builder
-		for _, it := range items {
-			b.WriteString(rosterLine(it))
-			b.WriteByte('\n')
-		}
-		res = Result{Value: items, Text: b.String()}
+		res = linesOf(items, rosterLine)
 		return nil
 	})
 	return res, err

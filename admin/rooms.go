@@ -222,12 +222,7 @@ func listRooms(ctx context.Context, env *Env, in Input) (res Result, err error) 
 		if err != nil {
 			return err
 		}
-		var b strings.Builder
-		for _, l := range list {
-			b.WriteString(roomLine(l))
-			b.WriteByte('\n')
-		}
-		res = Result{Value: list, Text: b.String()}
+		res = linesOf(list, roomLine)
 		return nil
 	})
 	return res, err

@@ -70,6 +70,9 @@ func TestRoomCommands(t *testing.T) {
 			teamLine   = "team@conference.example.org\tpersistent\tmembers-only"
 		)
 		type raw = map[string][]string
+		aff := func(room, who, affiliation string) raw {
+			return raw{"room": {room}, "jid": {who}, "affiliation": {affiliation}}
+		}
 		steps := []struct {
 			path     string
 			raw      raw
@@ -91,30 +94,18 @@ func TestRoomCommands(t *testing.T) {
 			{path: "room list", wantText: loungeLine + "\taffiliations=0\tname=\"The Lounge\"\n" + teamLine + "\taffiliations=0\n"},
 			{path: "room list", raw: raw{"service": {"conference.example.org"}}, wantText: teamLine + "\taffiliations=0\n"},
 			{path: "room list", raw: raw{"service": {"conference.example.com"}}, wantErr: `"conference.example.com" is not a multi-user chat service`},
-			{path: "room affiliation", raw: raw{"room": {"lounge@conference.localhost"}, "jid": {"Alice@LocalHost"}, "affiliation": {"owner"}},
-				wantText: "alice@localhost is now owner of lounge@conference.localhost\n"},
-			{path: "room affiliation", raw: raw{"room": {"lounge@conference.localhost"}, "jid": {"bob@example.net"}, "affiliation": {"member"}},
-				wantText: "bob@example.net is now member of lounge@conference.localhost\n"},
-			{path: "room affiliation", raw: raw{"room": {"lounge@conference.localhost"}, "jid": {"spam.example"}, "affiliation": {"outcast"}},
-				wantText: "spam.example is now outcast of lounge@conference.localhost\n"},
-			{path: "room affiliation", raw: raw{"room": {"lounge@conference.localhost"}, "jid": {"bob@example.net"}, "affiliation": {"king"}},
-				wantErr: `invalid affiliation "king": want one of owner, admin, member, outcast, none`},
-			{path: "room affiliation", raw: raw{"room": {"lounge@conference.localhost"}, "jid": {"bob@example.net/phone"}, "affiliation": {"member"}},
-				wantErr: `invalid JID "bob@example.net/phone": rosters and room affiliations hold bare JIDs`},
-			{path: "room affiliation", raw: raw{"room": {"gone@conference.localhost"}, "jid": {"bob@example.net"}, "affiliation": {"member"}},
-				wantErr: "room gone@conference.localhost does not exist"},
-			{path: "room affiliation", raw: raw{"room": {"x@conference.example.com"}, "jid": {"bob@example.net"}, "affiliation": {"member"}},
-				wantErr: `"conference.example.com" is not a multi-user chat service`},
-			{path: "room affiliation", raw: raw{"room": {"lounge@conference.localhost"}, "jid": {"alice@localhost"}, "affiliation": {"admin"}},
-				wantErr: "alice@localhost is the last owner of room lounge@conference.localhost: make another owner first"},
-			{path: "room affiliation", raw: raw{"room": {"lounge@conference.localhost"}, "jid": {"alice@localhost"}, "affiliation": {"none"}},
-				wantErr: "is the last owner"},
-			{path: "room affiliation", raw: raw{"room": {"lounge@conference.localhost"}, "jid": {"bob@example.net"}, "affiliation": {"owner"}},
-				wantText: "bob@example.net is now owner of lounge@conference.localhost\n"},
-			{path: "room affiliation", raw: raw{"room": {"lounge@conference.localhost"}, "jid": {"alice@localhost"}, "affiliation": {"none"}},
-				wantText: "alice@localhost has no affiliation with lounge@conference.localhost now\n"},
-			{path: "room affiliation", raw: raw{"room": {"lounge@conference.localhost"}, "jid": {"carol@localhost"}, "affiliation": {"none"}},
-				wantText: "carol@localhost has no affiliation with lounge@conference.localhost now\n"},
+			{path: "room affiliation", raw: aff("lounge@conference.localhost", "Alice@LocalHost", "owner"), wantText: "alice@localhost is now owner of lounge@conference.localhost\n"},
+			{path: "room affiliation", raw: aff("lounge@conference.localhost", "bob@example.net", "member"), wantText: "bob@example.net is now member of lounge@conference.localhost\n"},
+			{path: "room affiliation", raw: aff("lounge@conference.localhost", "spam.example", "outcast"), wantText: "spam.example is now outcast of lounge@conference.localhost\n"},
+			{path: "room affiliation", raw: aff("lounge@conference.localhost", "bob@example.net", "king"), wantErr: `invalid affiliation "king": want one of owner, admin, member, outcast, none`},
+			{path: "room affiliation", raw: aff("lounge@conference.localhost", "bob@example.net/phone", "member"), wantErr: `invalid JID "bob@example.net/phone": rosters and room affiliations hold bare JIDs`},
+			{path: "room affiliation", raw: aff("gone@conference.localhost", "bob@example.net", "member"), wantErr: "room gone@conference.localhost does not exist"},
+			{path: "room affiliation", raw: aff("x@conference.example.com", "bob@example.net", "member"), wantErr: `"conference.example.com" is not a multi-user chat service`},
+			{path: "room affiliation", raw: aff("lounge@conference.localhost", "alice@localhost", "admin"), wantErr: "alice@localhost is the last owner of room lounge@conference.localhost: make another owner first"},
+			{path: "room affiliation", raw: aff("lounge@conference.localhost", "alice@localhost", "none"), wantErr: "is the last owner"},
+			{path: "room affiliation", raw: aff("lounge@conference.localhost", "bob@example.net", "owner"), wantText: "bob@example.net is now owner of lounge@conference.localhost\n"},
+			{path: "room affiliation", raw: aff("lounge@conference.localhost", "alice@localhost", "none"), wantText: "alice@localhost has no affiliation with lounge@conference.localhost now\n"},
+			{path: "room affiliation", raw: aff("lounge@conference.localhost", "carol@localhost", "none"), wantText: "carol@localhost has no affiliation with lounge@conference.localhost now\n"},
 			{path: "room list", raw: raw{"service": {"conference.localhost"}}, wantText: loungeLine + "\taffiliations=2\tname=\"The Lounge\"\n"},
 			{path: "room destroy", raw: raw{"room": {"lounge@conference.localhost"}},
 				wantText: "destroyed lounge@conference.localhost, its affiliations and its archive\n"},
