@@ -3,7 +3,6 @@ package admin
 import (
 	"context"
 	"fmt"
-	"strings"
 	"time"
 
 	"mellium.im/xmpp/jid"
@@ -81,12 +80,7 @@ func archiveStats(ctx context.Context, env *Env, in Input) (res Result, err erro
 		if err != nil {
 			return err
 		}
-		var b strings.Builder
-		for _, s := range stats {
-			b.WriteString(statsLine(s))
-			b.WriteByte('\n')
-		}
-		res = Result{Value: stats, Text: b.String()}
+		res = linesOf(stats, statsLine)
 		return nil
 	})
 	return res, err

@@ -21,6 +21,10 @@ type Command struct {
 	Path string
 	// Short is a one-line help text, shown by the CLI and as a form's title.
 	Short string
+	// Long, if set, is what else the operator must know, in a few
+	// sentences (what takes effect only after a restart); the CLI shows
+	// it after Short in the command's help, a form as its instructions.
+	Long string
 	// Args are what the command takes, positional ones in order.
 	Args []Arg
 	// NeedsConfig says that the command acts on the configuration
@@ -57,7 +61,8 @@ const (
 	String Kind = iota
 	// Account is a local account: user@domain, the domain served.
 	Account
-	// JID is a bare JID, local or remote (a roster contact).
+	// JID is a bare JID, local or remote, or a domain (a roster contact,
+	// an entity affiliated with a room).
 	JID
 	// Domain is a domain name.
 	Domain
@@ -70,6 +75,10 @@ const (
 	// Time is a point in time: an XEP-0082 DateTime (RFC 3339,
 	// "2024-05-01T12:00:00Z") or a date ("2024-05-01", its midnight UTC).
 	Time
+	// Room is a multi-user chat room's bare JID, room@service; that the
+	// service is one this server runs is the command's to check, since
+	// only the muc module knows (Env.RoomServices).
+	Room
 )
 
 // An Arg is one input of a Command.
@@ -106,9 +115,9 @@ func (a Arg) FieldType() string {
 		return "text-private"
 	case a.Kind == Bool:
 		return "boolean"
-	case (a.Kind == Account || a.Kind == JID) && a.Repeated:
+	case (a.Kind == Account || a.Kind == JID || a.Kind == Room) && a.Repeated:
 		return "jid-multi"
-	case a.Kind == Account || a.Kind == JID:
+	case a.Kind == Account || a.Kind == JID || a.Kind == Room:
 		return "jid-single"
 	case a.Repeated:
 		return "text-multi"
@@ -136,6 +145,17 @@ func textf(value any, format string, args ...any) Result {
 	return Result{Value: value, Text: fmt.Sprintf(format+"\n", args...)}
 }
 
+// linesOf is the Result of a listing: the items as its Value, and a line
+// of each, as line shows it, as its Text.
+func linesOf[T any](items []T, line func(T) string) Result {
+	var b strings.Builder
+	for _, it := range items {
+		b.WriteString(line(it))
+		b.WriteByte('\n')
+	}
+	return Result{Value: items, Text: b.String()}
+}
+
 // Input holds a Command's arguments, parsed: each as given and, for JIDs
 // and domains, in normalised form.
 type Input struct {
@@ -160,8 +180,8 @@ func (in Input) String(name string) string {
 // Strings returns every value given of a repeated argument.
 func (in Input) Strings(name string) []string { return in.values[name] }
 
-// JID returns the normalised JID of an Account, JID or Domain argument; the
-// zero JID if it was not given.
+// JID returns the normalised JID of an Account, JID, Domain or Room
+// argument; the zero JID if it was not given.
 func (in Input) JID(name string) jid.JID { return in.jids[name] }
 
 // Time returns a Time argument, in UTC; the zero time if it was not given.
@@ -267,7 +287,7 @@ func (in Input) check(env *Env, a Arg, v string) error {
 		}
 		in.jids[a.Name] = j
 	case JID:
-		j, err := contactJID(v)
+		j, err := bareJID(v)
 		if err != nil {
 			return err
 		}
@@ -278,6 +298,12 @@ func (in Input) check(env *Env, a Arg, v string) error {
 			return err
 		}
 		in.jids[a.Name] = d
+	case Room:
+		j, err := parseRoom(v)
+		if err != nil {
+			return err
+		}
+		in.jids[a.Name] = j
 	case Int:
 		if _, err := strconv.Atoi(v); err != nil {
 			return fmt.Errorf("invalid %s %q: want a whole number", a.Name, v)

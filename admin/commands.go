@@ -27,6 +27,7 @@ func Groups() []CommandGroup {
 		{Name: "user", Short: "Manage accounts"},
 		{Name: "roster", Short: "Manage rosters (shared rosters for an organisation)"},
 		{Name: "archive", Short: "Message archives (XEP-0313): statistics and purging"},
+		{Name: "room", Short: "Manage the persistent rooms of the group chat service (XEP-0045)"},
 		{Name: "s2s", Short: "Federation diagnostics"},
 		{Name: "config", Short: "Check or print configuration"},
 		{Name: "db", Short: "Database maintenance"},
@@ -112,6 +113,43 @@ func Commands() []*Command {
 			Run:   archivePurge,
 		},
 		{
+			Path: "room list", Short: "List the persistent rooms of a group chat service, or of every one: JID, persistent or temporary, members-only or open, number of affiliations, name", NeedsConfig: true,
+			Args: []Arg{{Name: "service", Label: "Group chat service (conference.DOMAIN; default: all)", Kind: Domain, Positional: true}},
+			Run:  listRooms,
+		},
+		{
+			Path: "room create", Short: "Create a persistent room with the service's defaults and no owner (room affiliation adds one)", NeedsConfig: true,
+			Long: "The room is persistent, as ejabberdctl create_room makes it: a temporary room with no occupants would vanish at once. " +
+				"Everything but --name and --members-only is what the service gives a room a user creates (module_options.muc). " +
+				"It has no owner: give it one with `xmppd room affiliation ROOM JID owner`. " +
+				"A running server finds the new room when the first stanza for it arrives, with no restart; its disco items list the room from then on.",
+			Args: []Arg{
+				roomArg,
+				{Name: "name", Label: "the room's name (muc#roomconfig_roomname)", Kind: String},
+				{Name: "members-only", Label: "only members may enter (muc#roomconfig_membersonly)", Kind: Bool},
+				{Name: "persistent", Label: "keep the room when it is empty; rooms made here always are", Kind: Bool, Default: "true"},
+			},
+			Check: checkPersistent,
+			Run:   createRoom,
+		},
+		{
+			Path: "room destroy", Short: "Delete a room, its affiliations and its archive", NeedsConfig: true,
+			Long: roomRestart + " Until then its occupants stay in it and are not told; to destroy a room in use, destroy it from an owner's client (XEP-0045 §10.9).",
+			Args: []Arg{roomArg},
+			Run:  destroyRoom,
+		},
+		{
+			Path: "room affiliation", Short: "Make JID owner, admin, member or outcast of a room, or remove its affiliation (none)", NeedsConfig: true,
+			Long: "JID is a bare JID or a domain. The last owner of a room stays one until another is made. " + roomRestart,
+			Args: []Arg{
+				roomArg,
+				{Name: "jid", Label: "the bare JID (user@domain) or domain affiliated", Kind: JID, Required: true, Positional: true},
+				{Name: "affiliation", Label: "owner, admin, member, outcast or none", Kind: String, Required: true, Positional: true},
+			},
+			Check: func(_ *Env, in Input) error { return checkAffiliation(in.String("affiliation")) },
+			Run:   setRoomAffiliation,
+		},
+		{
 			Path:        "s2s check",
 			Short:       "Resolve, connect and negotiate TLS with DOMAIN; show the certificate verdict and the authentication that would be used",
 			NeedsConfig: true,
@@ -158,7 +196,12 @@ func Lookup(path string) (*Command, bool) {
 var (
 	accountArg = Arg{Name: "jid", Label: "Account (user@domain)", Kind: Account, Required: true, Positional: true}
 	contactArg = Arg{Name: "contact", Label: "Contact (a bare JID)", Kind: JID, Required: true, Positional: true}
+	roomArg    = Arg{Name: "room", Label: "Room (room@conference.DOMAIN)", Kind: Room, Required: true, Positional: true}
 )
+
+// roomRestart is what the help of the commands that change an existing
+// room says: the CLI cannot reach the running server.
+const roomRestart = "A running server that has loaded the room (at start, or when someone used it since) keeps what it had until it restarts: restart it to apply the change."
 
 // passwordCommand is an account command that takes a new password (add,
 // passwd): set applies it and done says, before the account's JID, what was
@@ -188,11 +231,7 @@ func listUsers(ctx context.Context, env *Env, in Input) (res Result, err error) 
 		if err != nil {
 			return err
 		}
-		var b strings.Builder
-		for _, j := range list {
-			fmt.Fprintln(&b, j)
-		}
-		res = Result{Value: list, Text: b.String()}
+		res = linesOf(list, jid.JID.String)
 		return nil
 	})
 	return res, err
@@ -205,12 +244,7 @@ func listRoster(ctx context.Context, env *Env, in Input) (res Result, err error)
 		if err != nil {
 			return err
 		}
-		var b strings.Builder
-		for _, it := range items {
-			b.WriteString(rosterLine(it))
-			b.WriteByte('\n')
-		}
-		res = Result{Value: items, Text: b.String()}
+		res = linesOf(items, rosterLine)
 		return nil
 	})
 	return res, err

@@ -26,11 +26,13 @@ var goodValue = map[admin.Kind]string{
 	admin.Bool:    "true",
 	admin.File:    "xmppd.yaml",
 	admin.Time:    "2024-05-01",
+	admin.Room:    "lounge@conference.localhost",
 }
 
 // goodByName are good values of arguments that a command checks further
-// than their kind: s2s check's --from must be served.
-var goodByName = map[string]string{"from": "localhost"}
+// than their kind: s2s check's --from must be served, room affiliation's
+// affiliation must be one of XEP-0045's.
+var goodByName = map[string]string{"from": "localhost", "affiliation": "member"}
 
 // validInput gives every argument of c a good value, secrets excepted.
 func validInput(c *admin.Command) map[string][]string {
@@ -119,7 +121,7 @@ func TestParseNamesTheProblem(t *testing.T) {
 				delete(raw, a.Name)
 				tests = append(tests, testCase{name: c.Path + " without " + a.Name, cmd: c, raw: raw, wantErr: a.Name, atExec: a.Secret})
 			}
-			if a.Kind == admin.Account || a.Kind == admin.JID || a.Kind == admin.Domain {
+			if a.Kind == admin.Account || a.Kind == admin.JID || a.Kind == admin.Domain || a.Kind == admin.Room {
 				raw := validInput(c)
 				raw[a.Name] = []string{bad}
 				tests = append(tests, testCase{name: c.Path + " with a bad " + a.Name, cmd: c, raw: raw, wantErr: `"` + bad + `"`})
@@ -197,6 +199,7 @@ func TestFieldType(t *testing.T) {
 		{admin.Arg{Kind: admin.Int}, "text-single"},
 		{admin.Arg{Kind: admin.File}, "text-single"},
 		{admin.Arg{Kind: admin.Time}, "text-single"},
+		{admin.Arg{Kind: admin.Room}, "jid-single"},
 	}
 	for _, tt := range tests {
 		if got := tt.arg.FieldType(); got != tt.want {

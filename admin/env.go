@@ -39,6 +39,10 @@ type Env struct {
 	// CheckTurn runs `check turn` (turn.Check): a report, and whether
 	// the relay worked; injected since admin must not import modules.
 	CheckTurn func(ctx context.Context, cfg *config.Config, account string) (report string, ok bool, err error)
+	// RoomServices says which multi-user chat services cfg runs and what
+	// room they make (muc.Services), for the room commands; injected since
+	// admin must not import modules.
+	RoomServices func(cfg *config.Config) (RoomServices, error)
 	// DeleteAccountData removes a deleted account's data kept outside the
 	// database (modules.RemoveAccountData: uploaded files); nil removes
 	// none.
@@ -113,5 +117,24 @@ func (env *Env) withRosters(ctx context.Context, fn func(r Rosters) error) error
 func (env *Env) withArchives(ctx context.Context, fn func(a Archives) error) error {
 	return env.withRosters(ctx, func(r Rosters) error {
 		return fn(Archives{Users: r.Users, Store: r.Store})
+	})
+}
+
+// withRooms opens the configured database and runs fn on the rooms of
+// the configured multi-user chat services.
+func (env *Env) withRooms(ctx context.Context, fn func(r Rooms) error) error {
+	cfg, err := env.Config()
+	if err != nil {
+		return err
+	}
+	if env.RoomServices == nil {
+		return errors.New("admin: no multi-user chat services to act on")
+	}
+	services, err := env.RoomServices(cfg)
+	if err != nil {
+		return err
+	}
+	return env.withRosters(ctx, func(r Rosters) error {
+		return fn(Rooms{Services: services, Store: r.Store})
 	})
 }

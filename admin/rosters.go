@@ -21,14 +21,15 @@ type Rosters struct {
 	Store storage.Store
 }
 
-// contactJID parses a contact JID and reduces it to its bare form.
-func contactJID(s string) (jid.JID, error) {
+// bareJID parses a bare JID, local or remote, or a domain: what a roster
+// holds as a contact and a room's lists as an affiliated entity.
+func bareJID(s string) (jid.JID, error) {
 	j, err := jid.Parse(s)
 	if err != nil || s == "" {
-		return jid.JID{}, fmt.Errorf("invalid contact JID %q", s)
+		return jid.JID{}, fmt.Errorf("invalid JID %q", s)
 	}
 	if j.Resourcepart() != "" {
-		return jid.JID{}, fmt.Errorf("invalid contact %q: a roster holds bare JIDs, without /resource", s)
+		return jid.JID{}, fmt.Errorf("invalid JID %q: rosters and room affiliations hold bare JIDs, without /resource", s)
 	}
 	return j, nil
 }
@@ -38,7 +39,7 @@ func (r Rosters) parsePair(account, contact string) (owner, other jid.JID, err e
 	if owner, err = r.ParseAccount(account); err != nil {
 		return owner, other, err
 	}
-	other, err = contactJID(contact)
+	other, err = bareJID(contact)
 	return owner, other, err
 }
 

@@ -54,6 +54,9 @@ func (c *cli) adapt(ac *admin.Command) *cobra.Command {
 		}
 	}
 	cmd := &cobra.Command{Use: strings.Join(use, " "), Short: ac.Short, Args: arity(required, optional)}
+	if ac.Long != "" {
+		cmd.Long = ac.Short + ".\n\n" + ac.Long
+	}
 	fromStdin := map[string]*bool{}
 	for _, a := range ac.Args {
 		switch {

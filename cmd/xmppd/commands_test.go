@@ -8,7 +8,7 @@ import (
 )
 
 // TestRegistryCommands: every admin registry entry is a cobra command at
-// its path, with its help, a flag for each non-positional argument (a
+// its path, with its help (the one line, and the rest if any), a flag for each non-positional argument (a
 // --NAME-stdin for a secret), and cobra's arity check for the positional
 // ones.
 func TestRegistryCommands(t *testing.T) {
@@ -21,6 +21,9 @@ func TestRegistryCommands(t *testing.T) {
 			}
 			if cmd.Short != ac.Short || cmd.RunE == nil {
 				t.Errorf("Short %q, want %q; RunE set %v", cmd.Short, ac.Short, cmd.RunE != nil)
+			}
+			if ac.Long != "" && (!strings.HasPrefix(cmd.Long, ac.Short) || !strings.HasSuffix(cmd.Long, ac.Long)) {
+				t.Errorf("Long %q, want Short then %q", cmd.Long, ac.Long)
 			}
 			var required, positional int
 			for _, a := range ac.Args {

@@ -10,6 +10,7 @@ import (
 	"github.com/xmppd/xmppd/admin"
 	"github.com/xmppd/xmppd/config"
 	"github.com/xmppd/xmppd/modules"
+	"github.com/xmppd/xmppd/modules/muc"
 	"github.com/xmppd/xmppd/modules/turn"
 	"github.com/xmppd/xmppd/modules/version"
 	"github.com/xmppd/xmppd/storage"
@@ -27,6 +28,8 @@ func (c *cli) env() *admin.Env {
 		CheckModules:    modules.Check,
 		CheckFederation: checkFederation,
 		CheckTurn:       turn.Check,
+		// The group chat services and the room they make, for room.
+		RoomServices: muc.Services,
 		// Uploaded files of a deleted account.
 		DeleteAccountData: modules.RemoveAccountData,
 	}

@@ -24,12 +24,15 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stanza"
 
+	"github.com/xmppd/xmppd/admin"
+	"github.com/xmppd/xmppd/config"
 	"github.com/xmppd/xmppd/modules"
 	"github.com/xmppd/xmppd/modules/mam/query"
 	"github.com/xmppd/xmppd/router"
@@ -108,6 +111,30 @@ func (o *Options) Validate() error {
 		errs = append(errs, fmt.Errorf("default_history: %d is not between 0 and max_history (%d)", o.DefaultHistory, o.MaxHistory))
 	}
 	return errors.Join(errs...)
+}
+
+// Services is what the operator's room commands (admin, `xmppd room`)
+// need of the service that cfg configures: the service addresses, none
+// when the module is not enabled, and the room the service makes. It is
+// here because only the module decodes module_options.muc (admin may not
+// import modules: cmd/xmppd hands it to admin.Env), and so that a room
+// the CLI creates starts from the very defaults of one a user creates.
+func Services(cfg *config.Config) (admin.RoomServices, error) {
+	o := DefaultOptions()
+	if err := cfg.DecodeModuleOptions(ID, &o); err != nil {
+		return admin.RoomServices{}, err
+	}
+	if err := o.Validate(); err != nil {
+		return admin.RoomServices{}, cfg.ModuleOptionsError(ID, err)
+	}
+	s := admin.RoomServices{NewRoom: o.newRoom}
+	if !slices.Contains(cfg.Modules, ID) {
+		return s, nil
+	}
+	for _, h := range cfg.Hosts {
+		s.Addresses = append(s.Addresses, o.Prefix+"."+h.Domain)
+	}
+	return s, nil
 }
 
 // New returns an unstarted module with options o.
@@ -231,11 +258,25 @@ func (m *MUC) toRoom(ctx context.Context, st *router.Stanza) {
 	for {
 		m.mu.Lock()
 		r := m.rooms[key]
-		if r == nil && isJoin(st) {
-			r = m.newRoom(st.To.Bare())
-			m.rooms[key] = r
-		}
 		m.mu.Unlock()
+		if r == nil {
+			var err error
+			if r, err = m.loadRoom(ctx, st.To.Bare()); err != nil {
+				m.log.Error("muc: load room", "room", key, "err", err)
+				if st.Type() != "error" && (st.Kind() != router.KindIQ || st.IsIQRequest()) {
+					m.h.Route(ctx, errorFrom(st, st.To.Bare(), stanza.InternalServerError, ""))
+				}
+				return
+			}
+		}
+		if r == nil && isJoin(st) {
+			m.mu.Lock()
+			if r = m.rooms[key]; r == nil {
+				r = m.newRoom(st.To.Bare())
+				m.rooms[key] = r
+			}
+			m.mu.Unlock()
+		}
 		if r == nil {
 			m.noRoom(ctx, st)
 			return
@@ -269,6 +310,38 @@ func (r *room) handle(ctx context.Context, st *router.Stanza) (handled, vanish b
 		r.gone = true
 	}
 	return true, vanish
+}
+
+// loadRoom returns the room j from the store, nil if it is not stored,
+// and keeps it with the rooms, unless another stanza got there first and
+// took its own copy in. Start loads the persistent rooms; this finds those
+// stored since (by `xmppd room create`, another process), so that a room
+// an operator made works without a restart. A store that fails is an
+// error, never "no such room": that would let a join create a fresh room
+// over a stored one.
+func (m *MUC) loadRoom(ctx context.Context, j jid.JID) (*room, error) {
+	sr, err := m.store.Room(ctx, j)
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	affs, err := m.store.Affiliations(ctx, j)
+	if err != nil {
+		return nil, err
+	}
+	r := m.restore(sr, affs)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if had := m.rooms[r.key]; had != nil {
+		return had, nil
+	}
+	m.rooms[r.key] = r
+	if r.creator != "" {
+		m.created[r.creator]++
+	}
+	return r, nil
 }
 
 // forget removes r from the rooms, unless another room took its place.

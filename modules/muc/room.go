@@ -122,31 +122,45 @@ type historyEntry struct {
 
 // newRoom returns a fresh room for a join to j.
 func (m *MUC) newRoom(j jid.JID) *room {
-	r := &room{m: m, key: j.String(), jid: j, fresh: true, affs: map[string]storage.RoomAffiliation{},
-		occ: map[string]*occupant{}, byReal: map[string]*occupant{}, invited: map[string]jid.JID{}, created: m.now().UTC()}
-	r.cfg = m.defaultConfig()
-	r.secret = make([]byte, 32)
-	_, _ = rand.Read(r.secret) // crypto/rand.Read never fails (Go 1.24)
+	r := m.roomFrom(m.opts.newRoom(j, m.now()))
+	r.fresh = true
 	return r
+}
+
+// newRoom is the stored form of a room the service makes at j at the
+// time now: the default configuration, a new occupant-id secret. Both
+// the service's own room creation and the operator's `xmppd room create`
+// (through Services) start from it, so that a room looks the same however
+// it was made.
+func (o Options) newRoom(j jid.JID, now time.Time) storage.Room {
+	secret := make([]byte, 32)
+	_, _ = rand.Read(secret) // crypto/rand.Read never fails (Go 1.24)
+	return storage.Room{JID: j, Config: o.defaultConfig(), Secret: secret, Created: now.UTC()}
 }
 
 // defaultConfig is the configuration of a new room: Prosody's defaults
 // (public, open, unmoderated, semi-anonymous, temporary), with history.
-func (m *MUC) defaultConfig() storage.RoomConfig {
-	return storage.RoomConfig{Public: true, Whois: whoisModerators, HistoryLength: m.opts.DefaultHistory,
+func (o Options) defaultConfig() storage.RoomConfig {
+	return storage.RoomConfig{Public: true, Whois: whoisModerators, HistoryLength: o.DefaultHistory,
 		AllowPM: "anyone", AllowInvites: false, ChangeSubject: false}
+}
+
+// roomFrom builds the room of a stored one, without occupants.
+func (m *MUC) roomFrom(sr storage.Room) *room {
+	r := &room{m: m, key: sr.JID.String(), jid: sr.JID, affs: map[string]storage.RoomAffiliation{},
+		occ: map[string]*occupant{}, byReal: map[string]*occupant{}, invited: map[string]jid.JID{}}
+	r.cfg, r.secret, r.creator, r.created = sr.Config, sr.Secret, sr.Creator, sr.Created
+	r.subject.text, r.subject.by, r.subject.at = sr.Subject, sr.SubjectBy, sr.SubjectAt
+	return r
 }
 
 // restore builds a room from the store.
 func (m *MUC) restore(sr storage.Room, affs []storage.RoomAffiliation) *room {
-	r := m.newRoom(sr.JID)
-	r.fresh = false
-	r.cfg, r.secret, r.creator, r.created = sr.Config, sr.Secret, sr.Creator, sr.Created
+	r := m.roomFrom(sr)
 	if len(r.secret) == 0 {
 		r.secret = make([]byte, 32)
 		_, _ = rand.Read(r.secret)
 	}
-	r.subject.text, r.subject.by, r.subject.at = sr.Subject, sr.SubjectBy, sr.SubjectAt
 	for _, a := range affs {
 		r.affs[a.JID.Bare().String()] = a
 	}
