@@ -217,6 +217,7 @@ func (s *Server) steps() []*Step {
 func (s *Server) addStandardSteps() {
 	s.AddStep(startTLSStep)
 	s.AddStep(saslStep)
+	s.AddStep(sasl2Step)
 	s.AddStep(preAuthStep)
 	s.AddStep(bindStep)
 	s.AddStep(sessionStep)
@@ -226,10 +227,13 @@ func (s *Server) addStandardSteps() {
 }
 
 // features lists what the client may negotiate next (RFC 6120 §4.3.2).
-func (c *conn) features() *router.Element {
+func (c *conn) features() *router.Element { return c.featuresAt(c.stage()) }
+
+// featuresAt lists the features of stage: SASL2 sends those of the stage
+// its inline requests reach before the connection is there.
+func (c *conn) featuresAt(stage Stage) *router.Element {
 	f := router.NewElement(router.NSStream, "features")
 	n := &Negotiation{c}
-	stage := c.stage()
 	for _, st := range c.srv.steps() {
 		if st.Stages&stage != 0 && st.Features != nil {
 			f.Append(st.Features(n)...)
@@ -318,7 +322,7 @@ var (
 			}
 			if !c.secure() {
 				// RFC 6120 §6.4.5: no SASL, and so no PLAIN, before TLS.
-				return Continue, c.saslFailure(failure{cond: "encryption-required", text: "negotiate TLS first"})
+				return Continue, c.saslFailure(saslV1, failure{cond: "encryption-required", text: "negotiate TLS first"})
 			}
 			// After the TLS check: an <auth> in plaintext is no progress.
 			c.pending.Progress(connlimit.Auth)

@@ -46,8 +46,11 @@ type Options struct {
 	Config *config.Config
 	Router *router.Router
 	Users  storage.Users
-	Certs  *certs.Store
-	Log    *slog.Logger
+	// Secrets keeps the server's own keys (the Bind 2 resource key); nil
+	// makes them last only as long as the process.
+	Secrets storage.Secrets
+	Certs   *certs.Store
+	Log     *slog.Logger
 	// PreAuth answer the IQs of their namespaces that clients send before
 	// authenticating (in-band registration); see PreAuthIQHandler.
 	PreAuth []PreAuthIQHandler
@@ -68,6 +71,11 @@ type Server struct {
 	sm smRegistry
 
 	stats stats
+
+	// resourceKeyBytes keys the Bind 2 resource suffixes (bind2.go),
+	// loaded once.
+	resourceKeyOnce  sync.Once
+	resourceKeyBytes []byte
 
 	mu     sync.Mutex
 	conns  map[*conn]struct{}
