@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"hash"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -245,4 +246,172 @@ func TestSASL2Failures(t *testing.T) {
 			t.Fatalf("second authenticate: stream error %q, %v; want policy-violation", cond, err)
 		}
 	})
+}
+
+// bind2Login authenticates local with SCRAM over SASL2 with the user agent
+// agent and the inline requests inline, and returns the client and the
+// <success/>.
+func bind2Login(t *testing.T, s *testserver.Server, local, agent, inline string) (*smClient, *router.Element) {
+	t.Helper()
+	c := dialSASL2(t, s)
+	res := mustSASL2(t, c, local, testserver.SASL2{Mechanism: "SCRAM-SHA-256", Secret: "pw", AgentID: agent, Software: "Test", Inline: inline})
+	if f := res.Features; f.Child("urn:ietf:params:xml:ns:xmpp-bind", "bind") != nil && res.Success.Child(nsBind2, "bound") != nil {
+		t.Errorf("resource binding still offered after Bind 2: %s", f)
+	}
+	return &smClient{Raw: c}, res.Success
+}
+
+// TestBind2 checks Bind 2 (XEP-0386) inside SASL2: the inline feature list,
+// the resource made of the tag and a suffix that is the same for each
+// login of one installation (whose new session then replaces the old
+// one) and differs for another, inline stream management and carbons, and
+// the full JID in <success/>.
+func TestBind2(t *testing.T) {
+	s := testserver.Start(t, nil)
+	s.AddUser("alice", "pw")
+	s.AddUser("bob", "pw")
+	c := dialSASL2(t, s)
+	var vars []string
+	for _, f := range c.Features.Child(nsSASL2, "authentication").Child(nsSASL2, "inline").Child(nsBind2, "bind").Child(nsBind2, "inline").Elements() {
+		vars = append(vars, f.Get("var"))
+	}
+	for _, want := range []string{nsSM, "urn:xmpp:csi:0", "urn:xmpp:carbons:2"} {
+		if !slices.Contains(vars, want) {
+			t.Errorf("Bind 2 inline features %v lack %s", vars, want)
+		}
+	}
+	c.Conn.Close()
+
+	resources := map[string]string{}
+	for _, tc := range []struct {
+		name, agent, tag string
+		// sameAs names an earlier case that must have got the same
+		// resource; differs one that must not.
+		sameAs, differs string
+	}{
+		{name: "a", agent: agentA, tag: "AwesomeXMPP"},
+		{name: "a again", agent: agentA, tag: "AwesomeXMPP", sameAs: "a"},
+		{name: "b", agent: agentB, tag: "AwesomeXMPP", differs: "a"},
+		{name: "a other tag", agent: agentA, tag: "Other", differs: "a"},
+		{name: "no agent", tag: "AwesomeXMPP", differs: "a"},
+		{name: "no agent again", tag: "AwesomeXMPP", differs: "no agent"},
+		{name: "no tag", agent: agentA},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var old <-chan struct{}
+			if tc.sameAs != "" {
+				old = ended(t, s, resources[tc.sameAs])
+			}
+			inline := `<bind xmlns="urn:xmpp:bind:0"><tag>` + tc.tag + `</tag></bind>`
+			if tc.tag == "" {
+				inline = `<bind xmlns="urn:xmpp:bind:0"/>`
+			}
+			_, succ := bind2Login(t, s, "alice", tc.agent, inline)
+			full := authzid(succ)
+			j, err := jid.Parse(full)
+			if err != nil || j.Bare().String() != "alice@localhost" || succ.Child(nsBind2, "bound") == nil {
+				t.Fatalf("success %s, want a full JID of alice and <bound/>", succ)
+			}
+			res := j.Resourcepart()
+			suffix := res
+			if tc.tag != "" {
+				var ok bool
+				if suffix, ok = strings.CutPrefix(res, tc.tag+"/"); !ok {
+					t.Errorf("resource %q does not begin with the tag %q and a slash", res, tc.tag)
+				}
+			}
+			if len(suffix) < 8 || strings.Contains(res, tc.agent) && tc.agent != "" {
+				t.Errorf("resource %q: want a suffix of 8 or more characters that does not show the agent id", res)
+			}
+			if tc.sameAs != "" {
+				if full != resources[tc.sameAs] {
+					t.Errorf("resource %q, want %q as before", full, resources[tc.sameAs])
+				}
+				wait(t, "the installation's earlier session to end", old)
+			}
+			if tc.differs != "" && full == resources[tc.differs] {
+				t.Errorf("resource %q, the same as case %q's", full, tc.differs)
+			}
+			sessionOf(t, s, full)
+			resources[tc.name] = full
+		})
+	}
+
+	t.Run("inline features", func(t *testing.T) {
+		alice, succ := bind2Login(t, s, "alice", agentB, `<bind xmlns="urn:xmpp:bind:0"><tag>Phone</tag>`+
+			`<enable xmlns="urn:xmpp:sm:3" resume="true"/><enable xmlns="urn:xmpp:carbons:2"/><inactive xmlns="urn:xmpp:csi:0"/></bind>`)
+		enabled := succ.Child(nsBind2, "bound").Child(nsSM, "enabled")
+		if enabled == nil || enabled.Get("resume") != "true" || enabled.Get("id") == "" {
+			t.Fatalf("bound %s, want <enabled resume='true' id=…/>", succ.Child(nsBind2, "bound"))
+		}
+		// Carbons: a message alice sends from another resource comes as
+		// a carbon.
+		desk := s.Login("alice", "pw", testserver.LoginOptions{Resource: "desk"})
+		bob := s.Login("bob", "pw", testserver.LoginOptions{})
+		desk.MustSend(t, `<message type="chat" id="c1" to="`+bob.LocalAddr().String()+`"><body>hi</body></message>`)
+		alice.until(t, "the carbon", func(e *router.Element) bool {
+			return e.Name.Local == "message" && e.Child("urn:xmpp:carbons:2", "sent") != nil
+		})
+		// Stream management counts from the start: the carbon is one
+		// stanza, and the server's h for us is 0.
+		alice.send(t, `<r xmlns="urn:xmpp:sm:3"/>`)
+		a := alice.until(t, "<a/>", isSM("a"))
+		if a.Get("h") != "0" {
+			t.Errorf("server's h %q, want 0", a.Get("h"))
+		}
+		alice.send(t, `<a xmlns="urn:xmpp:sm:3" h="`+strconv.Itoa(int(alice.h))+`"/>`)
+		alice.sync(t)
+	})
+}
+
+// TestSASL2InlineResume: a session bound with Bind 2 and stream management
+// loses its connection, and a new connection resumes it inside SASL2
+// (<resume/> in <authenticate/>): <success/> carries <resumed/> and the
+// same full JID, the Bind 2 request is ignored, and the message sent
+// meanwhile arrives once. An unknown previd gets <failed/> in <success/>
+// and a new session from the Bind 2 request.
+func TestSASL2InlineResume(t *testing.T) {
+	s := testserver.Start(t, nil)
+	s.AddUser("alice", "pw")
+	s.AddUser("bob", "pw")
+	bind := `<bind xmlns="urn:xmpp:bind:0"><tag>Phone</tag><enable xmlns="urn:xmpp:sm:3" resume="true"/></bind>`
+	alice, succ := bind2Login(t, s, "alice", agentA, bind)
+	full := authzid(succ)
+	previd := succ.Child(nsBind2, "bound").Child(nsSM, "enabled").Get("id")
+	bob := s.Login("bob", "pw", testserver.LoginOptions{})
+	sendMessages(t, bob, full, "m1")
+	if got := alice.sync(t); !slices.Equal(got, []string{"m1"}) {
+		t.Fatalf("messages %v, want m1", got)
+	}
+	alice.cut()
+	waitFor(t, "the session to hibernate", func() bool { return s.C2S.Hibernating() == 1 })
+	sendMessages(t, bob, full, "m2")
+
+	for _, tc := range []struct {
+		name, previd string
+		resumed      bool
+	}{
+		{"unknown previd", "nope", false},
+		{"resume", previd, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			inline := `<resume xmlns="urn:xmpp:sm:3" previd="` + tc.previd + `" h="` + strconv.Itoa(int(alice.h)) + `"/>` + bind
+			again, succ := bind2Login(t, s, "alice", agentB, inline)
+			resumed, failed, bound := succ.Child(nsSM, "resumed"), succ.Child(nsSM, "failed"), succ.Child(nsBind2, "bound")
+			if !tc.resumed {
+				if failed == nil || bound == nil || authzid(succ) == full {
+					t.Fatalf("success %s, want <failed/>, <bound/> and a new resource", succ)
+				}
+				again.Conn.Close()
+				return
+			}
+			if resumed == nil || bound != nil || authzid(succ) != full || resumed.Get("previd") != previd {
+				t.Fatalf("success %s, want <resumed previd=%q/>, no <bound/>, and %s", succ, previd, full)
+			}
+			again.h = alice.h
+			if got := again.sync(t); !slices.Equal(got, []string{"m2"}) {
+				t.Errorf("messages after resumption %v, want m2", got)
+			}
+		})
+	}
 }
