@@ -159,6 +159,9 @@ type exchangeRequest struct {
 	// says whether there was one.
 	initial    string
 	hasInitial bool
+	// fast is the FAST part of a SASL2 <authenticate/> (fast.go), for the
+	// HT mechanisms.
+	fast fastRequest
 }
 
 // exchangeResult is how an exchange ended: the user who authenticated
@@ -167,6 +170,9 @@ type exchangeResult struct {
 	user string
 	data []byte
 	f    failure
+	// token is the FAST token that authenticated (fast.go), nil for a
+	// password.
+	token *storage.FastToken
 }
 
 // exchange runs the mechanism of req to its outcome, in either profile:
@@ -175,7 +181,7 @@ type exchangeResult struct {
 // nor <failure/>: that is the profile's. An error ends the stream.
 func (c *conn) exchange(ctx context.Context, p profile, req exchangeRequest) (res exchangeResult, err error) {
 	mech := req.mech
-	offered := slices.Contains(c.mechanisms(), mech)
+	offered := slices.Contains(c.mechanisms(), mech) || (p == saslV2 && slices.Contains(c.fastMechanisms(), mech))
 	if !offered {
 		res.f = failure{cond: "invalid-mechanism",
 			text: fmt.Sprintf("mechanism %q is not offered; offered: %s", mech, strings.Join(c.mechanisms(), ", "))}
@@ -195,6 +201,8 @@ func (c *conn) exchange(ctx context.Context, p profile, req exchangeRequest) (re
 	switch {
 	case mech == "PLAIN":
 		res.user, res.f = c.plain(ctx, initial)
+	case isFASTMechanism(mech):
+		res, err = c.fastAuth(ctx, initial, req.fast)
 	default:
 		res.user, res.data, res.f, err = c.scram(ctx, p, mech, initial, req.hasInitial)
 	}

@@ -50,6 +50,7 @@ type sasl2Request struct {
 	// The inline requests, nil when absent.
 	bind   *router.Element // Bind 2 <bind/>
 	resume *router.Element // XEP-0198 <resume/>
+	fast   fastRequest     // XEP-0484 <fast/> and <request-token/>
 }
 
 // sasl2Step offers SASL2 beside SASL after TLS and handles <authenticate/>.
@@ -95,12 +96,15 @@ func (c *conn) sasl2Feature() *router.Element {
 	}
 	inline := router.NewElement(nsSASL2, "inline")
 	inline.Append(c.bind2Feature(), router.NewElement(nsSM, "sm"))
+	if fast := c.fastFeature(); fast != nil {
+		inline.Append(fast)
+	}
 	return f.Append(inline)
 }
 
 // parseAuthenticate reads <authenticate/>; a failure is the client's
 // mistake, answered before any mechanism runs.
-func parseAuthenticate(e *router.Element) (sasl2Request, failure) {
+func (c *conn) parseAuthenticate(e *router.Element) (sasl2Request, failure) {
 	var req sasl2Request
 	req.exchange.mech = e.Get("mechanism")
 	if req.exchange.mech == "" {
@@ -120,11 +124,20 @@ func parseAuthenticate(e *router.Element) (sasl2Request, failure) {
 			req.bind = ch
 		case ch.Name.Space == nsSM && ch.Name.Local == "resume":
 			req.resume = ch
+		case ch.Name.Space == nsFAST && c.srv.opts.Tokens != nil:
+			if f := c.parseFAST(&req, ch); f.cond != "" {
+				return req, f
+			}
 		}
 		// Other inline requests are of features we did not offer: the
 		// XEP has them ignored.
 	}
-	return req, failure{}
+	var f failure
+	if c.srv.opts.Tokens != nil {
+		f = checkFAST(&req)
+	}
+	req.exchange.fast = req.fast
+	return req, f
 }
 
 // parseUserAgent reads <user-agent/>; ok is false for an id that is not
@@ -159,7 +172,7 @@ func agentText(s string) string {
 // the features of the authenticated stream follow. bound is returned when
 // a session was bound or resumed inline.
 func (c *conn) authenticate2(ctx context.Context, e *router.Element) (Outcome, error) {
-	req, f := parseAuthenticate(e)
+	req, f := c.parseAuthenticate(e)
 	if f.cond != "" {
 		return Continue, c.saslFailure(saslV2, f)
 	}
@@ -179,6 +192,9 @@ func (c *conn) authenticate2(ctx context.Context, e *router.Element) (Outcome, e
 	s := &sasl2Success{c: c, el: router.NewElement(nsSASL2, "success")}
 	if res.data != nil {
 		s.el.Append(router.NewElement(nsSASL2, "additional-data").AppendText(base64.StdEncoding.EncodeToString(res.data)))
+	}
+	if token := c.fastInline(ctx, req.fast, res.token); token != nil {
+		s.extra = append(s.extra, token)
 	}
 	return c.sasl2Inline(ctx, req, s)
 }

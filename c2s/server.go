@@ -49,8 +49,10 @@ type Options struct {
 	// Secrets keeps the server's own keys (the Bind 2 resource key); nil
 	// makes them last only as long as the process.
 	Secrets storage.Secrets
-	Certs   *certs.Store
-	Log     *slog.Logger
+	// Tokens keeps FAST tokens (XEP-0484); nil turns FAST off.
+	Tokens storage.FastTokens
+	Certs  *certs.Store
+	Log    *slog.Logger
 	// PreAuth answer the IQs of their namespaces that clients send before
 	// authenticating (in-band registration); see PreAuthIQHandler.
 	PreAuth []PreAuthIQHandler

@@ -56,8 +56,8 @@ type FastTokens interface {
 	Issue(ctx context.Context, t FastToken) error
 	// Use records that the client authenticated with the agent's token of
 	// verifier, with count (0 if the client sent none): the token is
-	// marked used, and the agent's tokens that expire before it are
-	// dropped. ErrReplay if count is not above the count the token was
+	// marked used, and the agent's token used before it and those that
+	// expire before it are dropped (a newer one, not used yet, stays). ErrReplay if count is not above the count the token was
 	// last used with; ErrNotFound if the token is gone.
 	Use(ctx context.Context, domain, local, agent string, verifier []byte, count int64) error
 	// Revoke drops the tokens of the account's agent.

@@ -71,7 +71,7 @@ func (s fastTokens) Issue(ctx context.Context, t storage.FastToken) error {
 
 // Use checks and raises the count and marks the token used under the
 // row's lock, so that two uses with one count cannot both pass, and drops
-// the agent's tokens that expire earlier.
+// the agent's token used before and those that expire earlier.
 func (s fastTokens) Use(ctx context.Context, domain, local, agent string, verifier []byte, count int64) error {
 	err := s.db.inTx(ctx, func(tx *sql.Tx) error {
 		var last, expires int64
@@ -94,9 +94,12 @@ func (s fastTokens) Use(ctx context.Context, domain, local, agent string, verifi
 			domain, local, agent, verifier, max(count, last), true); err != nil {
 			return err
 		}
+		// The token that was in use before this one, and any that expire
+		// earlier; a newer one not used yet stays.
 		_, err = tx.ExecContext(ctx, `
-			DELETE FROM fast_tokens WHERE domain = $1 AND local = $2 AND agent = $3 AND expires_at < $4`,
-			domain, local, agent, expires)
+			DELETE FROM fast_tokens WHERE domain = $1 AND local = $2 AND agent = $3 AND verifier <> $4
+			AND (used = $6 OR expires_at < $5)`,
+			domain, local, agent, verifier, expires, true)
 		return err
 	})
 	if err != nil {
