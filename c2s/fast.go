@@ -73,11 +73,7 @@ func (c *conn) fastFeature() *router.Element {
 	if len(mechs) == 0 {
 		return nil
 	}
-	f := router.NewElement(nsFAST, "fast")
-	for _, m := range mechs {
-		f.Append(router.NewElement(nsFAST, "mechanism").AppendText(m))
-	}
-	return f
+	return mechanismsElement(nsFAST, "fast", mechs)
 }
 
 // parseFAST reads the FAST elements of an <authenticate/> (e is a child

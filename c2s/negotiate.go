@@ -10,7 +10,6 @@ import (
 
 	"mellium.im/xmpp/stream"
 
-	"github.com/xmppd/xmppd/internal/connlimit"
 	"github.com/xmppd/xmppd/router"
 )
 
@@ -298,10 +297,7 @@ var (
 		Stages: AfterTLS,
 		Features: func(n *Negotiation) []*router.Element {
 			c := n.c
-			mechs := router.NewElement(nsSASL, "mechanisms")
-			for _, m := range c.mechanisms() {
-				mechs.Append(router.NewElement(nsSASL, "mechanism").AppendText(m))
-			}
+			mechs := mechanismsElement(nsSASL, "mechanisms", c.mechanisms())
 			f := []*router.Element{mechs}
 			if types := c.binding().Types(); len(types) > 0 {
 				cb := router.NewElement(nsSASLCB, "sasl-channel-binding")
@@ -317,15 +313,9 @@ var (
 		},
 		Handle: func(ctx context.Context, n *Negotiation, e *router.Element) (Outcome, error) {
 			c := n.c
-			if c.authed {
-				return Continue, stream.PolicyViolation
+			if ok, err := c.mayAuthenticate(saslV1); !ok {
+				return Continue, err
 			}
-			if !c.secure() {
-				// RFC 6120 §6.4.5: no SASL, and so no PLAIN, before TLS.
-				return Continue, c.saslFailure(saslV1, failure{cond: "encryption-required", text: "negotiate TLS first"})
-			}
-			// After the TLS check: an <auth> in plaintext is no progress.
-			c.pending.Progress(connlimit.Auth)
 			restart, err := c.authenticate(ctx, e)
 			if restart {
 				return Restart, err

@@ -13,6 +13,7 @@ import (
 	"mellium.im/xmpp/stream"
 
 	"github.com/xmppd/xmppd/c2s/sasl"
+	"github.com/xmppd/xmppd/internal/connlimit"
 	"github.com/xmppd/xmppd/router"
 	"github.com/xmppd/xmppd/storage"
 	"github.com/xmppd/xmppd/storage/credential"
@@ -218,6 +219,32 @@ func (c *conn) exchange(ctx context.Context, p profile, req exchangeRequest) (re
 			slog.Bool("credential", f.credential), slog.String("host", c.host))
 	}
 	return res, nil
+}
+
+// mayAuthenticate checks that an exchange of profile p may begin: a
+// second authentication is a policy-violation, and before TLS there is no
+// SASL, and so no PLAIN (RFC 6120 §6.4.5). After these checks the attempt
+// counts as progress of the pending connection (an <auth> in plaintext is
+// none).
+func (c *conn) mayAuthenticate(p profile) (ok bool, err error) {
+	if c.authed {
+		return false, stream.PolicyViolation
+	}
+	if !c.secure() {
+		return false, c.saslFailure(p, failure{cond: "encryption-required", text: "negotiate TLS first"})
+	}
+	c.pending.Progress(connlimit.Auth)
+	return true, nil
+}
+
+// mechanismsElement lists mechs in an element name of namespace ns, each
+// a <mechanism/>: SASL's and SASL2's features and FAST's.
+func mechanismsElement(ns, name string, mechs []string) *router.Element {
+	e := router.NewElement(ns, name)
+	for _, m := range mechs {
+		e.Append(router.NewElement(ns, "mechanism").AppendText(m))
+	}
+	return e
 }
 
 // loggedIn marks the connection authenticated as user.

@@ -9,9 +9,7 @@ import (
 	"unicode/utf8"
 
 	"mellium.im/xmpp/jid"
-	"mellium.im/xmpp/stream"
 
-	"github.com/xmppd/xmppd/internal/connlimit"
 	"github.com/xmppd/xmppd/router"
 )
 
@@ -67,17 +65,13 @@ var sasl2Step = Step{
 		return e.Name.Space == nsSASL2 && e.Name.Local == "authenticate"
 	},
 	Handle: func(ctx context.Context, n *Negotiation, e *router.Element) (Outcome, error) {
-		c := n.c
-		if c.authed {
-			// §"Multiple Authentication": a stream error.
-			return Continue, stream.PolicyViolation
+		// §"Multiple Authentication" and §"Security Considerations" ask
+		// what RFC 6120 does: a stream error once authenticated, and
+		// nothing before TLS.
+		if ok, err := n.c.mayAuthenticate(saslV2); !ok {
+			return Continue, err
 		}
-		if !c.secure() {
-			// §"Security Considerations": only after TLS.
-			return Continue, c.saslFailure(saslV2, failure{cond: "encryption-required", text: "negotiate TLS first"})
-		}
-		c.pending.Progress(connlimit.Auth)
-		return c.authenticate2(ctx, e)
+		return n.c.authenticate2(ctx, e)
 	},
 }
 
@@ -90,10 +84,7 @@ func (c *conn) sasl2Feature() *router.Element {
 	if len(mechs) == 0 {
 		return nil
 	}
-	f := router.NewElement(nsSASL2, "authentication")
-	for _, m := range mechs {
-		f.Append(router.NewElement(nsSASL2, "mechanism").AppendText(m))
-	}
+	f := mechanismsElement(nsSASL2, "authentication", mechs)
 	inline := router.NewElement(nsSASL2, "inline")
 	inline.Append(c.bind2Feature(), router.NewElement(nsSM, "sm"))
 	if fast := c.fastFeature(); fast != nil {
