@@ -25,31 +25,57 @@ func (c *conn) bind(ctx context.Context, iq *router.Stanza, payload *router.Elem
 	if res == "" {
 		res = "xmppd-" + router.NewID()
 	}
+	sess, refused := c.bindSession(ctx, res)
+	if refused != nil {
+		return false, c.writeElement(iq.ErrorReply(refused.typ, refused.cond, refused.text).Element)
+	}
+	result := router.NewElement("", "iq", "type", "result", "id", iq.ID())
+	result.Append(router.NewElement(nsBind, "bind").Append(router.NewElement(nsBind, "jid").AppendText(sess.jidString)))
+	if err := c.writeElement(result); err != nil {
+		c.srv.opts.Router.Sessions().Unbind(sess)
+		return false, err
+	}
+	return true, c.attachBound(sess)
+}
+
+// bindRefusal is why a resource could not be bound, as a stanza error.
+type bindRefusal struct {
+	typ  stanza.ErrorType
+	cond stanza.Condition
+	text string
+}
+
+// bindSession makes the session of resource res for the authenticated
+// user and binds it in the registry, for resource binding and Bind 2. It
+// is not attached yet: the caller answers the client first, and unbinds it
+// if that fails.
+func (c *conn) bindSession(ctx context.Context, res string) (*Session, *bindRefusal) {
 	full, err := jid.New(c.user, c.host, res)
 	if err != nil {
-		return false, c.writeElement(iq.ErrorReply(stanza.Modify, stanza.BadRequest, "invalid resource").Element)
+		return nil, &bindRefusal{stanza.Modify, stanza.BadRequest, "invalid resource"}
 	}
 	log := c.log.With(slog.String("jid", full.String()))
 	sess := newSession(ctx, c.srv, log, full)
+	sess.agent = c.agent
 	reg := c.srv.opts.Router.Sessions()
 	old, err := reg.Bind(sess, c.srv.limits.MaxSessionsPerUser)
 	if errors.Is(err, router.ErrTooManySessions) {
-		return false, c.writeElement(iq.ErrorReply(stanza.Wait, stanza.ResourceConstraint, "too many sessions").Element)
+		return nil, &bindRefusal{stanza.Wait, stanza.ResourceConstraint, "too many sessions"}
 	}
 	if old != nil {
 		old.Close(stream.Conflict)
 	}
-	result := router.NewElement("", "iq", "type", "result", "id", iq.ID())
-	result.Append(router.NewElement(nsBind, "bind").Append(router.NewElement(nsBind, "jid").AppendText(full.String())))
-	if err := c.writeElement(result); err != nil {
-		reg.Unbind(sess)
-		return false, err
-	}
+	return sess, nil
+}
+
+// attachBound attaches a session bindSession made to this connection,
+// which carries it from now on.
+func (c *conn) attachBound(sess *Session) error {
 	if err := sess.Attach(c); err != nil {
 		// Replaced or closed between Bind and here: it ends on its own.
-		return false, sess.cause
+		return sess.cause
 	}
-	c.sess, c.bound, c.log = sess, true, log
+	c.sess, c.bound, c.log = sess, true, sess.log
 	c.log.Info("c2s session bound")
-	return true, nil
+	return nil
 }

@@ -63,13 +63,15 @@ type conn struct {
 	host string // the served domain the client asked for
 	peer string // the client's stream from, echoed as our to
 	// The flags are together, so that they take one word.
-	directTLS    bool
-	headerSent   bool
-	authed       bool
-	bound        bool
-	pinged       bool
-	user         string // local part, once authenticated
-	saslFailures int    // wrong credentials on this stream
+	directTLS  bool
+	headerSent bool
+	authed     bool
+	bound      bool
+	pinged     bool
+	user       string // local part, once authenticated
+	// agent is the SASL2 <user-agent/>, once authenticated with SASL2.
+	agent        UserAgent
+	saslFailures int // wrong credentials on this stream
 	// otherFailures counts the SASL failures that are not wrong
 	// credentials (see maxOtherFailures).
 	otherFailures int

@@ -83,10 +83,7 @@ var csiStep = Step{
 // addCSIHandlers registers <inactive/> and <active/>.
 func (s *Server) addCSIHandlers() {
 	s.HandleElement(nsCSI, "inactive", func(_ context.Context, s *Session, _ *router.Element) error {
-		c := csiKey.GetOrSet(s, func() *csiState { return &csiState{} })
-		c.mu.Lock()
-		c.inactive = true
-		c.mu.Unlock()
+		s.csiInactive()
 		return nil
 	})
 	s.HandleElement(nsCSI, "active", func(_ context.Context, s *Session, _ *router.Element) error {
@@ -101,6 +98,15 @@ func (s *Server) addCSIHandlers() {
 func (s *Session) csi() *csiState {
 	c, _ := csiKey.Get(s)
 	return c
+}
+
+// csiInactive makes the session inactive: for <inactive/>, sent after
+// binding or inline in Bind 2 (XEP-0386).
+func (s *Session) csiInactive() {
+	c := csiKey.GetOrSet(s, func() *csiState { return &csiState{} })
+	c.mu.Lock()
+	c.inactive = true
+	c.mu.Unlock()
 }
 
 // csiActive makes the session active: what is held is queued. For

@@ -10,7 +10,6 @@ import (
 
 	"mellium.im/xmpp/stream"
 
-	"github.com/xmppd/xmppd/internal/connlimit"
 	"github.com/xmppd/xmppd/router"
 )
 
@@ -217,6 +216,7 @@ func (s *Server) steps() []*Step {
 func (s *Server) addStandardSteps() {
 	s.AddStep(startTLSStep)
 	s.AddStep(saslStep)
+	s.AddStep(sasl2Step)
 	s.AddStep(preAuthStep)
 	s.AddStep(bindStep)
 	s.AddStep(sessionStep)
@@ -226,10 +226,13 @@ func (s *Server) addStandardSteps() {
 }
 
 // features lists what the client may negotiate next (RFC 6120 §4.3.2).
-func (c *conn) features() *router.Element {
+func (c *conn) features() *router.Element { return c.featuresAt(c.stage()) }
+
+// featuresAt lists the features of stage: SASL2 sends those of the stage
+// its inline requests reach before the connection is there.
+func (c *conn) featuresAt(stage Stage) *router.Element {
 	f := router.NewElement(router.NSStream, "features")
 	n := &Negotiation{c}
-	stage := c.stage()
 	for _, st := range c.srv.steps() {
 		if st.Stages&stage != 0 && st.Features != nil {
 			f.Append(st.Features(n)...)
@@ -294,10 +297,7 @@ var (
 		Stages: AfterTLS,
 		Features: func(n *Negotiation) []*router.Element {
 			c := n.c
-			mechs := router.NewElement(nsSASL, "mechanisms")
-			for _, m := range c.mechanisms() {
-				mechs.Append(router.NewElement(nsSASL, "mechanism").AppendText(m))
-			}
+			mechs := mechanismsElement(nsSASL, "mechanisms", c.mechanisms())
 			f := []*router.Element{mechs}
 			if types := c.binding().Types(); len(types) > 0 {
 				cb := router.NewElement(nsSASLCB, "sasl-channel-binding")
@@ -313,15 +313,9 @@ var (
 		},
 		Handle: func(ctx context.Context, n *Negotiation, e *router.Element) (Outcome, error) {
 			c := n.c
-			if c.authed {
-				return Continue, stream.PolicyViolation
+			if ok, err := c.mayAuthenticate(saslV1); !ok {
+				return Continue, err
 			}
-			if !c.secure() {
-				// RFC 6120 §6.4.5: no SASL, and so no PLAIN, before TLS.
-				return Continue, c.saslFailure(failure{cond: "encryption-required", text: "negotiate TLS first"})
-			}
-			// After the TLS check: an <auth> in plaintext is no progress.
-			c.pending.Progress(connlimit.Auth)
 			restart, err := c.authenticate(ctx, e)
 			if restart {
 				return Restart, err

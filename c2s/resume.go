@@ -338,8 +338,12 @@ func (s *Session) smEnd() []*router.Stanza {
 // resume handles <resume/> (XEP-0198 §5): the hibernating (or still
 // attached) session of the same account is attached to this connection,
 // what the client did not acknowledge is sent again, and the connection
-// carries the session from now on with its full JID and presence.
-func (c *conn) resume(ctx context.Context, cmd smCommand) (Outcome, error) {
+// carries the session from now on with its full JID and presence. answer
+// sends the <resumed/> or <failed/>: on its own (XEP-0198), or inside
+// SASL2's <success/> (resumeInline); <resumed/> is sent before the session
+// is attached, so that nothing the session writes comes before it.
+// resumed is the session for <resumed/>, nil for <failed/>.
+func (c *conn) resume(ctx context.Context, cmd smCommand, answer func(e *router.Element, resumed *Session) error) (Outcome, error) {
 	account, err := jid.New(c.user, c.host, "")
 	var s *Session
 	if err == nil {
@@ -351,13 +355,13 @@ func (c *conn) resume(ctx context.Context, cmd smCommand) (Outcome, error) {
 		if h, ok := c.srv.sm.handled(cmd.previd, account.String()); err == nil && ok {
 			f.SetAttr("h", strconv.FormatUint(uint64(h), 10))
 		}
-		return Continue, c.writeElement(f)
+		return Continue, answer(f, nil)
 	}
 	sm := s.sm()
 	sm.life.Lock()
 	if s.closed.Load() {
 		sm.life.Unlock()
-		return Continue, c.writeElement(smFailed(stanza.ItemNotFound))
+		return Continue, answer(smFailed(stanza.ItemNotFound), nil)
 	}
 	s.stopTimer(sm)
 	if old := s.detachAbandoned(); old != nil {
@@ -390,7 +394,7 @@ func (c *conn) resume(ctx context.Context, cmd smCommand) (Outcome, error) {
 	sm.handling.Unlock()
 	resumed := router.NewElement(nsSM, "resumed", "previd", cmd.previd,
 		"h", strconv.FormatUint(uint64(h), 10))
-	if err := c.writeElement(resumed); err != nil {
+	if err := answer(resumed, s); err != nil {
 		s.rehibernate(sm)
 		sm.life.Unlock()
 		return Continue, err

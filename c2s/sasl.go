@@ -6,12 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stream"
 
 	"github.com/xmppd/xmppd/c2s/sasl"
+	"github.com/xmppd/xmppd/internal/connlimit"
 	"github.com/xmppd/xmppd/router"
 	"github.com/xmppd/xmppd/storage"
 	"github.com/xmppd/xmppd/storage/credential"
@@ -115,67 +117,152 @@ func (c *conn) binding() sasl.ChannelBinding {
 	return sasl.TLSBinding(&cs, c.leaf)
 }
 
+// profile is an XMPP profile of SASL: RFC 6120's, or XEP-0388's SASL2. The
+// mechanisms, their server code and the failure conditions are the same;
+// the namespace of the elements and how their data is carried differ.
+type profile struct {
+	ns string
+	// name is the profile in logs and Stats.
+	name string
+}
+
+var (
+	saslV1 = profile{ns: nsSASL, name: "sasl"}
+	saslV2 = profile{ns: nsSASL2, name: "sasl2"}
+)
+
 // authenticate runs one SASL exchange that began with auth. restart is true
 // on success, when the stream must be restarted.
 func (c *conn) authenticate(ctx context.Context, auth *router.Element) (restart bool, err error) {
 	mech := auth.Get("mechanism")
-	offered := false
-	for _, m := range c.mechanisms() {
-		offered = offered || m == mech
+	res, err := c.exchange(ctx, saslV1, exchangeRequest{mech: mech, initial: auth.Text(), hasInitial: auth.Text() != ""})
+	if err != nil {
+		return false, err
 	}
+	if res.f.cond != "" {
+		return false, c.saslFailure(saslV1, res.f)
+	}
+	succ := router.NewElement(nsSASL, "success")
+	if res.data != nil {
+		succ.AppendText(base64.StdEncoding.EncodeToString(res.data))
+	}
+	if err := c.writeElement(succ); err != nil {
+		return false, err
+	}
+	c.loggedIn(saslV1, res.user, mech)
+	return true, nil
+}
+
+// exchangeRequest is what a client asked to authenticate with.
+type exchangeRequest struct {
+	mech string
+	// initial is the initial response as sent, in base64; hasInitial
+	// says whether there was one.
+	initial    string
+	hasInitial bool
+	// fast is the FAST part of a SASL2 <authenticate/> (fast.go), for the
+	// HT mechanisms.
+	fast fastRequest
+}
+
+// exchangeResult is how an exchange ended: the user who authenticated
+// and the mechanism's additional data for <success/>, or the failure.
+type exchangeResult struct {
+	user string
+	data []byte
+	f    failure
+	// token is the FAST token that authenticated (fast.go), nil for a
+	// password.
+	token *storage.FastToken
+}
+
+// exchange runs the mechanism of req to its outcome, in either profile:
+// the check that it is offered, the throttle, the challenges and
+// responses, and the accounting of a failure. It sends neither <success/>
+// nor <failure/>: that is the profile's. An error ends the stream.
+func (c *conn) exchange(ctx context.Context, p profile, req exchangeRequest) (res exchangeResult, err error) {
+	mech := req.mech
+	offered := slices.Contains(c.mechanisms(), mech) || (p == saslV2 && slices.Contains(c.fastMechanisms(), mech))
 	if !offered {
-		return false, c.saslFailure(failure{cond: "invalid-mechanism",
-			text: fmt.Sprintf("mechanism %q is not offered; offered: %s", mech, strings.Join(c.mechanisms(), ", "))})
+		res.f = failure{cond: "invalid-mechanism",
+			text: fmt.Sprintf("mechanism %q is not offered; offered: %s", mech, strings.Join(c.mechanisms(), ", "))}
+		return res, nil
 	}
 	// The per-address ceiling can be checked at once; the per-account one
 	// once the client has named the account (plain, scram).
 	if c.blocked("") {
-		return false, c.saslFailure(throttled)
+		res.f = throttled
+		return res, nil
 	}
-	initial, err := decodeSASL(auth.Text())
+	initial, err := p.decode(req.initial)
 	if err != nil {
-		return false, c.saslFailure(failure{cond: "incorrect-encoding", text: "the initial response is not base64"})
+		res.f = failure{cond: "incorrect-encoding", text: "the initial response is not base64"}
+		return res, nil
 	}
-	var user string
-	var f failure
-	if mech == "PLAIN" {
-		user, f = c.plain(ctx, initial)
-	} else {
-		user, f, err = c.scram(ctx, mech, initial, auth.Text() != "")
-		if err != nil {
-			return false, err
-		}
+	switch {
+	case mech == "PLAIN":
+		res.user, res.f = c.plain(ctx, initial)
+	case isFASTMechanism(mech):
+		res, err = c.fastAuth(ctx, initial, req.fast)
+	default:
+		res.user, res.data, res.f, err = c.scram(ctx, p, mech, initial, req.hasInitial)
 	}
-	if f.cond != "" {
+	if err != nil {
+		return res, err
+	}
+	if f := res.f; f.cond != "" {
 		if f.credential {
 			c.srv.throttle.Fail(c.ip, f.account)
 		}
 		c.srv.stats.login(mech, "failure")
-		c.log.Info("c2s login failed", slog.String("mechanism", mech), slog.String("condition", f.cond),
+		c.log.Info("c2s login failed", slog.String("profile", p.name), slog.String("mechanism", mech), slog.String("condition", f.cond),
 			slog.Bool("credential", f.credential), slog.String("host", c.host))
-		return false, c.saslFailure(f)
 	}
-	if mech == "PLAIN" {
-		// SCRAM sends its <success/> itself, with the server signature;
-		// PLAIN has no additional data.
-		if err := c.writeElement(router.NewElement(nsSASL, "success")); err != nil {
-			return false, err
-		}
+	return res, nil
+}
+
+// mayAuthenticate checks that an exchange of profile p may begin: a
+// second authentication is a policy-violation, and before TLS there is no
+// SASL, and so no PLAIN (RFC 6120 §6.4.5). After these checks the attempt
+// counts as progress of the pending connection (an <auth> in plaintext is
+// none).
+func (c *conn) mayAuthenticate(p profile) (ok bool, err error) {
+	if c.authed {
+		return false, stream.PolicyViolation
 	}
-	c.authed, c.user = true, user
-	c.srv.stats.login(mech, "success")
-	c.releasePending()
-	c.log.Info("c2s authenticated", slog.String("user", user+"@"+c.host), slog.String("mechanism", mech))
+	if !c.secure() {
+		return false, c.saslFailure(p, failure{cond: "encryption-required", text: "negotiate TLS first"})
+	}
+	c.pending.Progress(connlimit.Auth)
 	return true, nil
 }
 
-// saslFailure sends a SASL <failure/>; past the retry limit of its kind
-// (wrong credentials or anything else) it returns the stream error that
-// closes the stream.
-func (c *conn) saslFailure(f failure) error {
-	e := router.NewElement(nsSASL, "failure").Append(router.NewElement(nsSASL, f.cond))
+// mechanismsElement lists mechs in an element name of namespace ns, each
+// a <mechanism/>: SASL's and SASL2's features and FAST's.
+func mechanismsElement(ns, name string, mechs []string) *router.Element {
+	e := router.NewElement(ns, name)
+	for _, m := range mechs {
+		e.Append(router.NewElement(ns, "mechanism").AppendText(m))
+	}
+	return e
+}
+
+// loggedIn marks the connection authenticated as user.
+func (c *conn) loggedIn(p profile, user, mech string) {
+	c.authed, c.user = true, user
+	c.srv.stats.login(mech, "success")
+	c.releasePending()
+	c.log.Info("c2s authenticated", slog.String("user", user+"@"+c.host), slog.String("mechanism", mech), slog.String("profile", p.name))
+}
+
+// saslFailure sends a SASL <failure/> of profile p; past the retry limit
+// of its kind (wrong credentials or anything else) it returns the stream
+// error that closes the stream. The condition is RFC 6120's in both
+// profiles (XEP-0388 §"Failure").
+func (c *conn) saslFailure(p profile, f failure) error {
+	e := router.NewElement(p.ns, "failure").Append(router.NewElement(nsSASL, f.cond))
 	if f.text != "" {
-		e.Append(router.NewElement(nsSASL, "text").AppendText(f.text))
+		e.Append(router.NewElement(p.ns, "text").AppendText(f.text))
 	}
 	if err := c.writeElement(e); err != nil {
 		return err
@@ -270,8 +357,10 @@ func (c *conn) plain(ctx context.Context, msg []byte) (user string, f failure) {
 }
 
 // scram runs a SCRAM exchange: challenges and responses until success or
-// failure. hasInitial says whether <auth/> carried an initial response.
-func (c *conn) scram(ctx context.Context, mech string, initial []byte, hasInitial bool) (user string, f failure, err error) {
+// failure, which is the caller's to send; data is the server-final message
+// for <success/>. hasInitial says whether the client sent an initial
+// response.
+func (c *conn) scram(ctx context.Context, p profile, mech string, initial []byte, hasInitial bool) (user string, data []byte, f failure, err error) {
 	family := mech
 	if len(mech) > 5 && mech[len(mech)-5:] == "-PLUS" {
 		family = mech[:len(mech)-5]
@@ -287,7 +376,7 @@ func (c *conn) scram(ctx context.Context, mech string, initial []byte, hasInitia
 		return c.credential(ctx, authcid, family)
 	}, c.binding())
 	if err != nil {
-		return "", failure{cond: "invalid-mechanism"}, nil
+		return "", nil, failure{cond: "invalid-mechanism"}, nil
 	}
 	srv.PlusOffered = len(c.binding().Types()) > 0
 	srv.Decoy = c.decoy()
@@ -295,8 +384,8 @@ func (c *conn) scram(ctx context.Context, mech string, initial []byte, hasInitia
 	msg := initial
 	if !hasInitial {
 		// No initial response: ask for it with an empty challenge.
-		if msg, f, err = c.challenge(nil); f.cond != "" || err != nil {
-			return "", f, err
+		if msg, f, err = c.challenge(p, nil); f.cond != "" || err != nil {
+			return "", nil, f, err
 		}
 	}
 	first := msg
@@ -304,25 +393,24 @@ func (c *conn) scram(ctx context.Context, mech string, initial []byte, hasInitia
 		out, done, serr := srv.Step(msg)
 		if serr != nil {
 			if errors.Is(serr, errThrottled) {
-				return "", throttled, nil
+				return "", nil, throttled, nil
 			}
 			if errors.Is(serr, sasl.ErrTemporary) {
 				c.log.Error("c2s scram", slog.Any("err", serr))
 			}
 			f := c.scramFailure(first, serr)
 			f.account = account
-			return "", f, nil
+			return "", nil, f, nil
 		}
 		if done {
 			local, lerr := c.localpart(srv.Username())
 			if lerr != nil || !c.validAuthzid(srv.Authzid(), local) {
-				return "", failure{cond: "invalid-authzid", text: "you may only act as your own account"}, nil
+				return "", nil, failure{cond: "invalid-authzid", text: "you may only act as your own account"}, nil
 			}
-			succ := router.NewElement(nsSASL, "success").AppendText(base64.StdEncoding.EncodeToString(out))
-			return local, failure{}, c.writeElement(succ)
+			return local, out, failure{}, nil
 		}
-		if msg, f, err = c.challenge(out); f.cond != "" || err != nil {
-			return "", f, err
+		if msg, f, err = c.challenge(p, out); f.cond != "" || err != nil {
+			return "", nil, f, err
 		}
 	}
 }
@@ -362,9 +450,10 @@ func gs2BindingType(first []byte) string {
 	return "(none)"
 }
 
-// challenge sends a <challenge/> and reads the client's <response/>.
-func (c *conn) challenge(data []byte) (resp []byte, f failure, err error) {
-	ch := router.NewElement(nsSASL, "challenge")
+// challenge sends a <challenge/> of profile p and reads the client's
+// <response/>.
+func (c *conn) challenge(p profile, data []byte) (resp []byte, f failure, err error) {
+	ch := router.NewElement(p.ns, "challenge")
 	if len(data) > 0 {
 		ch.AppendText(base64.StdEncoding.EncodeToString(data))
 	}
@@ -376,16 +465,26 @@ func (c *conn) challenge(data []byte) (resp []byte, f failure, err error) {
 		return nil, failure{}, err
 	}
 	switch {
-	case e.Name.Space == nsSASL && e.Name.Local == "response":
-		resp, err := decodeSASL(e.Text())
+	case e.Name.Space == p.ns && e.Name.Local == "response":
+		resp, err := p.decode(e.Text())
 		if err != nil {
 			return nil, failure{cond: "incorrect-encoding", text: "the response is not base64"}, nil
 		}
 		return resp, failure{}, nil
-	case e.Name.Space == nsSASL && e.Name.Local == "abort":
+	case e.Name.Space == p.ns && e.Name.Local == "abort":
 		return nil, failure{cond: "aborted"}, nil
 	}
 	return nil, failure{}, stream.NotAuthorized
+}
+
+// decode decodes a SASL payload of the profile: in SASL2 an empty element
+// is empty data (XEP-0388 §"SASL Data Encoding"), the "=" of RFC 6120 is
+// not.
+func (p profile) decode(s string) ([]byte, error) {
+	if p == saslV1 {
+		return decodeSASL(s)
+	}
+	return base64.StdEncoding.DecodeString(strings.TrimSpace(s))
 }
 
 // decodeSASL decodes a SASL payload; "=" is an empty response (RFC 6120

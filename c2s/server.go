@@ -46,6 +46,11 @@ type Options struct {
 	Config *config.Config
 	Router *router.Router
 	Users  storage.Users
+	// Secrets keeps the server's own keys (the Bind 2 resource key); nil
+	// makes them last only as long as the process.
+	Secrets storage.Secrets
+	// Tokens keeps FAST tokens (XEP-0484); nil turns FAST off.
+	Tokens storage.FastTokens
 	Certs  *certs.Store
 	Log    *slog.Logger
 	// PreAuth answer the IQs of their namespaces that clients send before
@@ -68,6 +73,11 @@ type Server struct {
 	sm smRegistry
 
 	stats stats
+
+	// resourceKeyBytes keys the Bind 2 resource suffixes (bind2.go),
+	// loaded once.
+	resourceKeyOnce  sync.Once
+	resourceKeyBytes []byte
 
 	mu     sync.Mutex
 	conns  map[*conn]struct{}

@@ -40,6 +40,9 @@ type Session struct {
 	priority atomic.Int32
 	presence atomic.Pointer[router.Stanza]
 	out      *outQueue
+	// agent is what the client said about itself in SASL2 (zero for a
+	// SASL client); set before the session is bound, never changed.
+	agent UserAgent
 
 	// attachMu serialises Attach and Detach; att is read without it.
 	attachMu sync.Mutex
@@ -73,6 +76,11 @@ func newSession(ctx context.Context, srv *Server, log *slog.Logger, full jid.JID
 
 // JID implements router.Session.
 func (s *Session) JID() jid.JID { return s.jid }
+
+// UserAgent is what the client of the session said about itself when it
+// authenticated with SASL2 (XEP-0388 <user-agent/>), for the account's
+// owner and the operator; zero for a client that used SASL.
+func (s *Session) UserAgent() UserAgent { return s.agent }
 
 // Available implements router.Session.
 func (s *Session) Available() bool { return s.available.Load() }

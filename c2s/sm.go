@@ -232,7 +232,7 @@ var smStep = Step{
 			// authentication.
 			return Continue, c.writeElement(smFailed(stanza.UnexpectedRequest))
 		}
-		return c.resume(ctx, cmd)
+		return c.resume(ctx, cmd, func(e *router.Element, _ *Session) error { return c.writeElement(e) })
 	},
 }
 
@@ -245,8 +245,17 @@ func smEnable(_ context.Context, s *Session, e *router.Element) error {
 	if err != nil {
 		return s.queueControl(smFailed(stanza.BadRequest))
 	}
+	return s.queueControl(s.enableSM(cmd, false))
+}
+
+// enableSM enables stream management on s as cmd asks and returns the
+// answer, <enabled/> or <failed/>. inline is for Bind 2 (XEP-0386), whose
+// <bound/> carries the answer before the session has written anything:
+// every stanza the session writes is then counted. Otherwise the answer is
+// to be queued, and counting starts when the writer writes it.
+func (s *Session) enableSM(cmd smCommand, inline bool) *router.Element {
 	// Complete before it is published: the writer reads it unlocked.
-	sm := &smState{}
+	sm := &smState{active: inline}
 	if cmd.resume {
 		sm.timeout = s.srv.limits.ResumeTimeout
 		if cmd.max > 0 {
@@ -258,7 +267,7 @@ func smEnable(_ context.Context, s *Session, e *router.Element) error {
 	smKey.GetOrSet(s, func() *smState { created = true; return sm })
 	if !created {
 		// §3: at most one attempt.
-		return s.queueControl(smFailed(stanza.UnexpectedRequest))
+		return smFailed(stanza.UnexpectedRequest)
 	}
 	enabled := router.NewElement(nsSM, "enabled")
 	if cmd.resume {
@@ -267,8 +276,8 @@ func smEnable(_ context.Context, s *Session, e *router.Element) error {
 		secs := (sm.timeout + time.Second - 1) / time.Second
 		enabled.SetAttr("id", sm.id).SetAttr("resume", "true").SetAttr("max", strconv.Itoa(int(secs)))
 	}
-	s.log.Debug("c2s stream management enabled", slog.Bool("resume", cmd.resume))
-	return s.queueControl(enabled)
+	s.log.Debug("c2s stream management enabled", slog.Bool("resume", cmd.resume), slog.Bool("inline", inline))
+	return enabled
 }
 
 // smRequest answers the client's <r/> with the count of stanzas handled.

@@ -29,7 +29,7 @@ type smClient struct {
 }
 
 // next reads the next element, counting stanzas and the server's <r/>.
-func (c *smClient) next(t *testing.T) *router.Element {
+func (c *smClient) next(t testing.TB) *router.Element {
 	t.Helper()
 	e, err := c.Next()
 	if err != nil {
@@ -45,7 +45,7 @@ func (c *smClient) next(t *testing.T) *router.Element {
 }
 
 // until reads until match accepts an element, and returns it.
-func (c *smClient) until(t *testing.T, what string, match func(*router.Element) bool) *router.Element {
+func (c *smClient) until(t testing.TB, what string, match func(*router.Element) bool) *router.Element {
 	t.Helper()
 	for {
 		if e := c.next(t); match(e) {
@@ -62,7 +62,7 @@ func isSM(local string) func(*router.Element) bool {
 }
 
 // send sends xml, failing t on error.
-func (c *smClient) send(t *testing.T, xml string) {
+func (c *smClient) send(t testing.TB, xml string) {
 	t.Helper()
 	if err := c.Send(xml); err != nil {
 		t.Fatalf("sm client: send: %v", err)
@@ -71,7 +71,7 @@ func (c *smClient) send(t *testing.T, xml string) {
 
 // sync sends a ping to the server and reads up to its answer, collecting
 // the ids of the messages on the way.
-func (c *smClient) sync(t *testing.T) (messages []string) {
+func (c *smClient) sync(t testing.TB) (messages []string) {
 	t.Helper()
 	id := "sync-" + router.NewID()
 	c.send(t, `<iq type="get" id="`+id+`"><ping xmlns="urn:xmpp:ping"/></iq>`)
@@ -80,7 +80,7 @@ func (c *smClient) sync(t *testing.T) (messages []string) {
 
 // messagesUntil reads up to the first element that end matches, and
 // returns the ids of the messages on the way; a stream error fails t.
-func (c *smClient) messagesUntil(t *testing.T, end func(*router.Element) bool) (messages []string) {
+func (c *smClient) messagesUntil(t testing.TB, end func(*router.Element) bool) (messages []string) {
 	t.Helper()
 	for {
 		e := c.next(t)
@@ -133,7 +133,7 @@ func authOnly(t *testing.T, s *testserver.Server, local string) *smClient {
 }
 
 // waitFor polls cond until it holds; rawWait only bounds a failure.
-func waitFor(t *testing.T, what string, cond func() bool) {
+func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(rawWait)
 	for !cond() {

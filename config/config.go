@@ -187,6 +187,10 @@ type Auth struct {
 	ScramIterations int `yaml:"scram_iterations"`
 	// AllowPlain offers SASL PLAIN (always only over TLS).
 	AllowPlain bool `yaml:"allow_plain"`
+	// FastTokenTTL is how long a FAST token (XEP-0484) is valid: the
+	// longest an installation may stay offline and still log in without
+	// its password. A token is replaced when half of it has passed.
+	FastTokenTTL time.Duration `yaml:"fast_token_ttl"`
 }
 
 // Limits bound what one client can make the server do.

@@ -26,7 +26,7 @@ func TestDefault(t *testing.T) {
 		},
 		Storage: Storage{SQLite: filepath.Join("xmppd-data", "xmppd.db")},
 		Modules: []string{"disco", "ping", "version", "time", "roster", "offline", "blocking", "carbons", "vcard", "private", "last", "register", "push", "mam", "pep", "pubsub", "muc", "upload", "turn"},
-		Auth:    Auth{ScramIterations: 4096, AllowPlain: true},
+		Auth:    Auth{ScramIterations: 4096, AllowPlain: true, FastTokenTTL: 21 * 24 * time.Hour},
 		Limits: Limits{
 			MaxStanzaSize: 262144, MaxDepth: 64, MaxSessionsPerUser: 10,
 			OutboundQueue: 1024, LoginFailures: 5, LoginFailuresPerIP: 50, LoginWindow: time.Minute,

@@ -14,7 +14,8 @@ const (
 	defaultSQLiteFile      = "xmppd.db" // inside DataDir
 	defaultC2SAddress      = ":5222"
 	defaultC2STLSAddress   = ":5223"
-	defaultScramIterations = 4096 // the minimum RFC 7677 recommends
+	defaultScramIterations = 4096                // the minimum RFC 7677 recommends
+	defaultFastTokenTTL    = 21 * 24 * time.Hour // as Prosody's and ejabberd's
 	defaultAllowPlain      = true
 	defaultMaxStanzaSize   = 256 << 10
 	defaultMaxDepth        = 64
@@ -105,6 +106,7 @@ func (c *Config) ApplyDefaults() {
 		c.Modules = defaultModules()
 	}
 	setDefault(&c.Auth.ScramIterations, defaultScramIterations)
+	setDefault(&c.Auth.FastTokenTTL, defaultFastTokenTTL)
 	c.Limits.applyDefaults()
 	// Empty and absent mean the same for these, so keep one form.
 	if len(c.S2S.Routes) == 0 {

@@ -114,6 +114,7 @@ module_options:
 auth:
   scram_iterations: 4096   # PBKDF2 rounds for new SCRAM credentials, 4096 to 1000000
   allow_plain: true        # offer SASL PLAIN (never without TLS)
+  fast_token_ttl: 504h     # FAST (XEP-0484) tokens log an installation in without its password this long; renewed at half
 
 limits:
   max_stanza_size: 262144     # bytes in one stanza; a larger one closes the stream

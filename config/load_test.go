@@ -124,7 +124,7 @@ web:
 				Listeners: []Listener{{Type: ListenerC2SDirectTLS, Address: "127.0.0.1:0"}},
 				Storage:   Storage{Postgres: "postgres://xmppd@db/xmppd"},
 				Modules:   []string{"ping", "muc", "register", "roster"},
-				Auth:      Auth{ScramIterations: 10000, AllowPlain: false},
+				Auth:      Auth{ScramIterations: 10000, AllowPlain: false, FastTokenTTL: 21 * 24 * time.Hour},
 				Limits: Limits{
 					MaxStanzaSize: 65536, MaxDepth: 32, MaxSessionsPerUser: 3,
 					OutboundQueue: 100, LoginFailures: 3, LoginFailuresPerIP: 20, LoginWindow: 30 * time.Second,

@@ -168,6 +168,9 @@ func (c *Config) checkAuth(ps *problems) {
 		ps.add("auth.scram_iterations", "%d is out of range %d to %d (RFC 7677 asks for at least %d)",
 			n, minScramIterations, maxScramIterations, minScramIterations)
 	}
+	if ttl := c.Auth.FastTokenTTL; ttl < time.Minute {
+		ps.add("auth.fast_token_ttl", "%s is too short: at least 1m", ttl)
+	}
 }
 
 func (c *Config) checkLimits(ps *problems) {

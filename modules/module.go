@@ -312,6 +312,18 @@ func (h *Host) AddStreamFeatureFunc(f router.StreamFeatureFunc) {
 	h.regs = append(h.regs, h.router.AddStreamFeatureFunc(h.id, f))
 }
 
+// AddBindFeature makes fn the module's Bind 2 (XEP-0386) feature of
+// namespace ns: clients may then ask for it inline when they bind, and the
+// feature is listed in the Bind 2 stream feature.
+func (h *Host) AddBindFeature(ns string, fn router.BindFeature) error {
+	reg, err := h.router.AddBindFeature(h.id, ns, fn)
+	if err != nil {
+		return fmt.Errorf("%s: %w", h.id, err)
+	}
+	h.regs = append(h.regs, reg)
+	return nil
+}
+
 // OnSessionAvailable attaches fn to sessions that sent initial presence.
 func (h *Host) OnSessionAvailable(priority int, fn router.SessionHandler) {
 	h.regs = append(h.regs, h.router.OnSessionAvailable(h.id, priority, fn))

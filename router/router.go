@@ -35,7 +35,9 @@ type Router struct {
 	// sessionEvents holds the session event handlers.
 	sessionEvents sessionHooks
 	features      streamFeatures
-	services      services
+	// bindFeatures holds the modules' Bind 2 features (bind2.go).
+	bindFeatures bindFeatures
+	services     services
 	// requests holds the server's IQ requests waiting for an answer.
 	requests pendingIQs
 	// domains is never changed after New, so reading it takes no lock.

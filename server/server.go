@@ -99,7 +99,7 @@ func start(ctx context.Context, cfg *config.Config, log *slog.Logger, db storage
 		return nil, err
 	}
 	srv := &Server{Config: cfg, Router: r, Store: db, Web: w, modules: mods, log: log}
-	srv.C2S = c2s.New(c2s.Options{Config: cfg, Router: r, Users: db.Users(), Certs: cs, Log: log, PreAuth: preAuthHandlers(mods)})
+	srv.C2S = c2s.New(c2s.Options{Config: cfg, Router: r, Users: db.Users(), Secrets: db.Secrets(), Tokens: db.FastTokens(), Certs: cs, Log: log, PreAuth: preAuthHandlers(mods)})
 	srv.S2S, err = s2s.New(s2s.Options{Config: cfg, Router: r, Certs: cs, Log: log})
 	if err != nil {
 		mods.Stop()

@@ -44,11 +44,13 @@ type Users interface {
 	Create(ctx context.Context, u User) error
 	// Get returns an account with its credentials; ErrNotFound if absent.
 	Get(ctx context.Context, domain, local string) (User, error)
-	// SetCredentials replaces an account's credentials; ErrNotFound if absent.
+	// SetCredentials replaces an account's credentials and drops its FAST
+	// tokens (a new password must log out what the old one let in);
+	// ErrNotFound if absent.
 	SetCredentials(ctx context.Context, domain, local string, creds []Credential) error
 	// Delete removes an account and all its data (credentials, roster,
 	// pending subscription requests, offline messages, vCard, private XML,
-	// blocklist, last activity, push registrations, message archive and
+	// blocklist, last activity, push registrations, FAST tokens, message archive and
 	// archiving preferences, its PEP service with every node, item,
 	// affiliation and subscription of it, its own affiliations and
 	// subscriptions with the nodes of every other pubsub service, and the
@@ -59,6 +61,16 @@ type Users interface {
 	// List returns the accounts of one domain, or of all domains when domain
 	// is empty, sorted by domain then local part. Credentials are not filled.
 	List(ctx context.Context, domain string) ([]User, error)
+}
+
+// Secrets holds the server's own random keys, each made on first use and
+// kept, so that what is derived from one (the stable Bind 2 resources of
+// XEP-0386) stays the same across restarts and on every node sharing the
+// database.
+type Secrets interface {
+	// Secret returns the 32-byte key called name, making it if there is
+	// none; every caller gets the same key.
+	Secret(ctx context.Context, name string) ([]byte, error)
 }
 
 // Store is an open database with every kind of data xmppd keeps.
@@ -76,6 +88,8 @@ type Store interface {
 	PubSub() PubSub
 	Uploads() Uploads
 	Rooms() Rooms
+	Secrets() Secrets
+	FastTokens() FastTokens
 	// Close releases the database connection(s).
 	Close() error
 }

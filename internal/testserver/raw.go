@@ -16,6 +16,7 @@ import (
 	"io"
 	"net"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -326,36 +327,11 @@ type SCRAM struct {
 // server's signature. It returns the condition of the server's <failure/>,
 // or "" after success, when it has also restarted the stream.
 func (c *Raw) AuthSCRAM(local, password string, o SCRAM) (cond string, err error) {
-	family, plus := strings.CutSuffix(o.Mechanism, "-PLUS")
-	var h func() hash.Hash
-	switch family {
-	case "SCRAM-SHA-1":
-		h = sha1.New
-	case "SCRAM-SHA-256":
-		h = sha256.New
-	default:
-		return "", fmt.Errorf("scram: unknown mechanism %s", o.Mechanism)
+	sc, err := c.newSCRAMClient(local, o)
+	if err != nil {
+		return "", err
 	}
-	gs2 := "n,,"
-	var cbData []byte
-	switch {
-	case o.GS2Flag != "":
-		gs2 = o.GS2Flag + ",,"
-	case plus:
-		gs2 = "p=" + o.Binding + ",,"
-		if c.TLS == nil {
-			return "", errors.New("scram: -PLUS needs TLS")
-		}
-		cbData = o.BindingData
-		if cbData == nil {
-			cs := c.TLS.ConnectionState()
-			if cbData, err = ClientBinding(&cs, o.Binding); err != nil {
-				return "", err
-			}
-		}
-	}
-	clientFirstBare := "n=" + local + ",r=" + rand.Text()
-	first := base64.StdEncoding.EncodeToString([]byte(gs2 + clientFirstBare))
+	first := base64.StdEncoding.EncodeToString([]byte(sc.first()))
 	if err := c.Send(`<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='` + o.Mechanism + `'>` + first + `</auth>`); err != nil {
 		return "", err
 	}
@@ -366,11 +342,74 @@ func (c *Raw) AuthSCRAM(local, password string, o SCRAM) (cond string, err error
 	if e.Name.Local != "challenge" {
 		return c.saslOutcome(e, nil)
 	}
-	serverFirst, err := base64.StdEncoding.DecodeString(e.Text())
+	final, err := sc.final(e.Text(), password)
+	if err != nil {
+		return "", err
+	}
+	if err := c.Send(`<response xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>` + final + `</response>`); err != nil {
+		return "", err
+	}
+	if e, err = c.Next(); err != nil {
+		return "", err
+	}
+	return c.saslOutcome(e, sc.verify)
+}
+
+// scramClient is the client side of one SCRAM exchange, for AuthSCRAM and
+// the SASL2 client (sasl2.go).
+type scramClient struct {
+	c           *Raw
+	h           func() hash.Hash
+	gs2         string
+	cbData      []byte
+	bare        string // client-first-message-bare
+	authMessage string
+	salted      []byte
+}
+
+func (c *Raw) newSCRAMClient(local string, o SCRAM) (*scramClient, error) {
+	family, plus := strings.CutSuffix(o.Mechanism, "-PLUS")
+	sc := &scramClient{c: c, gs2: "n,,"}
+	switch family {
+	case "SCRAM-SHA-1":
+		sc.h = sha1.New
+	case "SCRAM-SHA-256":
+		sc.h = sha256.New
+	default:
+		return nil, fmt.Errorf("scram: unknown mechanism %s", o.Mechanism)
+	}
+	switch {
+	case o.GS2Flag != "":
+		sc.gs2 = o.GS2Flag + ",,"
+	case plus:
+		sc.gs2 = "p=" + o.Binding + ",,"
+		if c.TLS == nil {
+			return nil, errors.New("scram: -PLUS needs TLS")
+		}
+		sc.cbData = o.BindingData
+		if sc.cbData == nil {
+			cs := c.TLS.ConnectionState()
+			var err error
+			if sc.cbData, err = ClientBinding(&cs, o.Binding); err != nil {
+				return nil, err
+			}
+		}
+	}
+	sc.bare = "n=" + local + ",r=" + rand.Text()
+	return sc, nil
+}
+
+// first is the client-first-message.
+func (sc *scramClient) first() string { return sc.gs2 + sc.bare }
+
+// final takes the server-first-message in base64 (recorded as
+// Raw.LastServerFirst) and returns the client-final-message in base64.
+func (sc *scramClient) final(challenge, password string) (string, error) {
+	serverFirst, err := base64.StdEncoding.DecodeString(strings.TrimSpace(challenge))
 	if err != nil {
 		return "", fmt.Errorf("scram: challenge: %w", err)
 	}
-	c.LastServerFirst = string(serverFirst)
+	sc.c.LastServerFirst = string(serverFirst)
 	attrs := map[byte]string{}
 	for _, f := range strings.Split(string(serverFirst), ",") {
 		if len(f) >= 2 && f[1] == '=' {
@@ -385,37 +424,52 @@ func (c *Raw) AuthSCRAM(local, password string, o SCRAM) (cond string, err error
 	if _, err := fmt.Sscan(attrs['i'], &iter); err != nil {
 		return "", fmt.Errorf("scram: iteration count: %w", err)
 	}
-	if !strings.HasPrefix(attrs['r'], clientFirstBare[strings.Index(clientFirstBare, ",r=")+3:]) {
+	if !strings.HasPrefix(attrs['r'], sc.bare[strings.Index(sc.bare, ",r=")+3:]) {
 		return "", errors.New("scram: server nonce does not extend ours")
 	}
-	finalNoProof := "c=" + base64.StdEncoding.EncodeToString(append([]byte(gs2), cbData...)) + ",r=" + attrs['r']
-	authMessage := clientFirstBare + "," + string(serverFirst) + "," + finalNoProof
-	salted, err := pbkdf2.Key(h, password, salt, iter, h().Size())
-	if err != nil {
+	finalNoProof := "c=" + base64.StdEncoding.EncodeToString(append([]byte(sc.gs2), sc.cbData...)) + ",r=" + attrs['r']
+	sc.authMessage = sc.bare + "," + string(serverFirst) + "," + finalNoProof
+	if sc.salted, err = saltedPassword(sc.h, password, salt, iter); err != nil {
 		return "", err
 	}
-	clientKey := hmacSum(h, salted, "Client Key")
-	storedKey := h()
+	clientKey := hmacSum(sc.h, sc.salted, "Client Key")
+	storedKey := sc.h()
 	storedKey.Write(clientKey)
-	signature := hmacSum(h, storedKey.Sum(nil), authMessage)
+	signature := hmacSum(sc.h, storedKey.Sum(nil), sc.authMessage)
 	proof := make([]byte, len(clientKey))
 	for i := range proof {
 		proof[i] = clientKey[i] ^ signature[i]
 	}
 	final := finalNoProof + ",p=" + base64.StdEncoding.EncodeToString(proof)
-	if err := c.Send(`<response xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>` + base64.StdEncoding.EncodeToString([]byte(final)) + `</response>`); err != nil {
-		return "", err
+	return base64.StdEncoding.EncodeToString([]byte(final)), nil
+}
+
+// saltedKeys caches SaltedPassword by its inputs, as real clients keep
+// it (RFC 5802 §5.1 allows it), so that a benchmark of logins measures
+// the server's work and not the client's PBKDF2.
+var saltedKeys sync.Map
+
+// saltedPassword is RFC 5802's Hi(password, salt, i), cached.
+func saltedPassword(h func() hash.Hash, password string, salt []byte, iter int) ([]byte, error) {
+	key := fmt.Sprintf("%d %s %x %d", h().Size(), password, salt, iter)
+	if v, ok := saltedKeys.Load(key); ok {
+		return v.([]byte), nil
 	}
-	if e, err = c.Next(); err != nil {
-		return "", err
+	salted, err := pbkdf2.Key(h, password, salt, iter, h().Size())
+	if err != nil {
+		return nil, err
 	}
-	serverSig := hmacSum(h, hmacSum(h, salted, "Server Key"), authMessage)
-	return c.saslOutcome(e, func(data []byte) error {
-		if string(data) != "v="+base64.StdEncoding.EncodeToString(serverSig) {
-			return fmt.Errorf("scram: wrong server signature %q", data)
-		}
-		return nil
-	})
+	saltedKeys.Store(key, salted)
+	return salted, nil
+}
+
+// verify checks the server-final-message of <success/>.
+func (sc *scramClient) verify(data []byte) error {
+	serverSig := hmacSum(sc.h, hmacSum(sc.h, sc.salted, "Server Key"), sc.authMessage)
+	if string(data) != "v="+base64.StdEncoding.EncodeToString(serverSig) {
+		return fmt.Errorf("scram: wrong server signature %q", data)
+	}
+	return nil
 }
 
 func hmacSum(h func() hash.Hash, key []byte, msg string) []byte {

@@ -80,6 +80,16 @@ func (c *Carbons) Start(_ context.Context, h *modules.Host) error {
 	if err := h.HandleIQ(router.ToAccount, stanza.SetIQ, NS, c.set); err != nil {
 		return err
 	}
+	// XEP-0386: a client may enable carbons inline when it binds; it
+	// must succeed, and nothing answers it.
+	if err := h.AddBindFeature(NS, func(_ context.Context, s router.Session, e *router.Element) *router.Element {
+		if e.Name.Local == "enable" {
+			c.setEnabled(s, true)
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
 	h.AddFilter(FilterPriority, c.filter)
 	h.AddDeliveryHook(DeliveryPriority, c.delivered)
 	h.OnSessionEnd(router.PriorityDefault, c.ended)

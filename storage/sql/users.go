@@ -104,6 +104,11 @@ func (s users) SetCredentials(ctx context.Context, domain, local string, creds [
 			`DELETE FROM credentials WHERE domain = $1 AND local = $2`, domain, local); err != nil {
 			return err
 		}
+		// What the old password let in is logged out (XEP-0484 tokens).
+		if _, err := tx.ExecContext(ctx,
+			`DELETE FROM fast_tokens WHERE domain = $1 AND local = $2`, domain, local); err != nil {
+			return err
+		}
 		return insertCredentials(ctx, tx, domain, local, creds)
 	})
 	if err != nil {
