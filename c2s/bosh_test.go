@@ -1,9 +1,14 @@
 package c2s_test
 
 import (
+	"fmt"
+	"io"
+	"net/http"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/xmppd/xmppd/config"
 	"github.com/xmppd/xmppd/internal/testserver"
 	"github.com/xmppd/xmppd/router"
 )
@@ -79,5 +84,289 @@ func TestBOSHLoginAndChat(t *testing.T) {
 				t.Errorf("after terminate: %v, want the end of the stream", err)
 			}
 		})
+	}
+}
+
+// Attributes of session creation requests (XEP-0124 §7.1, XEP-0206 §5).
+const (
+	boshXMPP  = `xmlns:xmpp="urn:xmpp:xbosh" xmpp:version="1.0"`
+	boshLogin = `to="localhost" wait="60" hold="1" ver="1.11" ` + boshXMPP
+	// boshLegacy is a legacy client's: no ver (XEP-0124 §17.1).
+	boshLegacy = `to="localhost" wait="60" hold="1" ` + boshXMPP
+)
+
+// startBOSH starts a server whose configuration mutate changes (nil:
+// the defaults) and adds alice and bob.
+func startBOSH(t *testing.T, mutate func(*config.Config)) *testserver.Server {
+	t.Helper()
+	s := testserver.Start(t, mutate)
+	s.AddUser("alice", "secret")
+	s.AddUser("bob", "secret")
+	return s
+}
+
+// loginManual logs alice in as alice@localhost/web over BOSH with the
+// creation attributes attrs ("" for boshLogin); the client keeps no
+// request held, so the test's requests are all there are.
+func loginManual(t *testing.T, s *testserver.Server, attrs string) (*testserver.Raw, *testserver.BOSHClient) {
+	t.Helper()
+	if attrs == "" {
+		attrs = boshLogin
+	}
+	c := s.LoginBOSH("alice", "secret", "web", testserver.BOSHOptions{Manual: true, Attrs: attrs})
+	return c, c.BOSH()
+}
+
+// awaitBOSH waits for a response; rawWait only bounds a failure.
+func awaitBOSH(t *testing.T, what string, ch <-chan testserver.BOSHResponse) testserver.BOSHResponse {
+	t.Helper()
+	select {
+	case r := <-ch:
+		if r.Err != nil {
+			t.Fatalf("%s: %v", what, r.Err)
+		}
+		return r
+	case <-time.After(rawWait):
+		t.Fatalf("%s: no response in %v", what, rawWait)
+	}
+	return testserver.BOSHResponse{}
+}
+
+// mustDo posts a request and fails the test if it gets no response.
+func mustDo(t *testing.T, b *testserver.BOSHClient, what, body string) testserver.BOSHResponse {
+	t.Helper()
+	return awaitBOSH(t, what, b.PostAsync(body))
+}
+
+// wantTerminate checks that r is a terminate body with cond and the HTTP
+// status.
+func wantTerminate(t *testing.T, what string, r testserver.BOSHResponse, status int, cond string) {
+	t.Helper()
+	if r.Resp.StatusCode != status || r.Body == nil || r.Body.Get("type") != "terminate" || r.Body.Get("condition") != cond {
+		t.Errorf("%s: %d %s, want %d and a terminate body with condition %q", what, r.Resp.StatusCode, r.Data, status, cond)
+	}
+}
+
+// wantEmpty checks that r is an empty 200 response: no payloads, no type.
+func wantEmpty(t *testing.T, what string, r testserver.BOSHResponse) {
+	t.Helper()
+	if r.Resp.StatusCode != http.StatusOK || r.Body == nil || r.Body.Get("type") != "" || len(r.Body.Elements()) != 0 {
+		t.Errorf("%s: %d %s, want an empty <body/>", what, r.Resp.StatusCode, r.Data)
+	}
+}
+
+// ping is an XEP-0199 ping of the server with id, which it answers with
+// a result of that id.
+func ping(id string) string {
+	return `<iq xmlns="jabber:client" type="get" id="` + id + `" to="localhost"><ping xmlns="urn:xmpp:ping"/></iq>`
+}
+
+// ids lists the ids of the payloads of responses, in order.
+func ids(rs ...testserver.BOSHResponse) []string {
+	var out []string
+	for _, r := range rs {
+		if r.Body == nil {
+			continue
+		}
+		for _, e := range r.Body.Elements() {
+			out = append(out, e.Get("id"))
+		}
+	}
+	return out
+}
+
+// gone checks that the session of b no longer exists: a request gets
+// item-not-found with HTTP 404 (XEP-0124 §17.1, §14).
+func gone(t *testing.T, b *testserver.BOSHClient) {
+	t.Helper()
+	r := mustDo(t, b, "request to an ended session", b.Body(b.NextRID(), "", ""))
+	wantTerminate(t, "request to an ended session", r, http.StatusNotFound, "item-not-found")
+}
+
+// TestBOSHSessionCreation checks the session creation response (XEP-0124
+// §7.1): wait and hold capped by max_wait and max_hold, requests one more
+// than hold, the defaults when wait and hold are left out, the content
+// attribute as the responses' Content-Type; and the refusals, each a
+// terminate body with its condition, with the HTTP code for a legacy
+// client (§17.1) or a request that is no BOSH at all.
+func TestBOSHSessionCreation(t *testing.T) {
+	s := startBOSH(t, func(c *config.Config) {
+		c.Web.BOSH.MaxWait = 30 * time.Second
+		c.Web.BOSH.MaxHold = 2
+		c.Web.BOSH.MaxPause = 2 * time.Minute
+	})
+	body := func(rid, attrs string) string {
+		return `<body xmlns="http://jabber.org/protocol/httpbind" rid="` + rid + `" ` + attrs + `/>`
+	}
+	tests := []struct {
+		name string
+		body string // the request, or
+		// attrs are the creation request's attributes after rid.
+		attrs      string
+		status     int
+		cond       string            // the terminate condition; "" for a session
+		want       map[string]string // attributes of the creation response
+		streamErr  string            // the stream error of a remote-stream-error
+		contentTyp string            // the responses' Content-Type
+	}{
+		{name: "wait and hold capped", attrs: `to="localhost" wait="3600" hold="5" ver="1.11" ` + boshXMPP, status: 200,
+			want: map[string]string{"wait": "30", "hold": "2", "requests": "3", "maxpause": "120", "ver": "1.11", "inactivity": "60"}},
+		{name: "polling session", attrs: `to="localhost" wait="0" hold="0" ver="1.11" ` + boshXMPP, status: 200,
+			want: map[string]string{"wait": "0", "hold": "0", "requests": "1"}},
+		{name: "wait and hold left out", attrs: `to="localhost" ver="1.6" ` + boshXMPP, status: 200,
+			want: map[string]string{"wait": "30", "hold": "1", "requests": "2", "ver": "1.6"}},
+		{name: "content attribute", attrs: `to="localhost" wait="60" hold="1" ver="1.11" content="text/html; charset=utf-8" ` + boshXMPP, status: 200,
+			want: map[string]string{"hold": "1"}, contentTyp: "text/html; charset=utf-8"},
+		{name: "no to", attrs: `wait="60" hold="1" ver="1.11"`, status: 200, cond: "improper-addressing"},
+		{name: "unknown host", attrs: `to="example.com" wait="60" hold="1" ver="1.11"`, status: 200, cond: "host-unknown"},
+		{name: "a user's JID as to", attrs: `to="alice@localhost" wait="60" hold="1" ver="1.11"`, status: 200, cond: "host-unknown"},
+		{name: "negative hold", attrs: `to="localhost" wait="60" hold="-1" ver="1.11"`, status: 200, cond: "bad-request"},
+		{name: "negative hold, legacy client", attrs: `to="localhost" wait="60" hold="-1"`, status: 400, cond: "bad-request"},
+		{name: "wait not a number", attrs: `to="localhost" wait="soon" hold="1" ver="1.11"`, status: 200, cond: "bad-request"},
+		{name: "bad content", attrs: `to="localhost" wait="60" hold="1" ver="1.11" content=";"`, status: 200, cond: "bad-request"},
+		{name: "unsupported XMPP version", attrs: `to="localhost" wait="60" hold="1" ver="1.11" xmlns:xmpp="urn:xmpp:xbosh" xmpp:version="2.0"`,
+			status: 200, cond: "remote-stream-error", streamErr: "unsupported-version"},
+		{name: "not XML", body: `hello`, status: 400, cond: "bad-request"},
+		{name: "not a body", body: `<request xmlns="http://jabber.org/protocol/httpbind" rid="10" to="localhost"/>`, status: 400, cond: "bad-request"},
+		{name: "body in another namespace", body: `<body xmlns="jabber:client" rid="10" to="localhost"/>`, status: 400, cond: "bad-request"},
+		{name: "no rid", body: `<body xmlns="http://jabber.org/protocol/httpbind" to="localhost"/>`, status: 400, cond: "bad-request"},
+		{name: "rid 0", body: body("0", `to="localhost"`), status: 400, cond: "bad-request"},
+		{name: "rid above 2^53-1", body: body("9007199254740992", `to="localhost"`), status: 400, cond: "bad-request"},
+		{name: "payload not well-formed", body: `<body xmlns="http://jabber.org/protocol/httpbind" rid="10" to="localhost"><message></body>`, status: 400, cond: "bad-request"},
+		{name: "content after the body", body: body("10", `to="localhost"`) + `<body/>`, status: 400, cond: "bad-request"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := s.NewBOSHClient(testserver.BOSHOptions{})
+			req := tt.body
+			if req == "" {
+				req = body(fmt.Sprint(b.NextRID()), tt.attrs)
+			}
+			r := mustDo(t, b, "creation", req)
+			if tt.cond != "" {
+				wantTerminate(t, "creation", r, tt.status, tt.cond)
+				if tt.streamErr != "" {
+					se := r.Body.Child(router.NSStream, "error")
+					if se == nil || se.Child("urn:ietf:params:xml:ns:xmpp-streams", tt.streamErr) == nil {
+						t.Errorf("terminate body %s, want the stream error %s in it (XEP-0206 §7)", r.Data, tt.streamErr)
+					}
+				}
+				return
+			}
+			if r.Resp.StatusCode != tt.status || r.Body == nil || r.Body.Get("sid") == "" {
+				t.Fatalf("creation: %d %s, want a session", r.Resp.StatusCode, r.Data)
+			}
+			for attr, want := range tt.want {
+				if got := attrOf(r.Body, attr); got != want {
+					t.Errorf("creation response %s=%q, want %q (%s)", attr, got, want, r.Data)
+				}
+			}
+			if f := r.Body.Child(router.NSStream, "features"); f == nil {
+				t.Errorf("creation response %s has no stream features", r.Data)
+			}
+			want := tt.contentTyp
+			if want == "" {
+				want = "text/xml; charset=utf-8"
+			}
+			if got := r.Resp.Header.Get("Content-Type"); got != want {
+				t.Errorf("Content-Type %q, want %q", got, want)
+			}
+		})
+	}
+}
+
+// TestBOSHHTTP: what is not a BOSH request of an allowed page over an
+// allowed transport gets an HTTP 4xx with a body saying why; the CORS
+// preflight of a browser's POST gets the headers that allow it, and
+// responses to allowed pages name their origin.
+func TestBOSHHTTP(t *testing.T) {
+	s := startBOSH(t, func(c *config.Config) {
+		c.Web.BOSH.Origins = []string{"*.example.org"}
+		c.Web.TrustedProxies = []string{"127.0.0.1"}
+		c.Web.MaxBodySize = 4096
+	})
+	creation := `<body xmlns="http://jabber.org/protocol/httpbind" rid="100" ` + boshLogin + `/>`
+	tests := []struct {
+		name    string
+		method  string
+		tls     bool
+		header  http.Header
+		body    string
+		status  int
+		text    string            // in the response body
+		headers map[string]string // response headers
+	}{
+		{name: "GET", method: http.MethodGet, status: http.StatusMethodNotAllowed, text: "XEP-0124", headers: map[string]string{"Allow": "POST, OPTIONS"}},
+		{name: "PUT", method: http.MethodPut, body: creation, status: http.StatusMethodNotAllowed, text: "POST"},
+		{name: "CORS preflight", method: http.MethodOptions, header: http.Header{"Origin": {"https://app.example.org"}, "Access-Control-Request-Method": {"POST"}, "Access-Control-Request-Headers": {"content-type"}},
+			status: http.StatusOK, headers: map[string]string{"Access-Control-Allow-Origin": "https://app.example.org", "Access-Control-Allow-Methods": "POST, OPTIONS", "Access-Control-Allow-Headers": "Content-Type"}},
+		{name: "preflight from a page not allowed", method: http.MethodOptions, header: http.Header{"Origin": {"https://evil.example"}, "Access-Control-Request-Method": {"POST"}},
+			status: http.StatusForbidden, text: "origin not allowed"},
+		{name: "POST from an allowed page", method: http.MethodPost, header: http.Header{"Origin": {"https://app.example.org"}}, body: creation,
+			status: http.StatusOK, text: "sid=", headers: map[string]string{"Access-Control-Allow-Origin": "https://app.example.org"}},
+		{name: "POST from a page not allowed", method: http.MethodPost, header: http.Header{"Origin": {"https://evil.example"}}, body: creation,
+			status: http.StatusForbidden, text: "origin not allowed"},
+		{name: "plain HTTP through a proxy", method: http.MethodPost, header: http.Header{"X-Forwarded-For": {"203.0.113.9"}, "X-Forwarded-Proto": {"http"}}, body: creation,
+			status: http.StatusForbidden, text: "needs HTTPS"},
+		{name: "HTTPS through a trusted proxy", method: http.MethodPost, header: http.Header{"X-Forwarded-For": {"203.0.113.9"}, "X-Forwarded-Proto": {"https"}}, body: creation,
+			status: http.StatusOK, text: "sid="},
+		{name: "HTTPS", method: http.MethodPost, tls: true, body: creation, status: http.StatusOK, text: "sid="},
+		{name: "body too large", method: http.MethodPost, body: `<body xmlns="http://jabber.org/protocol/httpbind" rid="100" sid="x">` + strings.Repeat("<presence/>", 1000) + `</body>`,
+			status: http.StatusRequestEntityTooLarge, text: "4096"},
+		{name: "unknown sid", method: http.MethodPost, body: `<body xmlns="http://jabber.org/protocol/httpbind" rid="100" sid="nosuchsession"/>`,
+			status: http.StatusNotFound, text: `condition="item-not-found"`},
+		{name: "bad XML", method: http.MethodPost, body: `<body xmlns="http://jabber.org/protocol/httpbind" rid="100" sid="nosuchsession"><message>`,
+			status: http.StatusBadRequest, text: `condition="bad-request"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := s.NewBOSHClient(testserver.BOSHOptions{TLS: tt.tls})
+			req, err := http.NewRequest(tt.method, b.URL, strings.NewReader(tt.body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for k, v := range tt.header {
+				req.Header[k] = v
+			}
+			resp, err := b.HTTP.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			data, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != tt.status {
+				t.Errorf("status %d (%s), want %d", resp.StatusCode, data, tt.status)
+			}
+			if !strings.Contains(string(data), tt.text) {
+				t.Errorf("body %q does not say %q", data, tt.text)
+			}
+			for k, v := range tt.headers {
+				if got := resp.Header.Get(k); got != v {
+					t.Errorf("%s: %q, want %q", k, got, v)
+				}
+			}
+		})
+	}
+}
+
+// TestBOSHSecureSession: a session opened over HTTPS stays on HTTPS
+// (XEP-0124 §15): a request of it over plain HTTP is refused, and the
+// session, not ended by that, goes on over HTTPS.
+func TestBOSHSecureSession(t *testing.T) {
+	s := startBOSH(t, nil)
+	c := s.LoginBOSH("alice", "secret", "web", testserver.BOSHOptions{TLS: true, Manual: true, Attrs: boshLogin})
+	b := c.BOSH()
+	plain := s.NewBOSHClient(testserver.BOSHOptions{})
+	plain.SID = b.SID
+	r := mustDo(t, plain, "over plain HTTP", plain.Body(b.NextRID(), "", ping("p1")))
+	if r.Resp.StatusCode != http.StatusForbidden || !strings.Contains(string(r.Data), "HTTPS") {
+		t.Errorf("over plain HTTP: %d %s, want 403 saying HTTPS", r.Resp.StatusCode, r.Data)
+	}
+	// The same rid again, over HTTPS: the session is there and the plain
+	// request was not taken.
+	b.SetRID(b.NextRID() - 1)
+	r = mustDo(t, b, "over HTTPS", b.Body(b.NextRID(), "", ping("p2")))
+	if got := ids(r); len(got) != 1 || got[0] != "p2" {
+		t.Errorf("over HTTPS: %s, want the result of p2 only", r.Data)
 	}
 }
