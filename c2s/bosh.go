@@ -626,6 +626,9 @@ func (bs *boshSession) serve(w http.ResponseWriter, r *http.Request, req *boshRe
 		return
 	}
 	hr, cond := bs.apply(req, nil)
+	// failed is the request waiting for this one that broke the rules: it
+	// gets the terminate body, and this one what the end gives it.
+	var failed *heldRequest
 	for cond == "" {
 		p := bs.pending[bs.rid+1]
 		if p == nil {
@@ -633,15 +636,16 @@ func (bs *boshSession) serve(w http.ResponseWriter, r *http.Request, req *boshRe
 		}
 		delete(bs.pending, bs.rid+1)
 		if _, cond = bs.apply(p.req, p.hr); cond != "" {
-			// Back among the pending, which the end of the session
-			// answers.
-			bs.pending[p.hr.rid] = p
+			failed = p.hr
 		}
 	}
 	bs.mu.Unlock()
-	if cond != "" {
+	switch {
+	case cond != "" && failed == nil:
 		bs.terminate(cond, w)
 		return
+	case cond != "":
+		bs.end(cond, failed)
 	}
 	bs.await(w, r, hr)
 }
@@ -674,7 +678,13 @@ func (bs *boshSession) apply(req *boshRequest, hr *heldRequest) (*heldRequest, s
 	now := time.Now()
 	pause, terminate := a["pause"] != "", a["type"] == "terminate"
 	if !pause && !terminate {
-		unanswered := len(bs.held) + len(bs.pending) + 1
+		// A pause or terminate may come on top (XEP-0124 §11).
+		unanswered := len(bs.held) + 1
+		for _, p := range bs.pending {
+			if p.req.attrs["pause"] == "" && p.req.attrs["type"] != "terminate" {
+				unanswered++
+			}
+		}
 		if unanswered > bs.requests {
 			return nil, "policy-violation"
 		}
@@ -908,17 +918,30 @@ func (bs *boshSession) expire(hr *heldRequest) {
 // terminate ends the session with a terminal binding condition answered
 // on w (XEP-0124 §17.2).
 func (bs *boshSession) terminate(cond string, w http.ResponseWriter) {
+	status, body := bs.end(cond, nil)
+	writeBOSH(w, status, bs.contentType, body)
+}
+
+// end ends the session with a terminal binding condition and returns the
+// response that says so; on, if not nil, is a request of the session
+// that gets it.
+func (bs *boshSession) end(cond string, on *heldRequest) (int, []byte) {
 	status := http.StatusOK
 	if bs.legacy {
 		status = httpStatus(cond)
 	}
+	body := terminateBody(cond)
 	bs.mu.Lock()
+	if on != nil {
+		on.status = status
+		bs.answer(on, body, false)
+	}
 	bs.endLocked()
 	bs.mu.Unlock()
 	bs.h.remove(bs)
 	bs.c.log.Info("c2s bosh session terminated", slog.String("condition", cond))
 	bs.c.Close(boshError{cond})
-	writeBOSH(w, status, bs.contentType, terminateBody(cond))
+	return status, body
 }
 
 // endLocked marks the session ended and answers what is held or pending

@@ -370,3 +370,314 @@ func TestBOSHSecureSession(t *testing.T) {
 		t.Errorf("over HTTPS: %s, want the result of p2 only", r.Data)
 	}
 }
+
+// TestBOSHRequestIDs: requests are applied and answered in rid order
+// whatever order they arrive in (XEP-0124 §14.2); a repeated rid gets the
+// same response again, or, while the first is unanswered, takes its
+// place and the first gets the recoverable error (§14.3); a rid beyond
+// the window, or one whose response is no longer kept, ends the session
+// with item-not-found (§14.1, §14.3), HTTP 404 for a legacy client
+// (§17.1); too many simultaneous requests end it with policy-violation
+// (§11). Each session is alice's, logged in, with hold 1 and requests 2.
+func TestBOSHRequestIDs(t *testing.T) {
+	tests := []struct {
+		name  string
+		attrs string // creation attributes; "" for boshLogin
+		run   func(t *testing.T, b *testserver.BOSHClient)
+	}{
+		{name: "a repeated rid gets the same response", run: func(t *testing.T, b *testserver.BOSHClient) {
+			rid := b.NextRID()
+			first := mustDo(t, b, "ping", b.Body(rid, "", ping("p1")))
+			again := mustDo(t, b, "the ping again", b.Body(rid, "", ping("p1")))
+			if got := ids(first); len(got) != 1 || got[0] != "p1" {
+				t.Fatalf("response %s, want the result of p1", first.Data)
+			}
+			if string(again.Data) != string(first.Data) {
+				t.Errorf("repeated rid: %s, want the same response %s", again.Data, first.Data)
+			}
+			// The payload was applied once: the next response has p2 only.
+			next := mustDo(t, b, "next ping", b.Body(b.NextRID(), "", ping("p2")))
+			if got := ids(next); len(got) != 1 || got[0] != "p2" {
+				t.Errorf("next response %s, want the result of p2 only", next.Data)
+			}
+		}},
+		{name: "rids out of order are applied in order", run: func(t *testing.T, b *testserver.BOSHClient) {
+			rid := b.NextRID()
+			b.NextRID()
+			// rid+1 first, twice: one of the two gets the recoverable
+			// error, which shows the server holds rid+1 before rid came.
+			later1 := b.PostAsync(b.Body(rid+1, "", ping("second")))
+			later2 := b.PostAsync(b.Body(rid+1, "", ping("second")))
+			var later <-chan testserver.BOSHResponse
+			select {
+			case r := <-later1:
+				later = later2
+				if r.Err != nil || r.Body == nil || r.Body.Get("type") != "error" {
+					t.Fatalf("replaced request: %v %s, want type=error", r.Err, r.Data)
+				}
+			case r := <-later2:
+				later = later1
+				if r.Err != nil || r.Body == nil || r.Body.Get("type") != "error" {
+					t.Fatalf("replaced request: %v %s, want type=error", r.Err, r.Data)
+				}
+			case <-time.After(rawWait):
+				t.Fatal("no recoverable error for the repeated rid")
+			}
+			first := mustDo(t, b, "the first rid", b.Body(rid, "", ping("first")))
+			second := awaitBOSH(t, "the second rid", later)
+			if got := strings.Join(ids(first, second), " "); got != "first second" {
+				t.Errorf("results %q, want first then second", got)
+			}
+		}},
+		{name: "a held rid sent again", run: func(t *testing.T, b *testserver.BOSHClient) {
+			rid := b.NextRID()
+			a, c := b.PostAsync(b.Body(rid, "", "")), b.PostAsync(b.Body(rid, "", ""))
+			var held <-chan testserver.BOSHResponse
+			select {
+			case r := <-a:
+				held = c
+				if r.Err != nil || r.Body == nil || r.Body.Get("type") != "error" {
+					t.Fatalf("replaced request: %v %s, want type=error", r.Err, r.Data)
+				}
+			case r := <-c:
+				held = a
+				if r.Err != nil || r.Body == nil || r.Body.Get("type") != "error" {
+					t.Fatalf("replaced request: %v %s, want type=error", r.Err, r.Data)
+				}
+			case <-time.After(rawWait):
+				t.Fatal("no recoverable error for the repeated rid")
+			}
+			// The one held now is answered when the next request comes.
+			next := b.PostAsync(b.Body(b.NextRID(), "", ping("p1")))
+			wantEmpty(t, "the held request", awaitBOSH(t, "the held request", held))
+			if got := ids(awaitBOSH(t, "next", next)); len(got) != 1 || got[0] != "p1" {
+				t.Errorf("next request: %v, want the result of p1", got)
+			}
+		}},
+		{name: "rid beyond the window", run: func(t *testing.T, b *testserver.BOSHClient) {
+			rid := b.NextRID()
+			r := mustDo(t, b, "rid+2", b.Body(rid+2, "", ping("p1")))
+			wantTerminate(t, "rid beyond the window", r, http.StatusOK, "item-not-found")
+			gone(t, b)
+		}},
+		{name: "rid beyond the window, legacy client", attrs: boshLegacy, run: func(t *testing.T, b *testserver.BOSHClient) {
+			rid := b.NextRID()
+			r := mustDo(t, b, "rid+2", b.Body(rid+2, "", ping("p1")))
+			wantTerminate(t, "rid beyond the window", r, http.StatusNotFound, "item-not-found")
+			gone(t, b)
+		}},
+		{name: "terminate may go one beyond the window", run: func(t *testing.T, b *testserver.BOSHClient) {
+			rid := b.NextRID()
+			second := b.PostAsync(b.Body(rid+1, "", ""))
+			terminate := b.PostAsync(b.Body(rid+2, `type="terminate"`, ""))
+			// rid completes the sequence: three requests, the third a
+			// terminate, answered in rid order; the terminate body goes
+			// to the only one still held, the terminate request.
+			wantEmpty(t, "rid", mustDo(t, b, "rid", b.Body(rid, "", "")))
+			wantEmpty(t, "rid+1", awaitBOSH(t, "rid+1", second))
+			wantTerminate(t, "the terminate request", awaitBOSH(t, "terminate", terminate), http.StatusOK, "")
+		}},
+		{name: "response no longer kept", run: func(t *testing.T, b *testserver.BOSHClient) {
+			rid := b.NextRID()
+			for i, id := range []string{"p1", "p2", "p3"} {
+				mustDo(t, b, id, b.Body(rid+uint64(i), "", ping(id)))
+				if i < 2 {
+					b.NextRID()
+				}
+			}
+			// requests is 2: the responses to rid+1 and rid+2 are kept.
+			if r := mustDo(t, b, "rid+1 again", b.Body(rid+1, "", ping("p2"))); !strings.Contains(string(r.Data), `id="p2"`) {
+				t.Errorf("rid+1 again: %s, want its response with p2", r.Data)
+			}
+			r := mustDo(t, b, "rid again", b.Body(rid, "", ping("p1")))
+			wantTerminate(t, "a rid whose response is gone", r, http.StatusOK, "item-not-found")
+			gone(t, b)
+		}},
+		{name: "too many simultaneous requests", run: func(t *testing.T, b *testserver.BOSHClient) {
+			rid := b.NextRID()
+			b.NextRID()
+			b.NextRID()
+			// rid held (its repetition answered with the error shows it),
+			// rid+2 waiting for rid+1 (likewise): rid+1 is a third
+			// request unanswered, with requests 2.
+			for _, r := range []uint64{rid, rid + 2} {
+				a, c := b.PostAsync(b.Body(r, "", "")), b.PostAsync(b.Body(r, "", ""))
+				select {
+				case <-a:
+				case <-c:
+				case <-time.After(rawWait):
+					t.Fatal("no recoverable error for the repeated rid")
+				}
+			}
+			r := mustDo(t, b, "rid+1", b.Body(rid+1, "", ""))
+			wantTerminate(t, "a third simultaneous request", r, http.StatusOK, "policy-violation")
+			gone(t, b)
+		}},
+	}
+	s := startBOSH(t, nil)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, b := loginManual(t, s, tt.attrs)
+			tt.run(t, b)
+		})
+	}
+}
+
+// TestBOSHHoldAndWait: the server keeps at most hold requests waiting,
+// hold capped by max_hold, answering the oldest when one more comes, and
+// what is to be sent goes on the oldest held (XEP-0124 §8); a request
+// with nothing to carry is answered empty after wait, capped by max_wait.
+func TestBOSHHoldAndWait(t *testing.T) {
+	tests := []struct {
+		name     string
+		maxWait  time.Duration
+		attrs    string
+		wantHold int
+	}{
+		{name: "hold capped by max_hold", attrs: `to="localhost" wait="60" hold="5" ver="1.11" ` + boshXMPP, wantHold: 2},
+		{name: "hold 1", attrs: `to="localhost" wait="60" hold="1" ver="1.11" ` + boshXMPP, wantHold: 1},
+		// The test's deadline (rawWait) is below the client's wait: only
+		// max_wait can answer in time.
+		{name: "wait capped by max_wait", maxWait: time.Second, attrs: `to="localhost" wait="60" hold="1" ver="1.11" ` + boshXMPP, wantHold: 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := startBOSH(t, func(c *config.Config) {
+				c.Web.BOSH.MaxHold = 2
+				if tt.maxWait > 0 {
+					c.Web.BOSH.MaxWait = tt.maxWait
+				}
+			})
+			c, b := loginManual(t, s, tt.attrs)
+			if got := attrOf(b.Created, "hold"); got != fmt.Sprint(tt.wantHold) {
+				t.Fatalf("creation response hold=%q, want %d", got, tt.wantHold)
+			}
+			if tt.maxWait > 0 {
+				if got := attrOf(b.Created, "wait"); got != "1" {
+					t.Errorf("creation response wait=%q, want 1", got)
+				}
+				wantEmpty(t, "a request with nothing to carry", mustDo(t, b, "empty request", b.Body(b.NextRID(), "", "")))
+				return
+			}
+			// hold+1 empty requests: the first is answered at once, empty.
+			var rs []<-chan testserver.BOSHResponse
+			for range tt.wantHold + 1 {
+				rs = append(rs, b.PostAsync(b.Body(b.NextRID(), "", "")))
+			}
+			wantEmpty(t, "the oldest request beyond hold", awaitBOSH(t, "oldest", rs[0]))
+			// A message goes on the oldest held request.
+			bob := s.Login("bob", "secret", testserver.LoginOptions{})
+			bob.MustSend(t, `<message type="chat" id="m1" to="alice@localhost/web"><body>hi</body></message>`)
+			if got := ids(awaitBOSH(t, "the oldest held", rs[1])); len(got) != 1 || got[0] != "m1" {
+				t.Errorf("oldest held request carried %v, want m1", got)
+			}
+			c.BOSH().Post(b.Body(b.NextRID(), `type="terminate"`, ""))
+		})
+	}
+}
+
+// TestBOSHPolling: with web.bosh.polling set, two empty requests within
+// the interval end the session with policy-violation when the first got
+// an empty response: in a polling session (hold 0) back to back, in a
+// long-polling one while another is held (XEP-0124 §11, §12). The
+// interval is an hour, so that the test does not depend on the clock.
+func TestBOSHPolling(t *testing.T) {
+	const polling = `to="localhost" wait="60" hold="0" ver="1.11" ` + boshXMPP
+	sasl := `<auth xmlns="urn:ietf:params:xml:ns:xmpp-sasl" mechanism="PLAIN">AGFsaWNlAHdyb25n</auth>`
+	tests := []struct {
+		name     string
+		interval time.Duration
+		attrs    string
+		// requests after the creation; async ones are not awaited.
+		payloads []string
+		async    int // how many of the first requests are posted without waiting
+		want     string
+	}{
+		{name: "two empty polls", interval: time.Hour, attrs: polling, payloads: []string{"", ""}, want: "policy-violation"},
+		{name: "an empty poll after one with payloads", interval: time.Hour, attrs: polling, payloads: []string{"", sasl, ""}},
+		{name: "no polling interval", attrs: polling, payloads: []string{"", "", ""}},
+		{name: "long polling, an empty request while one is held", interval: time.Hour, attrs: boshLogin, payloads: []string{"", ""}, async: 1, want: "policy-violation"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := startBOSH(t, func(c *config.Config) { c.Web.BOSH.Polling = tt.interval })
+			b := s.NewBOSHClient(testserver.BOSHOptions{})
+			if _, _, err := b.Create(tt.attrs); err != nil || b.SID == "" {
+				t.Fatalf("create: %v %s", err, b.Created)
+			}
+			if tt.interval > 0 && tt.attrs == polling {
+				if got := attrOf(b.Created, "polling"); got != "3600" {
+					t.Errorf("creation response polling=%q, want 3600", got)
+				}
+				if got := attrOf(b.Created, "inactivity"); got != "7200" {
+					t.Errorf("creation response inactivity=%q, want 7200: more than polling (§12)", got)
+				}
+			}
+			var last testserver.BOSHResponse
+			for i, p := range tt.payloads {
+				if i < tt.async {
+					b.PostAsync(b.Body(b.NextRID(), "", p))
+					continue
+				}
+				last = mustDo(t, b, fmt.Sprintf("request %d", i), b.Body(b.NextRID(), "", p))
+				if i < len(tt.payloads)-1 && last.Condition() != "" {
+					t.Fatalf("request %d: %s, the session ended early", i, last.Data)
+				}
+			}
+			if got := last.Condition(); got != tt.want {
+				t.Errorf("last request: %s, want condition %q", last.Data, tt.want)
+			}
+		})
+	}
+}
+
+// TestBOSHPause: a pause up to maxpause answers every held request, the
+// pause request too, empty, and sets the inactivity period until the next
+// request (XEP-0124 §10); a longer pause, or one where none is offered,
+// is a bad-request.
+func TestBOSHPause(t *testing.T) {
+	tests := []struct {
+		name     string
+		maxPause time.Duration
+		pause    string
+		want     string // the pause's terminate condition; "" for none
+	}{
+		{name: "pause", maxPause: 2 * time.Minute, pause: "120"},
+		{name: "pause shorter than inactivity", maxPause: 2 * time.Minute, pause: "1"},
+		{name: "pause beyond maxpause", maxPause: 2 * time.Minute, pause: "121", want: "bad-request"},
+		{name: "pause not offered", pause: "60", want: "bad-request"},
+		{name: "pause not a number", maxPause: 2 * time.Minute, pause: "soon", want: "bad-request"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := startBOSH(t, func(c *config.Config) {
+				c.Web.BOSH.MaxPause = tt.maxPause
+				c.Web.BOSH.Inactivity = time.Hour
+			})
+			_, b := loginManual(t, s, "")
+			if want := fmt.Sprint(int(tt.maxPause / time.Second)); tt.maxPause > 0 && attrOf(b.Created, "maxpause") != want {
+				t.Errorf("creation response maxpause=%q, want %s", attrOf(b.Created, "maxpause"), want)
+			} else if tt.maxPause == 0 && attrOf(b.Created, "maxpause") != "" {
+				t.Errorf("creation response offers maxpause=%q, none configured", attrOf(b.Created, "maxpause"))
+			}
+			held := b.PostAsync(b.Body(b.NextRID(), "", ""))
+			r := mustDo(t, b, "pause", b.Body(b.NextRID(), `pause="`+tt.pause+`"`, ""))
+			if tt.want != "" {
+				wantTerminate(t, "pause", r, http.StatusOK, tt.want)
+				return
+			}
+			wantEmpty(t, "pause", r)
+			wantEmpty(t, "the held request", awaitBOSH(t, "the held request", held))
+			if tt.pause == "1" {
+				// Inactivity is an hour; only the pause ends the session.
+				waitFor(t, "the paused session to end", func() bool { return s.C2S.Stats().Sessions["bosh"] == 0 })
+				gone(t, b)
+				return
+			}
+			// The session goes on after the pause.
+			if got := ids(mustDo(t, b, "after the pause", b.Body(b.NextRID(), "", ping("p1")))); len(got) != 1 || got[0] != "p1" {
+				t.Errorf("after the pause: %v, want the result of p1", got)
+			}
+		})
+	}
+}
