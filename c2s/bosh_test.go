@@ -1,6 +1,7 @@
 package c2s_test
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -181,6 +182,16 @@ func gone(t *testing.T, b *testserver.BOSHClient) {
 	t.Helper()
 	r := mustDo(t, b, "request to an ended session", b.Body(b.NextRID(), "", ""))
 	wantTerminate(t, "request to an ended session", r, http.StatusNotFound, "item-not-found")
+}
+
+// waitEnded waits for a channel of ended; rawWait only bounds a failure.
+func waitEnded(t *testing.T, what string, end <-chan struct{}) {
+	t.Helper()
+	select {
+	case <-end:
+	case <-time.After(rawWait):
+		t.Fatalf("%s did not end", what)
+	}
 }
 
 // TestBOSHSessionCreation checks the session creation response (XEP-0124
@@ -660,6 +671,7 @@ func TestBOSHPause(t *testing.T) {
 			} else if tt.maxPause == 0 && attrOf(b.Created, "maxpause") != "" {
 				t.Errorf("creation response offers maxpause=%q, none configured", attrOf(b.Created, "maxpause"))
 			}
+			end := ended(t, s, "alice@localhost/web")
 			held := b.PostAsync(b.Body(b.NextRID(), "", ""))
 			r := mustDo(t, b, "pause", b.Body(b.NextRID(), `pause="`+tt.pause+`"`, ""))
 			if tt.want != "" {
@@ -670,13 +682,147 @@ func TestBOSHPause(t *testing.T) {
 			wantEmpty(t, "the held request", awaitBOSH(t, "the held request", held))
 			if tt.pause == "1" {
 				// Inactivity is an hour; only the pause ends the session.
-				waitFor(t, "the paused session to end", func() bool { return s.C2S.Stats().Sessions["bosh"] == 0 })
+				waitEnded(t, "the paused session", end)
 				gone(t, b)
 				return
 			}
 			// The session goes on after the pause.
 			if got := ids(mustDo(t, b, "after the pause", b.Body(b.NextRID(), "", ping("p1")))); len(got) != 1 || got[0] != "p1" {
 				t.Errorf("after the pause: %v, want the result of p1", got)
+			}
+		})
+	}
+}
+
+// TestBOSHInactivity checks XEP-0124 §8 and XEP-0206 with stream
+// management: a session that goes the inactivity period without a request
+// ends, or, with resumption enabled, hibernates like a dropped TCP
+// connection and is resumed over a new BOSH session with what was sent
+// meanwhile; a request keeps the session alive.
+func TestBOSHInactivity(t *testing.T) {
+	const inactivity = time.Second
+	t.Run("no stream management", func(t *testing.T) {
+		s := startBOSH(t, func(c *config.Config) { c.Web.BOSH.Inactivity = inactivity })
+		_, b := loginManual(t, s, "")
+		if got := attrOf(b.Created, "inactivity"); got != "1" {
+			t.Errorf("creation response inactivity=%q, want 1", got)
+		}
+		waitFor(t, "the idle session to end", func() bool { return s.C2S.Stats().Sessions["bosh"] == 0 })
+		if s.C2S.Hibernating() != 0 {
+			t.Errorf("%d sessions hibernating, want none without stream management", s.C2S.Hibernating())
+		}
+		gone(t, b)
+	})
+	t.Run("held requests keep it alive", func(t *testing.T) {
+		s := startBOSH(t, func(c *config.Config) {
+			c.Web.BOSH.Inactivity = inactivity
+			c.Web.BOSH.MaxWait = 2 * inactivity
+		})
+		_, b := loginManual(t, s, "")
+		// Each request is held for the wait (twice the inactivity) and
+		// answered empty; the session lives on across them.
+		for i := range 2 {
+			wantEmpty(t, fmt.Sprint("held request ", i), mustDo(t, b, "held request", b.Body(b.NextRID(), "", "")))
+		}
+		if got := ids(mustDo(t, b, "ping", b.Body(b.NextRID(), "", ping("alive")))); len(got) != 1 || got[0] != "alive" {
+			t.Errorf("after the held requests: %v, want the result of alive", got)
+		}
+	})
+	t.Run("a resumable session hibernates", func(t *testing.T) {
+		s := startBOSH(t, func(c *config.Config) { c.Web.BOSH.Inactivity = inactivity })
+		// A wait of 1 s: a vanished client's held request ends after it,
+		// and the inactivity period starts then.
+		short := `to="localhost" wait="1" hold="1" ver="1.11" ` + boshXMPP
+		alice := s.LoginBOSH("alice", "secret", "web", testserver.BOSHOptions{Attrs: short})
+		if err := alice.Send(`<enable xmlns="urn:xmpp:sm:3" resume="true"/>`); err != nil {
+			t.Fatal(err)
+		}
+		id := nextElement(t, alice, "enabled", isSM("enabled")).Get("id")
+		alice.BOSH().Vanish() // the browser tab goes: no more requests
+		waitFor(t, "the session to hibernate", func() bool { return s.C2S.Hibernating() == 1 })
+		bob := s.Login("bob", "secret", testserver.LoginOptions{})
+		bob.MustSend(t, `<message type="chat" id="while-away" to="alice@localhost/web"><body>still there?</body></message>`)
+
+		again, err := s.DialBOSH(testserver.BOSHOptions{Attrs: short})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cond, err := again.AuthSCRAM("alice", "secret", testserver.SCRAM{Mechanism: "SCRAM-SHA-256"}); err != nil || cond != "" {
+			t.Fatalf("scram: %q %v", cond, err)
+		}
+		if err := again.Send(`<resume xmlns="urn:xmpp:sm:3" previd="` + id + `" h="0"/>`); err != nil {
+			t.Fatal(err)
+		}
+		r := nextElement(t, again, "resumed", func(e *router.Element) bool { return isSM("resumed")(e) || isSM("failed")(e) })
+		if r.Name.Local != "resumed" || r.Get("previd") != id {
+			t.Fatalf("resume: got %s", r)
+		}
+		nextElement(t, again, "the message sent while away", isMessage("while-away"))
+	})
+}
+
+// TestBOSHStreamErrors checks that a stream error of the XMPP session
+// reaches a BOSH client as XEP-0206 §5 and XEP-0124 §17.2 say: a terminate
+// body with condition remote-stream-error and the <stream:error/> inside,
+// or, at server shutdown, the terminal condition system-shutdown, on a
+// request the server holds.
+func TestBOSHStreamErrors(t *testing.T) {
+	tests := []struct {
+		name    string
+		payload string // of the request that triggers the error; "" for none
+		shut    bool   // shut the server down
+		cond    string // the terminate condition
+		stream  string // the stream error's condition inside it
+	}{
+		// The payloads are checked against the stanza limits as they are
+		// read from the body: bad-request, a terminal binding condition.
+		{name: "stanza too large", cond: "bad-request",
+			payload: `<message xmlns="jabber:client" to="bob@localhost"><body>` + strings.Repeat("x", 20000) + `</body></message>`},
+		{name: "not a client stanza", cond: "remote-stream-error", stream: "unsupported-stanza-type",
+			payload: `<foo xmlns="jabber:client"/>`},
+		{name: "server shutdown", shut: true, cond: "system-shutdown", stream: "system-shutdown"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := startBOSH(t, func(c *config.Config) { c.Limits.MaxStanzaSize = 10000 })
+			_, b := loginManual(t, s, "")
+			// With hold 1, the second request makes the server answer the
+			// first: once that answer is back, the second is held.
+			first := b.PostAsync(b.Body(b.NextRID(), "", ""))
+			held := b.PostAsync(b.Body(b.NextRID(), "", ""))
+			wantEmpty(t, "the first request", awaitBOSH(t, "the first request", first))
+			var rs []testserver.BOSHResponse
+			switch {
+			case tt.shut:
+				go s.Shutdown(context.Background())
+			default:
+				// The held request or this one carries the end.
+				rs = append(rs, mustDo(t, b, "the bad payload", b.Body(b.NextRID(), "", tt.payload)))
+			}
+			rs = append(rs, awaitBOSH(t, "the held request", held))
+			var end *testserver.BOSHResponse
+			for i := range rs {
+				if rs[i].Body != nil && rs[i].Body.Get("type") == "terminate" {
+					end = &rs[i]
+				}
+			}
+			if end == nil {
+				t.Fatalf("no terminate body among the responses %v", rs)
+			}
+			wantTerminate(t, "the end", *end, http.StatusOK, tt.cond)
+			var got string
+			for _, e := range end.Body.Elements() {
+				if e.Name.Local != "error" {
+					continue
+				}
+				for _, c := range e.Elements() {
+					if c.Name.Space == "urn:ietf:params:xml:ns:xmpp-streams" {
+						got = c.Name.Local
+					}
+				}
+			}
+			if got != tt.stream {
+				t.Errorf("stream error %q in %s, want %q", got, end.Data, tt.stream)
 			}
 		})
 	}
