@@ -194,8 +194,10 @@ func (b *BOSH) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	}
-	req, err := parseBOSHBody(data, b.srv.limits.MaxStanzaSize, b.srv.limits.MaxDepth)
-	if err != nil {
+	req, perr := parseBOSHBody(data, b.srv.limits.MaxStanzaSize, b.srv.limits.MaxDepth)
+	if req == nil || req.sid == "" && perr != nil {
+		// Not a <body/> of ours, or no session to speak of: the HTTP
+		// error (XEP-0124 §17.1) carries the binding condition too.
 		writeBOSH(w, http.StatusBadRequest, "", terminateBody("bad-request"))
 		return
 	}
@@ -206,7 +208,11 @@ func (b *BOSH) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	b.mu.Lock()
 	bs := b.sessions[req.sid]
 	b.mu.Unlock()
-	if bs == nil {
+	switch {
+	case bs == nil && perr != nil:
+		writeBOSH(w, http.StatusBadRequest, "", terminateBody("bad-request"))
+		return
+	case bs == nil:
 		writeBOSH(w, http.StatusNotFound, "", terminateBody("item-not-found"))
 		return
 	}
@@ -216,7 +222,26 @@ func (b *BOSH) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "this BOSH session was opened over HTTPS", http.StatusForbidden)
 		return
 	}
+	if perr != nil {
+		bs.malformed(w, req)
+		return
+	}
 	bs.serve(w, r, req)
+}
+
+// malformed answers a request of the session whose payloads are not
+// well-formed XML or break the stanza limits: bad-request, a terminal
+// condition (XEP-0124 §17.2), when its rid is one the session expects;
+// otherwise (a stray or forged request) only the request is refused.
+func (bs *boshSession) malformed(w http.ResponseWriter, req *boshRequest) {
+	bs.mu.Lock()
+	ok := !bs.ended && bs.inWindow(req)
+	bs.mu.Unlock()
+	if !ok {
+		writeBOSH(w, http.StatusBadRequest, bs.contentType, terminateBody("bad-request"))
+		return
+	}
+	bs.terminate("bad-request", w)
 }
 
 // writeBOSH writes a response body.
@@ -241,7 +266,10 @@ type boshRequest struct {
 }
 
 // parseBOSHBody parses a request: one <body/> of the httpbind namespace
-// and its child elements, each within the stanza limits.
+// and its child elements, each within the stanza limits. When the <body/>
+// start and its rid are good but what follows is not, it returns the
+// request without payloads and the error, so that the session it names can
+// be told.
 func parseBOSHBody(data []byte, maxSize, maxDepth int) (*boshRequest, error) {
 	rd := router.NewReader(bytes.NewReader(data), router.NSClient, int64(maxSize), maxDepth)
 	root, err := rd.Open(nsHTTPBind, "body")
@@ -275,7 +303,8 @@ func parseBOSHBody(data []byte, maxSize, maxDepth int) (*boshRequest, error) {
 			break
 		}
 		if err != nil {
-			return nil, err
+			req.payloads = nil
+			return req, fmt.Errorf("bosh: payload: %w", err)
 		}
 		// XEP-0206 §5: many clients leave stanzas in the wrapper's
 		// namespace; they are jabber:client.
@@ -283,7 +312,8 @@ func parseBOSHBody(data []byte, maxSize, maxDepth int) (*boshRequest, error) {
 		req.payloads = append(req.payloads, e)
 	}
 	if _, err := rd.Next(); !errors.Is(err, io.EOF) {
-		return nil, errors.New("bosh: content after </body>")
+		req.payloads = nil
+		return req, errors.New("bosh: content after </body>")
 	}
 	return req, nil
 }
@@ -323,12 +353,23 @@ func (b *BOSH) create(w http.ResponseWriter, r *http.Request, req *boshRequest, 
 		fail("improper-addressing")
 		return
 	}
-	if d, err := jid.Parse(to); err != nil || d.Localpart() != "" || d.Resourcepart() != "" || !b.srv.opts.Router.ServesUsers(d.Domainpart()) {
+	d, err := jid.Parse(to)
+	if err != nil || d.Localpart() != "" || d.Resourcepart() != "" || !b.srv.opts.Router.ServesUsers(d.Domainpart()) {
 		fail("host-unknown")
 		return
 	}
-	wait, okWait := seconds(a["wait"])
-	hold, errHold := strconv.Atoi(a["hold"])
+	domain := d.Domainpart()
+	// wait and hold SHOULD be given (XEP-0124 §7.1); without them, the
+	// longest wait we allow and one request held, as clients that reuse
+	// connections ask for.
+	wait, okWait := b.opts.MaxWait, true
+	if v, ok := a["wait"]; ok {
+		wait, okWait = seconds(v)
+	}
+	hold, errHold := 1, error(nil)
+	if v, ok := a["hold"]; ok {
+		hold, errHold = strconv.Atoi(v)
+	}
 	if !okWait || errHold != nil || hold < 0 {
 		fail("bad-request")
 		return
@@ -342,6 +383,7 @@ func (b *BOSH) create(w http.ResponseWriter, r *http.Request, req *boshRequest, 
 	}
 	bs := &boshSession{
 		h:           b,
+		domain:      domain,
 		rid:         req.rid,
 		firstRID:    req.rid,
 		wait:        min(wait, b.opts.MaxWait),
@@ -462,6 +504,10 @@ type heldRequest struct {
 	// status is the HTTP status of the response (200 but for legacy
 	// clients' errors).
 	status int
+	// timer answers it, empty, once it has been held for the session's
+	// wait; nil while it is not held, and for the creation request,
+	// which waits for the stream features.
+	timer *time.Timer
 }
 
 // boshSession is one BOSH session: the Transport framing of its conn
@@ -471,6 +517,7 @@ type heldRequest struct {
 type boshSession struct {
 	h           *BOSH
 	c           *conn
+	domain      string // the served domain the session is for
 	sid         string
 	firstRID    uint64
 	wait        time.Duration
@@ -544,7 +591,8 @@ func (bs *boshSession) serve(w http.ResponseWriter, r *http.Request, req *boshRe
 			old := bs.held[i]
 			hr := newHeld(req.rid)
 			bs.held[i] = hr
-			old.reply <- []byte(`<body xmlns="` + nsHTTPBind + `" type="error"/>`)
+			bs.arm(hr)
+			bs.answer(old, recoverableError, false)
 			bs.mu.Unlock()
 			bs.await(w, r, hr)
 			return
@@ -552,7 +600,7 @@ func (bs *boshSession) serve(w http.ResponseWriter, r *http.Request, req *boshRe
 		bs.mu.Unlock()
 		bs.terminate("item-not-found", w)
 		return
-	case req.rid > bs.rid+uint64(bs.requests):
+	case !bs.inWindow(req):
 		bs.mu.Unlock()
 		bs.terminate("item-not-found", w)
 		return
@@ -560,9 +608,15 @@ func (bs *boshSession) serve(w http.ResponseWriter, r *http.Request, req *boshRe
 		if bs.pending == nil {
 			bs.pending = map[uint64]*pendingRequest{}
 		}
-		if bs.pending[req.rid] != nil {
+		if p := bs.pending[req.rid]; p != nil {
+			// Sent again while waiting for the rids before it: as for a
+			// held request, the old one gets the recoverable error.
+			old := p.hr
+			p.hr = newHeld(req.rid)
+			hr := p.hr
+			bs.answer(old, recoverableError, false)
 			bs.mu.Unlock()
-			bs.terminate("policy-violation", w)
+			bs.await(w, r, hr)
 			return
 		}
 		hr := newHeld(req.rid)
@@ -572,20 +626,42 @@ func (bs *boshSession) serve(w http.ResponseWriter, r *http.Request, req *boshRe
 		return
 	}
 	hr, cond := bs.apply(req, nil)
+	// failed is the request waiting for this one that broke the rules: it
+	// gets the terminate body, and this one what the end gives it.
+	var failed *heldRequest
 	for cond == "" {
 		p := bs.pending[bs.rid+1]
 		if p == nil {
 			break
 		}
 		delete(bs.pending, bs.rid+1)
-		_, cond = bs.apply(p.req, p.hr)
+		if _, cond = bs.apply(p.req, p.hr); cond != "" {
+			failed = p.hr
+		}
 	}
 	bs.mu.Unlock()
-	if cond != "" {
+	switch {
+	case cond != "" && failed == nil:
 		bs.terminate(cond, w)
 		return
+	case cond != "":
+		bs.end(cond, failed)
 	}
 	bs.await(w, r, hr)
+}
+
+// recoverableError is the recoverable binding condition (XEP-0124 §17.3).
+var recoverableError = []byte(`<body xmlns="` + nsHTTPBind + `" type="error"/>`)
+
+// inWindow tells whether req's rid is one of the next the session allows
+// (XEP-0124 §14.1): as many as requests, and one more to pause or
+// terminate (§11). The caller holds mu.
+func (bs *boshSession) inWindow(req *boshRequest) bool {
+	n := uint64(bs.requests)
+	if req.attrs["pause"] != "" || req.attrs["type"] == "terminate" {
+		n++
+	}
+	return req.rid > bs.rid && req.rid <= bs.rid+n
 }
 
 func (bs *boshSession) heldIndex(rid uint64) int {
@@ -602,7 +678,13 @@ func (bs *boshSession) apply(req *boshRequest, hr *heldRequest) (*heldRequest, s
 	now := time.Now()
 	pause, terminate := a["pause"] != "", a["type"] == "terminate"
 	if !pause && !terminate {
-		unanswered := len(bs.held) + len(bs.pending) + 1
+		// A pause or terminate may come on top (XEP-0124 §11).
+		unanswered := len(bs.held) + 1
+		for _, p := range bs.pending {
+			if p.req.attrs["pause"] == "" && p.req.attrs["type"] != "terminate" {
+				unanswered++
+			}
+		}
 		if unanswered > bs.requests {
 			return nil, "policy-violation"
 		}
@@ -617,6 +699,14 @@ func (bs *boshSession) apply(req *boshRequest, hr *heldRequest) (*heldRequest, s
 		bs.lastEmpty = time.Time{}
 	}
 	bs.pauseFor = 0
+	var pauseFor time.Duration
+	if pause {
+		d, ok := seconds(a["pause"])
+		if !ok || bs.h.opts.MaxPause <= 0 || d > bs.h.opts.MaxPause {
+			return nil, "bad-request"
+		}
+		pauseFor = d
+	}
 	switch {
 	case terminate:
 		for _, e := range req.payloads {
@@ -638,21 +728,18 @@ func (bs *boshSession) apply(req *boshRequest, hr *heldRequest) (*heldRequest, s
 		}
 	}
 	if pause {
-		d, ok := seconds(a["pause"])
-		if !ok || bs.h.opts.MaxPause <= 0 || d > bs.h.opts.MaxPause {
-			return nil, "bad-request"
-		}
 		// XEP-0124 §10: every held request is answered, the pause one
-		// too, empty, and the session may be idle for the pause.
+		// too, empty (and not kept for retransmission), and the session
+		// may be idle for the pause.
 		for _, h := range bs.held {
-			bs.respond(h, bs.body(h.rid, nil), true)
+			bs.answer(h, bs.body(h.rid, nil), true)
 		}
 		bs.held = nil
-		bs.pauseFor = d
+		bs.pauseFor = pauseFor
 		if hr == nil {
 			hr = newHeld(req.rid)
 		}
-		bs.respond(hr, bs.body(hr.rid, nil), true)
+		bs.answer(hr, bs.body(hr.rid, nil), false)
 		bs.idleStart()
 		return hr, ""
 	}
@@ -667,6 +754,7 @@ func (bs *boshSession) apply(req *boshRequest, hr *heldRequest) (*heldRequest, s
 func (bs *boshSession) hold1(hr *heldRequest) *heldRequest {
 	bs.idleStop()
 	bs.held = append(bs.held, hr)
+	bs.arm(hr)
 	bs.flush()
 	// Beyond hold (hold 0: a polling session), the oldest are answered now.
 	for len(bs.held) > bs.hold && bs.answerOldest() {
@@ -698,18 +786,32 @@ func (bs *boshSession) answerOldest() bool {
 		bs.outSignal = make(chan struct{})
 		bs.lastEmpty = time.Time{}
 	}
-	bs.respond(hr, bs.body(hr.rid, out), false)
+	bs.answer(hr, bs.body(hr.rid, out), true)
 	if len(bs.held) == 0 {
 		bs.idleStart()
 	}
 	return true
 }
 
-// respond gives hr its response and keeps it for retransmission (not a
-// pause's).
-func (bs *boshSession) respond(hr *heldRequest, body []byte, pause bool) {
+// arm starts hr's wait, now that it is held: when the wait is over, it
+// is answered empty whether or not its client is still there (a client
+// whose connection broke sends the request again and gets the same
+// response, XEP-0124 §14.3). The creation request waits for the stream
+// features instead. The caller holds mu.
+func (bs *boshSession) arm(hr *heldRequest) {
+	if hr.rid != bs.firstRID {
+		hr.timer = time.AfterFunc(bs.wait, func() { bs.expire(hr) })
+	}
+}
+
+// answer gives hr its response, and keeps it for retransmission if keep
+// (not a pause's or an error's). The caller holds mu.
+func (bs *boshSession) answer(hr *heldRequest, body []byte, keep bool) {
+	if hr.timer != nil {
+		hr.timer.Stop()
+	}
 	hr.reply <- body
-	if pause {
+	if !keep {
 		return
 	}
 	bs.replies[hr.rid] = body
@@ -727,7 +829,7 @@ func (bs *boshSession) body(rid uint64, out []byte) []byte {
 	b = append(b, `<body xmlns="`+nsHTTPBind+`" xmlns:stream="`+router.NSStream+`"`...)
 	if rid == bs.firstRID {
 		b = fmt.Appendf(b, ` xmlns:xmpp="%s" sid="%s" wait="%d" hold="%d" requests="%d" inactivity="%d" ver="%s" from="%s" xmpp:version="1.0" xmpp:restartlogic="true"`,
-			nsXBOSH, bs.sid, int(bs.wait/time.Second), bs.hold, bs.requests, int(bs.inactivity/time.Second), bs.ver, bs.c.host)
+			nsXBOSH, bs.sid, int(bs.wait/time.Second), bs.hold, bs.requests, int(bs.inactivity/time.Second), bs.ver, bs.domain)
 		if p := bs.h.opts.Polling; p > 0 {
 			b = fmt.Appendf(b, ` polling="%d"`, int((p+time.Second-1)/time.Second))
 		}
@@ -758,9 +860,11 @@ func (bs *boshSession) idleStart() {
 		bs.mu.Unlock()
 		if !stale {
 			// As a dropped TCP connection: a resumable session hibernates.
+			// Forgotten first: a request from now on finds no session
+			// (XEP-0124 §10).
+			bs.h.remove(bs)
 			bs.c.log.Info("c2s bosh session inactive")
 			bs.c.Close(stream.ConnectionTimeout)
-			bs.h.remove(bs)
 		}
 	})
 }
@@ -774,33 +878,17 @@ func (bs *boshSession) idleStop() {
 	}
 }
 
-// await waits for hr's response, or answers it empty after wait.
+// await writes hr's response when it comes: what is to be sent, or an
+// empty body when its wait is over (arm). A request ahead of the rid
+// order waits for its turn first.
 func (bs *boshSession) await(w http.ResponseWriter, r *http.Request, hr *heldRequest) {
-	t := time.NewTimer(bs.wait)
-	defer t.Stop()
-	for {
-		select {
-		case body := <-hr.reply:
-			writeBOSH(w, hr.status, bs.contentType, body)
-			return
-		case <-t.C:
-			bs.expire(hr)
-			// The creation request waits on for the features, and a
-			// request ahead of the rid order for its turn.
-			t.Reset(time.Second)
-		case <-r.Context().Done():
-			// The client went away: the request is dropped unanswered;
-			// it may send it again.
-			bs.mu.Lock()
-			if i := slices.Index(bs.held, hr); i >= 0 {
-				bs.held = slices.Delete(bs.held, i, i+1)
-				if len(bs.held) == 0 && !bs.ended {
-					bs.idleStart()
-				}
-			}
-			bs.mu.Unlock()
-			return
-		}
+	select {
+	case body := <-hr.reply:
+		writeBOSH(w, hr.status, bs.contentType, body)
+	case <-r.Context().Done():
+		// The client went away. The request stays held until it is
+		// answered, and the answer is kept for the client to fetch by
+		// sending the request again.
 	}
 }
 
@@ -816,7 +904,7 @@ func (bs *boshSession) expire(hr *heldRequest) {
 	kept := bs.held[:0]
 	for j, h := range bs.held {
 		if j <= i && h.rid != bs.firstRID {
-			bs.respond(h, bs.body(h.rid, nil), false)
+			bs.answer(h, bs.body(h.rid, nil), true)
 			continue
 		}
 		kept = append(kept, h)
@@ -830,17 +918,30 @@ func (bs *boshSession) expire(hr *heldRequest) {
 // terminate ends the session with a terminal binding condition answered
 // on w (XEP-0124 §17.2).
 func (bs *boshSession) terminate(cond string, w http.ResponseWriter) {
+	status, body := bs.end(cond, nil)
+	writeBOSH(w, status, bs.contentType, body)
+}
+
+// end ends the session with a terminal binding condition and returns the
+// response that says so; on, if not nil, is a request of the session
+// that gets it.
+func (bs *boshSession) end(cond string, on *heldRequest) (int, []byte) {
 	status := http.StatusOK
 	if bs.legacy {
 		status = httpStatus(cond)
 	}
+	body := terminateBody(cond)
 	bs.mu.Lock()
+	if on != nil {
+		on.status = status
+		bs.answer(on, body, false)
+	}
 	bs.endLocked()
 	bs.mu.Unlock()
 	bs.h.remove(bs)
 	bs.c.log.Info("c2s bosh session terminated", slog.String("condition", cond))
 	bs.c.Close(boshError{cond})
-	writeBOSH(w, status, bs.contentType, terminateBody(cond))
+	return status, body
 }
 
 // endLocked marks the session ended and answers what is held or pending
@@ -852,11 +953,11 @@ func (bs *boshSession) endLocked() {
 	bs.ended = true
 	bs.idleStop()
 	for _, h := range bs.held {
-		h.reply <- bs.body(h.rid, nil)
+		bs.answer(h, bs.body(h.rid, nil), false)
 	}
 	bs.held = nil
 	for _, p := range bs.pending {
-		p.hr.reply <- bs.body(p.hr.rid, nil)
+		bs.answer(p.hr, bs.body(p.hr.rid, nil), false)
 	}
 	bs.pending = nil
 	close(bs.outSignal)
@@ -882,18 +983,8 @@ func (bs *boshSession) next(c *conn) (*router.Element, error) {
 			return it.el, nil
 		}
 		bs.mu.Unlock()
-		var deadline <-chan time.Time
-		if !c.bound {
-			t := time.NewTimer(time.Until(c.deadline))
-			defer t.Stop()
-			deadline = t.C
-		}
-		select {
-		case <-c.done:
-			return nil, errClosing
-		case <-bs.inSignal:
-		case <-deadline:
-			return nil, stream.ConnectionTimeout
+		if err := bs.waitIn(c, !c.bound); err != nil {
+			return nil, err
 		}
 	}
 }
@@ -920,16 +1011,28 @@ func (bs *boshSession) readOpen(c *conn) (to, from, version string, err error) {
 			return it.to, it.from, it.version, nil
 		}
 		bs.mu.Unlock()
-		t := time.NewTimer(time.Until(c.deadline))
-		select {
-		case <-c.done:
-			t.Stop()
-			return "", "", "", errClosing
-		case <-bs.inSignal:
-			t.Stop()
-		case <-t.C:
-			return "", "", "", stream.ConnectionTimeout
+		if err := bs.waitIn(c, true); err != nil {
+			return "", "", "", err
 		}
+	}
+}
+
+// waitIn waits for what the next request brings, until the conn closes
+// or, if negotiating, its negotiation deadline.
+func (bs *boshSession) waitIn(c *conn, negotiating bool) error {
+	var deadline <-chan time.Time
+	if negotiating {
+		t := time.NewTimer(time.Until(c.deadline))
+		defer t.Stop()
+		deadline = t.C
+	}
+	select {
+	case <-c.done:
+		return errClosing
+	case <-bs.inSignal:
+		return nil
+	case <-deadline:
+		return stream.ConnectionTimeout
 	}
 }
 
@@ -1037,7 +1140,7 @@ func (bs *boshSession) writeFinal(c *conn, final []byte) {
 	}
 	bs.endLocked()
 	if oldest != nil {
-		oldest.reply <- body
+		bs.answer(oldest, body, false)
 		bs.mu.Unlock()
 		bs.h.remove(bs)
 		return

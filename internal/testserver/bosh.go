@@ -2,6 +2,7 @@ package testserver
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"errors"
 	"fmt"
@@ -21,10 +22,12 @@ const NSHTTPBind = "http://jabber.org/protocol/httpbind"
 
 // BOSHClient is a small BOSH client written from XEP-0124 and XEP-0206:
 // it creates a session, numbers its requests with rids and posts <body/>
-// wrappers. Post sends one request and returns the response as it came;
-// a client that Raw drives (LoginBOSH) keeps one request held by the
-// server at all times, as browsers do, from a goroutine of its own that
-// the test's end stops.
+// wrappers. Post sends one request and returns the response as it came,
+// PostAsync does so in the background; a client that Raw drives
+// (LoginBOSH) keeps one request held by the server at all times, as
+// browsers do, from a goroutine of its own that the test's end (or
+// Vanish) stops, unless BOSHOptions.Manual leaves the requests to the
+// test.
 type BOSHClient struct {
 	s    *Server
 	HTTP *http.Client
@@ -40,9 +43,11 @@ type BOSHClient struct {
 
 	mu  sync.Mutex
 	rid uint64 // the next request's
+	// ctx is the requests' context; Vanish cancels it.
+	ctx    context.Context
+	cancel context.CancelFunc
 
 	in      chan *router.Element // payloads of responses, for Raw.Next
-	stop    chan struct{}
 	wg      sync.WaitGroup
 	ended   bool
 	endOnce sync.Once
@@ -56,6 +61,10 @@ type BOSHOptions struct {
 	// Attrs are the session creation request's attributes after rid;
 	// empty asks for to, wait 60, hold 1, ver 1.11 and xmpp:version 1.0.
 	Attrs string
+	// Manual keeps no request held by the server: only Send and the
+	// test's own requests are posted, so that a test can number and
+	// time every request itself.
+	Manual bool
 }
 
 // NewBOSHClient returns a client of the server's BOSH endpoint that has
@@ -70,13 +79,39 @@ func (s *Server) NewBOSHClient(o BOSHOptions) *BOSHClient {
 	}
 	n, _ := rand.Int(rand.Reader, big.NewInt(1<<40))
 	b := &BOSHClient{s: s, HTTP: &http.Client{Transport: tr, Timeout: 90 * time.Second}, URL: url, Header: o.Header,
-		rid: n.Uint64() + 1, in: make(chan *router.Element, 256), stop: make(chan struct{})}
+		rid: n.Uint64() + 1, in: make(chan *router.Element, 256)}
+	b.ctx, b.cancel = context.WithCancel(context.Background())
 	s.t.Cleanup(func() {
-		close(b.stop)
+		b.mu.Lock()
+		b.cancel()
+		b.mu.Unlock()
 		b.wg.Wait()
 		tr.CloseIdleConnections()
 	})
 	return b
+}
+
+// Vanish drops the client off the network, as a closed laptop: the
+// requests in progress are abandoned (their connections closed, unread)
+// and the poller stops. Post and PostAsync work again afterwards, for
+// a test to look at what became of the session.
+func (b *BOSHClient) Vanish() {
+	b.mu.Lock()
+	b.cancel()
+	b.ended = true // the poller stops and Raw.Next hears nothing more
+	b.mu.Unlock()
+	b.wg.Wait()
+	b.HTTP.Transport.(*http.Transport).CloseIdleConnections()
+	b.mu.Lock()
+	b.ctx, b.cancel = context.WithCancel(context.Background())
+	b.mu.Unlock()
+}
+
+// SetRID makes rid the next request's, for tests of rids out of order.
+func (b *BOSHClient) SetRID(rid uint64) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.rid = rid
 }
 
 // NextRID takes the next rid.
@@ -107,12 +142,42 @@ func (b *BOSHClient) Body(rid uint64, attrs, payload string) string {
 	return fmt.Sprintf(`<body xmlns="%s" rid="%d" sid="%s" %s>%s</body>`, NSHTTPBind, rid, b.SID, attrs, payload)
 }
 
+// BOSHResponse is the response to one request.
+type BOSHResponse struct {
+	// Resp is the HTTP response (its body read and closed); nil if the
+	// request failed.
+	Resp *http.Response
+	// Data is the response body as it came; Body is it parsed, nil if it
+	// is not a <body/>.
+	Data []byte
+	Body *router.Element
+	Err  error
+}
+
+// Condition is the terminate condition of the response, "" if it is no
+// terminate body (or one without a condition).
+func (r BOSHResponse) Condition() string {
+	if r.Body == nil || r.Body.Get("type") != "terminate" {
+		return ""
+	}
+	return r.Body.Get("condition")
+}
+
 // Post posts a request and returns the response and its parsed body (nil
 // if it is not XML).
 func (b *BOSHClient) Post(body string) (*http.Response, *router.Element, error) {
-	req, err := http.NewRequest(http.MethodPost, b.URL, strings.NewReader(body))
+	r := b.Do(body)
+	return r.Resp, r.Body, r.Err
+}
+
+// Do posts a request and returns the response.
+func (b *BOSHClient) Do(body string) BOSHResponse {
+	b.mu.Lock()
+	ctx := b.ctx
+	b.mu.Unlock()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, b.URL, strings.NewReader(body))
 	if err != nil {
-		return nil, nil, err
+		return BOSHResponse{Err: err}
 	}
 	req.Header.Set("Content-Type", "text/xml; charset=utf-8")
 	for k, v := range b.Header {
@@ -120,18 +185,31 @@ func (b *BOSHClient) Post(body string) (*http.Response, *router.Element, error) 
 	}
 	resp, err := b.HTTP.Do(req)
 	if err != nil {
-		return nil, nil, err
+		return BOSHResponse{Err: err}
 	}
 	data, err := io.ReadAll(resp.Body)
 	resp.Body.Close()
+	r := BOSHResponse{Resp: resp, Data: data, Err: err}
 	if err != nil {
-		return resp, nil, err
+		return r
 	}
 	e, perr := router.ParseElement(bytes.TrimSpace(data), router.NSClient)
-	if perr != nil || e.Name.Space != NSHTTPBind || e.Name.Local != "body" {
-		return resp, nil, nil
+	if perr == nil && e.Name.Space == NSHTTPBind && e.Name.Local == "body" {
+		r.Body = e
 	}
-	return resp, e, nil
+	return r
+}
+
+// PostAsync posts a request from a goroutine of the client and returns
+// where its response will come; the test's end (or Vanish) abandons it.
+func (b *BOSHClient) PostAsync(body string) <-chan BOSHResponse {
+	ch := make(chan BOSHResponse, 1)
+	b.wg.Add(1)
+	go func() {
+		defer b.wg.Done()
+		ch <- b.Do(body)
+	}()
+	return ch
 }
 
 // send posts payload as the next request and queues the payloads of the
@@ -176,13 +254,8 @@ func (b *BOSHClient) poll() {
 	go func() {
 		defer b.wg.Done()
 		for {
-			select {
-			case <-b.stop:
-				return
-			default:
-			}
 			b.mu.Lock()
-			ended := b.ended
+			ended := b.ended || b.ctx.Err() != nil
 			b.mu.Unlock()
 			if ended {
 				return
@@ -215,7 +288,9 @@ func (s *Server) DialBOSH(o BOSHOptions) (*Raw, error) {
 		return nil, err
 	}
 	c.Features = f
-	b.poll()
+	if !o.Manual {
+		b.poll()
+	}
 	return c, nil
 }
 
