@@ -50,6 +50,9 @@ type SASL2 struct {
 type SASL2Result struct {
 	// Condition and Text are the <failure/>'s; "" after success.
 	Condition, Text string
+	// Failure is the whole <failure/>, for its application-specific
+	// condition; nil after success.
+	Failure *router.Element
 	// Success is the <success/>, and Features the stream features that
 	// followed it; nil after a failure.
 	Success, Features *router.Element
@@ -196,7 +199,7 @@ func (c *Raw) AuthSASL2(local string, o SASL2) (*SASL2Result, error) {
 
 // sasl2Failure reads a SASL2 <failure/>: an RFC 6120 condition and a text.
 func sasl2Failure(e *router.Element) (*SASL2Result, error) {
-	res := &SASL2Result{}
+	res := &SASL2Result{Failure: e}
 	if t := e.Child(nsSASL2, "text"); t != nil {
 		res.Text = t.Text()
 	}
