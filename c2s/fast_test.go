@@ -41,7 +41,7 @@ func requestTokenFor(mech string) string {
 
 // fastToken returns the token of a <success/>, "" if none, and checks its
 // expiry.
-func fastToken(t *testing.T, succ *router.Element, ttl time.Duration) string {
+func fastToken(t testing.TB, succ *router.Element, ttl time.Duration) string {
 	t.Helper()
 	tok := succ.Child(nsFAST, "token")
 	if tok == nil {
@@ -85,7 +85,7 @@ func passwordToken(t *testing.T, s *testserver.Server, local, agent string) stri
 
 // passwordTokenFor logs in with SCRAM and asks for a FAST token of mech
 // for agent.
-func passwordTokenFor(t *testing.T, s *testserver.Server, local, agent, mech string) string {
+func passwordTokenFor(t testing.TB, s *testserver.Server, local, agent, mech string) string {
 	t.Helper()
 	c := dialSASL2(t, s)
 	res := mustSASL2(t, c, local, testserver.SASL2{Mechanism: "SCRAM-SHA-256", Secret: "pw", AgentID: agent, Inline: requestTokenFor(mech)})

@@ -41,7 +41,7 @@ func sasl2Mechanisms(features *router.Element) []string {
 
 // dialSASL2 connects and negotiates STARTTLS; the connection then stands
 // before authentication, with SASL and SASL2 offered.
-func dialSASL2(t *testing.T, s *testserver.Server) *testserver.Raw {
+func dialSASL2(t testing.TB, s *testserver.Server) *testserver.Raw {
 	t.Helper()
 	c, err := s.DialRawStartTLS(nil)
 	if err != nil {
@@ -51,7 +51,7 @@ func dialSASL2(t *testing.T, s *testserver.Server) *testserver.Raw {
 }
 
 // mustSASL2 authenticates and fails t unless it succeeds.
-func mustSASL2(t *testing.T, c *testserver.Raw, local string, o testserver.SASL2) *testserver.SASL2Result {
+func mustSASL2(t testing.TB, c *testserver.Raw, local string, o testserver.SASL2) *testserver.SASL2Result {
 	t.Helper()
 	res, err := c.AuthSASL2(local, o)
 	if err != nil {
