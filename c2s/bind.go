@@ -45,6 +45,19 @@ type bindRefusal struct {
 	text string
 }
 
+// saslFailure is the SASL2 <failure/> of a Bind 2 request refused for r
+// (bind2): temporary-auth-failure for a limit that may pass, else
+// malformed-request, with r's stanza condition inside as the
+// application-specific condition XEP-0388 §"Failure" allows.
+func (r *bindRefusal) saslFailure() failure {
+	cond := "malformed-request"
+	if r.typ == stanza.Wait {
+		cond = "temporary-auth-failure"
+	}
+	return failure{cond: cond, text: "resource binding refused: " + r.text,
+		app: router.NewElement(router.NSStanzas, string(r.cond))}
+}
+
 // bindSession makes the session of resource res for the authenticated
 // user and binds it in the registry, for resource binding and Bind 2. It
 // is not attached yet: the caller answers the client first, and unbinds it

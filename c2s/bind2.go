@@ -36,10 +36,13 @@ func (c *conn) bind2Feature() *router.Element {
 }
 
 // bind2 binds a session as the Bind 2 request b asks, enables the features
-// it asks for inline, and sends <success/> with <bound/>. A session that
-// cannot be bound (too many sessions) leaves the stream authenticated and
-// unbound: the <success/> then carries the bare JID and no <bound/>, and
-// the features offer resource binding, which will say why.
+// it asks for inline, and sends <success/> with <bound/>. XEP-0386 has the
+// server bind before <success/> and defines no bind error, and XEP-0388
+// knows only <success/> and <failure/>; so a session that cannot be bound
+// (too many sessions) fails the whole <authenticate/> with <failure/>:
+// temporary-auth-failure with RFC 6120's bind condition (§7.6.2.1
+// resource-constraint) as the application-specific one, and a text. The
+// stream stays unauthenticated; the client may try again.
 func (c *conn) bind2(ctx context.Context, b *router.Element, succ *sasl2Success) (Outcome, error) {
 	tag := ""
 	if t := b.Child(nsBind2, "tag"); t != nil {
@@ -48,8 +51,8 @@ func (c *conn) bind2(ctx context.Context, b *router.Element, succ *sasl2Success)
 	sess, refused := c.bindSession(ctx, c.bind2Resource(ctx, tag))
 	if refused != nil {
 		c.log.Info("c2s bind 2 refused", slog.String("condition", string(refused.cond)))
-		bare, _ := jid.New(c.user, c.host, "")
-		return Continue, succ.send(bare.String(), false)
+		c.srv.stats.login(succ.mech, "failure")
+		return Continue, c.saslFailure(saslV2, refused.saslFailure())
 	}
 	result := router.NewElement(nsBind2, "bound")
 	for _, e := range b.Elements() {
@@ -58,7 +61,7 @@ func (c *conn) bind2(ctx context.Context, b *router.Element, succ *sasl2Success)
 		}
 	}
 	succ.extra = append(succ.extra, result)
-	if err := succ.send(sess.jidString, true); err != nil {
+	if err := succ.send(ctx, sess.jidString, true); err != nil {
 		c.srv.opts.Router.Sessions().Unbind(sess)
 		return Continue, err
 	}
@@ -149,6 +152,6 @@ func (c *conn) resumeInline(ctx context.Context, e *router.Element, succ *sasl2S
 		if resumed == nil {
 			return nil
 		}
-		return succ.send(resumed.jidString, true)
+		return succ.send(ctx, resumed.jidString, true)
 	})
 }

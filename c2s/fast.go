@@ -5,42 +5,42 @@ import (
 	"context"
 	"crypto/hmac"
 	"crypto/rand"
-	"crypto/sha256"
-	"crypto/subtle"
 	"errors"
+	"fmt"
 	"log/slog"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
+	"github.com/xmppd/xmppd/c2s/sasl"
 	"github.com/xmppd/xmppd/router"
 	"github.com/xmppd/xmppd/storage"
 )
 
 // FAST (XEP-0484): a client that logged in with its password asks, inline
 // in SASL2, for a token, and logs in with it next time in one round trip
-// and one HMAC instead of SCRAM's PBKDF2-keyed exchange. Tokens are bound
-// to the account and the SASL2 user-agent id, kept hashed (storage
-// FastTokens), valid for auth.fast_token_ttl, replaced when half of that
-// has passed, and dropped on a password change, when the account is
-// deleted, and when the client asks with invalidate.
+// and two HMACs instead of SCRAM's PBKDF2-keyed exchange. Tokens are bound
+// to the account, the SASL2 user-agent id and the mechanism, valid for
+// auth.fast_token_ttl, replaced when half of that has passed, and dropped
+// on a password change, when the account is deleted, and when the client
+// asks with invalidate.
 //
-// The mechanism is HT-SHA-256-NONE (draft-schmaus-kitten-sasl-ht): the
-// client sends authcid NUL HMAC(token, "Initiator"), the server answers
-// HMAC(token, "Responder"). Without channel binding both messages are the
-// same for every login with a token, so the server keeps only the SHA-256
-// of the first, which does not let a reader of the database log in, and
-// the second. The channel-binding forms (-ENDP, -EXPR) would need the
-// token itself on every login, and are not offered.
+// The mechanisms are the HT-SHA-256 ones of draft-schmaus-kitten-sasl-ht
+// (c2s/sasl ht.go): -EXPR and -ENDP, which mix the connection's
+// tls-exporter or our certificate's tls-server-end-point into the proof,
+// where the connection has them, and -NONE. A token is derived from a
+// random id with Options.FastKey, a key kept outside the database
+// (sasl.FastToken); storage keeps the id, never the token nor anything
+// that checks a proof, so that a copy of the database lets nobody log in.
+// A login derives the token of each of the agent's (at most two) ids
+// again and checks the proof over this connection's channel binding.
 //
 // TLS 0-RTT is not accepted (Go's TLS server has none), so a count is not
 // required; one that a client sends must grow, which storage checks.
 
 // nsFAST is the namespace of XEP-0484.
 const nsFAST = "urn:xmpp:fast:0"
-
-// htSHA256None is the one FAST mechanism offered.
-const htSHA256None = "HT-SHA-256-NONE"
 
 // fastRequest is the FAST part of an <authenticate/>.
 type fastRequest struct {
@@ -53,18 +53,26 @@ type fastRequest struct {
 	requestToken string
 }
 
-// fastMechanisms lists the FAST mechanisms offered on this connection:
-// none without TLS or without a token store.
+// fastOn says whether FAST is offered at all: it needs a token store and
+// the key tokens are derived with.
+func (s *Server) fastOn() bool { return s.opts.Tokens != nil && len(s.opts.FastKey) > 0 }
+
+// fastMechanisms lists the FAST mechanisms offered on this connection,
+// strongest first: none without TLS or FAST, the channel-binding ones
+// where the connection's binding has their type (sasl.HTOffered).
 func (c *conn) fastMechanisms() []string {
-	if !c.secure() || c.srv.opts.Tokens == nil {
+	if !c.secure() || !c.srv.fastOn() {
 		return nil
 	}
-	return []string{htSHA256None}
+	return sasl.HTOffered(c.binding())
 }
 
 // isFASTMechanism tells an HT mechanism, which only FAST tokens can
 // authenticate.
-func isFASTMechanism(mech string) bool { return mech == htSHA256None }
+func isFASTMechanism(mech string) bool {
+	_, ok := sasl.HTBindingType(mech)
+	return ok
+}
 
 // fastFeature is the <fast/> inline feature of SASL2, nil when FAST is
 // not offered.
@@ -94,8 +102,8 @@ func (c *conn) parseFAST(req *sasl2Request, e *router.Element) failure {
 		}
 	case "request-token":
 		mech := e.Get("mechanism")
-		if !slices.Contains(c.fastMechanisms(), mech) {
-			return failure{cond: "invalid-mechanism", text: "FAST tokens are offered for " + htSHA256None + " only"}
+		if offered := c.fastMechanisms(); !slices.Contains(offered, mech) {
+			return failure{cond: "invalid-mechanism", text: "FAST tokens are offered for " + strings.Join(offered, ", ") + " only"}
 		}
 		req.fast.requestToken = mech
 	}
@@ -113,25 +121,15 @@ func checkFAST(req *sasl2Request) failure {
 	return failure{}
 }
 
-// htMessages are the HT-SHA-256-NONE messages of a token: what the client
-// sends after NUL, and what the server answers.
-func htMessages(token []byte) (initiator, responder []byte) {
-	m := hmac.New(sha256.New, token)
-	m.Write([]byte("Initiator"))
-	initiator = m.Sum(nil)
-	m = hmac.New(sha256.New, token)
-	m.Write([]byte("Responder"))
-	return initiator, m.Sum(nil)
-}
-
-// fastAuth checks an HT-SHA-256-NONE initial response against the tokens
-// of the account's agent: the newest first, as XEP-0484 §"Server-side
-// handling of multiple active tokens" describes, each compared in constant
-// time, and only with the mechanism it was issued for. A token that has
-// expired gets credentials-expired, a count that does not grow
-// not-authorized; only a proof that matches no token is a wrong
-// credential.
-func (c *conn) fastAuth(ctx context.Context, msg []byte, fr fastRequest) (res exchangeResult, err error) {
+// fastAuth checks an HT initial response of mechanism mech against the
+// tokens of the account's agent: the newest first, as XEP-0484
+// §"Server-side handling of multiple active tokens" describes, each
+// derived again from its id and compared in constant time over this
+// connection's channel binding, and only with the mechanism it was issued
+// for. A token that has expired gets credentials-expired, a count that
+// does not grow not-authorized; only a proof that matches no token is a
+// wrong credential.
+func (c *conn) fastAuth(ctx context.Context, mech string, msg []byte, fr fastRequest) (res exchangeResult, err error) {
 	authcid, proof, ok := bytes.Cut(msg, []byte{0})
 	if !ok || len(authcid) == 0 {
 		res.f = failure{cond: "malformed-request", text: "not an HT message: authcid NUL hashed token"}
@@ -140,6 +138,13 @@ func (c *conn) fastAuth(ctx context.Context, msg []byte, fr fastRequest) (res ex
 	account := c.accountKey(string(authcid))
 	if c.blocked(account) {
 		res.f = throttled
+		return res, nil
+	}
+	cbData, err := c.htBindingData(mech)
+	if err != nil {
+		// Offered only where the binding is: this is our fault.
+		c.log.Error("c2s fast channel binding", slog.String("mechanism", mech), slog.Any("err", err))
+		res.f = failure{cond: "temporary-auth-failure"}
 		return res, nil
 	}
 	local, err := c.localpart(string(authcid))
@@ -153,23 +158,25 @@ func (c *conn) fastAuth(ctx context.Context, msg []byte, fr fastRequest) (res ex
 		res.f = failure{cond: "temporary-auth-failure"}
 		return res, nil
 	}
-	sum := sha256.Sum256(proof)
 	var found *storage.FastToken
+	var responder []byte
 	for i := range tokens {
-		// Every token is compared, so that the time does not tell which.
-		if subtle.ConstantTimeCompare(tokens[i].Verifier, sum[:]) == 1 && found == nil {
-			found = &tokens[i]
+		// Every token is checked, so that the time does not tell which
+		// matched.
+		initiator, resp := sasl.HTMessages([]byte(sasl.FastToken(c.srv.opts.FastKey, tokens[i])), cbData)
+		if hmac.Equal(initiator, proof) && tokens[i].Mechanism == mech && found == nil {
+			found, responder = &tokens[i], resp
 		}
 	}
 	switch {
-	case found == nil || found.Mechanism != htSHA256None:
+	case found == nil:
 		res.f = badCredential(account)
 		return res, nil
 	case !time.Now().Before(found.Expires):
 		res.f = failure{cond: "credentials-expired", text: "the FAST token has expired; log in with the password"}
 		return res, nil
 	}
-	err = c.srv.opts.Tokens.Use(ctx, c.host, local, fr.agent, found.Verifier, fr.count)
+	err = c.srv.opts.Tokens.Use(ctx, c.host, local, fr.agent, found.ID, fr.count)
 	switch {
 	case errors.Is(err, storage.ErrReplay):
 		res.f = failure{cond: "not-authorized", text: "the FAST count must grow with every login"}
@@ -183,8 +190,22 @@ func (c *conn) fastAuth(ctx context.Context, msg []byte, fr fastRequest) (res ex
 		res.f = failure{cond: "temporary-auth-failure"}
 		return res, nil
 	}
-	res.user, res.data, res.token = local, found.Responder, found
+	res.user, res.data, res.token = local, responder, found
 	return res, nil
+}
+
+// htBindingData is the channel binding data the HT mechanism mech mixes
+// into its messages on this connection: nil for -NONE.
+func (c *conn) htBindingData(mech string) ([]byte, error) {
+	cbType, _ := sasl.HTBindingType(mech)
+	if cbType == "" {
+		return nil, nil
+	}
+	cb := c.binding()
+	if cb == nil {
+		return nil, fmt.Errorf("%s: no TLS channel binding: %w", mech, sasl.ErrUnsupportedBinding)
+	}
+	return cb(cbType)
 }
 
 // fastInline does what an authenticated <authenticate/> asks of FAST and
@@ -195,7 +216,7 @@ func (c *conn) fastAuth(ctx context.Context, msg []byte, fr fastRequest) (res ex
 // token is logged: the login itself has succeeded.
 func (c *conn) fastInline(ctx context.Context, fr fastRequest, used *storage.FastToken) *router.Element {
 	tokens := c.srv.opts.Tokens
-	if tokens == nil || fr.agent == "" {
+	if !c.srv.fastOn() || fr.agent == "" {
 		return nil
 	}
 	mech := fr.requestToken
@@ -211,18 +232,16 @@ func (c *conn) fastInline(ctx context.Context, fr fastRequest, used *storage.Fas
 	if mech == "" {
 		return nil
 	}
-	token := []byte(rand.Text() + rand.Text())
-	initiator, responder := htMessages(token)
-	verifier := sha256.Sum256(initiator)
 	t := storage.FastToken{
 		Domain: c.host, Local: c.user, Agent: fr.agent, Mechanism: mech,
-		Verifier: verifier[:], Responder: responder,
+		ID:      make([]byte, sasl.TokenIDSize),
 		Expires: time.Now().Add(c.srv.opts.Config.Auth.FastTokenTTL).UTC().Truncate(time.Second),
 	}
+	rand.Read(t.ID) // never fails (crypto/rand)
 	if err := tokens.Issue(ctx, t); err != nil {
 		c.log.Error("c2s issue fast token", slog.Any("err", err))
 		return nil
 	}
-	c.log.Info("c2s fast token issued", slog.String("agent", fr.agent), slog.Time("expiry", t.Expires))
-	return router.NewElement(nsFAST, "token", "expiry", t.Expires.Format(time.RFC3339), "token", string(token))
+	c.log.Info("c2s fast token issued", slog.String("agent", fr.agent), slog.String("mechanism", mech), slog.Time("expiry", t.Expires))
+	return router.NewElement(nsFAST, "token", "expiry", t.Expires.Format(time.RFC3339), "token", sasl.FastToken(c.srv.opts.FastKey, t))
 }

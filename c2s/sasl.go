@@ -35,6 +35,9 @@ type failure struct {
 	cond, text string
 	credential bool
 	account    string // the account a wrong credential was for, for the throttle
+	// app is an application-specific condition for a SASL2 <failure/>
+	// (XEP-0388 §"Failure"), nil if none.
+	app *router.Element
 }
 
 // badCredential is the failure of a wrong proof or password for account.
@@ -199,16 +202,22 @@ func (c *conn) exchange(ctx context.Context, p profile, req exchangeRequest) (re
 		res.f = failure{cond: "incorrect-encoding", text: "the initial response is not base64"}
 		return res, nil
 	}
+	var authzid string
 	switch {
 	case mech == "PLAIN":
-		res.user, res.f = c.plain(ctx, initial)
+		res.user, authzid, res.f = c.plain(ctx, initial)
 	case isFASTMechanism(mech):
-		res, err = c.fastAuth(ctx, initial, req.fast)
+		res, err = c.fastAuth(ctx, mech, initial, req.fast)
 	default:
-		res.user, res.data, res.f, err = c.scram(ctx, p, mech, initial, req.hasInitial)
+		res.user, authzid, res.data, res.f, err = c.scram(ctx, p, mech, initial, req.hasInitial)
 	}
 	if err != nil {
 		return res, err
+	}
+	if res.f.cond == "" {
+		if f := c.authzidFailure(p, authzid, res.user); f.cond != "" {
+			res = exchangeResult{f: f}
+		}
 	}
 	if f := res.f; f.cond != "" {
 		if f.credential {
@@ -261,6 +270,9 @@ func (c *conn) loggedIn(p profile, user, mech string) {
 // profiles (XEP-0388 §"Failure").
 func (c *conn) saslFailure(p profile, f failure) error {
 	e := router.NewElement(p.ns, "failure").Append(router.NewElement(nsSASL, f.cond))
+	if f.app != nil && p == saslV2 {
+		e.Append(f.app)
+	}
 	if f.text != "" {
 		e.Append(router.NewElement(p.ns, "text").AppendText(f.text))
 	}
@@ -315,52 +327,61 @@ func (c *conn) decoy() sasl.Decoy {
 	return sasl.Decoy{Iterations: c.srv.opts.Config.Auth.ScramIterations}
 }
 
-// validAuthzid accepts an empty authorization identity or the user's own
-// bare JID: nobody may act as another account.
-func (c *conn) validAuthzid(authzid, local string) bool {
+// authzidFailure checks the authorization identity a mechanism carried
+// (PLAIN's, SCRAM's a=) for the user who authenticated, in both profiles:
+// empty, or the user's own bare JID, since nobody may act as another
+// account (RFC 6120 §6.4.6); and in SASL2 also the stream's from, if the
+// client sent one (XEP-0388 §"Initiation"). A mismatch is invalid-authzid.
+func (c *conn) authzidFailure(p profile, authzid, local string) failure {
 	if authzid == "" {
-		return true
+		return failure{}
 	}
 	j, err := jid.Parse(authzid)
-	return err == nil && j.Resourcepart() == "" && j.Localpart() == local && j.Domainpart() == c.host
+	if err != nil || j.Resourcepart() != "" || j.Localpart() != local || j.Domainpart() != c.host {
+		return failure{cond: "invalid-authzid", text: "you may only act as your own account"}
+	}
+	if p == saslV2 && c.peer != "" {
+		if from, err := jid.Parse(c.peer); err != nil || !from.Bare().Equal(j) {
+			return failure{cond: "invalid-authzid", text: "the authorization identity is not the stream's from"}
+		}
+	}
+	return failure{}
 }
 
-// plain checks a PLAIN login (RFC 4616) against the stored SCRAM keys.
-func (c *conn) plain(ctx context.Context, msg []byte) (user string, f failure) {
+// plain checks a PLAIN login (RFC 4616) against the stored SCRAM keys. The
+// authorization identity is the caller's to check.
+func (c *conn) plain(ctx context.Context, msg []byte) (user, authzid string, f failure) {
 	authzid, authcid, password, err := sasl.ParsePlain(msg)
 	if err != nil {
-		return "", failure{cond: "malformed-request", text: "not a PLAIN message (RFC 4616)"}
+		return "", "", failure{cond: "malformed-request", text: "not a PLAIN message (RFC 4616)"}
 	}
 	account := c.accountKey(authcid)
 	if c.blocked(account) {
-		return "", throttled
+		return "", "", throttled
 	}
 	cred, err := c.credential(ctx, authcid, sasl.SHA256)
 	if err != nil && !errors.Is(err, storage.ErrNotFound) {
 		c.log.Error("c2s load credentials", slog.Any("err", err))
-		return "", failure{cond: "temporary-auth-failure"}
+		return "", "", failure{cond: "temporary-auth-failure"}
 	}
 	if err != nil {
 		// Spend the same work as a real check so timing does not tell
 		// whether the account exists.
 		credential.VerifyPlain(c.decoy().Credential(sasl.SHA256, authcid), password)
-		return "", badCredential(account)
+		return "", "", badCredential(account)
 	}
 	if !credential.VerifyPlain(cred, password) {
-		return "", badCredential(account)
+		return "", "", badCredential(account)
 	}
 	local, _ := c.localpart(authcid)
-	if !c.validAuthzid(authzid, local) {
-		return "", failure{cond: "invalid-authzid", text: "you may only act as your own account"}
-	}
-	return local, failure{}
+	return local, authzid, failure{}
 }
 
 // scram runs a SCRAM exchange: challenges and responses until success or
 // failure, which is the caller's to send; data is the server-final message
 // for <success/>. hasInitial says whether the client sent an initial
-// response.
-func (c *conn) scram(ctx context.Context, p profile, mech string, initial []byte, hasInitial bool) (user string, data []byte, f failure, err error) {
+// response. The authorization identity (a=) is the caller's to check.
+func (c *conn) scram(ctx context.Context, p profile, mech string, initial []byte, hasInitial bool) (user, authzid string, data []byte, f failure, err error) {
 	family := mech
 	if len(mech) > 5 && mech[len(mech)-5:] == "-PLUS" {
 		family = mech[:len(mech)-5]
@@ -376,7 +397,7 @@ func (c *conn) scram(ctx context.Context, p profile, mech string, initial []byte
 		return c.credential(ctx, authcid, family)
 	}, c.binding())
 	if err != nil {
-		return "", nil, failure{cond: "invalid-mechanism"}, nil
+		return "", "", nil, failure{cond: "invalid-mechanism"}, nil
 	}
 	srv.PlusOffered = len(c.binding().Types()) > 0
 	srv.Decoy = c.decoy()
@@ -385,7 +406,7 @@ func (c *conn) scram(ctx context.Context, p profile, mech string, initial []byte
 	if !hasInitial {
 		// No initial response: ask for it with an empty challenge.
 		if msg, f, err = c.challenge(p, nil); f.cond != "" || err != nil {
-			return "", nil, f, err
+			return "", "", nil, f, err
 		}
 	}
 	first := msg
@@ -393,24 +414,24 @@ func (c *conn) scram(ctx context.Context, p profile, mech string, initial []byte
 		out, done, serr := srv.Step(msg)
 		if serr != nil {
 			if errors.Is(serr, errThrottled) {
-				return "", nil, throttled, nil
+				return "", "", nil, throttled, nil
 			}
 			if errors.Is(serr, sasl.ErrTemporary) {
 				c.log.Error("c2s scram", slog.Any("err", serr))
 			}
 			f := c.scramFailure(first, serr)
 			f.account = account
-			return "", nil, f, nil
+			return "", "", nil, f, nil
 		}
 		if done {
 			local, lerr := c.localpart(srv.Username())
-			if lerr != nil || !c.validAuthzid(srv.Authzid(), local) {
-				return "", nil, failure{cond: "invalid-authzid", text: "you may only act as your own account"}, nil
+			if lerr != nil {
+				return "", "", nil, failure{cond: "invalid-authzid", text: "you may only act as your own account"}, nil
 			}
-			return local, out, failure{}, nil
+			return local, srv.Authzid(), out, failure{}, nil
 		}
 		if msg, f, err = c.challenge(p, out); f.cond != "" || err != nil {
-			return "", nil, f, err
+			return "", "", nil, f, err
 		}
 	}
 }

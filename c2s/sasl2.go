@@ -11,6 +11,7 @@ import (
 	"mellium.im/xmpp/jid"
 
 	"github.com/xmppd/xmppd/router"
+	"github.com/xmppd/xmppd/storage"
 )
 
 // SASL2 (XEP-0388): the same mechanisms and server code as SASL (sasl.go),
@@ -115,7 +116,7 @@ func (c *conn) parseAuthenticate(e *router.Element) (sasl2Request, failure) {
 			req.bind = ch
 		case ch.Name.Space == nsSM && ch.Name.Local == "resume":
 			req.resume = ch
-		case ch.Name.Space == nsFAST && c.srv.opts.Tokens != nil:
+		case ch.Name.Space == nsFAST && c.srv.fastOn():
 			if f := c.parseFAST(&req, ch); f.cond != "" {
 				return req, f
 			}
@@ -124,7 +125,7 @@ func (c *conn) parseAuthenticate(e *router.Element) (sasl2Request, failure) {
 		// XEP has them ignored.
 	}
 	var f failure
-	if c.srv.opts.Tokens != nil {
+	if c.srv.fastOn() {
 		f = checkFAST(&req)
 	}
 	req.exchange.fast = req.fast
@@ -161,7 +162,10 @@ func agentText(s string) string {
 // authenticate2 runs a SASL2 <authenticate/>: the exchange, then, on
 // success only, the inline requests, whose results go in <success/>, which
 // the features of the authenticated stream follow. bound is returned when
-// a session was bound or resumed inline.
+// a session was bound or resumed inline. The stream counts as
+// authenticated only once <success/> is sent: an inline bind that is
+// refused fails the whole request, and leaves the stream as it was
+// (XEP-0388 §"Completing Authentication").
 func (c *conn) authenticate2(ctx context.Context, e *router.Element) (Outcome, error) {
 	req, f := c.parseAuthenticate(e)
 	if f.cond != "" {
@@ -174,20 +178,18 @@ func (c *conn) authenticate2(ctx context.Context, e *router.Element) (Outcome, e
 	if res.f.cond != "" {
 		return Continue, c.saslFailure(saslV2, res.f)
 	}
-	c.loggedIn(saslV2, res.user, req.exchange.mech)
-	c.agent = req.agent
-	if req.agent.ID != "" || req.agent.Software != "" {
-		c.log.Info("c2s sasl2 user agent", slog.String("id", req.agent.ID),
-			slog.String("software", req.agent.Software), slog.String("device", req.agent.Device))
-	}
-	s := &sasl2Success{c: c, el: router.NewElement(nsSASL2, "success")}
+	// Who the inline requests are for; loggedIn when <success/> goes out.
+	c.user, c.agent = res.user, req.agent
+	s := &sasl2Success{c: c, el: router.NewElement(nsSASL2, "success"), mech: req.exchange.mech, fast: req.fast, used: res.token}
 	if res.data != nil {
 		s.el.Append(router.NewElement(nsSASL2, "additional-data").AppendText(base64.StdEncoding.EncodeToString(res.data)))
 	}
-	if token := c.fastInline(ctx, req.fast, res.token); token != nil {
-		s.extra = append(s.extra, token)
+	out, err := c.sasl2Inline(ctx, req, s)
+	if err == nil && !s.sent {
+		// Refused inline: not authenticated after all.
+		c.user, c.agent = "", UserAgent{}
 	}
-	return c.sasl2Inline(ctx, req, s)
+	return out, err
 }
 
 // sasl2Success is the <success/> being built, sent once with the features
@@ -195,24 +197,43 @@ func (c *conn) authenticate2(ctx context.Context, e *router.Element) (Outcome, e
 type sasl2Success struct {
 	c  *conn
 	el *router.Element
+	// mech is the mechanism that authenticated; fast and used are the
+	// FAST request and the token that authenticated, if any, for the
+	// <token/> that send adds.
+	mech string
+	fast fastRequest
+	used *storage.FastToken
 	// extra are the inline results, after the authorization identifier.
 	extra []*router.Element
+	// sent says send has run: the stream is authenticated.
+	sent bool
 }
 
-// send writes <success/> with the authorization identifier id (the bare
-// JID, or the full JID once a session is bound) and the inline results,
-// then the stream features, in one write: nothing of a session's writer
-// may come between them. bound says a session was bound or resumed
-// inline, which the connection does not carry yet.
-func (s *sasl2Success) send(id string, bound bool) error {
+// send marks the connection authenticated and writes <success/> with the
+// authorization identifier id (the bare JID, or the full JID once a
+// session is bound), the inline results and the FAST token, then the
+// stream features, in one write: nothing of a session's writer may come
+// between them. bound says a session was bound or resumed inline, which
+// the connection does not carry yet.
+func (s *sasl2Success) send(ctx context.Context, id string, bound bool) error {
+	c := s.c
+	s.sent = true
+	c.loggedIn(saslV2, c.user, s.mech)
+	if c.agent.ID != "" || c.agent.Software != "" {
+		c.log.Info("c2s sasl2 user agent", slog.String("id", c.agent.ID),
+			slog.String("software", c.agent.Software), slog.String("device", c.agent.Device))
+	}
+	if token := c.fastInline(ctx, s.fast, s.used); token != nil {
+		s.extra = append(s.extra, token)
+	}
 	s.el.Append(router.NewElement(nsSASL2, "authorization-identifier").AppendText(id))
 	s.el.Append(s.extra...)
 	buf := s.el.AppendXML(nil, router.NSClient)
-	stage := s.c.stage()
+	stage := c.stage()
 	if bound {
 		stage = AfterBind
 	}
-	return s.c.write(s.c.featuresAt(stage).AppendXML(buf, router.NSClient))
+	return c.write(c.featuresAt(stage).AppendXML(buf, router.NSClient))
 }
 
 // sasl2Inline handles the inline requests of an authenticated
@@ -229,5 +250,5 @@ func (c *conn) sasl2Inline(ctx context.Context, req sasl2Request, s *sasl2Succes
 	if req.bind != nil {
 		return c.bind2(ctx, req.bind, s)
 	}
-	return Continue, s.send(bare.String(), false)
+	return Continue, s.send(ctx, bare.String(), false)
 }

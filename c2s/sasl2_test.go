@@ -13,6 +13,7 @@ import (
 	"mellium.im/xmpp/jid"
 
 	"github.com/xmppd/xmppd/c2s"
+	"github.com/xmppd/xmppd/config"
 	"github.com/xmppd/xmppd/internal/testserver"
 	"github.com/xmppd/xmppd/router"
 )
@@ -40,7 +41,7 @@ func sasl2Mechanisms(features *router.Element) []string {
 
 // dialSASL2 connects and negotiates STARTTLS; the connection then stands
 // before authentication, with SASL and SASL2 offered.
-func dialSASL2(t *testing.T, s *testserver.Server) *testserver.Raw {
+func dialSASL2(t testing.TB, s *testserver.Server) *testserver.Raw {
 	t.Helper()
 	c, err := s.DialRawStartTLS(nil)
 	if err != nil {
@@ -50,7 +51,7 @@ func dialSASL2(t *testing.T, s *testserver.Server) *testserver.Raw {
 }
 
 // mustSASL2 authenticates and fails t unless it succeeds.
-func mustSASL2(t *testing.T, c *testserver.Raw, local string, o testserver.SASL2) *testserver.SASL2Result {
+func mustSASL2(t testing.TB, c *testserver.Raw, local string, o testserver.SASL2) *testserver.SASL2Result {
 	t.Helper()
 	res, err := c.AuthSASL2(local, o)
 	if err != nil {
@@ -248,6 +249,53 @@ func TestSASL2Failures(t *testing.T) {
 	})
 }
 
+// TestSASL2Authzid checks the authorization identity in SASL2: one that is
+// not the authenticated account is invalid-authzid, as in SASL, and so is
+// one that is not the stream's from (XEP-0388 §"Initiation"), which is
+// not checked when either is empty.
+func TestSASL2Authzid(t *testing.T) {
+	s := testserver.Start(t, nil)
+	s.AddUser("alice", "pw")
+	s.AddUser("bob", "pw")
+	for _, tc := range []struct {
+		name, from, authzid, cond string
+	}{
+		{name: "no from", authzid: "alice@localhost"},
+		{name: "from and authzid", from: "alice@localhost", authzid: "alice@localhost"},
+		{name: "full jid from", from: "alice@localhost/phone", authzid: "alice@localhost"},
+		{name: "no authzid", from: "bob@localhost"},
+		{name: "authzid not the from", from: "bob@localhost", authzid: "alice@localhost", cond: "invalid-authzid"},
+		{name: "authzid of another account", from: "alice@localhost", authzid: "bob@localhost", cond: "invalid-authzid"},
+		{name: "authzid with a resource", authzid: "alice@localhost/phone", cond: "invalid-authzid"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := s.DialRawTLS(nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			header := testserver.Header
+			if tc.from != "" {
+				header = strings.Replace(header, " to=", " from='"+tc.from+"' to=", 1)
+			}
+			if _, err := c.Open(header); err != nil {
+				t.Fatal(err)
+			}
+			res, err := c.AuthSASL2("alice", testserver.SASL2{Mechanism: "PLAIN", Secret: "pw", Authzid: tc.authzid,
+				Inline: `<bind xmlns="urn:xmpp:bind:0"/>`})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Condition != tc.cond {
+				t.Errorf("condition %q (%s), want %q", res.Condition, res.Text, tc.cond)
+			}
+			if tc.cond == "" && res.Success.Child(nsBind2, "bound") == nil {
+				t.Errorf("success %s, want <bound/>", res.Success)
+			}
+			c.Conn.Close()
+		})
+	}
+}
+
 // bind2Login authenticates local with SCRAM over SASL2 with the user agent
 // agent and the inline requests inline, and returns the client and the
 // <success/>.
@@ -362,6 +410,101 @@ func TestBind2(t *testing.T) {
 		alice.send(t, `<a xmlns="urn:xmpp:sm:3" h="`+strconv.Itoa(int(alice.h))+`"/>`)
 		alice.sync(t)
 	})
+
+	// CSI inline (XEP-0386 §"Interactions": the session begins in the
+	// state asked for): after an inline <inactive/>, a chat state is held
+	// as after an <inactive/> sent later (csi_test.go), until a message
+	// with a body; with <active/> or nothing it comes at once. The probe
+	// is csi_test.go's: what comes before the <a/> was not held. Each
+	// case has an account of its own, which nothing of another case's
+	// (a stanza routed again when its session ends) reaches.
+	for _, tc := range []struct {
+		name, csi, user string
+		early           []string // before the body
+	}{
+		{"inline inactive", `<inactive xmlns="urn:xmpp:csi:0"/>`, "csi1", nil},
+		{"inline active", `<active xmlns="urn:xmpp:csi:0"/>`, "csi2", []string{"c1"}},
+		{"no csi", "", "csi3", []string{"c1"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s.AddUser(tc.user, "pw")
+			bob, succ := bind2Login(t, s, tc.user, agentA, `<bind xmlns="urn:xmpp:bind:0"><tag>CSI</tag>`+
+				`<enable xmlns="urn:xmpp:sm:3"/>`+tc.csi+`</bind>`)
+			full := authzid(succ)
+			bob.send(t, `<presence/>`)
+			bob.sync(t)
+			alice := s.Login("alice", "pw", testserver.LoginOptions{Resource: tc.user})
+			alice.MustSend(t, `<message type="chat" id="c1" to="`+full+`"><composing xmlns="http://jabber.org/protocol/chatstates"/><no-store xmlns="urn:xmpp:hints"/></message>`)
+			alice.MustSync(t)
+			if got := bob.probe(t); !slices.Equal(got, tc.early) {
+				t.Errorf("before the body: %v, want %v", got, tc.early)
+			}
+			alice.MustSend(t, `<message type="chat" id="m1" to="`+full+`"><body>hi</body></message>`)
+			alice.MustSync(t)
+			want := []string{"m1"}
+			if len(tc.early) == 0 {
+				want = []string{"c1", "m1"}
+			}
+			if got := bob.probe(t); !slices.Equal(got, want) {
+				t.Errorf("after the body: %v, want %v", got, want)
+			}
+			bob.send(t, `</stream:stream>`)
+			alice.Close()
+		})
+	}
+}
+
+// TestBind2SessionLimit checks a Bind 2 request refused for
+// limits.max_sessions_per_user: XEP-0386 defines no bind error and
+// XEP-0388 only <success/> and <failure/>, so the whole <authenticate/>
+// fails with temporary-auth-failure, RFC 6120's resource-constraint inside
+// and a text, and leaves the stream unauthenticated, so that the client
+// may authenticate again on it. The installation whose session holds the
+// place replaces it, and a place freed is taken.
+func TestBind2SessionLimit(t *testing.T) {
+	s := testserver.Start(t, func(c *config.Config) { c.Limits.MaxSessionsPerUser = 1 })
+	s.AddUser("alice", "pw")
+	bind := `<bind xmlns="urn:xmpp:bind:0"><tag>T</tag></bind>`
+	first, succ := bind2Login(t, s, "alice", agentA, bind)
+	held := authzid(succ)
+
+	c := dialSASL2(t, s)
+	res, err := c.AuthSASL2("alice", testserver.SASL2{Mechanism: "SCRAM-SHA-256", Secret: "pw", AgentID: agentB, Inline: bind})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Condition != "temporary-auth-failure" || res.Text == "" ||
+		res.Failure.Child("urn:ietf:params:xml:ns:xmpp-stanzas", "resource-constraint") == nil {
+		t.Fatalf("over the limit: %+v %s, want temporary-auth-failure with resource-constraint and a text", res, res.Failure)
+	}
+	if n := len(s.Router.Sessions().Sessions(mustJID(t, "alice@localhost"))); n != 1 {
+		t.Errorf("%d sessions after the refusal, want the 1 there was", n)
+	}
+	// Not authenticated: a new <authenticate/> is no second
+	// authentication, and succeeds without a bind.
+	again := mustSASL2(t, c, "alice", testserver.SASL2{Mechanism: "SCRAM-SHA-256", Secret: "pw", AgentID: agentB})
+	if authzid(again.Success) != "alice@localhost" || again.Success.Child(nsBind2, "bound") != nil {
+		t.Errorf("authentication after the refusal: %s", again.Success)
+	}
+	c.Conn.Close()
+
+	// The same installation gets the same resource, which replaces the
+	// session at the limit.
+	old := ended(t, s, held)
+	second, succ := bind2Login(t, s, "alice", agentA, bind)
+	if authzid(succ) != held || succ.Child(nsBind2, "bound") == nil {
+		t.Fatalf("the installation again: %s, want %s bound", succ, held)
+	}
+	wait(t, "the replaced session to end", old)
+	first.Conn.Close()
+
+	// A freed place is taken.
+	gone := ended(t, s, held)
+	second.Send(`</stream:stream>`)
+	wait(t, "the session to end", gone)
+	if _, succ := bind2Login(t, s, "alice", agentB, bind); succ.Child(nsBind2, "bound") == nil {
+		t.Errorf("after the session ended: %s, want <bound/>", succ)
+	}
 }
 
 // TestSASL2InlineResume: a session bound with Bind 2 and stream management

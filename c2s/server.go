@@ -51,8 +51,13 @@ type Options struct {
 	Secrets storage.Secrets
 	// Tokens keeps FAST tokens (XEP-0484); nil turns FAST off.
 	Tokens storage.FastTokens
-	Certs  *certs.Store
-	Log    *slog.Logger
+	// FastKey derives the FAST tokens from the ids Tokens keeps
+	// (sasl.FastToken). It must not be kept in the database, so that a
+	// copy of it lets nobody log in, and must be the same on every node
+	// sharing the database; empty turns FAST off.
+	FastKey []byte
+	Certs   *certs.Store
+	Log     *slog.Logger
 	// PreAuth answer the IQs of their namespaces that clients send before
 	// authenticating (in-band registration); see PreAuthIQHandler.
 	PreAuth []PreAuthIQHandler

@@ -191,6 +191,11 @@ type Auth struct {
 	// longest an installation may stay offline and still log in without
 	// its password. A token is replaced when half of it has passed.
 	FastTokenTTL time.Duration `yaml:"fast_token_ttl"`
+	// FastSecret is the key FAST tokens are derived with, which must stay
+	// out of the database and be the same on every node sharing it; write
+	// it as ${VAR}. Empty: generated into data_dir/fast-secret on first
+	// start.
+	FastSecret string `yaml:"fast_secret"`
 }
 
 // Limits bound what one client can make the server do.

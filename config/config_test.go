@@ -130,6 +130,8 @@ func TestValidate(t *testing.T) {
 		{"no storage", func(c *Config) { c.Storage = Storage{} }, "config: storage: set one of sqlite and postgres"},
 		{"scram too high", func(c *Config) { c.Auth.ScramIterations = 2_000_000 },
 			"config: auth.scram_iterations: 2000000 is out of range 4096 to 1000000 (RFC 7677 asks for at least 4096)"},
+		{"short fast secret", func(c *Config) { c.Auth.FastSecret = "short" },
+			"config: auth.fast_secret: 5 characters is too short: at least 32"},
 		{"zero limit", func(c *Config) { c.Limits.OutboundQueue = 0 }, "config: limits.outbound_queue: must be positive, not 0"},
 		{"zero duration", func(c *Config) { c.Limits.LoginWindow = 0 }, "config: limits.login_window: must be positive, not 0s"},
 		{"archive kept forever", func(c *Config) { c.Archive.ExpireAfter = 0 }, ""},

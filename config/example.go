@@ -115,6 +115,7 @@ auth:
   scram_iterations: 4096   # PBKDF2 rounds for new SCRAM credentials, 4096 to 1000000
   allow_plain: true        # offer SASL PLAIN (never without TLS)
   fast_token_ttl: 504h     # FAST (XEP-0484) tokens log an installation in without its password this long; renewed at half
+  fast_secret: ""          # key FAST tokens are derived with, the same on every node, e.g. ${XMPPD_FAST_SECRET}; empty: generated into data_dir/fast-secret
 
 limits:
   max_stanza_size: 262144     # bytes in one stanza; a larger one closes the stream

@@ -21,6 +21,10 @@ const (
 	maxScramIterations = 1_000_000
 )
 
+// minFastSecret is the shortest auth.fast_secret: as many characters as
+// the generated one has bytes, 256 bits if they are random.
+const minFastSecret = 32
+
 // problem is one invalid setting, named by its path in the file
 // ("hosts[1].domain") so that Load can point at the line.
 type problem struct {
@@ -170,6 +174,9 @@ func (c *Config) checkAuth(ps *problems) {
 	}
 	if ttl := c.Auth.FastTokenTTL; ttl < time.Minute {
 		ps.add("auth.fast_token_ttl", "%s is too short: at least 1m", ttl)
+	}
+	if n := len(c.Auth.FastSecret); n > 0 && n < minFastSecret {
+		ps.add("auth.fast_secret", "%d characters is too short: at least %d", n, minFastSecret)
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"path/filepath"
 	"slices"
 	"sync"
 
@@ -27,6 +28,22 @@ import (
 	sqlstore "github.com/xmppd/xmppd/storage/sql"
 	"github.com/xmppd/xmppd/web"
 )
+
+// FastSecretFile is the file in data_dir that keeps the generated key of
+// FAST tokens when auth.fast_secret is not set.
+const FastSecretFile = "fast-secret"
+
+// LoadFastKey returns the key FAST tokens (XEP-0484) are derived with:
+// auth.fast_secret, or the one kept in data_dir, made on first start. It
+// is a file and not a row of the database so that a copy of the database
+// alone lets nobody log in with a token.
+func LoadFastKey(cfg *config.Config) ([]byte, error) {
+	key, err := modules.LoadSecret(cfg.Auth.FastSecret, filepath.Join(cfg.DataDir, FastSecretFile))
+	if err != nil {
+		return nil, fmt.Errorf("fast token key: %w", err)
+	}
+	return key, nil
+}
 
 // Server is a started xmppd.
 type Server struct {
@@ -84,6 +101,10 @@ func start(ctx context.Context, cfg *config.Config, log *slog.Logger, db storage
 	if err != nil {
 		return nil, err
 	}
+	fastKey, err := LoadFastKey(cfg)
+	if err != nil {
+		return nil, err
+	}
 	domains := make([]string, 0, len(cfg.Hosts))
 	for _, h := range cfg.Hosts {
 		domains = append(domains, h.Domain)
@@ -99,7 +120,8 @@ func start(ctx context.Context, cfg *config.Config, log *slog.Logger, db storage
 		return nil, err
 	}
 	srv := &Server{Config: cfg, Router: r, Store: db, Web: w, modules: mods, log: log}
-	srv.C2S = c2s.New(c2s.Options{Config: cfg, Router: r, Users: db.Users(), Secrets: db.Secrets(), Tokens: db.FastTokens(), Certs: cs, Log: log, PreAuth: preAuthHandlers(mods)})
+	srv.C2S = c2s.New(c2s.Options{Config: cfg, Router: r, Users: db.Users(), Secrets: db.Secrets(),
+		Tokens: db.FastTokens(), FastKey: fastKey, Certs: cs, Log: log, PreAuth: preAuthHandlers(mods)})
 	srv.S2S, err = s2s.New(s2s.Options{Config: cfg, Router: r, Certs: cs, Log: log})
 	if err != nil {
 		mods.Stop()

@@ -12,10 +12,11 @@ import (
 var ErrReplay = errors.New("replayed")
 
 // FastToken is a FAST token (XEP-0484) as the server keeps it. The token
-// itself is not kept: only the SHA-256 of the proof a client makes of it,
-// which cannot be turned back into the proof, so that reading the database
-// lets nobody log in; and the mechanism's answer, which proves the server
-// to the client and is no secret of the client's.
+// itself is not kept, nor anything that checks a client's proof of it: the
+// server derives the token from ID with a key it keeps outside the
+// database (c2s), so that a copy of the database lets nobody log in, and
+// derives it again to check a login, whatever channel binding data the
+// mechanism mixes into the proof.
 type FastToken struct {
 	// Domain and Local are the account.
 	Domain, Local string
@@ -25,11 +26,9 @@ type FastToken struct {
 	// Mechanism is the HT mechanism the token was issued for, the only one
 	// it is valid with.
 	Mechanism string
-	// Verifier is the SHA-256 of the client's proof of the token; it
-	// names the token among the agent's.
-	Verifier []byte
-	// Responder is the mechanism's message for <success/>.
-	Responder []byte
+	// ID is the random part of the token, which names it among the
+	// agent's; without the server's key it is no credential.
+	ID []byte
 	// Expires is when the token stops being valid.
 	Expires time.Time
 	// Count is the highest count the client has used the token with, 0 if
@@ -54,12 +53,13 @@ type FastTokens interface {
 	// used, in case t never reaches the client. ErrNotFound if the account
 	// does not exist.
 	Issue(ctx context.Context, t FastToken) error
-	// Use records that the client authenticated with the agent's token of
-	// verifier, with count (0 if the client sent none): the token is
-	// marked used, and the agent's token used before it and those that
-	// expire before it are dropped (a newer one, not used yet, stays). ErrReplay if count is not above the count the token was
-	// last used with; ErrNotFound if the token is gone.
-	Use(ctx context.Context, domain, local, agent string, verifier []byte, count int64) error
+	// Use records that the client authenticated with the agent's token
+	// id, with count (0 if the client sent none): the token is marked
+	// used, and the agent's token used before it and those that expire
+	// before it are dropped (a newer one, not used yet, stays). ErrReplay
+	// if count is not above the count the token was last used with;
+	// ErrNotFound if the token is gone.
+	Use(ctx context.Context, domain, local, agent string, id []byte, count int64) error
 	// Revoke drops the tokens of the account's agent.
 	Revoke(ctx context.Context, domain, local, agent string) error
 }

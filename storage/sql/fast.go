@@ -22,7 +22,7 @@ func (db *DB) FastTokens() storage.FastTokens { return fastTokens{db} }
 // Tokens reads the agent's tokens, latest expiry first.
 func (s fastTokens) Tokens(ctx context.Context, domain, local, agent string) ([]storage.FastToken, error) {
 	rows, err := s.db.sql.QueryContext(ctx, `
-		SELECT verifier, mechanism, responder, expires_at, last_count, used FROM fast_tokens
+		SELECT token_id, mechanism, expires_at, last_count, used FROM fast_tokens
 		WHERE domain = $1 AND local = $2 AND agent = $3 ORDER BY expires_at DESC`, domain, local, agent)
 	if err != nil {
 		return nil, fmt.Errorf("storage: fast tokens of %s@%s: %w", local, domain, err)
@@ -32,7 +32,7 @@ func (s fastTokens) Tokens(ctx context.Context, domain, local, agent string) ([]
 	for rows.Next() {
 		t := storage.FastToken{Domain: domain, Local: local, Agent: agent}
 		var expires int64
-		if err := rows.Scan(&t.Verifier, &t.Mechanism, &t.Responder, &expires, &t.Count, &t.Used); err != nil {
+		if err := rows.Scan(&t.ID, &t.Mechanism, &expires, &t.Count, &t.Used); err != nil {
 			return nil, fmt.Errorf("storage: fast tokens of %s@%s: %w", local, domain, err)
 		}
 		t.Expires = fromMicro(expires)
@@ -55,9 +55,9 @@ func (s fastTokens) Issue(ctx context.Context, t storage.FastToken) error {
 			return err
 		}
 		_, err := tx.ExecContext(ctx, `
-			INSERT INTO fast_tokens (domain, local, agent, verifier, mechanism, responder, expires_at, last_count, used)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
-			t.Domain, t.Local, t.Agent, t.Verifier, t.Mechanism, t.Responder, t.Expires.UnixMicro(), t.Count, t.Used)
+			INSERT INTO fast_tokens (domain, local, agent, token_id, mechanism, expires_at, last_count, used)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+			t.Domain, t.Local, t.Agent, t.ID, t.Mechanism, t.Expires.UnixMicro(), t.Count, t.Used)
 		if err != nil && isForeignKeyViolation(err) {
 			return storage.ErrNotFound
 		}
@@ -72,13 +72,13 @@ func (s fastTokens) Issue(ctx context.Context, t storage.FastToken) error {
 // Use checks and raises the count and marks the token used under the
 // row's lock, so that two uses with one count cannot both pass, and drops
 // the agent's token used before and those that expire earlier.
-func (s fastTokens) Use(ctx context.Context, domain, local, agent string, verifier []byte, count int64) error {
+func (s fastTokens) Use(ctx context.Context, domain, local, agent string, id []byte, count int64) error {
 	err := s.db.inTx(ctx, func(tx *sql.Tx) error {
 		var last, expires int64
 		err := tx.QueryRowContext(ctx, `
 			SELECT last_count, expires_at FROM fast_tokens
-			WHERE domain = $1 AND local = $2 AND agent = $3 AND verifier = $4`+s.db.dialect.forUpdate,
-			domain, local, agent, verifier).Scan(&last, &expires)
+			WHERE domain = $1 AND local = $2 AND agent = $3 AND token_id = $4`+s.db.dialect.forUpdate,
+			domain, local, agent, id).Scan(&last, &expires)
 		if errors.Is(err, sql.ErrNoRows) {
 			return storage.ErrNotFound
 		}
@@ -90,16 +90,16 @@ func (s fastTokens) Use(ctx context.Context, domain, local, agent string, verifi
 		}
 		if _, err := tx.ExecContext(ctx, `
 			UPDATE fast_tokens SET used = $6, last_count = $5
-			WHERE domain = $1 AND local = $2 AND agent = $3 AND verifier = $4`,
-			domain, local, agent, verifier, max(count, last), true); err != nil {
+			WHERE domain = $1 AND local = $2 AND agent = $3 AND token_id = $4`,
+			domain, local, agent, id, max(count, last), true); err != nil {
 			return err
 		}
 		// The token that was in use before this one, and any that expire
 		// earlier; a newer one not used yet stays.
 		_, err = tx.ExecContext(ctx, `
-			DELETE FROM fast_tokens WHERE domain = $1 AND local = $2 AND agent = $3 AND verifier <> $4
+			DELETE FROM fast_tokens WHERE domain = $1 AND local = $2 AND agent = $3 AND token_id <> $4
 			AND (used = $6 OR expires_at < $5)`,
-			domain, local, agent, verifier, expires, true)
+			domain, local, agent, id, expires, true)
 		return err
 	})
 	if err != nil {

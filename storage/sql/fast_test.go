@@ -32,7 +32,7 @@ func TestFastTokens(t *testing.T) {
 		now := time.Now().UTC().Truncate(time.Second)
 		tok := func(local, agent, v string, expires time.Duration) storage.FastToken {
 			return storage.FastToken{Domain: "example.org", Local: local, Agent: agent, Mechanism: "HT-SHA-256-NONE",
-				Verifier: []byte(v), Responder: []byte("r-" + v), Expires: now.Add(expires)}
+				ID: []byte(v), Expires: now.Add(expires)}
 		}
 		use := func(v string, count int64) func() error {
 			return func() error { return ft.Use(ctx, "example.org", "alice", "a1", []byte(v), count) }
@@ -41,7 +41,7 @@ func TestFastTokens(t *testing.T) {
 			name    string
 			do      func() error
 			wantErr error
-			want    []string // alice's a1 tokens: verifier, used, count
+			want    []string // alice's a1 tokens: id, used, count
 		}{
 			{"none", func() error { return nil }, nil, nil},
 			{"issue", func() error { return ft.Issue(ctx, tok("alice", "a1", "t1", time.Hour)) }, nil, []string{"t1 false 0"}},
@@ -74,7 +74,7 @@ func TestFastTokens(t *testing.T) {
 		checkTokens(t, ft, "alice", "a2", []string{"x false 0"})
 		checkTokens(t, ft, "bob", "a1", []string{"y false 0"})
 		got, _ := ft.Tokens(ctx, "example.org", "bob", "a1")
-		if len(got) != 1 || !bytes.Equal(got[0].Responder, []byte("r-y")) || !got[0].Expires.Equal(now.Add(time.Hour)) || got[0].Mechanism != "HT-SHA-256-NONE" {
+		if len(got) != 1 || !bytes.Equal(got[0].ID, []byte("y")) || !got[0].Expires.Equal(now.Add(time.Hour)) || got[0].Mechanism != "HT-SHA-256-NONE" {
 			t.Errorf("bob's token read back as %+v", got)
 		}
 		if err := db.Users().SetCredentials(ctx, "example.org", "alice", nil); err != nil {
@@ -96,7 +96,7 @@ func checkTokens(t *testing.T, ft storage.FastTokens, local, agent string, want 
 	}
 	var got []string
 	for _, tk := range list {
-		got = append(got, fmt.Sprintf("%s %v %d", tk.Verifier, tk.Used, tk.Count))
+		got = append(got, fmt.Sprintf("%s %v %d", tk.ID, tk.Used, tk.Count))
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("%s's %s tokens %q, want %q", local, agent, got, want)
