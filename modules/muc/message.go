@@ -78,9 +78,7 @@ func (r *room) groupchat(ctx context.Context, st *router.Stanza) {
 		}
 	}
 	for _, to := range r.occupants() {
-		c := &router.Stanza{Element: msg.Copy()}
-		c.SetTo(to.real)
-		r.send(c)
+		r.send(r.copyTo(msg, to.real))
 	}
 }
 

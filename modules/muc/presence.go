@@ -349,8 +349,7 @@ func (r *room) sendHistory(o *occupant, h *router.Element) {
 		if !since.IsZero() && !e.at.After(since) {
 			break
 		}
-		m := &router.Stanza{Element: e.msg.Copy()}
-		m.SetTo(o.real)
+		m := r.copyTo(e.msg, o.real)
 		m.Append(r.delay(e.at))
 		if maxChars >= 0 {
 			chars += len(m.String())
