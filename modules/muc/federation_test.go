@@ -1,10 +1,13 @@
 package muc_test
 
 import (
+	"net"
 	"testing"
+	"time"
 
 	"github.com/xmppd/xmppd/config"
 	"github.com/xmppd/xmppd/internal/testserver"
+	"github.com/xmppd/xmppd/modules/muc"
 	"github.com/xmppd/xmppd/router"
 )
 
@@ -72,3 +75,67 @@ func TestRemoteOccupants(t *testing.T) {
 	carol.subject("fed")
 }
 
+// TestRoomVanishesWhileBouncing has the only occupant of a room on a
+// server that cannot be reached: what the room sends it bounces, the
+// error removes it, the room empties, and the unavailable presence the
+// room sends it then bounces at once, within the room's own routing,
+// back to the room that has just emptied. That bounce must find the room
+// gone, not wait for it to be forgotten: the room was forgotten only after
+// its routing had finished, which waited on the bounce, and the goroutine
+// spun for ever (and the server could not shut down). Afterwards the room
+// name is free again.
+func TestRoomVanishesWhileBouncing(t *testing.T) {
+	ca := testserver.NewCA(t)
+	// Bob's server as the room's server sees it: a listener that this
+	// test closes once the room has connected to it.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	f := testserver.NewFederation(t, func(c *config.Config) {
+		d := c.Hosts[0].Domain
+		c.Hosts[0].Cert, c.Hosts[0].Key = ca.Issue(d)
+		c.S2S.CAFile = ca.File
+		if d == testserver.Domain {
+			testserver.EnableModules(c, "muc")
+			c.SetModuleOptions("muc", map[string]any{"creators": "anyone"})
+			c.S2S.Routes[remoteDomain] = ln.Addr().String()
+			return
+		}
+		c.S2S.Routes[service] = c.S2S.Routes[testserver.Domain]
+	}, testserver.Domain, remoteDomain)
+	home, peer := f.Start(testserver.Domain), f.Start(remoteDomain)
+	for _, s := range []*testserver.Server{home, peer} {
+		s.Roots.AppendCertsFromPEM(ca.PEM)
+	}
+	home.AddUser("alice", pw)
+	peer.AddUser("bob", pw)
+	alice, bob := online(t, home, "alice"), online(t, peer, "bob")
+
+	// Bob's join reaches the room over bob's server's stream (SASL
+	// EXTERNAL: no dialback to the address the room cannot reach). The
+	// room creates itself and connects to send bob his presence; that
+	// connection fails, and so does every later one.
+	bob.send(`<presence to='` + occ("lost", "bob") + `'><x xmlns='` + muc.NS + `'/></presence>`)
+	ln.(*net.TCPListener).SetDeadline(time.Now().Add(time.Minute)) // bounds only a failure
+	conn, err := ln.Accept()
+	if err != nil {
+		t.Fatalf("the room never connected to bob's server: %v", err)
+	}
+	conn.Close()
+	ln.Close()
+	// Until the room has bounced itself empty, it is bob's locked room;
+	// then alice creates it anew.
+	for {
+		self := alice.join("lost", "alice", "")
+		if self.Get("type") != "error" {
+			if !hasStatus(self, 201) {
+				t.Fatalf("alice entering the vanished room: %s, want a new room (201)", self)
+			}
+			break
+		}
+		wantError(t, self, "item-not-found", "cancel")
+	}
+	alice.subject("lost")
+}
