@@ -251,8 +251,11 @@ func (m *MUC) stanza(ctx context.Context, st *router.Stanza) bool {
 }
 
 // toRoom hands st to its room under the room's lock, creating the room
-// for a join to a room that does not exist, then routes what the room
-// queued and forgets the room if it has emptied.
+// for a join to a room that does not exist, forgets the room if it has
+// emptied, then routes what the room queued. Forgetting comes first: a
+// stanza that routing hands straight back (a bounce from a remote domain
+// in backoff) must find the room gone rather than wait for it to be
+// forgotten, which would come only after that very routing.
 func (m *MUC) toRoom(ctx context.Context, st *router.Stanza) {
 	key := st.To.Bare().String()
 	for {
@@ -285,10 +288,10 @@ func (m *MUC) toRoom(ctx context.Context, st *router.Stanza) {
 		if !handled {
 			continue
 		}
-		r.flush(ctx)
 		if vanish {
 			m.forget(r)
 		}
+		r.flush(ctx)
 		return
 	}
 }

@@ -180,6 +180,9 @@ func (r *room) changeNick(st *router.Stanza, o *occupant) {
 		p := r.presenceOf(o, to, []int{statusNewNick}, func(item *router.Element) { item.SetAttr("nick", nick) })
 		p.SetAttr("type", "unavailable")
 		stripPresencePayload(p.Element)
+		if to == o {
+			p.SetAttr("id", st.ID()) // this presence answers st, not the last one
+		}
 		r.send(p)
 	}
 	delete(r.occ, old)
@@ -200,6 +203,9 @@ func (r *room) leave(o *occupant, st *router.Stanza) {
 		p := r.presenceOf(o, to, nil, nil)
 		p.SetAttr("type", "unavailable")
 		stripPresencePayload(p.Element)
+		if to == o {
+			p.SetAttr("id", st.ID())
+		}
 		if s := st.Child("", "status"); s != nil {
 			p.Children = append([]router.Node{s.Copy()}, p.Children...)
 		}
@@ -231,6 +237,7 @@ func (r *room) remove(o *occupant, actor, reason string, codes ...int) {
 		})
 		p.SetAttr("type", "unavailable")
 		stripPresencePayload(p.Element)
+		p.SetAttr("id", "") // the occupant sent nothing this answers
 		r.send(p)
 	}
 	r.drop(o)
@@ -361,8 +368,7 @@ func (r *room) sendHistory(ctx context.Context, o *occupant, h *router.Element) 
 		if !since.IsZero() && !e.at.After(since) {
 			break
 		}
-		m := &router.Stanza{Element: e.msg.Copy()}
-		m.SetTo(o.real)
+		m := r.copyTo(e.msg, o.real)
 		m.Append(r.delay(e.at))
 		if maxChars >= 0 {
 			chars += len(m.String())

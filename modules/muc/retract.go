@@ -209,8 +209,6 @@ func tombstone(orig, gone *router.Element) *router.Element {
 // broadcast sends a message of the room to every occupant.
 func (r *room) broadcast(msg *router.Element) {
 	for _, to := range r.occupants() {
-		c := &router.Stanza{Element: msg.Copy()}
-		c.SetTo(to.real)
-		r.send(c)
+		r.send(r.copyTo(msg, to.real))
 	}
 }

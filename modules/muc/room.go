@@ -389,6 +389,21 @@ func newStanza(kind string, from, to jid.JID, attrs ...string) *router.Stanza {
 	return st
 }
 
+// copyTo is a copy of msg, a stanza the room built with its 'from', to
+// to. From is set along with the attribute: routing picks the s2s stream
+// by the sender's domain, so a copy without it cannot leave for a remote
+// occupant.
+func (r *room) copyTo(msg *router.Element, to jid.JID) *router.Stanza {
+	from, err := jid.Parse(msg.Get("from"))
+	if err != nil {
+		from = r.jid // never: the room wrote the attribute
+	}
+	st := &router.Stanza{Element: msg.Copy()}
+	st.SetFrom(from)
+	st.SetTo(to)
+	return st
+}
+
 // delay is the XEP-0203 stamp the room puts on history and subject.
 func (r *room) delay(at time.Time) *router.Element {
 	return router.NewElement(NSDelay, "delay", "from", r.jid.String(), "stamp", at.UTC().Format("2006-01-02T15:04:05.000000Z"))

@@ -48,6 +48,21 @@
 # and then by the pid it wrote), /etc/hosts loses our lines; all logs are
 # printed on failure, ejabberd's without its debug entries.
 #
+# Group chat (issue 12), once a round with all three servers: each runs
+# its multi-user chat service with its defaults on conference.DOMAIN
+# (Prosody: Component "conference.prosody.test" "muc"; ejabberd: mod_muc;
+# xmppd: the muc module), the subdomains are in /etc/hosts and in xmppd's
+# s2s.routes (and, in the dialback round, in its domain_auth: both are per
+# domain, a subdomain is a domain of its own). federation_muc.py has
+# Prosody's and ejabberd's users join a room on conference.xmppd.test over
+# s2s, chat there with xmppd's user (exact bodies every way), lose voice
+# (ejabberd's user) and get kicked (Prosody's user) by xmppd's owner and see
+# it; xmppd's user joins a room on conference.prosody.test and one on
+# conference.ejabberd.test and chats there. Then xmppd's log must show the
+# streams between conference.xmppd.test and the peers' domains, and between
+# xmppd.test and the peers' conference services, both ways, authenticated
+# with the round's method.
+#
 # Needs root, and 127.0.0.2-4 ports 5222/5269 (5270 for xmppd) free: it stops
 # at once if anything listens there. A lock file makes concurrent runs wait.
 # Prosody runs via setpriv (so that $! is Prosody itself); ejabberd and
@@ -64,6 +79,7 @@
 #   FED_STEP_TIMEOUT=S    limit for each client step (default 20; a pair's client
 #                         run is killed after 6 times that)
 #   FED_DEADLINE=S        no new pair is started after S seconds (default 400)
+#   FED_MUC=0             leave out the group chat run
 #   FED_TOTAL_TIMEOUT=S   watchdog: SIGTERM to the run after S seconds (default 560)
 set -euo pipefail
 
@@ -90,6 +106,8 @@ T0=$(date +%s)
 declare -A DOMAIN=([prosody]=prosody.test [ejabberd]=ejabberd.test [xmppd]=xmppd.test)
 declare -A ADDR=([prosody]=127.0.0.2 [ejabberd]=127.0.0.3 [xmppd]=127.0.0.4)
 declare -A MECH=([prosody]= [ejabberd]= [xmppd]=) # empty: slixmpp chooses, with its default settings
+# Each server's multi-user chat service (XEP-0045), on a subdomain of its own.
+declare -A MUC=([prosody]=conference.prosody.test [ejabberd]=conference.ejabberd.test [xmppd]=conference.xmppd.test)
 C2S_PORT=5222
 S2S_PORT=5269
 S2S_TLS_PORT=5270 # xmppd only: direct TLS (XEP-0368)
@@ -377,19 +395,23 @@ log "throwaway CA $CA issued certificates for ${DOMAIN[*]} (SAN DNS:D, DNS:*.D)"
 
 # --- 3. names ----------------------------------------------------------------------------
 for s in prosody ejabberd xmppd; do
-	if grep -v -F "$HOSTS_MARK" "$HOSTS_FILE" | grep -v '^[[:space:]]*#' | grep -qw -F "${DOMAIN[$s]}"; then
-		die "$HOSTS_FILE already maps ${DOMAIN[$s]} (not our line): $(grep -w -F "${DOMAIN[$s]}" "$HOSTS_FILE" | head -1)"
-	fi
+	for name in "${DOMAIN[$s]}" "${MUC[$s]}"; do
+		if grep -v -F "$HOSTS_MARK" "$HOSTS_FILE" | grep -v '^[[:space:]]*#' | grep -qw -F "$name"; then
+			die "$HOSTS_FILE already maps $name (not our line): $(grep -w -F "$name" "$HOSTS_FILE" | head -1)"
+		fi
+	done
 done
 cp -p "$HOSTS_FILE" "$TMP/hosts.orig"
 hosts_remove # a leftover of an interrupted run
 HOSTS_ADDED=1
 for s in prosody ejabberd xmppd; do
-	printf '%s %s %s\n' "${ADDR[$s]}" "${DOMAIN[$s]}" "$HOSTS_MARK" >>"$HOSTS_FILE"
+	printf '%s %s %s %s\n' "${ADDR[$s]}" "${DOMAIN[$s]}" "${MUC[$s]}" "$HOSTS_MARK" >>"$HOSTS_FILE"
 done
 for s in prosody ejabberd xmppd; do
-	got=$(getent ahostsv4 "${DOMAIN[$s]}" | awk 'NR == 1 { print $1 }')
-	[ "$got" = "${ADDR[$s]}" ] || die "${DOMAIN[$s]} resolves to '${got}' after adding it to $HOSTS_FILE, want ${ADDR[$s]}"
+	for name in "${DOMAIN[$s]}" "${MUC[$s]}"; do
+		got=$(getent ahostsv4 "$name" | awk 'NR == 1 { print $1 }')
+		[ "$got" = "${ADDR[$s]}" ] || die "$name resolves to '${got}' after adding it to $HOSTS_FILE, want ${ADDR[$s]}"
+	done
 done
 log "$HOSTS_FILE: $(for s in prosody ejabberd xmppd; do printf '%s=%s ' "${DOMAIN[$s]}" "${ADDR[$s]}"; done)"
 
@@ -481,6 +503,14 @@ VirtualHost "$d"
 		key = "$dir/certs/$d.key";
 		$cafile
 	}
+-- Multi-user chat with Prosody's defaults; the certificate (DNS:*.$d) is
+-- the VirtualHost's.
+Component "${MUC[prosody]}" "muc"
+	ssl = {
+		certificate = "$dir/certs/$d.crt";
+		key = "$dir/certs/$d.key";
+		$cafile
+	}
 EOF
 	chown -R prosody:prosody "$dir"
 	chmod 600 "$dir/certs/$d.key"
@@ -559,6 +589,7 @@ modules:
   mod_roster: {}
   mod_disco: {}
   mod_ping: {}
+  mod_muc: {host: ${MUC[ejabberd]}} # ejabberd's defaults otherwise
   $dialback
 EOF
 	chown -R ejabberd:ejabberd "$dir"
@@ -591,7 +622,7 @@ start_xmppd() { # round dir
 		domain_auth="{}"
 	else
 		ca_file=""
-		domain_auth="{${DOMAIN[prosody]}: allow_dialback, ${DOMAIN[ejabberd]}: allow_dialback}"
+		domain_auth="{${DOMAIN[prosody]}: allow_dialback, ${DOMAIN[ejabberd]}: allow_dialback, ${MUC[prosody]}: allow_dialback, ${MUC[ejabberd]}: allow_dialback}"
 	fi
 	cat >"$dir/xmppd.yaml" <<EOF
 # xmppd for the federation interop test, round $round.
@@ -606,12 +637,14 @@ listeners:
   - {type: s2s_tls, address: "$a:$S2S_TLS_PORT"}
 storage:
   sqlite: $dir/data/xmppd.db
-modules: [disco, ping, version, time, roster]
+modules: [disco, ping, version, time, roster, muc]
 s2s:
   enabled: true
   routes:
     ${DOMAIN[prosody]}: "${ADDR[prosody]}:$S2S_PORT"
     ${DOMAIN[ejabberd]}: "${ADDR[ejabberd]}:$S2S_PORT"
+    ${MUC[prosody]}: "${ADDR[prosody]}:$S2S_PORT"
+    ${MUC[ejabberd]}: "${ADDR[ejabberd]}:$S2S_PORT"
   ca_file: "$ca_file"
   auth: require_cert
   domain_auth: $domain_auth
@@ -692,6 +725,77 @@ check_auth() { # round a b dir -> 0 if the logs show the round's method on the a
 	return $ok
 }
 
+# xmppd_link_auth LOG in|out LOCAL REMOTE -> how xmppd authenticated the
+# stream between its LOCAL domain and REMOTE, in that direction
+# ("SASL EXTERNAL" -> EXTERNAL; space separated if several).
+xmppd_link_auth() {
+	local log=$1 dir=$2 l=${3//./\\.} r=${4//./\\.}
+	if [ "$dir" = in ]; then
+		# Dialback authenticates a domain pair (domain= local=); SASL
+		# EXTERNAL the peer's domain for the stream, whatever its 'to'.
+		grep -F -- "$XMPPD_S2S_IN_RE" "$log" | grep -E " remote=$r " | grep -E " domain=$r local=$l auth=| remote=$r auth=\"SASL EXTERNAL\""
+	else
+		grep -F -- "$XMPPD_S2S_OUT_RE" "$log" | grep -E " direction=out local=$l remote=$r auth="
+	fi | sed -n 's/.* auth=\("[^"]*"\|[^ ]*\).*/\1/p' | tr -d '"' | sed 's/^SASL EXTERNAL$/EXTERNAL/' | sort -u | tr '\n' ' '
+}
+
+# check_muc_links ROUND LOG: the streams of the group chat, between xmppd's
+# conference service and the peers' domains and between xmppd's domain and
+# the peers' conference services, both ways, authenticated with the round's
+# method (xmppd's log).
+check_muc_links() {
+	local round=$1 log=$2 want ok=0 peer local remote dir got
+	[ "$round" = cert ] && want=EXTERNAL || want=dialback
+	for peer in prosody ejabberd; do
+		for local in "${MUC[xmppd]}:${DOMAIN[$peer]}" "${DOMAIN[xmppd]}:${MUC[$peer]}"; do
+			remote=${local#*:} local=${local%%:*}
+			for dir in in out; do
+				got=$(xmppd_link_auth "$log" "$dir" "$local" "$remote")
+				if [ "$got" = "$want " ]; then
+					log "  auth: xmppd $dir $local<->$remote: $want (xmppd.log)"
+				else
+					fail_note "$round muc: xmppd $dir stream $local<->$remote authenticated by '${got% }', want '$want'"
+					ok=1
+				fi
+			done
+		done
+	done
+	return $ok
+}
+
+# --- group chat ----------------------------------------------------------------------------
+# run_muc ROUND DIR: federation_muc.py with a user of each server: xmppd's
+# room with Prosody's and ejabberd's users, their rooms with xmppd's user.
+run_muc() {
+	local round=$1 dir=$2 rc
+	if [ $(($(date +%s) - T0)) -gt "$DEADLINE" ]; then
+		fail_note "$round muc: not run, past the ${DEADLINE}s deadline"
+		RESULTS+=("FAIL  $round  muc  (not run: deadline)")
+		return
+	fi
+	log "--- $round: group chat: ${MUC[xmppd]} with ${JID[prosody]} and ${JID[ejabberd]}; ${JID[xmppd]} in ${MUC[prosody]} and ${MUC[ejabberd]} ---"
+	set +e
+	XMPP_PASSWORD_X=${PASS[xmppd]} XMPP_PASSWORD_P=${PASS[prosody]} XMPP_PASSWORD_E=${PASS[ejabberd]} \
+		timeout -k 5 $((STEP_TIMEOUT * 8)) "$PY" "$HERE/federation_muc.py" \
+		--label "$round" --ca-file "$CA" --step-timeout "$STEP_TIMEOUT" \
+		--timeout $((STEP_TIMEOUT * 8 - 10)) --port "$C2S_PORT" \
+		--jid-x "${JID[xmppd]}/muc" --addr-x "${ADDR[xmppd]}" \
+		--jid-p "${JID[prosody]}/muc" --addr-p "${ADDR[prosody]}" \
+		--jid-e "${JID[ejabberd]}/muc" --addr-e "${ADDR[ejabberd]}" \
+		"${debug[@]}" 2>"$dir/clients/muc.stderr"
+	rc=$?
+	set -e
+	[ "$rc" != 124 ] && [ "$rc" != 137 ] || echo "FAIL [$round:muc]: federation_muc.py killed by timeout"
+	if [ "$rc" = 0 ] && check_muc_links "$round" "$dir/xmppd/xmppd.log"; then
+		RESULTS+=("ok    $round  muc")
+	elif [ "$rc" = 0 ]; then
+		RESULTS+=("FAIL  $round  muc  (stanzas ok; s2s auth of the conference links not as expected)")
+	else
+		fail_note "$round muc: client run failed (exit $rc)"
+		RESULTS+=("FAIL  $round  muc  (clients: exit $rc)")
+	fi
+}
+
 # --- 5. the rounds ------------------------------------------------------------------------------
 debug=()
 [ "${INTEROP_DEBUG:-}" = 1 ] && debug=(--debug)
@@ -743,6 +847,9 @@ for round in "${ROUNDS[@]}"; do
 			RESULTS+=("FAIL  $round  $p  (clients: exit $rc)")
 		fi
 	done
+	if [ "${FED_MUC:-1}" = 1 ] && [ -n "$up" ] && [ -n "$need_prosody" ] && [ -n "$need_ejabberd" ] && [ -n "$NEED_XMPPD" ]; then
+		run_muc "$round" "$RDIR"
+	fi
 	stop_all
 	log "round $round: servers stopped"
 done
