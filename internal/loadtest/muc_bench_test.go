@@ -10,6 +10,7 @@ import (
 
 	"github.com/xmppd/xmppd/config"
 	"github.com/xmppd/xmppd/internal/routertest"
+	"github.com/xmppd/xmppd/router"
 	"github.com/xmppd/xmppd/server"
 )
 
@@ -54,6 +55,53 @@ func benchMUCFanout(b *testing.B, n int) {
 	copies := float64(b.N) * float64(n)
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/copies, "ns/copy")
 	b.ReportMetric(float64(cpu.Nanoseconds())/copies, "cpu-ns/copy")
+}
+
+// BenchmarkMUCEnter has one more session enter a room of 100 or 1,000
+// occupants and leave it again per op, as BenchmarkMUCFanout routes a
+// message: the presence fan-out of XEP-0045 §7.2 (the newcomer gets every
+// occupant's presence, every occupant the newcomer's, then its exit).
+// ns/presence is the time per presence delivered.
+func BenchmarkMUCEnter(b *testing.B) {
+	for _, n := range []int{100, 1000} {
+		b.Run(fmt.Sprintf("occupants=%d", n), func(b *testing.B) { benchMUCEnter(b, n) })
+	}
+}
+
+func benchMUCEnter(b *testing.B, n int) {
+	srv := startMemServerWith(b, 10, func(c *config.Config) {
+		// Room for the guest beside the occupants.
+		c.SetModuleOptions("muc", map[string]any{"max_occupants": n + 1})
+	})
+	addUsers(b, srv, n+1)
+	ctx := context.Background()
+	sinks := enterBenchRoom(b, ctx, srv, n)
+	guest := routertest.NewSink(jid.MustParse(fmt.Sprintf("u%d@localhost/r", n)))
+	if _, err := srv.Router.Sessions().Bind(guest, 10); err != nil {
+		b.Fatal(err)
+	}
+	enter := routertest.Stanza(b, `<presence to='`+benchRoom+`/guest'><x xmlns='http://jabber.org/protocol/muc'><history maxstanzas='0'/></x></presence>`)
+	leave := routertest.Stanza(b, `<presence to='`+benchRoom+`/guest' type='unavailable'/>`)
+	all := append([]*routertest.Sink{guest}, sinks...)
+	delivered := func() (total int) {
+		for _, s := range all {
+			total += s.N
+		}
+		return total
+	}
+	before, last := delivered(), sinks[n-1].N
+	b.ReportAllocs()
+	for b.Loop() {
+		for _, st := range []*router.Stanza{enter, leave} {
+			c := st.Copy()
+			c.SetFrom(guest.JID())
+			srv.Router.Route(ctx, c)
+		}
+	}
+	if got := sinks[n-1].N - last; got != 2*b.N {
+		b.Fatalf("an occupant got %d presences for %d entries and exits", got, b.N)
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(delivered()-before), "ns/presence")
 }
 
 // enterBenchRoom binds n fake sessions u<i>@localhost/r and has them
