@@ -19,6 +19,19 @@
 //	xmppd-load -scenario chat -n 100 -rates 1000,5000,20000 -step 10s \
 //	    -user 'load%d' -resource r -password secret -insecure -server-pid $(pidof xmppd)
 //
+// With -scenario muc every session enters one room (-room, by default
+// load@conference.DOMAIN; if entering creates it, the first session makes
+// it an instant room) under the nick n<i>, reading all the time; then the
+// first -senders sessions send groupchat messages at the total rates of
+// -rates (default 5,20,50), each held for -step, and a line per step gives
+// the messages sent, the copies expected (one per occupant, the sender's
+// included) and received, the latency of each copy from when its message
+// was due (p50, p99, max) and, with -server-pid, the server's CPU time per
+// delivered copy, beside the generator's own:
+//
+//	xmppd-load -scenario muc -n 1000 -senders 10 -rates 5,50 -step 20s \
+//	    -user 'load%d' -resource r -password secret -insecure -server-pid $(pidof xmppd)
+//
 // With -scenario login, full logins (TCP, STARTTLS, SASL, bind, roster,
 // presence, then close) arrive at the rates of -rates, each held for
 // -step, over the -n accounts; a line per step gives the logins started

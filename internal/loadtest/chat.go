@@ -41,27 +41,55 @@ type ChatPlan struct {
 	ServerPID int
 }
 
-// StepResult is what one step of the chat scenario measured.
+// StepResult is what one step of the chat or group chat scenario
+// measured.
 type StepResult struct {
-	Rate          int
-	Sent, Got     int64
+	Rate int
+	// Sent is how many messages left; Got how many copies of them
+	// arrived within the step and its drain.
+	Sent, Got int64
+	// Occupants is, in the group chat scenario, how many copies of each
+	// message should arrive (every occupant's, the sender's included);
+	// 0 in the chat scenario, where each message has one receiver.
+	Occupants     int
 	P50, P99, Max time.Duration
 	// CPUPerMessage is the server's CPU time (user and system) during the
-	// step divided by the messages received; 0 without ServerPID.
+	// step divided by the messages (group chat: copies) received; 0
+	// without ServerPID.
 	CPUPerMessage time.Duration
+	// ClientCPUPerMessage is the same for the generator's own process,
+	// which reads every copy: a check that it is not the bottleneck.
+	ClientCPUPerMessage time.Duration
 	// Elapsed is how long the step took, drain included.
 	Elapsed time.Duration
 }
 
-// Lost is how many messages of the step never arrived.
-func (r StepResult) Lost() int64 { return r.Sent - r.Got }
+// Expected is how many copies of the step's messages should have arrived.
+func (r StepResult) Expected() int64 {
+	if r.Occupants > 0 {
+		return r.Sent * int64(r.Occupants)
+	}
+	return r.Sent
+}
+
+// Lost is how many copies of the step's messages never arrived.
+func (r StepResult) Lost() int64 { return r.Expected() - r.Got }
 
 // String is the summary line the tool prints per step.
 func (r StepResult) String() string {
-	s := fmt.Sprintf("step rate=%d/s sent=%d got=%d lost=%d p50=%s p99=%s max=%s",
-		r.Rate, r.Sent, r.Got, r.Lost(), r.P50.Round(time.Microsecond), r.P99.Round(time.Microsecond), r.Max.Round(time.Microsecond))
+	unit := "msg"
+	s := fmt.Sprintf("step rate=%d/s sent=%d got=%d lost=%d", r.Rate, r.Sent, r.Got, r.Lost())
+	if r.Occupants > 0 {
+		unit = "copy"
+		s = fmt.Sprintf("step rate=%d/s occupants=%d sent=%d copies=%d got=%d lost=%d",
+			r.Rate, r.Occupants, r.Sent, r.Expected(), r.Got, r.Lost())
+	}
+	s += fmt.Sprintf(" p50=%s p99=%s max=%s", r.P50.Round(time.Microsecond), r.P99.Round(time.Microsecond), r.Max.Round(time.Microsecond))
 	if r.CPUPerMessage > 0 {
-		s += fmt.Sprintf(" server_cpu_per_msg=%s", r.CPUPerMessage.Round(100*time.Nanosecond))
+		s += fmt.Sprintf(" server_cpu_per_%s=%s", unit, r.CPUPerMessage.Round(100*time.Nanosecond))
+	}
+	if r.Occupants > 0 && r.ClientCPUPerMessage > 0 {
+		s += fmt.Sprintf(" client_cpu_per_%s=%s", unit, r.ClientCPUPerMessage.Round(100*time.Nanosecond))
 	}
 	return s
 }
@@ -73,33 +101,27 @@ func RunChat(ctx context.Context, p ChatPlan, sessions []*Session, report func(S
 	if len(sessions) < 2 || len(sessions)%2 != 0 {
 		return nil, fmt.Errorf("loadtest: chat needs an even number of sessions, got %d", len(sessions))
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	c := &chat{sessions: sessions, step: -1}
-	c.hists = make([]histogram, len(sessions))
-	var readers sync.WaitGroup
-	errs := make(chan error, len(sessions)*2)
-	for i, s := range sessions {
-		readers.Add(1)
-		go func() {
-			defer readers.Done()
-			if err := c.read(i, s.Reader()); err != nil && ctx.Err() == nil {
-				errs <- fmt.Errorf("loadtest: read %s: %w", s.JID, err)
-				cancel()
-			}
-		}()
-	}
-	defer func() {
-		cancel()
-		for _, s := range sessions {
-			// Unblocks the readers; the caller closes the sessions.
-			s.conn.SetReadDeadline(time.Now())
-		}
-		readers.Wait()
-	}()
+	rec := newRecorder(len(sessions))
+	rd := startReaders(ctx, sessions, func(i int, r io.Reader) error { return rec.read(i, r) })
+	defer rd.stop()
+	return ramp(p.Rates, p.StopP99, report, func(n, rate int) (StepResult, error) {
+		return rec.runStep(rd.ctx, stepSpec{
+			step: n, rate: rate, duration: p.Step, drain: p.Drain, serverPID: p.ServerPID,
+			senders: sessions, copies: 1,
+			build: func(b []byte, sender, seq int, due time.Time) []byte {
+				return appendMessage(b, "chat", sessions[sender^1].JID, n, sender, seq, due)
+			},
+		}, rd.errs)
+	})
+}
+
+// ramp runs the steps at rates in order, reporting each, until the first
+// error or, if stopP99 is not 0, after the first step whose p99 latency is
+// at least stopP99 or that lost a message.
+func ramp(rates []int, stopP99 time.Duration, report func(StepResult), step func(n, rate int) (StepResult, error)) ([]StepResult, error) {
 	var results []StepResult
-	for n, rate := range p.Rates {
-		r, err := c.runStep(ctx, p, n, rate, errs)
+	for n, rate := range rates {
+		r, err := step(n, rate)
 		if err != nil {
 			return results, err
 		}
@@ -107,16 +129,55 @@ func RunChat(ctx context.Context, p ChatPlan, sessions []*Session, report func(S
 		if report != nil {
 			report(r)
 		}
-		if p.StopP99 > 0 && (r.P99 >= p.StopP99 || r.Lost() > 0) {
+		if stopP99 > 0 && (r.P99 >= stopP99 || r.Lost() > 0) {
 			break
 		}
 	}
 	return results, nil
 }
 
-// chat is the state the senders and readers of the scenario share.
-type chat struct {
+// readers are the goroutines that read every session of a scenario.
+type readers struct {
+	// ctx ends when stop is called or a reader fails.
+	ctx      context.Context
+	cancel   context.CancelFunc
 	sessions []*Session
+	wg       sync.WaitGroup
+	// errs gets each reader's failure.
+	errs chan error
+}
+
+// startReaders starts one goroutine per session that runs read on what
+// the session receives, until stop.
+func startReaders(ctx context.Context, sessions []*Session, read func(i int, r io.Reader) error) *readers {
+	rd := &readers{sessions: sessions, errs: make(chan error, len(sessions))}
+	rd.ctx, rd.cancel = context.WithCancel(ctx)
+	for i, s := range sessions {
+		rd.wg.Add(1)
+		go func() {
+			defer rd.wg.Done()
+			if err := read(i, s.Reader()); err != nil && rd.ctx.Err() == nil {
+				rd.errs <- fmt.Errorf("loadtest: read %s: %w", s.JID, err)
+				rd.cancel()
+			}
+		}()
+	}
+	return rd
+}
+
+// stop ends the readers and waits for them; the caller closes the
+// sessions.
+func (rd *readers) stop() {
+	rd.cancel()
+	for _, s := range rd.sessions {
+		// Unblocks the readers.
+		s.conn.SetReadDeadline(time.Now())
+	}
+	rd.wg.Wait()
+}
+
+// recorder is the state the senders and readers of a scenario share.
+type recorder struct {
 	// step is the number of the step being measured: readers count a
 	// message only if it belongs to it, so a late one from an earlier
 	// step is not taken for one of this.
@@ -126,68 +187,64 @@ type chat struct {
 	got   atomic.Int64
 }
 
-// runStep sends at rate for p.Step, waits p.Drain, and measures.
-func (c *chat) runStep(ctx context.Context, p ChatPlan, n, rate int, errs <-chan error) (StepResult, error) {
+func newRecorder(readers int) *recorder {
+	return &recorder{step: -1, hists: make([]histogram, readers)}
+}
+
+// stepSpec is one open-loop step: the senders send, in turn, rate messages
+// a second in all for duration, each message built by build.
+type stepSpec struct {
+	step, rate      int
+	duration, drain time.Duration
+	serverPID       int
+	senders         []*Session
+	// copies is how many copies of each message should arrive.
+	copies int
+	// build appends message seq of sender (its index in senders), due
+	// at due, to b.
+	build func(b []byte, sender, seq int, due time.Time) []byte
+}
+
+// runStep sends at s.rate for s.duration, waits s.drain, and measures.
+func (c *recorder) runStep(ctx context.Context, s stepSpec, errs <-chan error) (StepResult, error) {
 	c.mu.Lock()
 	for i := range c.hists {
 		c.hists[i] = histogram{}
 	}
 	c.mu.Unlock()
 	c.got.Store(0)
-	atomic.StoreInt64(&c.step, int64(n))
-	cpu0, err := processCPU(p.ServerPID)
+	atomic.StoreInt64(&c.step, int64(s.step))
+	cpu0, err := processCPU(s.serverPID)
+	if err != nil {
+		return StepResult{}, err
+	}
+	self0, err := processCPU(os.Getpid())
 	if err != nil {
 		return StepResult{}, err
 	}
 	start := time.Now()
-	// Each session sends its share; the interval between two of its
-	// messages is len(sessions)/rate.
-	interval := time.Duration(float64(time.Second) * float64(len(c.sessions)) / float64(rate))
-	var sent atomic.Int64
-	var senders sync.WaitGroup
-	sendErr := make(chan error, len(c.sessions))
-	end := start.Add(p.Step)
-	for i, s := range c.sessions {
-		peer := c.sessions[i^1].JID
-		senders.Add(1)
-		go func() {
-			defer senders.Done()
-			// Spread the senders over one interval, so that they do not
-			// all send at the same instant.
-			due := start.Add(interval * time.Duration(i) / time.Duration(len(c.sessions)))
-			var buf []byte
-			for seq := 0; due.Before(end); seq++ {
-				if ctx.Err() != nil {
-					return
-				}
-				if d := time.Until(due); d > 0 {
-					time.Sleep(d)
-				}
-				buf = appendChat(buf[:0], peer, n, i, seq, due)
-				if _, err := s.conn.Write(buf); err != nil {
-					sendErr <- fmt.Errorf("loadtest: send from %s: %w", s.JID, err)
-					return
-				}
-				sent.Add(1)
-				due = due.Add(interval)
-			}
-		}()
+	sent, err := sendAtRate(ctx, s.senders, s.rate, start, start.Add(s.duration), s.build)
+	if err == nil {
+		select {
+		case err = <-errs:
+		default:
+		}
 	}
-	senders.Wait()
-	select {
-	case err := <-sendErr:
+	if err != nil {
 		return StepResult{}, err
-	case err := <-errs:
-		return StepResult{}, err
-	default:
 	}
 	// Wait for what is in flight, up to Drain.
-	deadline := time.Now().Add(p.Drain)
-	for c.got.Load() < sent.Load() && time.Now().Before(deadline) && ctx.Err() == nil {
+	want := sent * int64(s.copies)
+	deadline := time.Now().Add(s.drain)
+	for c.got.Load() < want && time.Now().Before(deadline) && ctx.Err() == nil {
 		time.Sleep(5 * time.Millisecond)
 	}
 	elapsed := time.Since(start)
-	cpu1, err := processCPU(p.ServerPID)
+	cpu1, err := processCPU(s.serverPID)
+	if err != nil {
+		return StepResult{}, err
+	}
+	self1, err := processCPU(os.Getpid())
 	if err != nil {
 		return StepResult{}, err
 	}
@@ -198,19 +255,66 @@ func (c *chat) runStep(ctx context.Context, p ChatPlan, n, rate int, errs <-chan
 		all.merge(&c.hists[i])
 	}
 	c.mu.Unlock()
-	r := StepResult{Rate: rate, Sent: sent.Load(), Got: all.n, Elapsed: elapsed,
+	r := StepResult{Rate: s.rate, Sent: sent, Got: all.n, Elapsed: elapsed,
 		P50: all.quantile(0.50), P99: all.quantile(0.99), Max: time.Duration(all.max)}
-	if p.ServerPID != 0 && r.Got > 0 {
-		r.CPUPerMessage = (cpu1 - cpu0) / time.Duration(r.Got)
+	if r.Got > 0 {
+		if s.serverPID != 0 {
+			r.CPUPerMessage = (cpu1 - cpu0) / time.Duration(r.Got)
+		}
+		r.ClientCPUPerMessage = (self1 - self0) / time.Duration(r.Got)
 	}
 	return r, ctx.Err()
 }
 
-// appendChat appends a chat message to peer whose body says its step, its
-// sender, its number and when it was due.
-func appendChat(b []byte, peer string, step, sender, seq int, due time.Time) []byte {
-	b = append(b, `<message type='chat' to='`...)
-	b = append(b, peer...)
+// sendAtRate has each of senders send its share of rate messages a second
+// from start until end, open loop, and returns how many left. The
+// interval between two messages of one sender is len(senders)/rate.
+func sendAtRate(ctx context.Context, senders []*Session, rate int, start, end time.Time, build func(b []byte, sender, seq int, due time.Time) []byte) (int64, error) {
+	interval := time.Duration(float64(time.Second) * float64(len(senders)) / float64(rate))
+	var sent atomic.Int64
+	var wg sync.WaitGroup
+	sendErr := make(chan error, len(senders))
+	for i, s := range senders {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			// Spread the senders over one interval, so that they do not
+			// all send at the same instant.
+			due := start.Add(interval * time.Duration(i) / time.Duration(len(senders)))
+			var buf []byte
+			for seq := 0; due.Before(end); seq++ {
+				if ctx.Err() != nil {
+					return
+				}
+				if d := time.Until(due); d > 0 {
+					time.Sleep(d)
+				}
+				buf = build(buf[:0], i, seq, due)
+				if _, err := s.conn.Write(buf); err != nil {
+					sendErr <- fmt.Errorf("loadtest: send from %s: %w", s.JID, err)
+					return
+				}
+				sent.Add(1)
+				due = due.Add(interval)
+			}
+		}()
+	}
+	wg.Wait()
+	select {
+	case err := <-sendErr:
+		return sent.Load(), err
+	default:
+		return sent.Load(), nil
+	}
+}
+
+// appendMessage appends a message of type typ to to whose body says its
+// step, its sender, its number and when it was due.
+func appendMessage(b []byte, typ, to string, step, sender, seq int, due time.Time) []byte {
+	b = append(b, `<message type='`...)
+	b = append(b, typ...)
+	b = append(b, `' to='`...)
+	b = append(b, to...)
 	b = append(b, `'><body>`...)
 	b = strconv.AppendInt(b, int64(step), 10)
 	b = append(b, ' ')
@@ -226,7 +330,7 @@ func appendChat(b []byte, peer string, step, sender, seq int, due time.Time) []b
 // chat message of the current step. It scans bytes for bodies rather than
 // parsing XML: the generator must cost far less than the server, and the
 // bodies are its own.
-func (c *chat) read(i int, r io.Reader) error {
+func (c *recorder) read(i int, r io.Reader) error {
 	buf := make([]byte, 0, 64<<10)
 	chunk := make([]byte, 32<<10)
 	open, closing := []byte("<body>"), []byte("</body>")
@@ -257,7 +361,7 @@ func (c *chat) read(i int, r io.Reader) error {
 }
 
 // record counts one body for reader i if it belongs to the current step.
-func (c *chat) record(i int, body []byte) {
+func (c *recorder) record(i int, body []byte) {
 	f := strings.Fields(string(body))
 	if len(f) != 4 {
 		return

@@ -4,9 +4,11 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/xmppd/xmppd/config"
 	"github.com/xmppd/xmppd/internal/loadtest"
 	"github.com/xmppd/xmppd/internal/testserver"
 )
@@ -187,5 +189,82 @@ func TestLogin(t *testing.T) {
 	}
 	if len(results) != 1 || results[0].OK != 0 || results[0].Failed() == 0 || results[0].FirstFailure == "" {
 		t.Errorf("with a wrong password: %v, want one step of failures", results)
+	}
+}
+
+// TestMUC runs the group chat scenario briefly against a real server:
+// five sessions create and enter a room, two of them send, and every
+// occupant gets a copy of every message (the senders their own too);
+// then three more sessions (other resources of the same accounts, under
+// other nicks) enter the room, which exists now, while the first five are
+// still in it, and the steps count only their copies.
+func TestMUC(t *testing.T) {
+	srv := testserver.Start(t, nil)
+	for i := range 5 {
+		srv.AddUser(fmt.Sprintf("load%d", i), "pencil")
+	}
+	for _, tc := range []struct {
+		n              int
+		resource, nick string
+	}{
+		{5, "a", "a%d"}, // creates the room
+		{3, "b", "b%d"}, // enters it as it is
+	} {
+		p := loadtest.MUCPlan{
+			Plan: loadtest.Plan{
+				Options:  loadtest.Options{Addr: srv.StartTLSAddr(), Domain: testserver.Domain, TLS: srv.TLSConfig(), Presence: true, Timeout: 10 * time.Second},
+				Sessions: tc.n, User: "load%d", Password: "pencil", Resource: tc.resource, Parallel: 2,
+			},
+			Room: "bench@conference." + testserver.Domain, Nick: tc.nick, Senders: 2, Rates: []int{20, 40},
+			Step: 250 * time.Millisecond, Drain: 10 * time.Second, ServerPID: os.Getpid(), JoinTimeout: 10 * time.Second,
+		}
+		sessions, err := loadtest.Open(context.Background(), p.Plan)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer loadtest.CloseAll(sessions)
+		results, err := loadtest.RunMUC(context.Background(), p, sessions, nil)
+		if err != nil {
+			t.Fatalf("sessions %s: %v", tc.resource, err)
+		}
+		if len(results) != 2 {
+			t.Fatalf("%d steps, want 2", len(results))
+		}
+		for _, r := range results {
+			t.Log(r)
+			if r.Sent == 0 || r.Occupants != tc.n || r.Got != r.Sent*int64(tc.n) || r.Lost() != 0 ||
+				r.P99 <= 0 || r.P50 > r.P99 || r.P99 > r.Max || r.CPUPerMessage < 0 {
+				t.Errorf("sessions %s: step %s: want %d copies of each message sent, none lost, 0 < p50 <= p99 <= max", tc.resource, r, tc.n)
+			}
+		}
+	}
+}
+
+// TestMUCRefused checks that an occupant the room refuses fails the
+// scenario with the room's error, here a room of at most three
+// occupants (module_options.muc.max_occupants) and four sessions.
+func TestMUCRefused(t *testing.T) {
+	srv := testserver.Start(t, func(c *config.Config) {
+		c.SetModuleOptions("muc", map[string]any{"max_occupants": 3})
+	})
+	for i := range 4 {
+		srv.AddUser(fmt.Sprintf("load%d", i), "pencil")
+	}
+	p := loadtest.MUCPlan{
+		Plan: loadtest.Plan{
+			Options:  loadtest.Options{Addr: srv.StartTLSAddr(), Domain: testserver.Domain, TLS: srv.TLSConfig(), Presence: true, Timeout: 10 * time.Second},
+			Sessions: 4, User: "load%d", Password: "pencil", Resource: "r", Parallel: 1,
+		},
+		Room: "full@conference." + testserver.Domain, Rates: []int{20}, Step: 100 * time.Millisecond,
+		JoinTimeout: 10 * time.Second,
+	}
+	sessions, err := loadtest.Open(context.Background(), p.Plan)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer loadtest.CloseAll(sessions)
+	results, err := loadtest.RunMUC(context.Background(), p, sessions, nil)
+	if err == nil || !strings.Contains(err.Error(), "service-unavailable") || len(results) != 0 {
+		t.Fatalf("four sessions into a room of three: %v, %v; want a presence error service-unavailable and no step", results, err)
 	}
 }

@@ -181,6 +181,13 @@ func TestIdleSessionMemory(t *testing.T) {
 // level as in production but to nowhere, with per-user limits out of the way.
 func startMemServer(t testing.TB, n int) *server.Server {
 	t.Helper()
+	return startMemServerWith(t, n, nil)
+}
+
+// startMemServerWith is startMemServer with mutate, if not nil, applied
+// to the configuration before it is checked.
+func startMemServerWith(t testing.TB, n int, mutate func(*config.Config)) *server.Server {
+	t.Helper()
 	cfg := config.Default()
 	cfg.DataDir = t.TempDir()
 	cfg.Storage = config.Storage{SQLite: filepath.Join(cfg.DataDir, "xmppd.db")}
@@ -201,6 +208,9 @@ func startMemServer(t testing.TB, n int) *server.Server {
 			t.Fatalf("XMPPD_MEMTEST_QUEUE=%q: %v", s, err)
 		}
 		cfg.Limits.OutboundQueue = q
+	}
+	if mutate != nil {
+		mutate(cfg)
 	}
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)

@@ -137,18 +137,26 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 	insecure := fs.Bool("insecure", false, "do not verify the server certificate (loopback tests only)")
 	hold := fs.Duration("hold", 10*time.Minute, "close the sessions after this long at most")
 	untilEOF := fs.Bool("stdin-eof", false, "also close the sessions when standard input reaches end of file")
-	scenario := fs.String("scenario", "idle", "idle (hold the sessions), chat (pairs of sessions send each other messages, in steps of rising rate) or login (full logins arriving at rising rates, each closed once its roster arrived; -n accounts)")
-	rates := fs.String("rates", "1000,2000,5000,10000,20000,50000", "chat, login: total message or login rates of the steps, per second, comma-separated")
-	step := fs.Duration("step", 5*time.Second, "chat, login: how long each rate is held")
-	drain := fs.Duration("drain", 2*time.Second, "chat: how long to wait after a step for messages in flight")
-	stopP99 := fs.Duration("stop-p99", 100*time.Millisecond, "chat, login: stop after a step with this p99 latency or any loss or failure (0: run every step); login's default is 1s")
-	settle := fs.Duration("settle", 2*time.Second, "chat: wait this long after the sessions are ready, so that the server has handled their logins and presence before the first step")
-	pid := fs.Int("server-pid", 0, "chat, login: the server's process ID, to report its CPU time per message or login (Linux /proc)")
+	scenario := fs.String("scenario", "idle", "idle (hold the sessions), chat (pairs of sessions send each other messages, in steps of rising rate), muc (all sessions enter one room, -senders of them send groupchat messages, in steps of rising rate) or login (full logins arriving at rising rates, each closed once its roster arrived; -n accounts)")
+	rates := fs.String("rates", "1000,2000,5000,10000,20000,50000", "chat, muc, login: total message or login rates of the steps, per second, comma-separated (muc's default: 5,20,50)")
+	step := fs.Duration("step", 5*time.Second, "chat, muc, login: how long each rate is held")
+	drain := fs.Duration("drain", 2*time.Second, "chat, muc: how long to wait after a step for messages in flight")
+	stopP99 := fs.Duration("stop-p99", 100*time.Millisecond, "chat, muc, login: stop after a step with this p99 latency or any loss or failure (0: run every step); login's default is 1s")
+	settle := fs.Duration("settle", 2*time.Second, "chat, muc: wait this long after the sessions are ready (muc: have entered the room), so that the server has handled their logins and presence before the first step")
+	pid := fs.Int("server-pid", 0, "chat, muc, login: the server's process ID, to report its CPU time per message, copy or login (Linux /proc)")
+	room := fs.String("room", "", "muc: the bare JID of the room; if entering it creates it, the first session makes it an instant room (default: load@conference.DOMAIN)")
+	senders := fs.Int("senders", 10, "muc: how many of the occupants send (the first ones); 0: all")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	stopSet := false
-	fs.Visit(func(f *flag.Flag) { stopSet = stopSet || f.Name == "stop-p99" })
+	stopSet, ratesSet := false, false
+	fs.Visit(func(f *flag.Flag) {
+		stopSet = stopSet || f.Name == "stop-p99"
+		ratesSet = ratesSet || f.Name == "rates"
+	})
+	if *scenario == "muc" && !ratesSet {
+		*rates = "5,20,50"
+	}
 	chat := ChatPlan{Step: *step, Drain: *drain, StopP99: *stopP99, ServerPID: *pid}
 	parseRates := func() bool {
 		for _, r := range strings.Split(*rates, ",") {
@@ -175,8 +183,19 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 			fmt.Fprintln(stderr, "xmppd-load: -scenario chat needs an even -n (pairs of sessions) and no -sm")
 			return 2
 		}
+	case "muc":
+		if !parseRates() {
+			return 2
+		}
+		if p.StreamManagement != "" || *senders < 0 {
+			fmt.Fprintln(stderr, "xmppd-load: -scenario muc needs no -sm and -senders >= 0")
+			return 2
+		}
+		if *room == "" {
+			*room = "load@conference." + p.Domain
+		}
 	default:
-		fmt.Fprintf(stderr, "xmppd-load: -scenario: unknown scenario %q (idle, chat or login)\n", *scenario)
+		fmt.Fprintf(stderr, "xmppd-load: -scenario: unknown scenario %q (idle, chat, muc or login)\n", *scenario)
 		return 2
 	}
 	if p.Password == "" {
@@ -222,13 +241,23 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 	if f, ok := stdout.(interface{ Sync() error }); ok {
 		f.Sync()
 	}
-	if *scenario == "chat" {
-		select {
-		case <-time.After(*settle):
-		case <-ctx.Done():
+	if *scenario == "chat" || *scenario == "muc" {
+		show := func(r StepResult) { fmt.Fprintln(stdout, r) }
+		if *scenario == "chat" {
+			select {
+			case <-time.After(*settle):
+			case <-ctx.Done():
+			}
+			chat.Plan = p
+			_, err = RunChat(ctx, chat, sessions, show)
+		} else {
+			mp := MUCPlan{Plan: p, Room: *room, Senders: *senders, Rates: chat.Rates, Step: *step, Drain: *drain,
+				StopP99: *stopP99, ServerPID: *pid, Settle: *settle,
+				Entered: func(took time.Duration) {
+					fmt.Fprintf(stdout, "entered %d %s\n", len(sessions), took.Round(time.Millisecond))
+				}}
+			_, err = RunMUC(ctx, mp, sessions, show)
 		}
-		chat.Plan = p
-		_, err := RunChat(ctx, chat, sessions, func(r StepResult) { fmt.Fprintln(stdout, r) })
 		CloseAll(sessions)
 		if err != nil {
 			fmt.Fprintln(stderr, "xmppd-load:", err)

@@ -17,6 +17,8 @@ import (
 const forged = `<stanza-id xmlns="urn:xmpp:sid:0" by="bob@localhost" id="forged-bob"/>` +
 	`<stanza-id xmlns="urn:xmpp:sid:0" by="localhost" id="forged-domain"/>` +
 	`<stanza-id xmlns="urn:xmpp:sid:0" by="alice@localhost" id="forged-alice"/>` +
+	`<stanza-id xmlns="urn:xmpp:sid:0" by="LocalHost" id="forged-upper"/>` +
+	`<stanza-id xmlns="urn:xmpp:sid:0" by="bob@localhost./x" id="forged-dot"/>` +
 	`<stanza-id xmlns="urn:xmpp:sid:0" by="room@conference.example" id="room-1"/>` +
 	`<origin-id xmlns="urn:xmpp:sid:0" id="origin-1"/>`
 
@@ -45,7 +47,7 @@ func TestStripStanzaIDs(t *testing.T) {
 			if o := m.Child("urn:xmpp:sid:0", "origin-id"); o == nil || o.Get("id") != "origin-1" {
 				t.Errorf("%s: the origin-id was lost: %s", c.id, m)
 			}
-			if ids["localhost"] != "" || ids["alice@localhost"] != "" {
+			if ids["localhost"] != "" || ids["alice@localhost"] != "" || ids["LocalHost"] != "" || ids["bob@localhost./x"] != "" {
 				t.Errorf("%s: forged stanza-ids kept: %v", c.id, ids)
 			}
 			switch bid := ids["bob@localhost"]; {

@@ -6,7 +6,9 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
+	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"sync"
@@ -99,6 +101,17 @@ type room struct {
 	// flushing is set while a goroutine does.
 	out      []*router.Stanza
 	flushing bool
+	// memo is the last occupant JID and occupant id the room computed:
+	// a presence broadcast of one occupant to a thousand others asked
+	// for each a thousand times, and their PRECIS and HMAC were half of
+	// the broadcast (BenchmarkMUCFanout's entering, in internal/loadtest).
+	memo struct {
+		nick   string
+		jid    jid.JID
+		jidSet bool
+		bare   string
+		id     string
+	}
 }
 
 // occupant is one occupant of a room: one real full JID under one nick.
@@ -279,13 +292,18 @@ func (r *room) defaultRole(aff string) string {
 	return roleParticipant
 }
 
-// occupantJID is the occupant JID of a nick.
+// occupantJID is the occupant JID of a nick. The last one is remembered:
+// a presence broadcast asks for the same one once per receiver.
 func (r *room) occupantJID(nick string) jid.JID {
+	if m := &r.memo; m.jidSet && m.nick == nick {
+		return m.jid
+	}
 	j, err := jid.New(r.jid.Localpart(), r.jid.Domainpart(), nick)
 	if err != nil {
 		// Nicks come from parsed JIDs, so they make JIDs again.
 		return r.jid
 	}
+	r.memo.nick, r.memo.jid, r.memo.jidSet = nick, j, true
 	return j
 }
 
@@ -298,10 +316,17 @@ func (r *room) occupantJIDChecked(nick string) (jid.JID, error) {
 // occupantID is the XEP-0421 id of a real JID in this room: an HMAC of
 // its bare JID under the room's secret, the same for every session of
 // the user and across restarts, and telling nothing of the JID.
+// The last one is remembered, as in occupantJID.
 func (r *room) occupantID(real jid.JID) string {
+	bare := real.Bare().String()
+	if m := &r.memo; m.id != "" && m.bare == bare {
+		return m.id
+	}
 	mac := hmac.New(sha256.New, r.secret)
-	mac.Write([]byte(real.Bare().String()))
-	return base64.RawURLEncoding.EncodeToString(mac.Sum(nil)[:18])
+	mac.Write([]byte(bare))
+	id := base64.RawURLEncoding.EncodeToString(mac.Sum(nil)[:18])
+	r.memo.bare, r.memo.id = bare, id
+	return id
 }
 
 // maxUsers is the most occupants the room lets in.
@@ -322,7 +347,10 @@ func (r *room) occupants() []*occupant {
 	for _, o := range r.occ {
 		out = append(out, o)
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].nick < out[j].nick })
+	// SortFunc, not sort.Slice: this runs for every message to a room,
+	// and its reflection-based swaps were a tenth of a large room's
+	// fan-out (BenchmarkMUCFanout in internal/loadtest).
+	slices.SortFunc(out, func(a, b *occupant) int { return strings.Compare(a.nick, b.nick) })
 	return out
 }
 

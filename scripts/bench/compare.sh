@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs a scenario of xmppd-load (chat, or login: a storm of full logins)
-# against xmppd, Debian's Prosody and Debian's ejabberd in one run, with settings as equal as the three allow:
+# Runs a scenario of xmppd-load (chat; login: a storm of full logins; muc:
+# group chat fan-out in one room) against xmppd, Debian's Prosody and
+# Debian's ejabberd in one run, with settings as equal as the three allow:
 # one c2s listener on loopback with STARTTLS required, an ECDSA P-256
 # certificate (TLS 1.3 is what the generator and all three negotiate),
 # SCRAM-SHA-1 over stored keys (4096 iterations), no rate limits, each
@@ -8,11 +9,24 @@
 # ejabberd: Mnesia), roster, disco, ping and carbons on, message archiving
 # on or off. Each server runs on CPU 0 (taskset), the generator on CPU 1.
 # Prints, per server, xmppd-load's line per step: latency p50/p99/max,
-# loss, and the server process's CPU per message received.
+# loss, and the server process's CPU per message received (muc: per copy
+# delivered), with the machine's load average before and after each run.
 #
-#   scripts/bench/compare.sh [--scenario chat|login] [--servers xmppd,prosody,ejabberd]
+#   scripts/bench/compare.sh [--scenario chat|login|muc] [--servers xmppd,prosody,ejabberd]
 #                            [--archive on|off] [--n SESSIONS] [--rates R1,R2,...]
-#                            [--step DURATION]
+#                            [--step DURATION] [--occupants N1,N2,...] [--senders M]
+#
+# muc: for each room size of --occupants (default 100,1000), that many
+# sessions enter a room of the server's MUC service (conference.localhost,
+# a new room per size, created by the first as an instant room) and the
+# first --senders (default 10) send groupchat messages at the total rates
+# of --rates (default 5,20,50 messages/s; 10s steps); every occupant reads
+# all the time and times its copy of each message. Each server's own
+# per-occupant limits are set out of the way where their default would
+# refuse or throttle the scenario: xmppd's muc message_rate and
+# message_burst; ejabberd's mod_muc max_users (default 200 occupants);
+# Prosody 0.12 has no MUC message limit. See docs/PERFORMANCE.md, "Group
+# chat fan-out".
 #
 # KEEP=1 leaves the servers' directories (data, logs) in /tmp.
 # Defaults: chat, all three, archive off, 100 sessions (50 pairs; for
@@ -24,7 +38,7 @@
 # installs them). Loopback only, bounded in time. See docs/PERFORMANCE.md.
 set -euo pipefail
 
-scenario=chat servers=xmppd,prosody,ejabberd archive=off n=100 rates= step=5s
+scenario=chat servers=xmppd,prosody,ejabberd archive=off n=100 rates= step= occupants=100,1000 senders=10
 while [ $# -gt 0 ]; do
 	case $1 in
 	--scenario) scenario=$2; shift 2 ;;
@@ -33,14 +47,21 @@ while [ $# -gt 0 ]; do
 	--n) n=$2; shift 2 ;;
 	--rates) rates=$2; shift 2 ;;
 	--step) step=$2; shift 2 ;;
+	--occupants) occupants=$2; shift 2 ;;
+	--senders) senders=$2; shift 2 ;;
 	*) echo "compare.sh: unknown argument $1" >&2; exit 2 ;;
 	esac
 done
 case $archive in on|off) ;; *) echo "compare.sh: --archive is on or off" >&2; exit 2 ;; esac
 case $scenario in
-chat) rates=${rates:-500,1000,2000,4000,8000} ;;
-login) rates=${rates:-50,100,200,400,800,1600} ;;
-*) echo "compare.sh: --scenario is chat or login" >&2; exit 2 ;;
+chat) rates=${rates:-500,1000,2000,4000,8000} step=${step:-5s} ;;
+login) rates=${rates:-50,100,200,400,800,1600} step=${step:-5s} ;;
+muc)
+	rates=${rates:-5,20,50} step=${step:-10s}
+	# One account per occupant of the largest room.
+	n=$(tr , '\n' <<<"$occupants" | sort -n | tail -n 1)
+	;;
+*) echo "compare.sh: --scenario is chat, login or muc" >&2; exit 2 ;;
 esac
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -70,12 +91,34 @@ wait_port() {
 	return 1
 }
 
-# load runs the generator against the server whose process is $1.
+# loadavg prints the machine's load average (1, 5, 15 minutes): the
+# machine is shared, and every figure is read beside it.
+loadavg() { echo "load average: $(cut -d ' ' -f 1-3 /proc/loadavg) ($1)"; }
+
+# load runs the generator against the server whose process is $1: once,
+# or for muc once per room size, each in a room of its own.
 load() {
-	local extra=(-resource r -settle 3s)
-	[ "$scenario" = login ] && extra=()
-	taskset -c 1 "$work/xmppd-load" -addr "127.0.0.1:$port" -scenario "$scenario" -n "$n" -user 'load%d' "${extra[@]}" \
-		-mech SCRAM-SHA-1 -password "$password" -insecure -rates "$rates" -step "$step" -server-pid "$1"
+	if [ "$scenario" != muc ]; then
+		local extra=(-resource r -settle 3s)
+		[ "$scenario" = login ] && extra=()
+		loadavg before
+		taskset -c 1 "$work/xmppd-load" -addr "127.0.0.1:$port" -scenario "$scenario" -n "$n" -user 'load%d' "${extra[@]}" \
+			-mech SCRAM-SHA-1 -password "$password" -insecure -rates "$rates" -step "$step" -server-pid "$1"
+		loadavg after
+		return
+	fi
+	local size
+	IFS=, read -r -a sizes <<<"$occupants"
+	for size in "${sizes[@]}"; do
+		echo "room of $size occupants, $senders senders"
+		loadavg before
+		taskset -c 1 "$work/xmppd-load" -addr "127.0.0.1:$port" -scenario muc -n "$size" -user 'load%d' -resource r \
+			-room "load$size@conference.localhost" -senders "$senders" -settle 3s -hold 15m \
+			-mech SCRAM-SHA-1 -password "$password" -insecure -rates "$rates" -step "$step" -server-pid "$1"
+		loadavg after
+		# The sessions closed: let the server send the last exits.
+		sleep 3
+	done
 }
 
 run_xmppd() {
@@ -83,6 +126,18 @@ run_xmppd() {
 	mkdir -p "$d"
 	local modules="disco, ping, version, time, roster, offline, blocking, carbons, vcard, private, last, register, push"
 	[ "$archive" = on ] && modules="$modules, mam"
+	local muc=""
+	if [ "$scenario" = muc ]; then
+		modules="$modules, muc"
+		# The default (60 messages a minute per occupant, bursts of 10)
+		# would refuse the senders' messages at the higher rates; and a
+		# room holds 1000 occupants by default.
+		muc="module_options:
+  muc:
+    message_rate: 100000000
+    message_burst: 100000000
+    max_occupants: $((n > 1000 ? n : 1000))"
+	fi
 	cat >"$d/xmppd.yaml" <<YAML
 data_dir: $d/data
 hosts:
@@ -99,6 +154,7 @@ limits:
   max_sessions_per_user: 100000
 log:
   level: warn
+$muc
 YAML
 	echo "$password" | "$work/xmppd" --config "$d/xmppd.yaml" user add load0@localhost --password-stdin >/dev/null
 	# The other accounts get load0's keys: deriving them per account takes
@@ -138,6 +194,7 @@ default_archive_policy = true
 archive_expires_after = "never"
 VirtualHost "localhost"
 LUA
+	[ "$scenario" = muc ] && echo 'Component "conference.localhost" "muc"' >>"$d/prosody.cfg.lua"
 	chown -R prosody:prosody "$d"
 	runuser -u prosody -- prosodyctl --config "$d/prosody.cfg.lua" register load0 localhost "$password" >/dev/null
 	local acc=$d/data/localhost/accounts
@@ -160,6 +217,11 @@ run_ejabberd() {
 	cp "$work/both.pem" "$d/conf/"
 	echo '{lookup, [file, native]}.' >"$d/conf/inetrc"
 	local mam="" ; [ "$archive" = on ] && mam="  mod_mam: {default: always}"
+	local muc=""
+	# mod_muc's default max_users (200 occupants, for the service and a
+	# new room) would refuse the larger rooms; it has no message limit
+	# by default (min_message_interval: 0).
+	[ "$scenario" = muc ] && muc="  mod_muc: {max_users: $n, default_room_options: {max_users: $n}}"
 	cat >"$d/conf/ejabberd.yml" <<YAML
 hosts: [localhost]
 loglevel: warning
@@ -187,17 +249,21 @@ modules:
   mod_ping: {}
   mod_carboncopy: {}
 $mam
+$muc
 YAML
+	# The accounts, imported in one command (XEP-0227): one ejabberdctl
+	# call per account takes a second of CPU each.
+	{
+		echo "<server-data xmlns='urn:xmpp:pie:0'><host jid='localhost'>"
+		for i in $(seq 0 $((n - 1))); do echo "<user name='load$i' password='$password'/>"; done
+		echo "</host></server-data>"
+	} >"$d/conf/accounts.xml"
 	chown -R ejabberd:ejabberd "$d"
 	local ctl=(env ERL_DIST_PORT=$((port + 1)) ejabberdctl --config-dir "$d/conf" --logs "$d/logs" --spool "$d/spool" --node "$node")
 	taskset -c 0 "${ctl[@]}" start
 	stop_server="${ctl[*]} stop"
 	"${ctl[@]}" started
-	for i in $(seq 0 $((n - 1))); do
-		"${ctl[@]}" register "load$i" localhost "$password" >/dev/null &
-		[ $((i % 10)) = 9 ] && wait
-	done
-	wait
+	"${ctl[@]}" import_piefxis "$d/conf/accounts.xml" >/dev/null
 	wait_port ejabberd
 	local pid
 	pid=$(pgrep -f "beam.*$node" | head -n 1)
