@@ -31,6 +31,7 @@ Passwords come from XMPP_PASSWORD_X, XMPP_PASSWORD_P and XMPP_PASSWORD_E.
 """
 
 import argparse
+import asyncio
 import os
 import sys
 
@@ -60,10 +61,22 @@ class Client(muc.MUCEvents, fed.Client):
         self.errors.append(stanza)
 
 
+async def join_wait(c, room, nick, T):
+    """slixmpp's join_muc_wait, with a failure that says what was awaited:
+    slixmpp 1.8.3 sees a presence error only if it carries the MUC <x/>,
+    which a server's bounce (an unreachable room) need not, and then waits
+    for its timeout."""
+    try:
+        return await c["xep_0045"].join_muc_wait(room, nick, timeout=T)
+    except asyncio.TimeoutError:
+        fail(f"{c.name}: no self-presence and subject from {room} within {T:g}s "
+             f"(an error without the MUC <x/> goes unseen by slixmpp)")
+
+
 async def create_instant(c, room, nick, T):
     """c creates room with nick and accepts the default configuration
     (an instant room, XEP-0045 §10.1.2); returns c's self-presence."""
-    pres, subject, _, history = await c["xep_0045"].join_muc_wait(room, nick, timeout=T)
+    pres, subject, _, history = await join_wait(c, room, nick, T)
     if not {110, 201} <= codes(pres):
         fail(f"{c.name}: creating {room}: self-presence with status {sorted(codes(pres))}, "
              f"want 110 and 201: {xml(pres)}")
@@ -79,7 +92,7 @@ async def create_instant(c, room, nick, T):
 async def join(c, room, nick, want_others, T):
     """c joins room as nick; the occupants it is shown (itself aside) must
     be want_others; returns its self-presence."""
-    pres, subject, occupants, _ = await c["xep_0045"].join_muc_wait(room, nick, timeout=T)
+    pres, subject, occupants, _ = await join_wait(c, room, nick, T)
     if 110 not in codes(pres):
         fail(f"{c.name}: self-presence in {room} without 110: {xml(pres)}")
     others = sorted(str(p["from"].resource) for p in occupants if p["from"].resource != nick)
